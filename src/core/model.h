@@ -1,0 +1,147 @@
+/* model.h — the things certkeep manages (see docs/DESIGN.md's vocabulary), as plain structs
+ * shared by the store, the server and the job runner. Each struct owns every pointer in it; the
+ * matching _free function releases them and leaves the struct zeroed. */
+#ifndef CK_CORE_MODEL_H
+#define CK_CORE_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/error.h"
+#include "common/util.h"
+#include "crypto/keys.h"
+
+/* ---- roles ---- */
+enum ck_role { CK_ROLE_VIEWER, CK_ROLE_EDITOR, CK_ROLE_ADMIN };
+const char *ck_role_name(enum ck_role role); /* "viewer", "editor", "admin" */
+int ck_role_parse(const char *name, enum ck_role *out, ck_error *err);
+
+/* ---- validation level ---- */
+enum ck_validation { CK_VALIDATION_DV, CK_VALIDATION_OV, CK_VALIDATION_EV };
+const char *ck_validation_name(enum ck_validation v); /* "dv", "ov", "ev" */
+int ck_validation_parse(const char *name, enum ck_validation *out, ck_error *err);
+
+/* ---- order states (docs/DESIGN.md, "Order states") ---- */
+enum ck_order_state {
+    CK_ORDER_NEW,                /* created; the csr job has not written key and CSR yet */
+    CK_ORDER_CSR_READY,
+    CK_ORDER_PENDING_VALIDATION,
+    CK_ORDER_CHECKING,
+    CK_ORDER_AWAITING_ACK,
+    CK_ORDER_ISSUED,
+    CK_ORDER_STAGED,
+    CK_ORDER_DEPLOYED,
+    CK_ORDER_SUPERSEDED,
+    CK_ORDER_CANCELLED,
+    CK_ORDER_FAILED,
+    CK_ORDER_STATE_COUNT
+};
+const char *ck_order_state_name(enum ck_order_state s); /* "new", "csr_ready", ... */
+int ck_order_state_parse(const char *name, enum ck_order_state *out, ck_error *err);
+/* Open orders block a second order for the same enrollment: every state before deployment. */
+bool ck_order_state_is_open(enum ck_order_state s);
+
+/* ---- jobs ---- */
+enum ck_job_type { CK_JOB_CSR, CK_JOB_TYPE_COUNT };
+const char *ck_job_type_name(enum ck_job_type t); /* "csr" */
+int ck_job_type_parse(const char *name, enum ck_job_type *out, ck_error *err);
+
+enum ck_job_state { CK_JOB_QUEUED, CK_JOB_RUNNING, CK_JOB_FINISHED, CK_JOB_FAILED,
+                    CK_JOB_STATE_COUNT };
+const char *ck_job_state_name(enum ck_job_state s); /* "queued", "running", "finished", "failed" */
+int ck_job_state_parse(const char *name, enum ck_job_state *out, ck_error *err);
+
+/* ---- tenants and tokens ---- */
+struct ck_tenant {
+    int64_t id;
+    char *name;
+    int64_t created_at;
+};
+void ck_tenant_free(struct ck_tenant *t);
+
+/* The tenant every `certkeep init` creates; its admins administer the whole installation. */
+#define CK_OPERATOR_TENANT_ID   1
+#define CK_OPERATOR_TENANT_NAME "default"
+
+struct ck_token {
+    int64_t id;
+    int64_t tenant_id;
+    char *tenant_name;
+    char *name; /* a label, e.g. "ci" */
+    enum ck_role role;
+    int64_t created_at;
+};
+void ck_token_free(struct ck_token *t);
+
+/* ---- enrollments ---- */
+struct ck_subject {
+    char *o, *ou, *l, *st, *c; /* NULL when not set */
+};
+
+struct ck_policy {
+    char *lifetime;      /* NULL = the issuer's default; "90d", "40s" */
+    char *renew_before;  /* NULL = 60d (20d for DV); "60d", "90s", "33%" */
+    char *deploy_before; /* NULL = 7d */
+    bool always_test_on_staging;
+};
+
+struct ck_enrollment {
+    int64_t id;
+    int64_t tenant_id;
+    char *name;
+    char *cn;
+    ck_strv sans; /* A-labels, lower case, the CN always among them, no duplicates */
+    struct ck_subject subject;
+    enum ck_key_type key_type;
+    enum ck_validation validation;
+    char *issuer; /* "manual" until the issuers issue adds more */
+    ck_strv contacts;
+    struct ck_policy policy;
+    int64_t staging_order_id;    /* 0 = none */
+    int64_t production_order_id; /* 0 = none */
+    int64_t created_at, updated_at;
+};
+void ck_enrollment_free(struct ck_enrollment *e);
+
+/* ---- orders ---- */
+struct ck_order {
+    int64_t id;
+    int64_t tenant_id;
+    int64_t enrollment_id;
+    char *enrollment_name;
+    enum ck_order_state state;
+    enum ck_key_type key_type;
+    uint8_t *sealed_key; /* NULL until the csr job ran; AAD ck_order_key_aad() */
+    size_t sealed_key_len;
+    char *csr_pem;       /* NULL until the csr job ran */
+    char *error;         /* why it failed, when failed */
+    int64_t created_at, updated_at;
+};
+void ck_order_free(struct ck_order *o);
+
+/* "certkeep/order/<id>/key": the associated data that binds a sealed key to its order. */
+void ck_order_key_aad(int64_t order_id, char *buf, size_t len);
+
+struct ck_job {
+    int64_t id;
+    int64_t tenant_id;
+    int64_t enrollment_id; /* 0 = none */
+    char *enrollment_name; /* NULL = none */
+    int64_t order_id;      /* 0 = none */
+    enum ck_job_type type;
+    enum ck_job_state state;
+    int64_t created_at, started_at, finished_at; /* 0 = not yet */
+    char *error;
+    ck_strv artifacts; /* names of stored artifacts, e.g. "csr" */
+};
+void ck_job_free(struct ck_job *j);
+
+struct ck_job_log_line {
+    int64_t at;
+    char *level; /* "info", "warn", "error" */
+    char *message;
+};
+void ck_job_log_lines_free(struct ck_job_log_line *lines, size_t n);
+
+#endif

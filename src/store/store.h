@@ -1,0 +1,136 @@
+/* store.h — the only door to storage.
+ *
+ * One `struct ck_store` is one connection; use one per thread. Several processes may share the
+ * same database (SQLite today, PostgreSQL later): nothing here caches rows between calls, every
+ * state change is one transaction, and work is claimed with a lease so two daemons never run the
+ * same job.
+ *
+ * Every query that reads or changes a tenant's data takes the tenant id and behaves as if other
+ * tenants' rows did not exist (404 "not_found"). Functions return 0 on success and -1 with *err
+ * set on failure (status 404 not found, 409 conflict, 500 storage failure); on failure nothing
+ * was changed. Output structs are filled only on success and owned by the caller (free them with
+ * the model.h _free functions; arrays with the _array_free functions below). */
+#ifndef CK_STORE_STORE_H
+#define CK_STORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/error.h"
+#include "core/model.h"
+
+struct ck_store;
+
+/* Opens (creating when missing) the database at path and applies pending migrations, each in its
+ * own transaction. SQLite: WAL journal, foreign keys on, busy timeout 5 s. */
+int ck_store_open(const char *path, struct ck_store **out, ck_error *err);
+void ck_store_close(struct ck_store *st);
+/* The schema version after migrations (number of applied migrations). */
+int ck_store_schema_version(struct ck_store *st);
+
+/* ---- tenants ---- */
+/* 409 "tenant_exists" when the name is taken. */
+int ck_store_tenant_create(struct ck_store *st, const char *name, struct ck_tenant *out,
+                           ck_error *err);
+int ck_store_tenant_get(struct ck_store *st, const char *name, struct ck_tenant *out,
+                        ck_error *err);
+int ck_store_tenant_list(struct ck_store *st, struct ck_tenant **out, size_t *n, ck_error *err);
+void ck_tenant_array_free(struct ck_tenant *a, size_t n);
+
+/* ---- tokens (only SHA-256 hashes of the secrets are stored) ---- */
+int ck_store_token_create(struct ck_store *st, int64_t tenant_id, enum ck_role role,
+                          const char *name, const uint8_t hash[32], struct ck_token *out,
+                          ck_error *err);
+/* 401 "invalid_token" when no token has that hash. */
+int ck_store_token_lookup(struct ck_store *st, const uint8_t hash[32], struct ck_token *out,
+                          ck_error *err);
+int ck_store_token_list(struct ck_store *st, int64_t tenant_id, struct ck_token **out, size_t *n,
+                        ck_error *err);
+int ck_store_token_delete(struct ck_store *st, int64_t tenant_id, int64_t token_id,
+                          ck_error *err);
+void ck_token_array_free(struct ck_token *a, size_t n);
+
+/* ---- enrollments ---- */
+/* Inserts e (tenant_id, name and every field set by the caller); fills e->id, created_at and
+ * updated_at. 409 "enrollment_exists" when the tenant already has that name. */
+int ck_store_enrollment_create(struct ck_store *st, struct ck_enrollment *e, ck_error *err);
+int ck_store_enrollment_get(struct ck_store *st, int64_t tenant_id, const char *name,
+                            struct ck_enrollment *out, ck_error *err);
+int ck_store_enrollment_list(struct ck_store *st, int64_t tenant_id, struct ck_enrollment **out,
+                             size_t *n, ck_error *err);
+/* Replaces every field a user can change (cn, sans, subject, key_type, validation, issuer,
+ * contacts, policy) of the enrollment e->id of e->tenant_id; sets e->updated_at. */
+int ck_store_enrollment_update(struct ck_store *st, struct ck_enrollment *e, ck_error *err);
+/* Deletes the enrollment with its orders, jobs and artifacts. 409 "order_open" while one of its
+ * orders is open. */
+int ck_store_enrollment_delete(struct ck_store *st, int64_t tenant_id, const char *name,
+                               ck_error *err);
+void ck_enrollment_array_free(struct ck_enrollment *a, size_t n);
+
+/* ---- orders ---- */
+/* Creates an order in state "new" for the enrollment, with the key type it has now, and queues
+ * its "csr" job, in one transaction. 409 "order_open" (message naming the open order's id and
+ * state) when the enrollment already has an open order. */
+int ck_store_order_create(struct ck_store *st, int64_t tenant_id, int64_t enrollment_id,
+                          int64_t *order_id, int64_t *job_id, ck_error *err);
+int ck_store_order_get(struct ck_store *st, int64_t tenant_id, int64_t order_id,
+                       struct ck_order *out, ck_error *err);
+
+struct ck_order_filter {
+    const char *enrollment; /* name, or NULL for all */
+    int state;              /* an enum ck_order_state, or -1 for all */
+};
+int ck_store_order_list(struct ck_store *st, int64_t tenant_id, const struct ck_order_filter *f,
+                        struct ck_order **out, size_t *n, ck_error *err);
+void ck_order_array_free(struct ck_order *a, size_t n);
+
+/* Moves an open order to "cancelled" (and fails its queued or running jobs with "order
+ * cancelled"). 409 "order_closed" when it is not open. */
+int ck_store_order_cancel(struct ck_store *st, int64_t tenant_id, int64_t order_id,
+                          ck_error *err);
+
+/* The csr job's commit, in one transaction: the order goes from "new" to "csr_ready" with its
+ * sealed key and CSR, the CSR is stored as the job's artifact "csr" (application/pkcs10), and
+ * the job is finished. 409 "order_not_new" (nothing changed) when the order left "new"
+ * meanwhile, e.g. was cancelled. */
+int ck_store_order_csr_ready(struct ck_store *st, int64_t order_id, int64_t job_id,
+                             const uint8_t *sealed_key, size_t sealed_key_len,
+                             const char *csr_pem, ck_error *err);
+
+/* Moves an open order to "failed" with the reason. */
+int ck_store_order_fail(struct ck_store *st, int64_t order_id, const char *reason,
+                        ck_error *err);
+
+/* ---- jobs ---- */
+/* Claims the oldest runnable job: queued, or running with an expired lease (its daemon died).
+ * Sets it running with started_at and a lease of lease_seconds held by `worker`.
+ * Returns 1 with *out filled, 0 when there is nothing to do, -1 on error. */
+int ck_store_job_claim(struct ck_store *st, const char *worker, int64_t lease_seconds,
+                       struct ck_job *out, ck_error *err);
+/* Appends a log line (level "info" | "warn" | "error") to a job. */
+int ck_store_job_log(struct ck_store *st, int64_t job_id, const char *level, const char *message,
+                     ck_error *err);
+/* Ends a job: state finished or failed, with error text for failed. */
+int ck_store_job_finish(struct ck_store *st, int64_t job_id, enum ck_job_state state,
+                        const char *error, ck_error *err);
+int ck_store_job_get(struct ck_store *st, int64_t tenant_id, int64_t job_id, struct ck_job *out,
+                     ck_error *err);
+
+struct ck_job_filter {
+    int state;              /* an enum ck_job_state, or -1 */
+    int type;               /* an enum ck_job_type, or -1 */
+    const char *enrollment; /* name, or NULL */
+    int64_t order_id;       /* 0 = all */
+};
+int ck_store_job_list(struct ck_store *st, int64_t tenant_id, const struct ck_job_filter *f,
+                      struct ck_job **out, size_t *n, ck_error *err);
+void ck_job_array_free(struct ck_job *a, size_t n);
+
+int ck_store_job_log_lines(struct ck_store *st, int64_t tenant_id, int64_t job_id,
+                           struct ck_job_log_line **out, size_t *n, ck_error *err);
+/* 404 when the job or the artifact does not exist for that tenant. Caller frees both outputs. */
+int ck_store_job_artifact_get(struct ck_store *st, int64_t tenant_id, int64_t job_id,
+                              const char *name, char **content_type, uint8_t **data,
+                              size_t *len, ck_error *err);
+
+#endif
