@@ -4,11 +4,11 @@
 #   make unit            build and run the cmocka unit tests
 #   make check           the whole test suite (unit, sanitizer unit, integration); see tests/run.sh
 
-PKGS     := openssl libcurl jansson sqlite3 libevent libevent_openssl libevent_pthreads
+PKGS     := openssl libcurl jansson sqlite3 libevent libevent_openssl libevent_pthreads libidn2
 CC       ?= cc
 OPT      ?= -O2
 CFLAGS   ?= $(OPT) -g
-CFLAGS   += -std=c17 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror \
+CFLAGS   += -std=c17 -D_DEFAULT_SOURCE -D_XOPEN_SOURCE=700 -Wall -Wextra -Werror \
             -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla \
             -fno-strict-aliasing -Isrc $(shell pkg-config --cflags $(PKGS))
 LDLIBS   += $(shell pkg-config --libs $(PKGS)) -lpthread

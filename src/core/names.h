@@ -15,7 +15,7 @@
 int ck_hostname_check(char *name, ck_error *err);
 
 /* Checks and normalises a SAN list in place: every name valid, duplicates removed (the first
- * kept), and cn added first when missing. */
+  * kept), and cn added first when missing. On failure sans is left untouched. */
 int ck_san_list_normalise(const char *cn, ck_strv *sans, ck_error *err);
 
 /* Resource names (enrollments): 1-63 of [A-Za-z0-9._-], starting with a letter or digit. */
