@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Bad input never crashes the daemon and always gets a JSON error.
+source "$(dirname "$0")/lib.sh"
+start_daemon
+
+api GET /v1/nowhere
+check_eq "an unknown route is a JSON 404" "404 not_found" "$STATUS $(json .error.code)"
+api DELETE /v1/jobs
+check_eq "a wrong method is a JSON 405" 405 "$STATUS"
+api POST /v1/enrollments '[1,2,3]'
+check_eq "a JSON array instead of an object is 400" 400 "$STATUS"
+api POST /v1/enrollments '{"name":"a","cn":12}'
+check_eq "a wrong type is 400 naming the field" "400 cn" "$STATUS $(json .error.message | grep -o cn | head -1)"
+api POST /v1/enrollments '{"name":"a/b","cn":"a.example.com"}'
+check_eq "a bad enrollment name is 400" 400 "$STATUS"
+api GET /v1/orders/abc
+check_eq "a non-numeric id is 404" 404 "$STATUS"
+api GET /v1/orders/99999999999999999999999
+check_eq "an overflowing id is 404" 404 "$STATUS"
+api GET "/v1/enrollments/%00%ff"
+check "an odd name gets an error, not a crash" test "$STATUS" -ge 400
+for i in $(seq 1 20); do
+    head -c $((RANDOM % 4000 + 1)) /dev/urandom >"$WORK/junk"
+    (exec 3<>/dev/tcp/127.0.0.1/$PORT && cat "$WORK/junk" >&3 && timeout 2 cat <&3 >/dev/null) 2>/dev/null
+done
+printf 'POST /v1/enrollments HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n{' >"$WORK/hdr"
+(exec 3<>/dev/tcp/127.0.0.1/$PORT && cat "$WORK/hdr" >&3 && timeout 2 cat <&3 >/dev/null) 2>/dev/null
+api GET /healthz
+check_eq "after 20 garbage connections and a lying Content-Length the daemon still answers" 200 "$STATUS"
+api POST /v1/enrollments '{"name":"ok","cn":"ok.example.com"}'
+check_eq "and still works" 201 "$STATUS"
+finish

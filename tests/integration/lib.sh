@@ -1,0 +1,134 @@
+# Shared by the integration scenarios: a temp folder per scenario removed by a trap, the real
+# daemon started on a free loopback port, and TAP output ("ok - ..." / "not ok - ...").
+# Scenarios: `source "$(dirname "$0")/lib.sh"`, then use start_daemon, api, ck, check_*.
+set -u
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+CERTKEEP=${CERTKEEP:-$ROOT/build/certkeep}
+WORK=$(mktemp -d /tmp/certkeep-test.XXXXXX)
+DATA=$WORK/data
+DAEMON_PID=""
+DAEMON_LOG=$WORK/daemon.log
+FAILED=0
+# LeakSanitizer reports end the process with status 23 so a leak at exit fails the scenario.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:exitcode=23}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+cleanup() {
+    [ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null && wait "$DAEMON_PID" 2>/dev/null
+    [ -n "${EXTRA_PIDS:-}" ] && kill $EXTRA_PIDS 2>/dev/null
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+ok() { echo "ok - $*"; }
+not_ok() {
+    echo "not ok - $*"
+    FAILED=1
+}
+diag() { echo "#   $*"; }
+
+check() { # description command...
+    local desc=$1
+    shift
+    if "$@" >/dev/null 2>&1; then ok "$desc"; else not_ok "$desc"; fi
+}
+check_eq() { # description expected actual
+    if [ "$2" = "$3" ]; then ok "$1"; else
+        not_ok "$1"
+        diag "expected: $2"
+        diag "actual:   $3"
+    fi
+}
+check_contains() { # description needle haystack
+    case $3 in
+    *"$2"*) ok "$1" ;;
+    *)
+        not_ok "$1"
+        diag "missing: $2"
+        diag "in:      $(printf '%s' "$3" | head -c 600)"
+        ;;
+    esac
+}
+check_not_contains() { # description needle haystack
+    case $3 in
+    *"$2"*)
+        not_ok "$1"
+        diag "unexpected: $2"
+        ;;
+    *) ok "$1" ;;
+    esac
+}
+
+free_port() { # prints a loopback TCP port nobody listens on
+    local p i
+    for i in $(seq 1 50); do
+        p=$((20000 + RANDOM % 30000))
+        if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
+            echo "$p"
+            return 0
+        fi
+    done
+    return 1
+}
+
+wait_for_http() { # url [seconds]
+    local i
+    for i in $(seq 1 $((${2:-10} * 10))); do
+        curl -s -o /dev/null -k "$1" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+init_data() { # creates $DATA and sets ADMIN_TOKEN
+    ADMIN_TOKEN=$("$CERTKEEP" init --data "$DATA" 2>"$WORK/init.err")
+    export CERTKEEP_TOKEN=$ADMIN_TOKEN
+}
+
+start_daemon() { # [extra serve args...]; sets PORT, CERTKEEP_ADDR
+    [ -f "$DATA/certkeep.db" ] || init_data
+    PORT=$(free_port)
+    export CERTKEEP_ADDR=http://127.0.0.1:$PORT
+    "$CERTKEEP" serve --data "$DATA" --api "127.0.0.1:$PORT" "$@" >>"$DAEMON_LOG" 2>&1 &
+    DAEMON_PID=$!
+    if ! wait_for_http "$CERTKEEP_ADDR/healthz" 15; then
+        not_ok "daemon started on 127.0.0.1:$PORT"
+        sed 's/^/#   /' "$DAEMON_LOG" | tail -20
+        exit 1
+    fi
+}
+
+stop_daemon() { # SIGTERM; sets DAEMON_STATUS
+    DAEMON_STATUS=none
+    [ -n "$DAEMON_PID" ] || return 0
+    kill -TERM "$DAEMON_PID"
+    wait "$DAEMON_PID"
+    DAEMON_STATUS=$?
+    DAEMON_PID=""
+}
+
+# api METHOD PATH [JSON_BODY|@FILE] — sets STATUS and BODY; uses $TOKEN if set, else CERTKEEP_TOKEN.
+api() {
+    local method=$1 path=$2 data=${3:-} out=$WORK/api.out
+    local args=(-s -o "$out" -w '%{http_code}' -X "$method" -H "Authorization: Bearer ${TOKEN:-$CERTKEEP_TOKEN}")
+    [ -n "$data" ] && args+=(-H 'Content-Type: application/json' --data-binary "$data")
+    STATUS=$(curl "${args[@]}" "$CERTKEEP_ADDR$path")
+    BODY=$(cat "$out")
+}
+
+ck() { "$CERTKEEP" "$@"; } # the CLI, with CERTKEEP_ADDR/CERTKEEP_TOKEN from the environment
+
+json() { printf '%s' "$BODY" | jq -r "$1"; }
+
+finish() {
+    if [ -n "$DAEMON_PID" ]; then
+        stop_daemon
+        check_eq "daemon stopped cleanly on SIGTERM (no leak, no sanitizer report)" 0 "$DAEMON_STATUS"
+    fi
+    if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$DAEMON_LOG" 2>/dev/null; then
+        not_ok "no sanitizer report in the daemon log"
+        grep -E -A8 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$DAEMON_LOG" | head -40 | sed 's/^/#   /'
+    fi
+    exit $FAILED
+}
