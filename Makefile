@@ -28,7 +28,12 @@ MAIN_OBJ := $(BUILD)/obj/src/main.o
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all unit check clean format
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+FUZZ_CFLAGS := $(filter-out -fsanitize=% -fno-sanitize-recover=%,$(CFLAGS)) \
+               -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer
+
+.PHONY: all unit check clean format fuzz
 all: $(BUILD)/certkeep
 
 $(BUILD)/certkeep: $(MAIN_OBJ) $(BUILD)/libcertkeep.a
@@ -49,6 +54,13 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libcertkeep.a
 
 unit: $(UNIT_BIN)
 	@tests/run-unit.sh $(UNIT_BIN)
+
+# libFuzzer targets, one per parser of outside input; tests/fuzz/run.sh runs them for a bounded time.
+fuzz: $(FUZZ_BIN)
+
+build/fuzz/%: tests/fuzz/%.c $(LIB_SRC)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(LDLIBS)
 
 check:
 	@tests/run.sh
