@@ -5,7 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -13,12 +20,17 @@
 #include <openssl/crypto.h>
 #include <openssl/encoder.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
+#include "common/clock.h"
 #include "common/util.h"
-
+#include "crypto/csr.h"
 #include "crypto/keys.h"
 #include "crypto/seal.h"
+#include "crypto/x509info.h"
 
 #define TEST_AAD "certkeep/order/42/key"
 
@@ -413,8 +425,703 @@ static void test_master_key_bad_content(void **state)
     temp_dir_remove(&dir, "master.key");
 }
 
+/* ---- CSRs ---- */
+
+static const char *const csr_sans[] = {"shop.example.com", "www.shop.example.com",
+                                       "*.api.example.com", "192.0.2.1", "2001:db8::1"};
+
+static char *make_test_csr(EVP_PKEY *key)
+{
+    ck_strv sans = {0};
+    for (size_t i = 0; i < CK_ARRAY_LEN(csr_sans); i++)
+        assert_int_equal(ck_strv_push(&sans, csr_sans[i]), 0);
+    struct ck_csr_request req = {
+        .cn = "shop.example.com",
+        .sans = &sans,
+        .o = "Example Ltd",
+        .ou = "Web",
+        .l = "Paris",
+        .st = "\xc3\x8e"
+              "le-de-France",
+        .c = "FR",
+    };
+    ck_error err = {0};
+    char *pem = ck_csr_create(key, &req, &err);
+    if (pem == NULL)
+        fail_msg("ck_csr_create: %s", err.message);
+    ck_strv_free(&sans);
+    return pem;
+}
+
+/* The subject is written C, ST, L, O, OU, CN, in that order, as UTF-8. */
+static void assert_subject_order(const char *pem)
+{
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    X509_REQ *req = PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL);
+    assert_non_null(req);
+    assert_int_equal(X509_REQ_get_version(req), X509_REQ_VERSION_1);
+    const X509_NAME *name = X509_REQ_get_subject_name(req);
+    static const int order[] = {NID_countryName,      NID_stateOrProvinceName,    NID_localityName,
+                                NID_organizationName, NID_organizationalUnitName, NID_commonName};
+    assert_int_equal(X509_NAME_entry_count(name), CK_ARRAY_LEN(order));
+    for (size_t i = 0; i < CK_ARRAY_LEN(order); i++) {
+        const X509_NAME_ENTRY *entry = X509_NAME_get_entry(name, (int)i);
+        assert_int_equal(OBJ_obj2nid(X509_NAME_ENTRY_get_object(entry)), order[i]);
+    }
+    X509_REQ_free(req);
+    BIO_free(bio);
+}
+
+static void assert_csr_round_trip(enum ck_key_type type, const char *key_name, const char *sig_alg)
+{
+    EVP_PKEY *key = ck_key_generate(type, NULL);
+    assert_non_null(key);
+    char *pem = make_test_csr(key);
+    assert_true(strncmp(pem, "-----BEGIN CERTIFICATE REQUEST-----\n", 36) == 0);
+    assert_subject_order(pem);
+
+    struct ck_csr_info info;
+    ck_error err = {0};
+    if (ck_csr_info_from_pem(pem, strlen(pem), &info, &err) != 0)
+        fail_msg("parse: %s", err.message);
+    assert_string_equal(info.subject.cn, "shop.example.com");
+    assert_string_equal(info.subject.o, "Example Ltd");
+    assert_string_equal(info.subject.ou, "Web");
+    assert_string_equal(info.subject.l, "Paris");
+    assert_string_equal(info.subject.st, "\xc3\x8e"
+                                         "le-de-France");
+    assert_string_equal(info.subject.c, "FR");
+    assert_contains(info.subject.text, "CN=shop.example.com");
+    assert_int_equal(info.dns_sans.len, 3);
+    for (size_t i = 0; i < 3; i++)
+        assert_string_equal(info.dns_sans.items[i], csr_sans[i]);
+    assert_int_equal(info.ip_sans.len, 2);
+    assert_string_equal(info.ip_sans.items[0], "192.0.2.1");
+    assert_string_equal(info.ip_sans.items[1], "2001:db8::1");
+    assert_string_equal(info.key_name, key_name);
+    assert_string_equal(info.sig_alg, sig_alg);
+    assert_true(info.signature_valid);
+
+    json_t *json = ck_csr_info_to_json(&info);
+    assert_non_null(json);
+    assert_string_equal(json_string_value(json_object_get(json, "key_type")), key_name);
+    assert_true(json_is_true(json_object_get(json, "signature_valid")));
+    assert_string_equal(json_string_value(json_object_get(json_object_get(json, "subject"), "cn")),
+                        "shop.example.com");
+    assert_int_equal(json_array_size(json_object_get(json, "dns_sans")), 3);
+    assert_int_equal(json_array_size(json_object_get(json, "ip_sans")), 2);
+    json_decref(json);
+
+    ck_csr_info_free(&info);
+    free(pem);
+    EVP_PKEY_free(key);
+}
+
+static void test_csr_round_trip(void **state)
+{
+    (void)state;
+    assert_csr_round_trip(CK_KEY_EC_P256, "ec-p256", "ecdsa-with-SHA256");
+    assert_csr_round_trip(CK_KEY_RSA_2048, "rsa-2048", "sha256WithRSAEncryption");
+}
+
+static void test_csr_tampered(void **state)
+{
+    (void)state;
+    EVP_PKEY *key = ck_key_generate(CK_KEY_EC_P256, NULL);
+    assert_non_null(key);
+    char *pem = make_test_csr(key);
+    BIO *bio = BIO_new_mem_buf(pem, -1);
+    X509_REQ *req = PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL);
+    assert_non_null(req);
+    unsigned char *der = NULL;
+    int der_len = i2d_X509_REQ(req, &der);
+    assert_true(der_len > 0);
+
+    /* The DER form parses too, with a good signature. */
+    struct ck_csr_info info;
+    ck_error err = {0};
+    assert_int_equal(ck_csr_info_from_pem((const char *)der, (size_t)der_len, &info, &err), 0);
+    assert_true(info.signature_valid);
+    ck_csr_info_free(&info);
+
+    /* Change the CN "shop" into "shap": still parses, the signature no longer holds. */
+    bool changed = false;
+    for (int i = 0; i + 4 <= der_len && !changed; i++) {
+        if (memcmp(der + i, "shop", 4) == 0) {
+            der[i + 2] = 'a';
+            changed = true;
+        }
+    }
+    assert_true(changed);
+    assert_int_equal(ck_csr_info_from_pem((const char *)der, (size_t)der_len, &info, &err), 0);
+    assert_string_equal(info.subject.cn, "shap.example.com");
+    assert_false(info.signature_valid);
+    json_t *json = ck_csr_info_to_json(&info);
+    assert_true(json_is_false(json_object_get(json, "signature_valid")));
+    json_decref(json);
+    ck_csr_info_free(&info);
+
+    OPENSSL_free(der);
+    X509_REQ_free(req);
+    BIO_free(bio);
+    free(pem);
+    EVP_PKEY_free(key);
+}
+
+static void test_csr_refuses_bad_fields(void **state)
+{
+    (void)state;
+    EVP_PKEY *key = ck_key_generate(CK_KEY_EC_P256, NULL);
+    assert_non_null(key);
+    ck_error err = {0};
+    struct ck_csr_request bad_country = {.cn = "a.example.com", .c = "FRA"};
+    assert_null(ck_csr_create(key, &bad_country, &err));
+    assert_int_equal(err.status, 400);
+    assert_contains(err.message, "C");
+
+    char long_cn[80];
+    memset(long_cn, 'a', sizeof(long_cn) - 1);
+    long_cn[sizeof(long_cn) - 1] = '\0';
+    struct ck_csr_request too_long = {.cn = long_cn};
+    ck_error_clear(&err);
+    assert_null(ck_csr_create(key, &too_long, &err));
+    assert_int_equal(err.status, 400);
+
+    struct ck_csr_request empty = {0};
+    ck_error_clear(&err);
+    assert_null(ck_csr_create(key, &empty, &err));
+    assert_int_equal(err.status, 400);
+
+    /* Without SANs there is no SAN extension, and the CN alone is kept. */
+    struct ck_csr_request cn_only = {.cn = "only.example.com"};
+    char *pem = ck_csr_create(key, &cn_only, &err);
+    assert_non_null(pem);
+    struct ck_csr_info info;
+    assert_int_equal(ck_csr_info_from_pem(pem, strlen(pem), &info, &err), 0);
+    assert_string_equal(info.subject.cn, "only.example.com");
+    assert_null(info.subject.o);
+    assert_int_equal(info.dns_sans.len, 0);
+    assert_true(info.signature_valid);
+    ck_csr_info_free(&info);
+    free(pem);
+    EVP_PKEY_free(key);
+}
+
+/* ---- certificates ---- */
+
+struct cert_spec {
+    const char *cn, *o;
+    const char *san_conf; /* "DNS:a,IP:1.2.3.4", or NULL */
+    bool ca;
+    int64_t not_before, not_after;
+    uint64_t serial;
+};
+
+static void add_ext(X509 *cert, X509V3_CTX *ctx, int nid, const char *value)
+{
+    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, ctx, nid, value);
+    assert_non_null(ext);
+    assert_int_equal(X509_add_ext(cert, ext, -1), 1);
+    X509_EXTENSION_free(ext);
+}
+
+/* A certificate for key, signed by issuer_key (self-signed when issuer is NULL). */
+static X509 *make_cert(const struct cert_spec *spec, EVP_PKEY *key, X509 *issuer,
+                       EVP_PKEY *issuer_key)
+{
+    X509 *cert = X509_new();
+    assert_non_null(cert);
+    assert_int_equal(X509_set_version(cert, X509_VERSION_3), 1);
+    assert_int_equal(ASN1_INTEGER_set_uint64(X509_get_serialNumber(cert), spec->serial), 1);
+    X509_NAME *name = X509_get_subject_name(cert);
+    if (spec->o != NULL)
+        X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const unsigned char *)spec->o, -1, -1,
+                                   0);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)spec->cn, -1, -1,
+                               0);
+    assert_int_equal(X509_set_issuer_name(cert, issuer ? X509_get_subject_name(issuer) : name), 1);
+    assert_non_null(ASN1_TIME_set(X509_getm_notBefore(cert), (time_t)spec->not_before));
+    assert_non_null(ASN1_TIME_set(X509_getm_notAfter(cert), (time_t)spec->not_after));
+    assert_int_equal(X509_set_pubkey(cert, key), 1);
+    X509V3_CTX ctx;
+    X509V3_set_ctx(&ctx, issuer ? issuer : cert, cert, NULL, NULL, 0);
+    add_ext(cert, &ctx, NID_basic_constraints, spec->ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
+    if (spec->san_conf != NULL)
+        add_ext(cert, &ctx, NID_subject_alt_name, spec->san_conf);
+    assert_true(X509_sign(cert, issuer_key ? issuer_key : key, EVP_sha256()) > 0);
+    return cert;
+}
+
+static char *cert_pem(X509 *cert)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    assert_int_equal(PEM_write_bio_X509(bio, cert), 1);
+    char *data = NULL;
+    long len = BIO_get_mem_data(bio, &data);
+    char *pem = strndup(data, (size_t)len);
+    BIO_free(bio);
+    return pem;
+}
+
+static void expected_fingerprint(X509 *cert, char out[96])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    assert_int_equal(X509_digest(cert, EVP_sha256(), md, &md_len), 1);
+    assert_int_equal(md_len, 32);
+    for (unsigned int i = 0; i < md_len; i++)
+        snprintf(out + 3 * i, 4, i + 1 < md_len ? "%02X:" : "%02X", md[i]);
+}
+
+static void test_cert_info_self_signed(void **state)
+{
+    (void)state;
+    int64_t now = ck_clock_now();
+    EVP_PKEY *key = ck_key_generate(CK_KEY_EC_P256, NULL);
+    assert_non_null(key);
+    struct cert_spec spec = {
+        .cn = "cert.example.com",
+        .o = "Example Ltd",
+        .san_conf = "DNS:cert.example.com,DNS:www.cert.example.com,IP:127.0.0.1,IP:::1",
+        .not_before = now - 86400,
+        .not_after = now + 30 * 86400 + 3600,
+        .serial = 0x0123456789abcdefULL,
+    };
+    X509 *cert = make_cert(&spec, key, NULL, NULL);
+    char *pem = cert_pem(cert);
+
+    struct ck_cert_info info;
+    ck_error err = {0};
+    if (ck_cert_info_from_pem(pem, strlen(pem), &info, &err) != 0)
+        fail_msg("parse: %s", err.message);
+    assert_string_equal(info.subject.cn, "cert.example.com");
+    assert_string_equal(info.subject.o, "Example Ltd");
+    assert_null(info.subject.ou);
+    assert_string_equal(info.issuer.cn, "cert.example.com");
+    assert_string_equal(info.subject.text, "CN=cert.example.com,O=Example Ltd");
+    assert_int_equal(info.dns_sans.len, 2);
+    assert_string_equal(info.dns_sans.items[0], "cert.example.com");
+    assert_string_equal(info.dns_sans.items[1], "www.cert.example.com");
+    assert_int_equal(info.ip_sans.len, 2);
+    assert_string_equal(info.ip_sans.items[0], "127.0.0.1");
+    assert_string_equal(info.ip_sans.items[1], "::1");
+    assert_string_equal(info.key_name, "ec-p256");
+    assert_int_equal(info.key_bits, 256);
+    assert_string_equal(info.sig_alg, "ecdsa-with-SHA256");
+    assert_string_equal(info.serial_hex, "0123456789abcdef");
+    assert_int_equal(info.not_before, spec.not_before);
+    assert_int_equal(info.not_after, spec.not_after);
+    char fingerprint[96];
+    expected_fingerprint(cert, fingerprint);
+    assert_string_equal(info.sha256_fingerprint, fingerprint);
+    assert_int_equal(strlen(info.sha256_fingerprint), 95);
+    assert_false(info.is_ca);
+    assert_true(info.self_signed);
+
+    json_t *json = ck_cert_info_to_json(&info, now);
+    assert_non_null(json);
+    assert_int_equal(json_integer_value(json_object_get(json, "days_left")), 30);
+    assert_string_equal(json_string_value(json_object_get(json, "sha256_fingerprint")),
+                        fingerprint);
+    assert_string_equal(json_string_value(json_object_get(json, "serial")), "0123456789abcdef");
+    assert_string_equal(json_string_value(json_object_get(json, "key_type")), "ec-p256");
+    assert_true(json_is_false(json_object_get(json, "is_ca")));
+    assert_true(json_is_true(json_object_get(json, "self_signed")));
+    assert_true(json_is_null(json_object_get(json_object_get(json, "subject"), "ou")));
+    char expected_time[32];
+    ck_time_format(spec.not_after, expected_time, sizeof(expected_time));
+    assert_string_equal(json_string_value(json_object_get(json, "not_after")), expected_time);
+    json_decref(json);
+
+    /* One second after expiry is day -1, not day 0. */
+    json = ck_cert_info_to_json(&info, spec.not_after + 1);
+    assert_int_equal(json_integer_value(json_object_get(json, "days_left")), -1);
+    json_decref(json);
+    ck_cert_info_free(&info);
+
+    /* DER, and PEM with text before it, give the same certificate. */
+    unsigned char *der = NULL;
+    int der_len = i2d_X509(cert, &der);
+    assert_int_equal(ck_cert_info_from_pem((const char *)der, (size_t)der_len, &info, &err), 0);
+    assert_string_equal(info.sha256_fingerprint, fingerprint);
+    ck_cert_info_free(&info);
+    size_t with_text_len = strlen(pem) + 64;
+    char *with_text = malloc(with_text_len);
+    snprintf(with_text, with_text_len, "Bag Attributes\n    friendlyName: test\n%s", pem);
+    assert_int_equal(ck_cert_info_from_pem(with_text, strlen(with_text), &info, &err), 0);
+    assert_string_equal(info.sha256_fingerprint, fingerprint);
+    ck_cert_info_free(&info);
+
+    free(with_text);
+    OPENSSL_free(der);
+    free(pem);
+    X509_free(cert);
+    EVP_PKEY_free(key);
+}
+
+static void test_cert_info_issued(void **state)
+{
+    (void)state;
+    int64_t now = ck_clock_now();
+    EVP_PKEY *ca_key = ck_key_generate(CK_KEY_RSA_2048, NULL);
+    EVP_PKEY *leaf_key = ck_key_generate(CK_KEY_EC_P384, NULL);
+    struct cert_spec ca_spec = {.cn = "Test Root CA",
+                                .o = "certkeep tests",
+                                .ca = true,
+                                .not_before = now - 86400,
+                                .not_after = now + 3650 * 86400,
+                                .serial = 1};
+    struct cert_spec leaf_spec = {.cn = "leaf.example.com",
+                                  .san_conf = "DNS:leaf.example.com",
+                                  .not_before = now - 10 * 86400,
+                                  .not_after = now - 86400 - 60,
+                                  .serial = 2};
+    X509 *ca = make_cert(&ca_spec, ca_key, NULL, NULL);
+    X509 *leaf = make_cert(&leaf_spec, leaf_key, ca, ca_key);
+
+    struct ck_cert_info info;
+    ck_error err = {0};
+    assert_int_equal(ck_cert_info_from_x509(ca, &info, &err), 0);
+    assert_true(info.is_ca);
+    assert_true(info.self_signed);
+    assert_string_equal(info.key_name, "rsa-2048");
+    assert_string_equal(info.sig_alg, "sha256WithRSAEncryption");
+    assert_int_equal(info.dns_sans.len, 0);
+    ck_cert_info_free(&info);
+
+    assert_int_equal(ck_cert_info_from_x509(leaf, &info, &err), 0);
+    assert_false(info.is_ca);
+    assert_false(info.self_signed);
+    assert_string_equal(info.issuer.cn, "Test Root CA");
+    assert_string_equal(info.issuer.o, "certkeep tests");
+    assert_string_equal(info.key_name, "ec-p384");
+    assert_string_equal(info.serial_hex, "02");
+    json_t *json = ck_cert_info_to_json(&info, now);
+    assert_int_equal(json_integer_value(json_object_get(json, "days_left")), -2);
+    json_decref(json);
+    ck_cert_info_free(&info);
+
+    X509_free(leaf);
+    X509_free(ca);
+    EVP_PKEY_free(leaf_key);
+    EVP_PKEY_free(ca_key);
+}
+
+static void assert_cert_refused(const char *text, size_t len)
+{
+    struct ck_cert_info info;
+    struct ck_csr_info csr;
+    ck_error err = {0};
+    assert_int_equal(ck_cert_info_from_pem(text, len, &info, &err), -1);
+    assert_int_equal(err.status, 400);
+    assert_true(err.message[0] != '\0');
+    ck_error_clear(&err);
+    assert_int_equal(ck_csr_info_from_pem(text, len, &csr, &err), -1);
+    assert_int_equal(err.status, 400);
+}
+
+static void test_garbage_input(void **state)
+{
+    (void)state;
+    static const char *const garbage[] = {
+        "",
+        "hello",
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        "-----BEGIN CERTIFICATE-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: "
+        "AES-128-CBC,00112233445566778899AABBCCDDEEFF\n\nAAAA\n-----END CERTIFICATE-----\n",
+        "-----BEGIN CERTIFICATE REQUEST-----\n!!!!\n-----END CERTIFICATE REQUEST-----\n",
+        "\x30\x82\xff\xff",
+        "\x30\x80\x30\x80\x30\x80",
+    };
+    for (size_t i = 0; i < CK_ARRAY_LEN(garbage); i++)
+        assert_cert_refused(garbage[i], strlen(garbage[i]));
+    assert_cert_refused(NULL, 0);
+
+    /* Every truncation of a real certificate is refused, and bit flips never crash. */
+    int64_t now = ck_clock_now();
+    EVP_PKEY *key = ck_key_generate(CK_KEY_EC_P256, NULL);
+    struct cert_spec spec = {.cn = "trunc.example.com",
+                             .san_conf = "DNS:trunc.example.com,IP:10.0.0.1",
+                             .not_before = now,
+                             .not_after = now + 86400,
+                             .serial = 7};
+    X509 *cert = make_cert(&spec, key, NULL, NULL);
+    unsigned char *der = NULL;
+    int der_len = i2d_X509(cert, &der);
+    assert_true(der_len > 0);
+    for (int len = 0; len < der_len; len++)
+        assert_cert_refused((const char *)der, (size_t)len);
+    for (int i = 0; i < der_len; i++) {
+        struct ck_cert_info info;
+        der[i] ^= 0x80;
+        if (ck_cert_info_from_pem((const char *)der, (size_t)der_len, &info, NULL) == 0) {
+            json_t *json = ck_cert_info_to_json(&info, now);
+            json_decref(json);
+            ck_cert_info_free(&info);
+        }
+        der[i] ^= 0x80;
+    }
+    OPENSSL_free(der);
+    X509_free(cert);
+    EVP_PKEY_free(key);
+}
+
+/* ---- fetching a live certificate ---- */
+
+#define SERVER_MAX_CONNECTIONS 4
+
+struct tls_server {
+    int family;
+    int listen_fd;
+    int port;
+    int connections; /* how many handshakes to serve before the thread ends */
+    SSL_CTX *ctx;
+    X509 *default_cert, *other_cert, *ca_cert;
+    EVP_PKEY *default_key, *other_key;
+    char sni_seen[SERVER_MAX_CONNECTIONS][64];
+    int served;
+    pthread_t thread;
+};
+
+/* Called for every handshake, with or without SNI. */
+static int server_pick_cert(SSL *ssl, int *alert, void *arg)
+{
+    (void)alert;
+    struct tls_server *server = arg;
+    const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    if (server->served < SERVER_MAX_CONNECTIONS)
+        snprintf(server->sni_seen[server->served], sizeof(server->sni_seen[0]), "%s",
+                 name ? name : "");
+    if (name != NULL && strcmp(name, "other.test") == 0) {
+        SSL_use_certificate(ssl, server->other_cert);
+        SSL_use_PrivateKey(ssl, server->other_key);
+    }
+    return SSL_TLSEXT_ERR_OK;
+}
+
+static void *server_main(void *arg)
+{
+    struct tls_server *server = arg;
+    for (int i = 0; i < server->connections; i++) {
+        struct pollfd pfd = {.fd = server->listen_fd, .events = POLLIN};
+        if (poll(&pfd, 1, 5000) <= 0)
+            break;
+        int fd = accept(server->listen_fd, NULL, NULL);
+        if (fd < 0)
+            break;
+        SSL *ssl = SSL_new(server->ctx);
+        SSL_set_fd(ssl, fd);
+        SSL_accept(ssl);
+        SSL_shutdown(ssl);
+        SSL_free(ssl);
+        close(fd);
+        server->served++;
+    }
+    return NULL;
+}
+
+/* Listens on the loopback address of family, port chosen by the system. */
+static int listen_loopback(int family, int *port)
+{
+    int fd = socket(family, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_storage addr = {0};
+    socklen_t len;
+    if (family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)&addr;
+        in->sin_family = AF_INET;
+        in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        len = sizeof(*in);
+    } else {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&addr;
+        in6->sin6_family = AF_INET6;
+        in6->sin6_addr = in6addr_loopback;
+        len = sizeof(*in6);
+    }
+    if (bind(fd, (struct sockaddr *)&addr, len) != 0 || listen(fd, 8) != 0 ||
+        getsockname(fd, (struct sockaddr *)&addr, &len) != 0) {
+        close(fd);
+        return -1;
+    }
+    *port = ntohs(family == AF_INET ? ((struct sockaddr_in *)&addr)->sin_port
+                                    : ((struct sockaddr_in6 *)&addr)->sin6_port);
+    return fd;
+}
+
+static int server_start(struct tls_server *server, int family, int connections)
+{
+    memset(server, 0, sizeof(*server));
+    server->family = family;
+    server->connections = connections;
+    server->listen_fd = listen_loopback(family, &server->port);
+    if (server->listen_fd < 0)
+        return -1;
+    int64_t now = ck_clock_now();
+    EVP_PKEY *ca_key = ck_key_generate(CK_KEY_EC_P256, NULL);
+    struct cert_spec ca_spec = {
+        .cn = "Fetch Test CA", .ca = true, .not_before = now - 60, .not_after = now + 86400};
+    struct cert_spec default_spec = {.cn = "default.test",
+                                     .san_conf = "DNS:default.test",
+                                     .not_before = now - 60,
+                                     .not_after = now + 86400,
+                                     .serial = 10};
+    struct cert_spec other_spec = {.cn = "other.test",
+                                   .san_conf = "DNS:other.test",
+                                   .not_before = now - 60,
+                                   .not_after = now + 86400,
+                                   .serial = 11};
+    server->ca_cert = make_cert(&ca_spec, ca_key, NULL, NULL);
+    server->default_key = ck_key_generate(CK_KEY_EC_P256, NULL);
+    server->other_key = ck_key_generate(CK_KEY_EC_P256, NULL);
+    server->default_cert = make_cert(&default_spec, server->default_key, server->ca_cert, ca_key);
+    server->other_cert = make_cert(&other_spec, server->other_key, NULL, NULL);
+    EVP_PKEY_free(ca_key);
+
+    server->ctx = SSL_CTX_new(TLS_server_method());
+    assert_non_null(server->ctx);
+    assert_int_equal(SSL_CTX_use_certificate(server->ctx, server->default_cert), 1);
+    assert_int_equal(SSL_CTX_use_PrivateKey(server->ctx, server->default_key), 1);
+    assert_int_equal(SSL_CTX_add1_chain_cert(server->ctx, server->ca_cert), 1);
+    SSL_CTX_set_num_tickets(server->ctx, 0);
+    SSL_CTX_set_tlsext_servername_callback(server->ctx, server_pick_cert);
+    SSL_CTX_set_tlsext_servername_arg(server->ctx, server);
+    assert_int_equal(pthread_create(&server->thread, NULL, server_main, server), 0);
+    return 0;
+}
+
+static void server_stop(struct tls_server *server)
+{
+    pthread_join(server->thread, NULL);
+    close(server->listen_fd);
+    SSL_CTX_free(server->ctx);
+    X509_free(server->default_cert);
+    X509_free(server->other_cert);
+    X509_free(server->ca_cert);
+    EVP_PKEY_free(server->default_key);
+    EVP_PKEY_free(server->other_key);
+}
+
+static void fetch_ok(const char *host_port, const char *sni, X509 **leaf, STACK_OF(X509) * *chain)
+{
+    ck_error err = {0};
+    if (ck_fetch_peer_certificate(host_port, sni, 5000, leaf, chain, &err) != 0)
+        fail_msg("fetch %s: %s", host_port, err.message);
+    assert_non_null(*leaf);
+}
+
+static void test_fetch_peer_certificate(void **state)
+{
+    (void)state;
+    struct tls_server server;
+    assert_int_equal(server_start(&server, AF_INET, 3), 0);
+    char target[64];
+    X509 *leaf = NULL;
+    STACK_OF(X509) *chain = NULL;
+
+    /* An IP literal sends no SNI: the default certificate and its chain come back. */
+    snprintf(target, sizeof(target), "127.0.0.1:%d", server.port);
+    fetch_ok(target, NULL, &leaf, &chain);
+    assert_int_equal(X509_cmp(leaf, server.default_cert), 0);
+    assert_non_null(chain);
+    assert_int_equal(sk_X509_num(chain), 1);
+    assert_int_equal(X509_cmp(sk_X509_value(chain, 0), server.ca_cert), 0);
+    X509_free(leaf);
+    sk_X509_pop_free(chain, X509_free);
+
+    /* An explicit SNI selects the other certificate. */
+    fetch_ok(target, "other.test", &leaf, NULL);
+    assert_int_equal(X509_cmp(leaf, server.other_cert), 0);
+    X509_free(leaf);
+
+    /* A host name is sent as SNI. */
+    snprintf(target, sizeof(target), "localhost:%d", server.port);
+    fetch_ok(target, NULL, &leaf, &chain);
+    assert_int_equal(X509_cmp(leaf, server.default_cert), 0);
+    X509_free(leaf);
+    sk_X509_pop_free(chain, X509_free);
+
+    server_stop(&server);
+    assert_int_equal(server.served, 3);
+    assert_string_equal(server.sni_seen[0], "");
+    assert_string_equal(server.sni_seen[1], "other.test");
+    assert_string_equal(server.sni_seen[2], "localhost");
+}
+
+static void test_fetch_ipv6(void **state)
+{
+    (void)state;
+    struct tls_server server;
+    if (server_start(&server, AF_INET6, 1) != 0)
+        skip(); /* no IPv6 loopback on this machine */
+    char target[64];
+    snprintf(target, sizeof(target), "[::1]:%d", server.port);
+    X509 *leaf = NULL;
+    fetch_ok(target, NULL, &leaf, NULL);
+    assert_int_equal(X509_cmp(leaf, server.default_cert), 0);
+    X509_free(leaf);
+    server_stop(&server);
+    assert_string_equal(server.sni_seen[0], "");
+}
+
+static int64_t elapsed_ms_since(const struct timespec *start)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - start->tv_sec) * 1000 + (now.tv_nsec - start->tv_nsec) / 1000000;
+}
+
+static void test_fetch_failures(void **state)
+{
+    (void)state;
+    /* A port bound but not listening refuses at once. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(addr);
+    assert_int_equal(bind(fd, (struct sockaddr *)&addr, len), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&addr, &len), 0);
+    char target[64];
+    snprintf(target, sizeof(target), "127.0.0.1:%d", ntohs(addr.sin_port));
+    X509 *leaf = NULL;
+    STACK_OF(X509) *chain = NULL;
+    ck_error err = {0};
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    assert_int_equal(ck_fetch_peer_certificate(target, NULL, 5000, &leaf, &chain, &err), -1);
+    assert_true(elapsed_ms_since(&start) < 2000);
+    assert_null(leaf);
+    assert_null(chain);
+    assert_string_equal(err.code, "connect_failed");
+    assert_contains(err.message, "127.0.0.1");
+    assert_contains(err.message, "refused");
+    close(fd);
+
+    /* A listener that never answers the handshake is given up on after the timeout. */
+    int port = 0;
+    int silent = listen_loopback(AF_INET, &port);
+    assert_true(silent >= 0);
+    snprintf(target, sizeof(target), "127.0.0.1:%d", port);
+    ck_error_clear(&err);
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    assert_int_equal(ck_fetch_peer_certificate(target, NULL, 300, &leaf, NULL, &err), -1);
+    int64_t elapsed = elapsed_ms_since(&start);
+    assert_true(elapsed >= 250 && elapsed < 2000);
+    assert_string_equal(err.code, "timeout");
+    close(silent);
+
+    static const char *const bad_targets[] = {"",     "127.0.0.1:0", "127.0.0.1:99999",
+                                              "[::1", "[::1]x",      "host:12ab"};
+    for (size_t i = 0; i < CK_ARRAY_LEN(bad_targets); i++) {
+        ck_error_clear(&err);
+        assert_int_equal(ck_fetch_peer_certificate(bad_targets[i], NULL, 1000, &leaf, NULL, &err),
+                         -1);
+        assert_int_equal(err.status, 400);
+    }
+}
+
 int main(void)
 {
+    signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_key_types_generate_and_describe),
         cmocka_unit_test(test_key_public_equal),
@@ -425,6 +1132,15 @@ int main(void)
         cmocka_unit_test(test_private_key_seal_round_trip),
         cmocka_unit_test(test_master_key_file),
         cmocka_unit_test(test_master_key_bad_content),
+        cmocka_unit_test(test_csr_round_trip),
+        cmocka_unit_test(test_csr_tampered),
+        cmocka_unit_test(test_csr_refuses_bad_fields),
+        cmocka_unit_test(test_cert_info_self_signed),
+        cmocka_unit_test(test_cert_info_issued),
+        cmocka_unit_test(test_garbage_input),
+        cmocka_unit_test(test_fetch_peer_certificate),
+        cmocka_unit_test(test_fetch_ipv6),
+        cmocka_unit_test(test_fetch_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
