@@ -44,7 +44,9 @@ struct ck_csr_info {
     bool signature_valid;
 };
 
-/* Reads exactly the first certificate of PEM text (or DER when it does not look like PEM). */
+/* Reads exactly the first certificate of PEM text (or DER when it does not look like PEM).
+ * Text before the first PEM block ("Bag Attributes" and the like) is skipped; input that starts
+ * with a DER SEQUENCE byte (0x30) or has no "-----BEGIN" line is read as DER. */
 X509 *ck_x509_from_pem(const char *text, size_t len, ck_error *err);
 
 int ck_cert_info_from_x509(X509 *cert, struct ck_cert_info *out, ck_error *err);

@@ -823,12 +823,15 @@ static void assert_cert_refused(const char *text, size_t len)
 static void test_garbage_input(void **state)
 {
     (void)state;
+    /* An "encrypted" block must be refused, never answered with a password prompt. */
+    static const char encrypted_pem[] =
+        "-----BEGIN CERTIFICATE-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: "
+        "AES-128-CBC,00112233445566778899AABBCCDDEEFF\n\nAAAA\n-----END CERTIFICATE-----\n";
     static const char *const garbage[] = {
         "",
         "hello",
         "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
-        "-----BEGIN CERTIFICATE-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: "
-        "AES-128-CBC,00112233445566778899AABBCCDDEEFF\n\nAAAA\n-----END CERTIFICATE-----\n",
+        encrypted_pem,
         "-----BEGIN CERTIFICATE REQUEST-----\n!!!!\n-----END CERTIFICATE REQUEST-----\n",
         "\x30\x82\xff\xff",
         "\x30\x80\x30\x80\x30\x80",
