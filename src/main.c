@@ -1,0 +1,116 @@
+/* certkeep — command dispatch (docs/CLI.md). The daemon's commands live in src/server, `verify`
+ * in src/cli/verify_cmd.c, the client and offline commands in src/cli. */
+#include <stdio.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "cli/cli.h"
+#include "cli/commands.h"
+#include "cli/verify_cmd.h"
+#include "server/daemon.h"
+
+#ifndef CK_VERSION
+#define CK_VERSION "0.1.0"
+#endif
+
+static const char usage_init[] = "usage: certkeep init --data DIR\n";
+static const char usage_serve[] =
+    "usage: certkeep serve --data DIR --api ADDR:PORT [--api-cert FILE --api-key FILE]\n"
+    "           [--insecure-http] [--workers N]\n";
+static const char usage_key[] = "usage: certkeep key export --data DIR ORDER_ID\n";
+
+static int key_command(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "export") != 0) {
+        fprintf(stderr, "certkeep: %s\n%s",
+                argc < 2 ? "key needs a sub-command" : "unknown command", usage_key);
+        return CK_EXIT_USAGE;
+    }
+    return ck_daemon_cmd_key_export(argc - 1, argv + 1);
+}
+
+/* A top-level command: ours take a parsed struct ck_cli (`run`); the ones other modules own get
+ * argv as it is (`run_raw`). `usage` NULL: the command prints its own help. */
+struct top_command {
+    const char *name;
+    ck_cli_handler run;
+    int (*run_raw)(int argc, char **argv);
+    const char *usage;
+};
+
+static const struct top_command commands[] = {
+    {"init", NULL, ck_daemon_cmd_init, usage_init},
+    {"serve", NULL, ck_daemon_cmd_serve, usage_serve},
+    {"key", NULL, key_command, usage_key},
+    {"tenant", ck_cmd_tenant, NULL, ck_usage_tenant},
+    {"token", ck_cmd_token, NULL, ck_usage_token},
+    {"enrollment", ck_cmd_enrollment, NULL, ck_usage_enrollment},
+    {"order", ck_cmd_order, NULL, ck_usage_order},
+    {"jobs", ck_cmd_jobs, NULL, ck_usage_jobs},
+    {"job", ck_cmd_job, NULL, ck_usage_job},
+    {"csr", ck_cmd_csr, NULL, ck_usage_csr},
+    {"cert", ck_cmd_cert, NULL, ck_usage_cert},
+    {"verify", NULL, ck_cmd_verify, NULL},
+};
+
+static void print_usage(FILE *out)
+{
+    fputs("certkeep — TLS certificate lifecycle manager\n\n", out);
+    for (size_t i = 0; i < CK_ARRAY_LEN(commands); i++)
+        if (commands[i].usage != NULL)
+            fputs(commands[i].usage, out);
+    fputs("usage: certkeep verify ...               (certkeep verify --help)\n"
+          "\n"
+          "Client commands use CERTKEEP_ADDR (default http://127.0.0.1:8443), CERTKEEP_TOKEN\n"
+          "and, for https, CERTKEEP_CA_FILE. --json prints the API's JSON.\n"
+          "Exit status: 0 ok, 1 the request or the check failed, 2 usage or unreadable input.\n",
+          out);
+}
+
+static int run_command(const struct top_command *cmd, int argc, char **argv)
+{
+    if (cmd->usage != NULL && ck_cli_wants_help(argc, argv)) {
+        fputs(cmd->usage, stdout);
+        return CK_EXIT_OK;
+    }
+    if (cmd->run_raw != NULL)
+        return cmd->run_raw(argc, argv);
+    struct ck_cli cli = {0};
+    cli.json = ck_cli_take_flag(&argc, argv, "--json");
+    return cmd->run(&cli, argc, argv);
+}
+
+static int dispatch(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_usage(stderr);
+        return CK_EXIT_USAGE;
+    }
+    const char *name = argv[1];
+    if (strcmp(name, "help") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0) {
+        print_usage(stdout);
+        return CK_EXIT_OK;
+    }
+    if (strcmp(name, "--version") == 0 || strcmp(name, "version") == 0) {
+        printf("certkeep %s\n", CK_VERSION);
+        return CK_EXIT_OK;
+    }
+    for (size_t i = 0; i < CK_ARRAY_LEN(commands); i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return run_command(&commands[i], argc - 1, argv + 1);
+    fprintf(stderr, "certkeep: unknown command %s\n\n", name);
+    print_usage(stderr);
+    return CK_EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fputs("certkeep: cannot initialise libcurl\n", stderr);
+        return CK_EXIT_FAILED;
+    }
+    int rc = dispatch(argc, argv);
+    curl_global_cleanup();
+    return rc;
+}
