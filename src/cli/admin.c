@@ -75,13 +75,6 @@ static int tenant_create(const struct ck_cli *cli, int argc, char **argv)
     return rc;
 }
 
-static int tenant_list(const struct ck_cli *cli, int argc, char **argv)
-{
-    static const struct ck_simple_command def = {
-        .usage = ck_usage_tenant, .method = "GET", .path = "/v1/tenants", .show = show_tenants};
-    return ck_client_simple(cli, argc, argv, &def);
-}
-
 static int token_create(const struct ck_cli *cli, int argc, char **argv)
 {
     const char *role = NULL, *name = NULL, *tenant = NULL;
@@ -109,31 +102,28 @@ static int token_create(const struct ck_cli *cli, int argc, char **argv)
     return rc;
 }
 
-static int token_list(const struct ck_cli *cli, int argc, char **argv)
-{
-    static const struct ck_simple_command def = {
-        .usage = ck_usage_token, .method = "GET", .path = "/v1/tokens", .show = show_tokens};
-    return ck_client_simple(cli, argc, argv, &def);
-}
+static const struct ck_simple_command tenant_list_def = {
+    .usage = ck_usage_tenant, .method = "GET", .path = "/v1/tenants", .show = show_tenants};
 
-static int token_revoke(const struct ck_cli *cli, int argc, char **argv)
-{
-    static const struct ck_simple_command def = {.usage = ck_usage_token,
-                                                 .method = "DELETE",
-                                                 .path = "/v1/tokens/%lld",
-                                                 .done = "revoked token"};
-    return ck_client_simple(cli, argc, argv, &def);
-}
+static const struct ck_simple_command token_list_def = {
+    .usage = ck_usage_token, .method = "GET", .path = "/v1/tokens", .show = show_tokens};
+
+static const struct ck_simple_command token_revoke_def = {.usage = ck_usage_token,
+                                                          .method = "DELETE",
+                                                          .path = "/v1/tokens/%lld",
+                                                          .done = "revoked token"};
 
 int ck_cmd_tenant(const struct ck_cli *cli, int argc, char **argv)
 {
-    static const struct ck_cli_command cmds[] = {{"create", tenant_create}, {"list", tenant_list}};
+    static const struct ck_cli_command cmds[] = {{"create", tenant_create, NULL},
+                                                 {"list", NULL, &tenant_list_def}};
     return ck_cli_dispatch(cli, cmds, CK_ARRAY_LEN(cmds), ck_usage_tenant, argc, argv);
 }
 
 int ck_cmd_token(const struct ck_cli *cli, int argc, char **argv)
 {
-    static const struct ck_cli_command cmds[] = {
-        {"create", token_create}, {"list", token_list}, {"revoke", token_revoke}};
+    static const struct ck_cli_command cmds[] = {{"create", token_create, NULL},
+                                                 {"list", NULL, &token_list_def},
+                                                 {"revoke", NULL, &token_revoke_def}};
     return ck_cli_dispatch(cli, cmds, CK_ARRAY_LEN(cmds), ck_usage_token, argc, argv);
 }

@@ -1,5 +1,7 @@
 #include "cli/cli.h"
 
+#include "cli/client.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -66,7 +68,8 @@ int ck_cli_dispatch(const struct ck_cli *cli, const struct ck_cli_command *cmds,
     }
     for (size_t i = 0; i < n; i++)
         if (strcmp(cmds[i].name, argv[1]) == 0)
-            return cmds[i].run(cli, argc - 1, argv + 1);
+            return cmds[i].run ? cmds[i].run(cli, argc - 1, argv + 1)
+                               : ck_client_simple(cli, argc - 1, argv + 1, cmds[i].simple);
     return ck_cli_usage_error(usage, "unknown command: %s %s", argv[0], argv[1]);
 }
 

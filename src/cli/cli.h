@@ -19,9 +19,13 @@ struct ck_cli {
 /* argv[0] is the (sub-)command's own name, as for main(). Returns the process exit code. */
 typedef int (*ck_cli_handler)(const struct ck_cli *cli, int argc, char **argv);
 
+struct ck_simple_command; /* client.h */
+
+/* A sub-command: either a handler, or (run NULL) a plain API call that ck_client_simple runs. */
 struct ck_cli_command {
     const char *name;
     ck_cli_handler run;
+    const struct ck_simple_command *simple;
 };
 
 /* Removes every occurrence of `flag` before a "--" from argv (keeping the NULL terminator);

@@ -278,38 +278,27 @@ static int enrollment_update(const struct ck_cli *cli, int argc, char **argv)
     return rc;
 }
 
-static int enrollment_list(const struct ck_cli *cli, int argc, char **argv)
-{
-    static const struct ck_simple_command def = {.usage = ck_usage_enrollment,
-                                                 .method = "GET",
-                                                 .path = "/v1/enrollments",
-                                                 .show = show_enrollments};
-    return ck_client_simple(cli, argc, argv, &def);
-}
+static const struct ck_simple_command enrollment_list_def = {.usage = ck_usage_enrollment,
+                                                             .method = "GET",
+                                                             .path = "/v1/enrollments",
+                                                             .show = show_enrollments};
 
-static int enrollment_show(const struct ck_cli *cli, int argc, char **argv)
-{
-    static const struct ck_simple_command def = {.usage = ck_usage_enrollment,
-                                                 .method = "GET",
-                                                 .path = "/v1/enrollments/%s",
-                                                 .show = show_enrollment};
-    return ck_client_simple(cli, argc, argv, &def);
-}
+static const struct ck_simple_command enrollment_show_def = {.usage = ck_usage_enrollment,
+                                                             .method = "GET",
+                                                             .path = "/v1/enrollments/%s",
+                                                             .show = show_enrollment};
 
-static int enrollment_delete(const struct ck_cli *cli, int argc, char **argv)
-{
-    static const struct ck_simple_command def = {.usage = ck_usage_enrollment,
-                                                 .method = "DELETE",
-                                                 .path = "/v1/enrollments/%s",
-                                                 .done = "deleted enrollment"};
-    return ck_client_simple(cli, argc, argv, &def);
-}
+static const struct ck_simple_command enrollment_delete_def = {.usage = ck_usage_enrollment,
+                                                               .method = "DELETE",
+                                                               .path = "/v1/enrollments/%s",
+                                                               .done = "deleted enrollment"};
 
 int ck_cmd_enrollment(const struct ck_cli *cli, int argc, char **argv)
 {
     static const struct ck_cli_command cmds[] = {
-        {"create", enrollment_create}, {"list", enrollment_list},     {"show", enrollment_show},
-        {"update", enrollment_update}, {"delete", enrollment_delete},
+        {"create", enrollment_create, NULL},      {"list", NULL, &enrollment_list_def},
+        {"show", NULL, &enrollment_show_def},     {"update", enrollment_update, NULL},
+        {"delete", NULL, &enrollment_delete_def},
     };
     return ck_cli_dispatch(cli, cmds, CK_ARRAY_LEN(cmds), ck_usage_enrollment, argc, argv);
 }

@@ -125,12 +125,12 @@ static int cert_inspect(const struct ck_cli *cli, int argc, char **argv)
 
 int ck_cmd_csr(const struct ck_cli *cli, int argc, char **argv)
 {
-    static const struct ck_cli_command cmds[] = {{"inspect", csr_inspect}};
+    static const struct ck_cli_command cmds[] = {{"inspect", csr_inspect, NULL}};
     return ck_cli_dispatch(cli, cmds, CK_ARRAY_LEN(cmds), ck_usage_csr, argc, argv);
 }
 
 int ck_cmd_cert(const struct ck_cli *cli, int argc, char **argv)
 {
-    static const struct ck_cli_command cmds[] = {{"inspect", cert_inspect}};
+    static const struct ck_cli_command cmds[] = {{"inspect", cert_inspect, NULL}};
     return ck_cli_dispatch(cli, cmds, CK_ARRAY_LEN(cmds), ck_usage_cert, argc, argv);
 }

@@ -40,6 +40,12 @@ static int show_job(const json_t *job)
                         "no log lines");
 }
 
+static const struct ck_simple_command job_show_def = {
+    .usage = ck_usage_job, .method = "GET", .path = "/v1/jobs/%lld", .show = show_job};
+
+static const struct ck_simple_command job_artifact_def = {
+    .usage = ck_usage_job, .method = "GET", .path = "/v1/jobs/%lld/artifacts/%s", .raw = true};
+
 int ck_cmd_jobs(const struct ck_cli *cli, int argc, char **argv)
 {
     const char *state = NULL, *type = NULL, *enrollment = NULL, *order = NULL;
@@ -66,22 +72,9 @@ int ck_cmd_jobs(const struct ck_cli *cli, int argc, char **argv)
     return rc;
 }
 
-static int job_show(const struct ck_cli *cli, int argc, char **argv)
-{
-    static const struct ck_simple_command def = {
-        .usage = ck_usage_job, .method = "GET", .path = "/v1/jobs/%lld", .show = show_job};
-    return ck_client_simple(cli, argc, argv, &def);
-}
-
-static int job_artifact(const struct ck_cli *cli, int argc, char **argv)
-{
-    static const struct ck_simple_command def = {
-        .usage = ck_usage_job, .method = "GET", .path = "/v1/jobs/%lld/artifacts/%s", .raw = true};
-    return ck_client_simple(cli, argc, argv, &def);
-}
-
 int ck_cmd_job(const struct ck_cli *cli, int argc, char **argv)
 {
-    static const struct ck_cli_command cmds[] = {{"show", job_show}, {"artifact", job_artifact}};
+    static const struct ck_cli_command cmds[] = {{"show", NULL, &job_show_def},
+                                                 {"artifact", NULL, &job_artifact_def}};
     return ck_cli_dispatch(cli, cmds, CK_ARRAY_LEN(cmds), ck_usage_job, argc, argv);
 }

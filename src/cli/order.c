@@ -139,34 +139,23 @@ static int order_list(const struct ck_cli *cli, int argc, char **argv)
     return rc;
 }
 
-static int order_show(const struct ck_cli *cli, int argc, char **argv)
-{
-    static const struct ck_simple_command def = {
-        .usage = ck_usage_order, .method = "GET", .path = "/v1/orders/%lld", .show = show_order};
-    return ck_client_simple(cli, argc, argv, &def);
-}
+static const struct ck_simple_command order_show_def = {
+    .usage = ck_usage_order, .method = "GET", .path = "/v1/orders/%lld", .show = show_order};
 
-static int order_cancel(const struct ck_cli *cli, int argc, char **argv)
-{
-    static const struct ck_simple_command def = {.usage = ck_usage_order,
-                                                 .method = "POST",
-                                                 .path = "/v1/orders/%lld/cancel",
-                                                 .show = show_order};
-    return ck_client_simple(cli, argc, argv, &def);
-}
+static const struct ck_simple_command order_cancel_def = {.usage = ck_usage_order,
+                                                          .method = "POST",
+                                                          .path = "/v1/orders/%lld/cancel",
+                                                          .show = show_order};
 
-static int order_csr(const struct ck_cli *cli, int argc, char **argv)
-{
-    static const struct ck_simple_command def = {
-        .usage = ck_usage_order, .method = "GET", .path = "/v1/orders/%lld/csr", .raw = true};
-    return ck_client_simple(cli, argc, argv, &def);
-}
+static const struct ck_simple_command order_csr_def = {
+    .usage = ck_usage_order, .method = "GET", .path = "/v1/orders/%lld/csr", .raw = true};
 
 int ck_cmd_order(const struct ck_cli *cli, int argc, char **argv)
 {
     static const struct ck_cli_command cmds[] = {
-        {"start", order_start}, {"list", order_list},     {"show", order_show},
-        {"csr", order_csr},     {"cancel", order_cancel},
+        {"start", order_start, NULL},        {"list", order_list, NULL},
+        {"show", NULL, &order_show_def},     {"csr", NULL, &order_csr_def},
+        {"cancel", NULL, &order_cancel_def},
     };
     return ck_cli_dispatch(cli, cmds, CK_ARRAY_LEN(cmds), ck_usage_order, argc, argv);
 }
