@@ -68,6 +68,14 @@ static void print_usage(FILE *out)
           out);
 }
 
+static const struct top_command *find_command(const char *name)
+{
+    for (size_t i = 0; i < CK_ARRAY_LEN(commands); i++)
+        if (strcmp(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
+
 static int run_command(const struct top_command *cmd, int argc, char **argv)
 {
     if (cmd->usage != NULL && ck_cli_wants_help(argc, argv)) {
@@ -81,6 +89,19 @@ static int run_command(const struct top_command *cmd, int argc, char **argv)
     return cmd->run(&cli, argc, argv);
 }
 
+/* `certkeep help [COMMAND]`, `certkeep --help`. */
+static int help(int argc, char **argv)
+{
+    const struct top_command *cmd = argc > 2 ? find_command(argv[2]) : NULL;
+    if (cmd != NULL && cmd->usage != NULL)
+        fputs(cmd->usage, stdout);
+    else if (cmd != NULL)
+        return run_command(cmd, 2, (char *[]){argv[2], "--help", NULL});
+    else
+        print_usage(stdout);
+    return CK_EXIT_OK;
+}
+
 static int dispatch(int argc, char **argv)
 {
     if (argc < 2) {
@@ -88,17 +109,15 @@ static int dispatch(int argc, char **argv)
         return CK_EXIT_USAGE;
     }
     const char *name = argv[1];
-    if (strcmp(name, "help") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0) {
-        print_usage(stdout);
-        return CK_EXIT_OK;
-    }
+    if (strcmp(name, "help") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0)
+        return help(argc, argv);
     if (strcmp(name, "--version") == 0 || strcmp(name, "version") == 0) {
         printf("certkeep %s\n", CK_VERSION);
         return CK_EXIT_OK;
     }
-    for (size_t i = 0; i < CK_ARRAY_LEN(commands); i++)
-        if (strcmp(commands[i].name, name) == 0)
-            return run_command(&commands[i], argc - 1, argv + 1);
+    const struct top_command *cmd = find_command(name);
+    if (cmd != NULL)
+        return run_command(cmd, argc - 1, argv + 1);
     fprintf(stderr, "certkeep: unknown command %s\n\n", name);
     print_usage(stderr);
     return CK_EXIT_USAGE;

@@ -65,10 +65,10 @@ static void enrollment_opts_free(struct enrollment_opts *o)
     ck_strv_free(&o->contacts);
 }
 
-/* Sets each given field in obj (an object taken from `base` when not NULL, so that fields not
- * given keep their current values); leaves obj out of body when nothing is given. */
-static int set_object(json_t *body, const char *key, const json_t *base,
-                      const struct given_field *fields, size_t n, bool force)
+/* body[key] = an object of the given fields (the API merges it key by key into the current
+ * one on update); left out when nothing is given and not `force`. */
+static int set_object(json_t *body, const char *key, const struct given_field *fields, size_t n,
+                      bool force)
 {
     bool given = force;
     for (size_t i = 0; i < n; i++)
@@ -76,14 +76,7 @@ static int set_object(json_t *body, const char *key, const json_t *base,
     if (!given)
         return CK_EXIT_OK;
     json_t *obj = json_object();
-    const char *k;
-    json_t *v;
-    json_object_foreach((json_t *)base, k, v)
-    {
-        if (!json_is_null(v))
-            json_object_set(obj, k, v);
-    }
-    int rc = CK_EXIT_OK;
+    int rc = obj ? CK_EXIT_OK : CK_EXIT_FAILED;
     for (size_t i = 0; i < n && rc == CK_EXIT_OK; i++)
         rc = ck_body_set_str(obj, fields[i].key, fields[i].value);
     if (rc == CK_EXIT_OK && json_object_set(body, key, obj) != 0)
@@ -92,8 +85,7 @@ static int set_object(json_t *body, const char *key, const json_t *base,
     return rc;
 }
 
-/* The policy object; `current` (may be NULL) is the enrollment's policy before an update. */
-static int set_policy(json_t *body, const struct enrollment_opts *o, const json_t *current)
+static int set_policy(json_t *body, const struct enrollment_opts *o)
 {
     const struct given_field fields[] = {
         {o->lifetime, "lifetime"},
@@ -101,16 +93,16 @@ static int set_policy(json_t *body, const struct enrollment_opts *o, const json_
         {o->deploy_before, "deploy_before"},
     };
     bool flag = o->test_on_staging || o->no_test_on_staging;
-    int rc = set_object(body, "policy", current, fields, CK_ARRAY_LEN(fields), flag);
+    int rc = set_object(body, "policy", fields, CK_ARRAY_LEN(fields), flag);
     json_t *policy = json_object_get(body, "policy");
     if (rc == CK_EXIT_OK && flag && policy != NULL)
         json_object_set_new(policy, "always_test_on_staging", json_boolean(o->test_on_staging));
     return rc;
 }
 
-/* The fields create and update share. `current` is the enrollment before an update (NULL for a
- * create): its subject and policy are sent back with the given fields changed. */
-static int enrollment_body(const struct enrollment_opts *o, const json_t *current, json_t *body)
+/* The fields create and update share, and the pre-fill ones (which the option tables of update
+ * leave out). */
+static int enrollment_body(const struct enrollment_opts *o, json_t *body)
 {
     const struct given_field subject[] = {
         {o->org, "o"}, {o->ou, "ou"}, {o->locality, "l"}, {o->state, "st"}, {o->country, "c"},
@@ -127,10 +119,9 @@ static int enrollment_body(const struct enrollment_opts *o, const json_t *curren
     if (rc == CK_EXIT_OK)
         rc = ck_body_set_list(body, "contacts", &o->contacts);
     if (rc == CK_EXIT_OK)
-        rc = set_object(body, "subject", json_object_get(current, "subject"), subject,
-                        CK_ARRAY_LEN(subject), false);
+        rc = set_object(body, "subject", subject, CK_ARRAY_LEN(subject), false);
     if (rc == CK_EXIT_OK)
-        rc = set_policy(body, o, json_object_get(current, "policy"));
+        rc = set_policy(body, o);
     return rc;
 }
 
@@ -221,36 +212,13 @@ static int enrollment_create(const struct ck_cli *cli, int argc, char **argv)
     if (rc == CK_EXIT_OK)
         rc = ck_body_set_str(body, "name", args[0]);
     if (rc == CK_EXIT_OK)
-        rc = enrollment_body(&o, NULL, body);
+        rc = enrollment_body(&o, body);
     if (rc == CK_EXIT_OK)
         rc = set_from_cert(body, o.from_cert);
     if (rc == CK_EXIT_OK)
         rc = ck_client_run(cli, "POST", "/v1/enrollments", body, show_enrollment);
     json_decref(body);
     enrollment_opts_free(&o);
-    return rc;
-}
-
-/* PATCH with the current subject and policy merged in, so that giving --org does not drop
- * --country whether the API replaces or merges nested objects. */
-static int enrollment_patch(const struct ck_cli *cli, const struct enrollment_opts *o,
-                            const char *path)
-{
-    struct ck_client *c = NULL;
-    json_t *current = NULL;
-    json_t *body = json_object();
-    int rc = ck_client_open(&c);
-    if (rc == CK_EXIT_OK)
-        rc = ck_client_call(c, "GET", path, NULL, &current);
-    if (rc == CK_EXIT_OK)
-        rc = enrollment_body(o, current, body);
-    if (rc == CK_EXIT_OK && json_object_size(body) == 0)
-        rc = ck_cli_usage_error(ck_usage_enrollment, "enrollment update: nothing to change");
-    ck_client_free(c);
-    if (rc == CK_EXIT_OK)
-        rc = ck_client_run(cli, "PATCH", path, body, show_enrollment);
-    json_decref(body);
-    json_decref(current);
     return rc;
 }
 
@@ -264,16 +232,22 @@ static int enrollment_update(const struct ck_cli *cli, int argc, char **argv)
     char **args;
     int n_args;
     char *path = NULL;
+    json_t *body = json_object();
     int rc = ck_cli_parse(&spec, argc, argv, &args, &n_args);
     if (rc == CK_EXIT_OK && o.test_on_staging && o.no_test_on_staging)
         rc = ck_cli_usage_error(ck_usage_enrollment,
                                 "--always-test-on-staging and --no-always-test-on-staging "
                                 "contradict each other");
+    if (rc == CK_EXIT_OK)
+        rc = enrollment_body(&o, body);
+    if (rc == CK_EXIT_OK && json_object_size(body) == 0)
+        rc = ck_cli_usage_error(ck_usage_enrollment, "enrollment update: nothing to change");
     if (rc == CK_EXIT_OK) {
         path = ck_api_path("/v1/enrollments/%s", args[0]);
-        rc = path ? enrollment_patch(cli, &o, path) : CK_EXIT_FAILED;
+        rc = ck_client_run(cli, "PATCH", path, body, show_enrollment);
     }
     free(path);
+    json_decref(body);
     enrollment_opts_free(&o);
     return rc;
 }
