@@ -8,7 +8,9 @@
 
 #include "common/log.h"
 
-static void error_vset(ck_error *err, int status, const char *code, const char *fmt, va_list ap)
+__attribute__((format(printf, 4, 0))) static void error_vset(ck_error *err, int status,
+                                                         const char *code, const char *fmt,
+                                                         va_list ap)
 {
     if (err == NULL)
         return;
