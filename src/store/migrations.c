@@ -1,0 +1,116 @@
+#include "store/sqlite_internal.h"
+
+#include "common/util.h"
+#include "core/model.h"
+
+_Static_assert(CK_OPERATOR_TENANT_ID == 1, "migration 1 inserts the operator tenant as id 1");
+
+/* Version 1: everything store.h needs. The runner inserts the schema_migrations row before the
+ * script, so the operator tenant takes its creation time from there (scripts cannot read the
+ * clock). staging_order_id and production_order_id carry no foreign key because orders is
+ * created after enrollments and PostgreSQL refuses forward references. */
+static const char migration_1[] =
+    "CREATE TABLE tenants ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE,"
+    "  created_at INTEGER NOT NULL);"
+
+    "CREATE TABLE tokens ("
+    "  id INTEGER PRIMARY KEY,"
+    "  tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,"
+    "  hash BLOB NOT NULL UNIQUE,"
+    "  role TEXT NOT NULL,"
+    "  name TEXT,"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE INDEX tokens_tenant ON tokens(tenant_id, id);"
+
+    "CREATE TABLE enrollments ("
+    "  id INTEGER PRIMARY KEY,"
+    "  tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,"
+    "  name TEXT NOT NULL,"
+    "  cn TEXT NOT NULL,"
+    "  sans TEXT NOT NULL,"
+    "  subject_o TEXT,"
+    "  subject_ou TEXT,"
+    "  subject_l TEXT,"
+    "  subject_st TEXT,"
+    "  subject_c TEXT,"
+    "  key_type TEXT NOT NULL,"
+    "  validation TEXT NOT NULL,"
+    "  issuer TEXT NOT NULL,"
+    "  contacts TEXT NOT NULL,"
+    "  lifetime TEXT,"
+    "  renew_before TEXT,"
+    "  deploy_before TEXT,"
+    "  always_test_on_staging INTEGER NOT NULL DEFAULT 0,"
+    "  staging_order_id INTEGER,"
+    "  production_order_id INTEGER,"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  UNIQUE (tenant_id, name));"
+
+    "CREATE TABLE orders ("
+    "  id INTEGER PRIMARY KEY,"
+    "  tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,"
+    "  enrollment_id INTEGER NOT NULL REFERENCES enrollments(id) ON DELETE CASCADE,"
+    "  state TEXT NOT NULL,"
+    "  key_type TEXT NOT NULL,"
+    "  sealed_key BLOB,"
+    "  csr_pem TEXT,"
+    "  error TEXT,"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL);"
+    /* The final guard: two processes can never both create an open order for one enrollment. */
+    "CREATE UNIQUE INDEX orders_one_open ON orders(enrollment_id)"
+    "  WHERE state IN " CK_STORE_OPEN_ORDER_STATES ";"
+    "CREATE INDEX orders_enrollment ON orders(enrollment_id, id);"
+    "CREATE INDEX orders_tenant ON orders(tenant_id, id);"
+    "CREATE INDEX orders_tenant_state ON orders(tenant_id, state, id);"
+
+    "CREATE TABLE jobs ("
+    "  id INTEGER PRIMARY KEY,"
+    "  tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,"
+    "  enrollment_id INTEGER REFERENCES enrollments(id) ON DELETE CASCADE,"
+    "  order_id INTEGER REFERENCES orders(id) ON DELETE CASCADE,"
+    "  type TEXT NOT NULL,"
+    "  state TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  started_at INTEGER,"
+    "  finished_at INTEGER,"
+    "  error TEXT,"
+    "  worker TEXT,"
+    "  lease_until INTEGER);"
+    "CREATE INDEX jobs_runnable ON jobs(state, id);"
+    "CREATE INDEX jobs_tenant ON jobs(tenant_id, id);"
+    "CREATE INDEX jobs_tenant_state ON jobs(tenant_id, state, id);"
+    "CREATE INDEX jobs_enrollment ON jobs(enrollment_id, id);"
+    "CREATE INDEX jobs_order ON jobs(order_id, id);"
+
+    "CREATE TABLE job_logs ("
+    "  id INTEGER PRIMARY KEY,"
+    "  job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+    "  at INTEGER NOT NULL,"
+    "  level TEXT NOT NULL,"
+    "  message TEXT NOT NULL);"
+    "CREATE INDEX job_logs_job ON job_logs(job_id, id);"
+
+    "CREATE TABLE job_artifacts ("
+    "  id INTEGER PRIMARY KEY,"
+    "  job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,"
+    "  name TEXT NOT NULL,"
+    "  content_type TEXT NOT NULL,"
+    "  data BLOB NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  UNIQUE (job_id, name));"
+
+    "INSERT INTO tenants (id, name, created_at)"
+    "  SELECT 1, '" CK_OPERATOR_TENANT_NAME
+    "', applied_at FROM schema_migrations WHERE version = 1;";
+
+static const char *const migrations[] = {migration_1};
+
+const char *const *ck_store_migrations(size_t *count)
+{
+    *count = CK_ARRAY_LEN(migrations);
+    return migrations;
+}

@@ -1,0 +1,1600 @@
+/* sqlite.c — store.h on SQLite: one connection per struct ck_store, WAL so readers never block
+ * the writer, BEGIN IMMEDIATE for every write so concurrent writers queue on the busy timeout
+ * instead of failing halfway. Every SQL text here is a constant; user data only travels as bound
+ * parameters. */
+#include "store/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "store/sqlite_internal.h"
+
+struct ck_store {
+    sqlite3 *db;
+};
+
+/* ==== statements ==== */
+
+enum arg_kind { ARG_INT, ARG_ID, ARG_TEXT, ARG_BLOB };
+
+/* One bound parameter (?1 is the first). A NULL text or blob, or an ARG_ID of 0, binds SQL NULL. */
+struct arg {
+    enum arg_kind kind;
+    int64_t i;
+    const char *text;
+    const void *blob;
+    size_t len;
+};
+
+#define A_INT(v)                                                                                   \
+    {                                                                                              \
+        .kind = ARG_INT, .i = (v)                                                                  \
+    }
+#define A_ID(v)                                                                                    \
+    {                                                                                              \
+        .kind = ARG_ID, .i = (v)                                                                   \
+    }
+#define A_TEXT(v)                                                                                  \
+    {                                                                                              \
+        .kind = ARG_TEXT, .text = (v)                                                              \
+    }
+#define A_BLOB(p, n)                                                                               \
+    {                                                                                              \
+        .kind = ARG_BLOB, .blob = (p), .len = (n)                                                  \
+    }
+#define ARGS(...)                                                                                  \
+    (const struct arg[]){__VA_ARGS__}, CK_ARRAY_LEN(((const struct arg[]){__VA_ARGS__}))
+#define NO_ARGS NULL, 0
+
+/* The status -2 of exec_args: a unique constraint refused the write, which callers turn into
+ * their own 409. */
+#define CONFLICT (-2)
+
+typedef int (*row_reader)(sqlite3_stmt *s, void *row, ck_error *err);
+typedef void (*row_free)(void *row);
+typedef int (*tx_body)(struct ck_store *st, void *ctx, ck_error *err);
+
+/* SQLite's own message is for the operator's log; the caller gets what failed. */
+static int storage_failed(struct ck_store *st, const char *what, ck_error *err)
+{
+    ck_log(CK_LOG_ERROR, "sqlite: %s: %s", what, sqlite3_errmsg(st->db));
+    return ck_error_set(err, 500, "storage_failed", "storage failed while %s; see the daemon log",
+                        what);
+}
+
+static int out_of_memory(ck_error *err)
+{
+    return ck_error_set(err, 500, "storage_failed", "out of memory while reading the database");
+}
+
+static int bad_value(const char *what, const char *value, ck_error *err)
+{
+    ck_log(CK_LOG_ERROR, "sqlite: the database holds an unknown %s \"%s\"", what,
+           value ? value : "(null)");
+    return ck_error_set(err, 500, "storage_failed",
+                        "the database holds an unknown %s \"%s\"; was it written by a newer "
+                        "certkeep?",
+                        what, value ? value : "(null)");
+}
+
+static int bind_arg(sqlite3_stmt *s, int index, const struct arg *a)
+{
+    switch (a->kind) {
+    case ARG_INT:
+        return sqlite3_bind_int64(s, index, a->i);
+    case ARG_ID:
+        return a->i ? sqlite3_bind_int64(s, index, a->i) : sqlite3_bind_null(s, index);
+    case ARG_TEXT:
+        return a->text ? sqlite3_bind_text(s, index, a->text, -1, SQLITE_TRANSIENT)
+                       : sqlite3_bind_null(s, index);
+    case ARG_BLOB:
+        return a->blob ? sqlite3_bind_blob64(s, index, a->blob, a->len, SQLITE_TRANSIENT)
+                       : sqlite3_bind_null(s, index);
+    }
+    return SQLITE_MISUSE;
+}
+
+static int stmt_prepare(struct ck_store *st, const char *sql, const struct arg *args, size_t nargs,
+                        const char *what, sqlite3_stmt **out, ck_error *err)
+{
+    sqlite3_stmt *s = NULL;
+    int ret = -1;
+    if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
+        goto cleanup;
+    for (size_t i = 0; i < nargs; i++)
+        if (bind_arg(s, (int)i + 1, &args[i]) != SQLITE_OK)
+            goto cleanup;
+    *out = s;
+    s = NULL;
+    ret = 0;
+cleanup:
+    if (ret != 0)
+        storage_failed(st, what, err);
+    sqlite3_finalize(s);
+    return ret;
+}
+
+/* A failed step: a unique-constraint violation is a conflict the caller names (CONFLICT, with a
+ * generic 409 in err); anything else is a storage failure (-1). */
+static int step_failed(struct ck_store *st, int rc, const char *what, ck_error *err)
+{
+    if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
+        ck_error_set(err, 409, "conflict", "%s conflicts with existing data", what);
+        return CONFLICT;
+    }
+    return storage_failed(st, what, err);
+}
+
+/* Runs a statement that returns no rows; *changes (may be NULL) gets the rows it changed.
+ * Returns 0, CONFLICT or -1. */
+static int exec_args(struct ck_store *st, const char *sql, const struct arg *args, size_t nargs,
+                     const char *what, int64_t *changes, ck_error *err)
+{
+    sqlite3_stmt *s = NULL;
+    int ret = -1;
+    if (stmt_prepare(st, sql, args, nargs, what, &s, err) != 0)
+        goto cleanup;
+    int rc = sqlite3_step(s);
+    if (rc != SQLITE_DONE) {
+        ret = step_failed(st, rc, what, err);
+        goto cleanup;
+    }
+    if (changes != NULL)
+        *changes = sqlite3_changes64(st->db);
+    ret = 0;
+cleanup:
+    sqlite3_finalize(s);
+    return ret;
+}
+
+static int exec_sql(struct ck_store *st, const char *sql, const char *what, ck_error *err)
+{
+    return exec_args(st, sql, NO_ARGS, what, NULL, err);
+}
+
+/* Runs a query for at most one row. Returns 1 with *row filled by read, 0 when there is no row,
+ * -1 on failure. */
+static int query_one(struct ck_store *st, const char *sql, const struct arg *args, size_t nargs,
+                     const char *what, row_reader read, void *row, ck_error *err)
+{
+    sqlite3_stmt *s = NULL;
+    int ret = -1;
+    if (stmt_prepare(st, sql, args, nargs, what, &s, err) != 0)
+        goto cleanup;
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        ret = read(s, row, err) == 0 ? 1 : -1;
+    else if (rc == SQLITE_DONE)
+        ret = 0;
+    else
+        step_failed(st, rc, what, err);
+cleanup:
+    sqlite3_finalize(s);
+    return ret;
+}
+
+struct row_array {
+    char *items;
+    size_t count, cap, size;
+};
+
+/* A zeroed slot for one more row, or NULL when out of memory. */
+static void *row_array_slot(struct row_array *a)
+{
+    if (a->count == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 8;
+        char *items = realloc(a->items, cap * a->size);
+        if (items == NULL)
+            return NULL;
+        a->items = items;
+        a->cap = cap;
+    }
+    void *slot = a->items + a->count * a->size;
+    memset(slot, 0, a->size);
+    return slot;
+}
+
+/* Runs a query and reads every row into a new array of elements of `size` bytes. */
+static int query_all(struct ck_store *st, const char *sql, const struct arg *args, size_t nargs,
+                     const char *what, row_reader read, row_free free_row, size_t size, void **out,
+                     size_t *n, ck_error *err)
+{
+    sqlite3_stmt *s = NULL;
+    struct row_array rows = {.size = size};
+    int ret = -1, rc;
+    if (stmt_prepare(st, sql, args, nargs, what, &s, err) != 0)
+        goto cleanup;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        void *slot = row_array_slot(&rows);
+        if (slot == NULL) {
+            out_of_memory(err);
+            goto cleanup;
+        }
+        if (read(s, slot, err) != 0)
+            goto cleanup;
+        rows.count++;
+    }
+    if (rc != SQLITE_DONE) {
+        step_failed(st, rc, what, err);
+        goto cleanup;
+    }
+    *out = rows.items;
+    *n = rows.count;
+    rows.items = NULL;
+    rows.count = 0;
+    ret = 0;
+cleanup:
+    for (size_t i = 0; i < rows.count; i++)
+        free_row(rows.items + i * size);
+    free(rows.items);
+    sqlite3_finalize(s);
+    return ret;
+}
+
+/* Runs body in one BEGIN IMMEDIATE transaction: the write lock is taken up front, so a concurrent
+ * writer waits (busy timeout) instead of failing halfway, and any failure rolls everything back. */
+static int in_transaction(struct ck_store *st, tx_body body, void *ctx, ck_error *err)
+{
+    if (exec_sql(st, "BEGIN IMMEDIATE", "starting a transaction", err) != 0)
+        return -1;
+    if (body(st, ctx, err) == 0 && exec_sql(st, "COMMIT", "committing a transaction", err) == 0)
+        return 0;
+    if (!sqlite3_get_autocommit(st->db) &&
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
+        ck_log(CK_LOG_ERROR, "sqlite: rolling back: %s", sqlite3_errmsg(st->db));
+    return -1;
+}
+
+/* ==== columns ==== */
+
+/* A copy of a text column, NULL for SQL NULL; clears *ok when out of memory. */
+static char *col_text(sqlite3_stmt *s, int col, bool *ok)
+{
+    if (sqlite3_column_type(s, col) == SQLITE_NULL)
+        return NULL;
+    const char *text = (const char *)sqlite3_column_text(s, col);
+    char *copy = text ? strdup(text) : NULL;
+    if (copy == NULL)
+        *ok = false;
+    return copy;
+}
+
+/* A NUL-terminated copy of a blob column (NULL for SQL NULL); clears *ok when out of memory. */
+static uint8_t *col_blob(sqlite3_stmt *s, int col, size_t *len, bool *ok)
+{
+    *len = 0;
+    if (sqlite3_column_type(s, col) == SQLITE_NULL)
+        return NULL;
+    const void *data = sqlite3_column_blob(s, col);
+    size_t n = (size_t)sqlite3_column_bytes(s, col);
+    uint8_t *copy = malloc(n + 1);
+    if (copy == NULL) {
+        *ok = false;
+        return NULL;
+    }
+    if (n > 0)
+        memcpy(copy, data, n);
+    copy[n] = 0;
+    *len = n;
+    return copy;
+}
+
+static const char *col_str(sqlite3_stmt *s, int col)
+{
+    return (const char *)sqlite3_column_text(s, col);
+}
+
+static int col_role(sqlite3_stmt *s, int col, enum ck_role *out, ck_error *err)
+{
+    if (col_str(s, col) == NULL || ck_role_parse(col_str(s, col), out, NULL) != 0)
+        return bad_value("role", col_str(s, col), err);
+    return 0;
+}
+
+static int col_key_type(sqlite3_stmt *s, int col, enum ck_key_type *out, ck_error *err)
+{
+    if (col_str(s, col) == NULL || ck_key_type_parse(col_str(s, col), out, NULL) != 0)
+        return bad_value("key type", col_str(s, col), err);
+    return 0;
+}
+
+static int col_validation(sqlite3_stmt *s, int col, enum ck_validation *out, ck_error *err)
+{
+    if (col_str(s, col) == NULL || ck_validation_parse(col_str(s, col), out, NULL) != 0)
+        return bad_value("validation level", col_str(s, col), err);
+    return 0;
+}
+
+static int col_order_state(sqlite3_stmt *s, int col, enum ck_order_state *out, ck_error *err)
+{
+    if (col_str(s, col) == NULL || ck_order_state_parse(col_str(s, col), out, NULL) != 0)
+        return bad_value("order state", col_str(s, col), err);
+    return 0;
+}
+
+static int col_job_type(sqlite3_stmt *s, int col, enum ck_job_type *out, ck_error *err)
+{
+    if (col_str(s, col) == NULL || ck_job_type_parse(col_str(s, col), out, NULL) != 0)
+        return bad_value("job type", col_str(s, col), err);
+    return 0;
+}
+
+static int col_job_state(sqlite3_stmt *s, int col, enum ck_job_state *out, ck_error *err)
+{
+    if (col_str(s, col) == NULL || ck_job_state_parse(col_str(s, col), out, NULL) != 0)
+        return bad_value("job state", col_str(s, col), err);
+    return 0;
+}
+
+/* A JSON array of strings (sans, contacts) into out. */
+static int col_json_strv(sqlite3_stmt *s, int col, ck_strv *out, ck_error *err)
+{
+    json_error_t jerr;
+    json_t *array = col_str(s, col) ? json_loads(col_str(s, col), 0, &jerr) : NULL;
+    int ret = -1;
+    size_t i;
+    json_t *item;
+    if (!json_is_array(array)) {
+        bad_value("JSON list", col_str(s, col), err);
+        goto cleanup;
+    }
+    json_array_foreach(array, i, item)
+    {
+        if (!json_is_string(item)) {
+            bad_value("JSON list", col_str(s, col), err);
+            goto cleanup;
+        }
+        if (ck_strv_push(out, json_string_value(item)) != 0) {
+            out_of_memory(err);
+            goto cleanup;
+        }
+    }
+    ret = 0;
+cleanup:
+    json_decref(array);
+    return ret;
+}
+
+/* The list as a compact JSON array; NULL when a string is not UTF-8 or memory ran out. */
+static char *strv_to_json(const ck_strv *v)
+{
+    json_t *array = json_array();
+    char *text = NULL;
+    if (array == NULL)
+        return NULL;
+    for (size_t i = 0; i < v->len; i++)
+        if (json_array_append_new(array, json_string(v->items[i])) != 0)
+            goto cleanup;
+    text = json_dumps(array, JSON_COMPACT);
+cleanup:
+    json_decref(array);
+    return text;
+}
+
+static void free_text_row(void *row)
+{
+    free(*(char **)row);
+}
+
+static int read_id(sqlite3_stmt *s, void *row, ck_error *err)
+{
+    (void)err;
+    *(int64_t *)row = sqlite3_column_int64(s, 0);
+    return 0;
+}
+
+static int read_text(sqlite3_stmt *s, void *row, ck_error *err)
+{
+    bool ok = true;
+    *(char **)row = col_text(s, 0, &ok);
+    return ok ? 0 : out_of_memory(err);
+}
+
+/* ==== open, migrations ==== */
+
+/* SQLite would create the file with the process umask (often 0644); the database holds sealed
+ * keys and token hashes, so it is created 0600 first. SQLite gives the -wal and -shm files it
+ * makes later the database file's mode. */
+static int create_private_file(const char *path, ck_error *err)
+{
+    if (strcmp(path, ":memory:") == 0)
+        return 0;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return ck_error_set(err, 500, "storage_failed", "cannot create the database %s: %s", path,
+                            strerror(errno));
+    close(fd);
+    return 0;
+}
+
+static int configure(struct ck_store *st, const char *path, ck_error *err)
+{
+    char *mode = NULL;
+    int ret = -1;
+    if (exec_sql(st, "PRAGMA busy_timeout = 5000", "setting the busy timeout", err) != 0 ||
+        exec_sql(st, "PRAGMA foreign_keys = ON", "enabling foreign keys", err) != 0 ||
+        exec_sql(st, "PRAGMA synchronous = NORMAL", "setting synchronous mode", err) != 0)
+        goto cleanup;
+    if (query_one(st, "PRAGMA journal_mode = WAL", NO_ARGS, "enabling the WAL journal", read_text,
+                  &mode, err) != 1)
+        goto cleanup;
+    /* Without WAL, readers would block the writer of another process sharing the file. */
+    if (mode == NULL || strcmp(mode, "wal") != 0) {
+        ck_error_set(err, 500, "storage_failed",
+                     "the database %s cannot use a WAL journal (journal mode %s); put it on a "
+                     "local file system",
+                     path, mode ? mode : "unknown");
+        goto cleanup;
+    }
+    ret = 0;
+cleanup:
+    free(mode);
+    return ret;
+}
+
+struct migration {
+    int64_t version;
+    const char *sql;
+};
+
+static int apply_migration(struct ck_store *st, void *ctx, ck_error *err)
+{
+    const struct migration *m = ctx;
+    char what[64];
+    int64_t found;
+    snprintf(what, sizeof(what), "applying schema migration %lld", (long long)m->version);
+    /* Checked again inside the transaction: another process may have applied it meanwhile. */
+    int rc = query_one(st, "SELECT version FROM schema_migrations WHERE version = ?1",
+                       ARGS(A_INT(m->version)), what, read_id, &found, err);
+    if (rc != 0)
+        return rc < 0 ? -1 : 0;
+    if (exec_args(st, "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+                  ARGS(A_INT(m->version), A_INT(ck_clock_now())), what, NULL, err) != 0)
+        return -1;
+    if (sqlite3_exec(st->db, m->sql, NULL, NULL, NULL) != SQLITE_OK)
+        return storage_failed(st, what, err);
+    ck_log(CK_LOG_INFO, "database schema migrated to version %lld", (long long)m->version);
+    return 0;
+}
+
+static int migrate(struct ck_store *st, ck_error *err)
+{
+    size_t count;
+    const char *const *scripts = ck_store_migrations(&count);
+    int64_t current = 0;
+    if (exec_sql(st,
+                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                 "version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+                 "creating the schema_migrations table", err) != 0)
+        return -1;
+    if (query_one(st, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", NO_ARGS,
+                  "reading the schema version", read_id, &current, err) != 1)
+        return -1;
+    if (current > (int64_t)count)
+        return ck_error_set(err, 500, "storage_failed",
+                            "the database has schema version %lld but this certkeep knows only "
+                            "%zu; upgrade certkeep",
+                            (long long)current, count);
+    for (size_t i = (size_t)current; i < count; i++) {
+        struct migration m = {.version = (int64_t)i + 1, .sql = scripts[i]};
+        if (in_transaction(st, apply_migration, &m, err) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+int ck_store_open(const char *path, struct ck_store **out, ck_error *err)
+{
+    struct ck_store *st = calloc(1, sizeof(*st));
+    int ret = -1;
+    if (st == NULL) {
+        out_of_memory(err);
+        goto cleanup;
+    }
+    if (create_private_file(path, err) != 0)
+        goto cleanup;
+    /* NOMUTEX: a connection belongs to one thread (store.h), so SQLite's own locking is waste. */
+    if (sqlite3_open_v2(path, &st->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        ck_log(CK_LOG_ERROR, "sqlite: opening %s: %s", path, sqlite3_errmsg(st->db));
+        ck_error_set(err, 500, "storage_failed", "cannot open the database %s; see the log", path);
+        goto cleanup;
+    }
+    sqlite3_extended_result_codes(st->db, 1);
+    if (configure(st, path, err) != 0 || migrate(st, err) != 0)
+        goto cleanup;
+    *out = st;
+    st = NULL;
+    ret = 0;
+cleanup:
+    ck_store_close(st);
+    return ret;
+}
+
+void ck_store_close(struct ck_store *st)
+{
+    if (st == NULL)
+        return;
+    if (sqlite3_close(st->db) != SQLITE_OK)
+        ck_log(CK_LOG_ERROR, "sqlite: closing: %s", sqlite3_errmsg(st->db));
+    free(st);
+}
+
+int ck_store_schema_version(struct ck_store *st)
+{
+    int64_t version = 0;
+    if (query_one(st, "SELECT COUNT(*) FROM schema_migrations", NO_ARGS,
+                  "reading the schema version", read_id, &version, NULL) != 1)
+        return -1;
+    return (int)version;
+}
+
+/* ==== tenants ==== */
+
+#define TENANT_SELECT "SELECT id, name, created_at FROM tenants"
+
+static int read_tenant(sqlite3_stmt *s, void *row, ck_error *err)
+{
+    struct ck_tenant *t = row;
+    bool ok = true;
+    t->id = sqlite3_column_int64(s, 0);
+    t->name = col_text(s, 1, &ok);
+    t->created_at = sqlite3_column_int64(s, 2);
+    if (ok)
+        return 0;
+    ck_tenant_free(t);
+    return out_of_memory(err);
+}
+
+static void free_tenant_row(void *row)
+{
+    ck_tenant_free(row);
+}
+
+struct tenant_new {
+    const char *name;
+    struct ck_tenant row;
+};
+
+static int tenant_insert(struct ck_store *st, void *ctx, ck_error *err)
+{
+    struct tenant_new *t = ctx;
+    int rc =
+        exec_args(st, "INSERT INTO tenants (name, created_at) VALUES (?1, ?2)",
+                  ARGS(A_TEXT(t->name), A_INT(ck_clock_now())), "creating a tenant", NULL, err);
+    if (rc == CONFLICT)
+        return ck_error_set(err, 409, "tenant_exists", "tenant %s already exists", t->name);
+    if (rc != 0)
+        return -1;
+    return query_one(st, TENANT_SELECT " WHERE id = ?1",
+                     ARGS(A_INT(sqlite3_last_insert_rowid(st->db))), "reading the new tenant",
+                     read_tenant, &t->row, err) == 1
+               ? 0
+               : -1;
+}
+
+int ck_store_tenant_create(struct ck_store *st, const char *name, struct ck_tenant *out,
+                           ck_error *err)
+{
+    struct tenant_new t = {.name = name};
+    if (in_transaction(st, tenant_insert, &t, err) != 0) {
+        ck_tenant_free(&t.row);
+        return -1;
+    }
+    *out = t.row;
+    return 0;
+}
+
+int ck_store_tenant_get(struct ck_store *st, const char *name, struct ck_tenant *out, ck_error *err)
+{
+    int rc = query_one(st, TENANT_SELECT " WHERE name = ?1", ARGS(A_TEXT(name)), "reading a tenant",
+                       read_tenant, out, err);
+    if (rc == 0)
+        return ck_error_set(err, 404, "not_found", "no tenant named %s", name);
+    return rc == 1 ? 0 : -1;
+}
+
+int ck_store_tenant_list(struct ck_store *st, struct ck_tenant **out, size_t *n, ck_error *err)
+{
+    return query_all(st, TENANT_SELECT " ORDER BY name", NO_ARGS, "listing tenants", read_tenant,
+                     free_tenant_row, sizeof(**out), (void **)out, n, err);
+}
+
+void ck_tenant_array_free(struct ck_tenant *a, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        ck_tenant_free(&a[i]);
+    free(a);
+}
+
+/* ==== tokens ==== */
+
+#define TOKEN_SELECT                                                                               \
+    "SELECT k.id, k.tenant_id, t.name, k.name, k.role, k.created_at FROM tokens k "                \
+    "JOIN tenants t ON t.id = k.tenant_id"
+
+static int read_token(sqlite3_stmt *s, void *row, ck_error *err)
+{
+    struct ck_token *t = row;
+    bool ok = true;
+    t->id = sqlite3_column_int64(s, 0);
+    t->tenant_id = sqlite3_column_int64(s, 1);
+    t->tenant_name = col_text(s, 2, &ok);
+    t->name = col_text(s, 3, &ok);
+    t->created_at = sqlite3_column_int64(s, 5);
+    if (!ok || col_role(s, 4, &t->role, err) != 0) {
+        ck_token_free(t);
+        return ok ? -1 : out_of_memory(err);
+    }
+    return 0;
+}
+
+static void free_token_row(void *row)
+{
+    ck_token_free(row);
+}
+
+struct token_new {
+    int64_t tenant_id;
+    enum ck_role role;
+    const char *name;
+    const uint8_t *hash;
+    struct ck_token row;
+};
+
+static int token_insert(struct ck_store *st, void *ctx, ck_error *err)
+{
+    struct token_new *t = ctx;
+    int64_t found;
+    int rc = query_one(st, "SELECT id FROM tenants WHERE id = ?1", ARGS(A_INT(t->tenant_id)),
+                       "creating a token", read_id, &found, err);
+    if (rc == 0)
+        return ck_error_set(err, 404, "not_found", "no tenant %lld", (long long)t->tenant_id);
+    if (rc < 0)
+        return -1;
+    rc = exec_args(st,
+                   "INSERT INTO tokens (tenant_id, hash, role, name, created_at) "
+                   "VALUES (?1, ?2, ?3, ?4, ?5)",
+                   ARGS(A_INT(t->tenant_id), A_BLOB(t->hash, 32), A_TEXT(ck_role_name(t->role)),
+                        A_TEXT(t->name), A_INT(ck_clock_now())),
+                   "creating a token", NULL, err);
+    if (rc == CONFLICT)
+        return ck_error_set(err, 409, "token_exists", "a token with that secret already exists");
+    if (rc != 0)
+        return -1;
+    return query_one(st, TOKEN_SELECT " WHERE k.id = ?1",
+                     ARGS(A_INT(sqlite3_last_insert_rowid(st->db))), "reading the new token",
+                     read_token, &t->row, err) == 1
+               ? 0
+               : -1;
+}
+
+int ck_store_token_create(struct ck_store *st, int64_t tenant_id, enum ck_role role,
+                          const char *name, const uint8_t hash[32], struct ck_token *out,
+                          ck_error *err)
+{
+    struct token_new t = {.tenant_id = tenant_id, .role = role, .name = name, .hash = hash};
+    if (in_transaction(st, token_insert, &t, err) != 0) {
+        ck_token_free(&t.row);
+        return -1;
+    }
+    *out = t.row;
+    return 0;
+}
+
+int ck_store_token_lookup(struct ck_store *st, const uint8_t hash[32], struct ck_token *out,
+                          ck_error *err)
+{
+    int rc = query_one(st, TOKEN_SELECT " WHERE k.hash = ?1", ARGS(A_BLOB(hash, 32)),
+                       "looking up a token", read_token, out, err);
+    if (rc == 0)
+        return ck_error_set(err, 401, "invalid_token", "the token is unknown or was deleted");
+    return rc == 1 ? 0 : -1;
+}
+
+int ck_store_token_list(struct ck_store *st, int64_t tenant_id, struct ck_token **out, size_t *n,
+                        ck_error *err)
+{
+    return query_all(st, TOKEN_SELECT " WHERE k.tenant_id = ?1 ORDER BY k.id",
+                     ARGS(A_INT(tenant_id)), "listing tokens", read_token, free_token_row,
+                     sizeof(**out), (void **)out, n, err);
+}
+
+struct token_ref {
+    int64_t tenant_id, token_id;
+};
+
+static int token_remove(struct ck_store *st, void *ctx, ck_error *err)
+{
+    const struct token_ref *r = ctx;
+    int64_t changes = 0;
+    if (exec_args(st, "DELETE FROM tokens WHERE id = ?1 AND tenant_id = ?2",
+                  ARGS(A_INT(r->token_id), A_INT(r->tenant_id)), "deleting a token", &changes,
+                  err) != 0)
+        return -1;
+    if (changes == 0)
+        return ck_error_set(err, 404, "not_found", "no token %lld", (long long)r->token_id);
+    return 0;
+}
+
+int ck_store_token_delete(struct ck_store *st, int64_t tenant_id, int64_t token_id, ck_error *err)
+{
+    struct token_ref r = {.tenant_id = tenant_id, .token_id = token_id};
+    return in_transaction(st, token_remove, &r, err);
+}
+
+void ck_token_array_free(struct ck_token *a, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        ck_token_free(&a[i]);
+    free(a);
+}
+
+/* ==== enrollments ==== */
+
+#define ENROLLMENT_SELECT                                                                          \
+    "SELECT id, tenant_id, name, cn, sans, subject_o, subject_ou, subject_l, subject_st, "         \
+    "subject_c, key_type, validation, issuer, contacts, lifetime, renew_before, deploy_before, "   \
+    "always_test_on_staging, staging_order_id, production_order_id, created_at, updated_at "       \
+    "FROM enrollments"
+
+static int read_enrollment(sqlite3_stmt *s, void *row, ck_error *err)
+{
+    struct ck_enrollment *e = row;
+    bool ok = true;
+    int ret = -1;
+    e->id = sqlite3_column_int64(s, 0);
+    e->tenant_id = sqlite3_column_int64(s, 1);
+    e->name = col_text(s, 2, &ok);
+    e->cn = col_text(s, 3, &ok);
+    e->subject.o = col_text(s, 5, &ok);
+    e->subject.ou = col_text(s, 6, &ok);
+    e->subject.l = col_text(s, 7, &ok);
+    e->subject.st = col_text(s, 8, &ok);
+    e->subject.c = col_text(s, 9, &ok);
+    e->issuer = col_text(s, 12, &ok);
+    e->policy.lifetime = col_text(s, 14, &ok);
+    e->policy.renew_before = col_text(s, 15, &ok);
+    e->policy.deploy_before = col_text(s, 16, &ok);
+    e->policy.always_test_on_staging = sqlite3_column_int64(s, 17) != 0;
+    e->staging_order_id = sqlite3_column_int64(s, 18);
+    e->production_order_id = sqlite3_column_int64(s, 19);
+    e->created_at = sqlite3_column_int64(s, 20);
+    e->updated_at = sqlite3_column_int64(s, 21);
+    if (!ok) {
+        out_of_memory(err);
+        goto cleanup;
+    }
+    if (col_json_strv(s, 4, &e->sans, err) != 0 || col_key_type(s, 10, &e->key_type, err) != 0 ||
+        col_validation(s, 11, &e->validation, err) != 0 ||
+        col_json_strv(s, 13, &e->contacts, err) != 0)
+        goto cleanup;
+    ret = 0;
+cleanup:
+    if (ret != 0)
+        ck_enrollment_free(e);
+    return ret;
+}
+
+static void free_enrollment_row(void *row)
+{
+    ck_enrollment_free(row);
+}
+
+/* An enrollment on its way in, with its lists encoded as JSON. */
+struct enrollment_write {
+    struct ck_enrollment *e;
+    char *sans, *contacts;
+    int64_t now, id;
+};
+
+#define USER_FIELD_COUNT 16
+
+/* The fields a user can change, as ?1..?16 of both the INSERT and the UPDATE below. */
+static void user_field_args(const struct enrollment_write *w, struct arg a[USER_FIELD_COUNT])
+{
+    const struct ck_enrollment *e = w->e;
+    const struct arg fields[USER_FIELD_COUNT] = {
+        A_TEXT(e->cn),
+        A_TEXT(w->sans),
+        A_TEXT(e->subject.o),
+        A_TEXT(e->subject.ou),
+        A_TEXT(e->subject.l),
+        A_TEXT(e->subject.st),
+        A_TEXT(e->subject.c),
+        A_TEXT(ck_key_type_name(e->key_type)),
+        A_TEXT(ck_validation_name(e->validation)),
+        A_TEXT(e->issuer),
+        A_TEXT(w->contacts),
+        A_TEXT(e->policy.lifetime),
+        A_TEXT(e->policy.renew_before),
+        A_TEXT(e->policy.deploy_before),
+        A_INT(e->policy.always_test_on_staging ? 1 : 0),
+        A_INT(w->now),
+    };
+    memcpy(a, fields, sizeof(fields));
+}
+
+static int encode_lists(struct enrollment_write *w, ck_error *err)
+{
+    w->sans = strv_to_json(&w->e->sans);
+    w->contacts = strv_to_json(&w->e->contacts);
+    if (w->sans == NULL || w->contacts == NULL)
+        return ck_error_set(err, 400, "invalid_field",
+                            "the SANs and contacts of enrollment %s must be UTF-8 text",
+                            w->e->name ? w->e->name : "(unnamed)");
+    return 0;
+}
+
+static int enrollment_insert(struct ck_store *st, void *ctx, ck_error *err)
+{
+    struct enrollment_write *w = ctx;
+    struct arg args[USER_FIELD_COUNT + 5];
+    user_field_args(w, args);
+    args[USER_FIELD_COUNT] = (struct arg)A_INT(w->e->tenant_id);
+    args[USER_FIELD_COUNT + 1] = (struct arg)A_TEXT(w->e->name);
+    args[USER_FIELD_COUNT + 2] = (struct arg)A_ID(w->e->staging_order_id);
+    args[USER_FIELD_COUNT + 3] = (struct arg)A_ID(w->e->production_order_id);
+    args[USER_FIELD_COUNT + 4] = (struct arg)A_INT(w->now);
+    int rc = exec_args(st,
+                       "INSERT INTO enrollments (cn, sans, subject_o, subject_ou, subject_l, "
+                       "subject_st, subject_c, key_type, validation, issuer, contacts, lifetime, "
+                       "renew_before, deploy_before, always_test_on_staging, updated_at, "
+                       "tenant_id, name, staging_order_id, production_order_id, created_at) "
+                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
+                       "?16, ?17, ?18, ?19, ?20, ?21)",
+                       args, CK_ARRAY_LEN(args), "creating an enrollment", NULL, err);
+    if (rc == CONFLICT)
+        return ck_error_set(err, 409, "enrollment_exists", "enrollment %s already exists",
+                            w->e->name);
+    if (rc != 0)
+        return -1;
+    w->id = sqlite3_last_insert_rowid(st->db);
+    return 0;
+}
+
+static int enrollment_change(struct ck_store *st, void *ctx, ck_error *err)
+{
+    struct enrollment_write *w = ctx;
+    struct arg args[USER_FIELD_COUNT + 2];
+    int64_t changes = 0;
+    user_field_args(w, args);
+    args[USER_FIELD_COUNT] = (struct arg)A_INT(w->e->id);
+    args[USER_FIELD_COUNT + 1] = (struct arg)A_INT(w->e->tenant_id);
+    if (exec_args(st,
+                  "UPDATE enrollments SET cn = ?1, sans = ?2, subject_o = ?3, subject_ou = ?4, "
+                  "subject_l = ?5, subject_st = ?6, subject_c = ?7, key_type = ?8, "
+                  "validation = ?9, issuer = ?10, contacts = ?11, lifetime = ?12, "
+                  "renew_before = ?13, deploy_before = ?14, always_test_on_staging = ?15, "
+                  "updated_at = ?16 WHERE id = ?17 AND tenant_id = ?18",
+                  args, CK_ARRAY_LEN(args), "updating an enrollment", &changes, err) != 0)
+        return -1;
+    if (changes == 0)
+        return ck_error_set(err, 404, "not_found", "no enrollment %lld", (long long)w->e->id);
+    return 0;
+}
+
+/* Encodes w->e's lists and runs body (insert or update) in a transaction. */
+static int enrollment_write(struct ck_store *st, struct enrollment_write *w, tx_body body,
+                            ck_error *err)
+{
+    int ret = -1;
+    if (encode_lists(w, err) != 0 || in_transaction(st, body, w, err) != 0)
+        goto cleanup;
+    ret = 0;
+cleanup:
+    free(w->sans);
+    free(w->contacts);
+    return ret;
+}
+
+int ck_store_enrollment_create(struct ck_store *st, struct ck_enrollment *e, ck_error *err)
+{
+    struct enrollment_write w = {.e = e, .now = ck_clock_now()};
+    if (enrollment_write(st, &w, enrollment_insert, err) != 0)
+        return -1;
+    e->id = w.id;
+    e->created_at = e->updated_at = w.now;
+    return 0;
+}
+
+int ck_store_enrollment_update(struct ck_store *st, struct ck_enrollment *e, ck_error *err)
+{
+    struct enrollment_write w = {.e = e, .now = ck_clock_now()};
+    if (enrollment_write(st, &w, enrollment_change, err) != 0)
+        return -1;
+    e->updated_at = w.now;
+    return 0;
+}
+
+int ck_store_enrollment_get(struct ck_store *st, int64_t tenant_id, const char *name,
+                            struct ck_enrollment *out, ck_error *err)
+{
+    int rc = query_one(st, ENROLLMENT_SELECT " WHERE tenant_id = ?1 AND name = ?2",
+                       ARGS(A_INT(tenant_id), A_TEXT(name)), "reading an enrollment",
+                       read_enrollment, out, err);
+    if (rc == 0)
+        return ck_error_set(err, 404, "not_found", "no enrollment named %s", name);
+    return rc == 1 ? 0 : -1;
+}
+
+int ck_store_enrollment_list(struct ck_store *st, int64_t tenant_id, struct ck_enrollment **out,
+                             size_t *n, ck_error *err)
+{
+    return query_all(st, ENROLLMENT_SELECT " WHERE tenant_id = ?1 ORDER BY name",
+                     ARGS(A_INT(tenant_id)), "listing enrollments", read_enrollment,
+                     free_enrollment_row, sizeof(**out), (void **)out, n, err);
+}
+
+void ck_enrollment_array_free(struct ck_enrollment *a, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        ck_enrollment_free(&a[i]);
+    free(a);
+}
+
+/* An order reduced to what state checks need. */
+struct order_brief {
+    int64_t id;
+    enum ck_order_state state;
+};
+
+static int read_order_brief(sqlite3_stmt *s, void *row, ck_error *err)
+{
+    struct order_brief *o = row;
+    o->id = sqlite3_column_int64(s, 0);
+    return col_order_state(s, 1, &o->state, err);
+}
+
+/* 409 "order_open" when the enrollment has an open order, naming it and what to do. */
+static int refuse_open_order(struct ck_store *st, int64_t enrollment_id, const char *name,
+                             const char *advice, ck_error *err)
+{
+    struct order_brief open;
+    int rc = query_one(st,
+                       "SELECT id, state FROM orders WHERE enrollment_id = ?1 "
+                       "AND state IN " CK_STORE_OPEN_ORDER_STATES,
+                       ARGS(A_INT(enrollment_id)), "looking for an open order", read_order_brief,
+                       &open, err);
+    if (rc == 1)
+        return ck_error_set(err, 409, "order_open",
+                            "enrollment %s already has open order %lld (%s); %s", name,
+                            (long long)open.id, ck_order_state_name(open.state), advice);
+    return rc;
+}
+
+struct enrollment_ref {
+    int64_t tenant_id;
+    const char *name;
+};
+
+static int enrollment_remove(struct ck_store *st, void *ctx, ck_error *err)
+{
+    const struct enrollment_ref *r = ctx;
+    int64_t id;
+    int rc = query_one(st, "SELECT id FROM enrollments WHERE tenant_id = ?1 AND name = ?2",
+                       ARGS(A_INT(r->tenant_id), A_TEXT(r->name)), "deleting an enrollment",
+                       read_id, &id, err);
+    if (rc == 0)
+        return ck_error_set(err, 404, "not_found", "no enrollment named %s", r->name);
+    if (rc < 0 ||
+        refuse_open_order(st, id, r->name, "cancel it before deleting the enrollment", err) != 0)
+        return -1;
+    /* Orders, jobs, logs and artifacts go with it (ON DELETE CASCADE). */
+    return exec_args(st, "DELETE FROM enrollments WHERE id = ?1 AND tenant_id = ?2",
+                     ARGS(A_INT(id), A_INT(r->tenant_id)), "deleting an enrollment", NULL, err);
+}
+
+int ck_store_enrollment_delete(struct ck_store *st, int64_t tenant_id, const char *name,
+                               ck_error *err)
+{
+    struct enrollment_ref r = {.tenant_id = tenant_id, .name = name};
+    return in_transaction(st, enrollment_remove, &r, err);
+}
+
+/* ==== orders ==== */
+
+#define ORDER_SELECT                                                                               \
+    "SELECT o.id, o.tenant_id, o.enrollment_id, e.name, o.state, o.key_type, o.sealed_key, "       \
+    "o.csr_pem, o.error, o.created_at, o.updated_at FROM orders o "                                \
+    "JOIN enrollments e ON e.id = o.enrollment_id"
+
+static int read_order(sqlite3_stmt *s, void *row, ck_error *err)
+{
+    struct ck_order *o = row;
+    bool ok = true;
+    o->id = sqlite3_column_int64(s, 0);
+    o->tenant_id = sqlite3_column_int64(s, 1);
+    o->enrollment_id = sqlite3_column_int64(s, 2);
+    o->enrollment_name = col_text(s, 3, &ok);
+    o->sealed_key = col_blob(s, 6, &o->sealed_key_len, &ok);
+    o->csr_pem = col_text(s, 7, &ok);
+    o->error = col_text(s, 8, &ok);
+    o->created_at = sqlite3_column_int64(s, 9);
+    o->updated_at = sqlite3_column_int64(s, 10);
+    if (!ok || col_order_state(s, 4, &o->state, err) != 0 ||
+        col_key_type(s, 5, &o->key_type, err) != 0) {
+        ck_order_free(o);
+        return ok ? -1 : out_of_memory(err);
+    }
+    return 0;
+}
+
+static void free_order_row(void *row)
+{
+    ck_order_free(row);
+}
+
+/* The order's id and state: of that tenant, or of any tenant when tenant_id is 0 (the job
+ * runner's entry points, which no request reaches). Returns 0, or -1 with 404. */
+static int order_brief_get(struct ck_store *st, int64_t tenant_id, int64_t order_id,
+                           struct order_brief *out, ck_error *err)
+{
+    int rc = tenant_id != 0
+                 ? query_one(st, "SELECT id, state FROM orders WHERE id = ?1 AND tenant_id = ?2",
+                             ARGS(A_INT(order_id), A_INT(tenant_id)), "reading an order",
+                             read_order_brief, out, err)
+                 : query_one(st, "SELECT id, state FROM orders WHERE id = ?1",
+                             ARGS(A_INT(order_id)), "reading an order", read_order_brief, out, err);
+    if (rc == 0)
+        return ck_error_set(err, 404, "not_found", "no order %lld", (long long)order_id);
+    return rc == 1 ? 0 : -1;
+}
+
+struct enrollment_brief {
+    char *name, *key_type;
+};
+
+static int read_enrollment_brief(sqlite3_stmt *s, void *row, ck_error *err)
+{
+    struct enrollment_brief *e = row;
+    bool ok = true;
+    e->name = col_text(s, 0, &ok);
+    e->key_type = col_text(s, 1, &ok);
+    return ok ? 0 : out_of_memory(err);
+}
+
+struct order_new {
+    int64_t tenant_id, enrollment_id, order_id, job_id;
+};
+
+static int order_insert_rows(struct ck_store *st, struct order_new *o, const char *name,
+                             const char *key_type, ck_error *err)
+{
+    int64_t now = ck_clock_now();
+    int rc =
+        exec_args(st,
+                  "INSERT INTO orders (tenant_id, enrollment_id, state, key_type, "
+                  "created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                  ARGS(A_INT(o->tenant_id), A_INT(o->enrollment_id),
+                       A_TEXT(ck_order_state_name(CK_ORDER_NEW)), A_TEXT(key_type), A_INT(now)),
+                  "creating an order", NULL, err);
+    /* The partial unique index, for a writer that got past the check some other way. */
+    if (rc == CONFLICT)
+        return ck_error_set(err, 409, "order_open",
+                            "enrollment %s already has an open order; cancel it first", name);
+    if (rc != 0)
+        return -1;
+    o->order_id = sqlite3_last_insert_rowid(st->db);
+    if (exec_args(st,
+                  "INSERT INTO jobs (tenant_id, enrollment_id, order_id, type, state, created_at) "
+                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                  ARGS(A_INT(o->tenant_id), A_INT(o->enrollment_id), A_INT(o->order_id),
+                       A_TEXT(ck_job_type_name(CK_JOB_CSR)),
+                       A_TEXT(ck_job_state_name(CK_JOB_QUEUED)), A_INT(now)),
+                  "queueing the order's csr job", NULL, err) != 0)
+        return -1;
+    o->job_id = sqlite3_last_insert_rowid(st->db);
+    return 0;
+}
+
+static int order_insert(struct ck_store *st, void *ctx, ck_error *err)
+{
+    struct order_new *o = ctx;
+    struct enrollment_brief e = {0};
+    int ret = -1;
+    int rc =
+        query_one(st, "SELECT name, key_type FROM enrollments WHERE id = ?1 AND tenant_id = ?2",
+                  ARGS(A_INT(o->enrollment_id), A_INT(o->tenant_id)), "creating an order",
+                  read_enrollment_brief, &e, err);
+    if (rc == 0)
+        ck_error_set(err, 404, "not_found", "no enrollment %lld", (long long)o->enrollment_id);
+    if (rc != 1 || refuse_open_order(st, o->enrollment_id, e.name, "cancel it first", err) != 0 ||
+        order_insert_rows(st, o, e.name, e.key_type, err) != 0)
+        goto cleanup;
+    ret = 0;
+cleanup:
+    free(e.name);
+    free(e.key_type);
+    return ret;
+}
+
+int ck_store_order_create(struct ck_store *st, int64_t tenant_id, int64_t enrollment_id,
+                          int64_t *order_id, int64_t *job_id, ck_error *err)
+{
+    struct order_new o = {.tenant_id = tenant_id, .enrollment_id = enrollment_id};
+    if (in_transaction(st, order_insert, &o, err) != 0)
+        return -1;
+    *order_id = o.order_id;
+    *job_id = o.job_id;
+    return 0;
+}
+
+int ck_store_order_get(struct ck_store *st, int64_t tenant_id, int64_t order_id,
+                       struct ck_order *out, ck_error *err)
+{
+    int rc = query_one(st, ORDER_SELECT " WHERE o.id = ?1 AND o.tenant_id = ?2",
+                       ARGS(A_INT(order_id), A_INT(tenant_id)), "reading an order", read_order, out,
+                       err);
+    if (rc == 0)
+        return ck_error_set(err, 404, "not_found", "no order %lld", (long long)order_id);
+    return rc == 1 ? 0 : -1;
+}
+
+int ck_store_order_list(struct ck_store *st, int64_t tenant_id, const struct ck_order_filter *f,
+                        struct ck_order **out, size_t *n, ck_error *err)
+{
+    const char *state = f && f->state >= 0 ? ck_order_state_name(f->state) : NULL;
+    return query_all(st,
+                     ORDER_SELECT " WHERE o.tenant_id = ?1 AND (?2 IS NULL OR e.name = ?2) "
+                                  "AND (?3 IS NULL OR o.state = ?3) ORDER BY o.id DESC",
+                     ARGS(A_INT(tenant_id), A_TEXT(f ? f->enrollment : NULL), A_TEXT(state)),
+                     "listing orders", read_order, free_order_row, sizeof(**out), (void **)out, n,
+                     err);
+}
+
+void ck_order_array_free(struct ck_order *a, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        ck_order_free(&a[i]);
+    free(a);
+}
+
+/* Fails the order's queued jobs, and its running ones too when running_too. */
+static int fail_order_jobs(struct ck_store *st, int64_t order_id, const char *reason,
+                           bool running_too, ck_error *err)
+{
+    return exec_args(
+        st,
+        "UPDATE jobs SET state = 'failed', error = ?2, finished_at = ?3, "
+        "lease_until = NULL WHERE order_id = ?1 "
+        "AND (state = 'queued' OR (?4 = 1 AND state = 'running'))",
+        ARGS(A_INT(order_id), A_TEXT(reason), A_INT(ck_clock_now()), A_INT(running_too ? 1 : 0)),
+        "failing the order's jobs", NULL, err);
+}
+
+struct order_end {
+    int64_t tenant_id, order_id; /* tenant 0: any (job runner) */
+    enum ck_order_state to;
+    const char *reason;
+};
+
+/* Moves an open order to cancelled or failed and fails its jobs that can no longer matter: on
+ * cancel the running ones too, on failure only the queued ones (the running job is the caller,
+ * which finishes itself). */
+static int order_end(struct ck_store *st, void *ctx, ck_error *err)
+{
+    const struct order_end *r = ctx;
+    struct order_brief o;
+    if (order_brief_get(st, r->tenant_id, r->order_id, &o, err) != 0)
+        return -1;
+    if (!ck_order_state_is_open(o.state))
+        return ck_error_set(err, 409, "order_closed", "order %lld is %s, no longer open",
+                            (long long)o.id, ck_order_state_name(o.state));
+    if (exec_args(st, "UPDATE orders SET state = ?2, error = ?3, updated_at = ?4 WHERE id = ?1",
+                  ARGS(A_INT(o.id), A_TEXT(ck_order_state_name(r->to)), A_TEXT(r->reason),
+                       A_INT(ck_clock_now())),
+                  "closing an order", NULL, err) != 0)
+        return -1;
+    bool cancelled = r->to == CK_ORDER_CANCELLED;
+    return fail_order_jobs(st, o.id, cancelled ? "order cancelled" : "order failed", cancelled,
+                           err);
+}
+
+int ck_store_order_cancel(struct ck_store *st, int64_t tenant_id, int64_t order_id, ck_error *err)
+{
+    struct order_end r = {.tenant_id = tenant_id, .order_id = order_id, .to = CK_ORDER_CANCELLED};
+    return in_transaction(st, order_end, &r, err);
+}
+
+int ck_store_order_fail(struct ck_store *st, int64_t order_id, const char *reason, ck_error *err)
+{
+    struct order_end r = {.order_id = order_id, .to = CK_ORDER_FAILED, .reason = reason};
+    return in_transaction(st, order_end, &r, err);
+}
+
+/* A job reduced to what state checks need. */
+struct job_brief {
+    int64_t order_id;
+    enum ck_job_state state;
+};
+
+static int read_job_brief(sqlite3_stmt *s, void *row, ck_error *err)
+{
+    struct job_brief *j = row;
+    j->order_id = sqlite3_column_int64(s, 0);
+    return col_job_state(s, 1, &j->state, err);
+}
+
+/* The job's order and state, of any tenant (job runner entry points). 0, or -1 with 404. */
+static int job_brief_get(struct ck_store *st, int64_t job_id, struct job_brief *out, ck_error *err)
+{
+    int rc = query_one(st, "SELECT order_id, state FROM jobs WHERE id = ?1", ARGS(A_INT(job_id)),
+                       "reading a job", read_job_brief, out, err);
+    if (rc == 0)
+        return ck_error_set(err, 404, "not_found", "no job %lld", (long long)job_id);
+    return rc == 1 ? 0 : -1;
+}
+
+struct csr_commit {
+    int64_t order_id, job_id;
+    const uint8_t *sealed_key;
+    size_t sealed_key_len;
+    const char *csr_pem;
+};
+
+static int csr_commit_check(struct ck_store *st, const struct csr_commit *c, ck_error *err)
+{
+    struct order_brief o;
+    struct job_brief j;
+    if (order_brief_get(st, 0, c->order_id, &o, err) != 0 ||
+        job_brief_get(st, c->job_id, &j, err) != 0)
+        return -1;
+    if (j.order_id != c->order_id)
+        return ck_error_set(err, 404, "not_found", "job %lld does not belong to order %lld",
+                            (long long)c->job_id, (long long)c->order_id);
+    if (o.state != CK_ORDER_NEW)
+        return ck_error_set(err, 409, "order_not_new",
+                            "order %lld is %s, no longer new; its key and CSR were not saved",
+                            (long long)o.id, ck_order_state_name(o.state));
+    return 0;
+}
+
+static int csr_commit(struct ck_store *st, void *ctx, ck_error *err)
+{
+    const struct csr_commit *c = ctx;
+    int64_t now = ck_clock_now();
+    if (csr_commit_check(st, c, err) != 0)
+        return -1;
+    if (exec_args(st,
+                  "UPDATE orders SET state = ?2, sealed_key = ?3, csr_pem = ?4, updated_at = ?5 "
+                  "WHERE id = ?1",
+                  ARGS(A_INT(c->order_id), A_TEXT(ck_order_state_name(CK_ORDER_CSR_READY)),
+                       A_BLOB(c->sealed_key, c->sealed_key_len), A_TEXT(c->csr_pem), A_INT(now)),
+                  "saving the order's key and CSR", NULL, err) != 0)
+        return -1;
+    if (exec_args(st,
+                  "INSERT INTO job_artifacts (job_id, name, content_type, data, created_at) "
+                  "VALUES (?1, 'csr', 'application/pkcs10', ?2, ?3)",
+                  ARGS(A_INT(c->job_id), A_BLOB(c->csr_pem, strlen(c->csr_pem)), A_INT(now)),
+                  "saving the CSR artifact", NULL, err) != 0)
+        return -1;
+    return exec_args(st,
+                     "UPDATE jobs SET state = ?2, finished_at = ?3, lease_until = NULL "
+                     "WHERE id = ?1",
+                     ARGS(A_INT(c->job_id), A_TEXT(ck_job_state_name(CK_JOB_FINISHED)), A_INT(now)),
+                     "finishing the csr job", NULL, err);
+}
+
+int ck_store_order_csr_ready(struct ck_store *st, int64_t order_id, int64_t job_id,
+                             const uint8_t *sealed_key, size_t sealed_key_len, const char *csr_pem,
+                             ck_error *err)
+{
+    struct csr_commit c = {.order_id = order_id,
+                           .job_id = job_id,
+                           .sealed_key = sealed_key,
+                           .sealed_key_len = sealed_key_len,
+                           .csr_pem = csr_pem};
+    return in_transaction(st, csr_commit, &c, err);
+}
+
+/* ==== jobs ==== */
+
+#define JOB_SELECT                                                                                 \
+    "SELECT j.id, j.tenant_id, j.enrollment_id, e.name, j.order_id, j.type, j.state, "             \
+    "j.created_at, j.started_at, j.finished_at, j.error FROM jobs j "                              \
+    "LEFT JOIN enrollments e ON e.id = j.enrollment_id"
+
+static int read_job(sqlite3_stmt *s, void *row, ck_error *err)
+{
+    struct ck_job *j = row;
+    bool ok = true;
+    j->id = sqlite3_column_int64(s, 0);
+    j->tenant_id = sqlite3_column_int64(s, 1);
+    j->enrollment_id = sqlite3_column_int64(s, 2);
+    j->enrollment_name = col_text(s, 3, &ok);
+    j->order_id = sqlite3_column_int64(s, 4);
+    j->created_at = sqlite3_column_int64(s, 7);
+    j->started_at = sqlite3_column_int64(s, 8);
+    j->finished_at = sqlite3_column_int64(s, 9);
+    j->error = col_text(s, 10, &ok);
+    if (!ok || col_job_type(s, 5, &j->type, err) != 0 || col_job_state(s, 6, &j->state, err) != 0) {
+        ck_job_free(j);
+        return ok ? -1 : out_of_memory(err);
+    }
+    return 0;
+}
+
+static void free_job_row(void *row)
+{
+    ck_job_free(row);
+}
+
+static int load_artifact_names(struct ck_store *st, struct ck_job *j, ck_error *err)
+{
+    char **names = NULL;
+    size_t n = 0;
+    int ret = -1;
+    if (query_all(st, "SELECT name FROM job_artifacts WHERE job_id = ?1 ORDER BY name",
+                  ARGS(A_INT(j->id)), "listing a job's artifacts", read_text, free_text_row,
+                  sizeof(*names), (void **)&names, &n, err) != 0)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (ck_strv_push(&j->artifacts, names[i]) != 0) {
+            out_of_memory(err);
+            goto cleanup;
+        }
+    ret = 0;
+cleanup:
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    return ret;
+}
+
+/* The job with that id (and of that tenant unless tenant_id is 0), with its artifact names.
+ * Returns 1, 0 when there is no such job, -1 on failure. */
+static int job_read(struct ck_store *st, int64_t tenant_id, int64_t job_id, struct ck_job *out,
+                    ck_error *err)
+{
+    int rc = query_one(st, JOB_SELECT " WHERE j.id = ?1 AND (?2 = 0 OR j.tenant_id = ?2)",
+                       ARGS(A_INT(job_id), A_INT(tenant_id)), "reading a job", read_job, out, err);
+    if (rc == 1 && load_artifact_names(st, out, err) != 0) {
+        ck_job_free(out);
+        return -1;
+    }
+    return rc;
+}
+
+int ck_store_job_get(struct ck_store *st, int64_t tenant_id, int64_t job_id, struct ck_job *out,
+                     ck_error *err)
+{
+    /* tenant 0 would mean "any tenant" to job_read; no tenant has that id. */
+    int rc = tenant_id != 0 ? job_read(st, tenant_id, job_id, out, err) : 0;
+    if (rc == 0)
+        return ck_error_set(err, 404, "not_found", "no job %lld", (long long)job_id);
+    return rc == 1 ? 0 : -1;
+}
+
+int ck_store_job_list(struct ck_store *st, int64_t tenant_id, const struct ck_job_filter *f,
+                      struct ck_job **out, size_t *n, ck_error *err)
+{
+    const struct ck_job_filter all = {.state = -1, .type = -1};
+    struct ck_job *jobs = NULL;
+    size_t count = 0;
+    if (f == NULL)
+        f = &all;
+    if (query_all(st,
+                  JOB_SELECT " WHERE j.tenant_id = ?1 AND (?2 IS NULL OR j.state = ?2) "
+                             "AND (?3 IS NULL OR j.type = ?3) AND (?4 IS NULL OR e.name = ?4) "
+                             "AND (?5 = 0 OR j.order_id = ?5) ORDER BY j.id DESC",
+                  ARGS(A_INT(tenant_id), A_TEXT(f->state >= 0 ? ck_job_state_name(f->state) : NULL),
+                       A_TEXT(f->type >= 0 ? ck_job_type_name(f->type) : NULL),
+                       A_TEXT(f->enrollment), A_INT(f->order_id)),
+                  "listing jobs", read_job, free_job_row, sizeof(*jobs), (void **)&jobs, &count,
+                  err) != 0)
+        return -1;
+    for (size_t i = 0; i < count; i++)
+        if (load_artifact_names(st, &jobs[i], err) != 0) {
+            ck_job_array_free(jobs, count);
+            return -1;
+        }
+    *out = jobs;
+    *n = count;
+    return 0;
+}
+
+void ck_job_array_free(struct ck_job *a, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        ck_job_free(&a[i]);
+    free(a);
+}
+
+struct job_claim {
+    const char *worker;
+    int64_t lease_seconds;
+    int found;
+    struct ck_job job;
+};
+
+/* One UPDATE picks and takes the job, inside BEGIN IMMEDIATE: no other connection can claim
+ * between the choice and the write. */
+static int job_claim_body(struct ck_store *st, void *ctx, ck_error *err)
+{
+    struct job_claim *c = ctx;
+    int64_t now = ck_clock_now(), id = 0;
+    int rc = query_one(st,
+                       "UPDATE jobs SET state = 'running', started_at = ?1, worker = ?2, "
+                       "lease_until = ?3 WHERE id = (SELECT id FROM jobs WHERE state = 'queued' "
+                       "OR (state = 'running' AND lease_until < ?1) ORDER BY id LIMIT 1) "
+                       "RETURNING id",
+                       ARGS(A_INT(now), A_TEXT(c->worker), A_INT(now + c->lease_seconds)),
+                       "claiming a job", read_id, &id, err);
+    if (rc <= 0)
+        return rc;
+    c->found = job_read(st, 0, id, &c->job, err);
+    return c->found == 1 ? 0 : -1;
+}
+
+int ck_store_job_claim(struct ck_store *st, const char *worker, int64_t lease_seconds,
+                       struct ck_job *out, ck_error *err)
+{
+    struct job_claim c = {.worker = worker, .lease_seconds = lease_seconds};
+    if (in_transaction(st, job_claim_body, &c, err) != 0) {
+        ck_job_free(&c.job);
+        return -1;
+    }
+    if (c.found)
+        *out = c.job;
+    return c.found;
+}
+
+struct job_line {
+    int64_t job_id;
+    const char *level, *message;
+};
+
+static int job_log_body(struct ck_store *st, void *ctx, ck_error *err)
+{
+    const struct job_line *l = ctx;
+    struct job_brief j;
+    if (job_brief_get(st, l->job_id, &j, err) != 0)
+        return -1;
+    return exec_args(
+        st, "INSERT INTO job_logs (job_id, at, level, message) VALUES (?1, ?2, ?3, ?4)",
+        ARGS(A_INT(l->job_id), A_INT(ck_clock_now()), A_TEXT(l->level), A_TEXT(l->message)),
+        "appending to a job's log", NULL, err);
+}
+
+int ck_store_job_log(struct ck_store *st, int64_t job_id, const char *level, const char *message,
+                     ck_error *err)
+{
+    static const char *const levels[] = {"info", "warn", "error"};
+    struct job_line l = {.job_id = job_id, .level = level, .message = message ? message : ""};
+    for (size_t i = 0; level != NULL && i < CK_ARRAY_LEN(levels); i++)
+        if (strcmp(level, levels[i]) == 0)
+            return in_transaction(st, job_log_body, &l, err);
+    return ck_error_set(err, 400, "invalid_field", "log level %s is not one of: info, warn, error",
+                        level ? level : "(none)");
+}
+
+struct job_end {
+    int64_t job_id;
+    enum ck_job_state state;
+    const char *error;
+};
+
+static int job_finish_body(struct ck_store *st, void *ctx, ck_error *err)
+{
+    const struct job_end *e = ctx;
+    struct job_brief j;
+    if (job_brief_get(st, e->job_id, &j, err) != 0)
+        return -1;
+    if (j.state != CK_JOB_QUEUED && j.state != CK_JOB_RUNNING)
+        return ck_error_set(err, 409, "job_closed", "job %lld is already %s", (long long)e->job_id,
+                            ck_job_state_name(j.state));
+    return exec_args(st,
+                     "UPDATE jobs SET state = ?2, error = ?3, finished_at = ?4, lease_until = NULL "
+                     "WHERE id = ?1",
+                     ARGS(A_INT(e->job_id), A_TEXT(ck_job_state_name(e->state)),
+                          A_TEXT(e->state == CK_JOB_FAILED ? e->error : NULL),
+                          A_INT(ck_clock_now())),
+                     "finishing a job", NULL, err);
+}
+
+int ck_store_job_finish(struct ck_store *st, int64_t job_id, enum ck_job_state state,
+                        const char *error, ck_error *err)
+{
+    struct job_end e = {.job_id = job_id, .state = state, .error = error};
+    if (state != CK_JOB_FINISHED && state != CK_JOB_FAILED)
+        return ck_error_set(err, 400, "invalid_field", "a job ends finished or failed, not %s",
+                            ck_job_state_name(state));
+    return in_transaction(st, job_finish_body, &e, err);
+}
+
+/* 0 when the job exists for that tenant, -1 with 404 otherwise. */
+static int job_visible(struct ck_store *st, int64_t tenant_id, int64_t job_id, ck_error *err)
+{
+    int64_t id;
+    int rc = query_one(st, "SELECT id FROM jobs WHERE id = ?1 AND tenant_id = ?2",
+                       ARGS(A_INT(job_id), A_INT(tenant_id)), "reading a job", read_id, &id, err);
+    if (rc == 0)
+        return ck_error_set(err, 404, "not_found", "no job %lld", (long long)job_id);
+    return rc == 1 ? 0 : -1;
+}
+
+static int read_log_line(sqlite3_stmt *s, void *row, ck_error *err)
+{
+    struct ck_job_log_line *l = row;
+    bool ok = true;
+    l->at = sqlite3_column_int64(s, 0);
+    l->level = col_text(s, 1, &ok);
+    l->message = col_text(s, 2, &ok);
+    if (ok)
+        return 0;
+    free(l->level);
+    free(l->message);
+    return out_of_memory(err);
+}
+
+static void free_log_line_row(void *row)
+{
+    struct ck_job_log_line *l = row;
+    free(l->level);
+    free(l->message);
+}
+
+int ck_store_job_log_lines(struct ck_store *st, int64_t tenant_id, int64_t job_id,
+                           struct ck_job_log_line **out, size_t *n, ck_error *err)
+{
+    if (job_visible(st, tenant_id, job_id, err) != 0)
+        return -1;
+    return query_all(st, "SELECT at, level, message FROM job_logs WHERE job_id = ?1 ORDER BY id",
+                     ARGS(A_INT(job_id)), "reading a job's log", read_log_line, free_log_line_row,
+                     sizeof(**out), (void **)out, n, err);
+}
+
+struct artifact {
+    char *content_type;
+    uint8_t *data;
+    size_t len;
+};
+
+static int read_artifact(sqlite3_stmt *s, void *row, ck_error *err)
+{
+    struct artifact *a = row;
+    bool ok = true;
+    a->content_type = col_text(s, 0, &ok);
+    a->data = col_blob(s, 1, &a->len, &ok);
+    if (ok && a->data != NULL)
+        return 0;
+    free(a->content_type);
+    free(a->data);
+    return out_of_memory(err);
+}
+
+int ck_store_job_artifact_get(struct ck_store *st, int64_t tenant_id, int64_t job_id,
+                              const char *name, char **content_type, uint8_t **data, size_t *len,
+                              ck_error *err)
+{
+    struct artifact a = {0};
+    if (job_visible(st, tenant_id, job_id, err) != 0)
+        return -1;
+    int rc = query_one(st,
+                       "SELECT content_type, data FROM job_artifacts WHERE job_id = ?1 "
+                       "AND name = ?2",
+                       ARGS(A_INT(job_id), A_TEXT(name)), "reading a job artifact", read_artifact,
+                       &a, err);
+    if (rc == 0)
+        return ck_error_set(err, 404, "not_found", "job %lld has no artifact named %s",
+                            (long long)job_id, name);
+    if (rc < 0)
+        return -1;
+    *content_type = a.content_type;
+    *data = a.data;
+    *len = a.len;
+    return 0;
+}
