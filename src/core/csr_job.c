@@ -1,0 +1,110 @@
+#include "core/csr_job.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "common/log.h"
+#include "crypto/csr.h"
+#include "crypto/keys.h"
+
+/* One line in the job's log (what users read) and in the daemon's log. */
+__attribute__((format(printf, 4, 5))) static void job_log(struct ck_store *st,
+                                                          const struct ck_job *job,
+                                                          enum ck_log_level level, const char *fmt,
+                                                          ...)
+{
+    char line[CK_ERROR_MSG_MAX + 64];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    ck_log(level, "job %lld (csr, order %lld): %s", (long long)job->id, (long long)job->order_id,
+           line);
+    ck_error err;
+    const char *name = level == CK_LOG_ERROR ? "error" : level == CK_LOG_WARN ? "warn" : "info";
+    if (ck_store_job_log(st, job->id, name, line, &err) != 0)
+        ck_log(CK_LOG_WARN, "job %lld: could not store a log line: %s", (long long)job->id,
+               err.message);
+}
+
+/* A new key and the CSR for the order; the key leaves this function only sealed. */
+static int make_csr(struct ck_store *st, const ck_master_key *key, const struct ck_job *job,
+                    const struct ck_order *o, char **csr_pem, uint8_t **sealed, size_t *sealed_len,
+                    ck_error *err)
+{
+    int rc = -1;
+    struct ck_enrollment e = {0};
+    EVP_PKEY *pkey = NULL;
+    char aad[64];
+    if (ck_store_enrollment_get(st, job->tenant_id, o->enrollment_name, &e, err) != 0)
+        goto cleanup;
+    job_log(st, job, CK_LOG_INFO, "generating %s key", ck_key_type_name(o->key_type));
+    if ((pkey = ck_key_generate(o->key_type, err)) == NULL)
+        goto cleanup;
+    const struct ck_csr_request req = {.cn = e.cn,
+                                       .sans = &e.sans,
+                                       .o = e.subject.o,
+                                       .ou = e.subject.ou,
+                                       .l = e.subject.l,
+                                       .st = e.subject.st,
+                                       .c = e.subject.c};
+    if ((*csr_pem = ck_csr_create(pkey, &req, err)) == NULL)
+        goto cleanup;
+    job_log(st, job, CK_LOG_INFO, "wrote the CSR for %s with %zu name%s", e.cn, e.sans.len,
+            e.sans.len == 1 ? "" : "s");
+    ck_order_key_aad(o->id, aad, sizeof(aad));
+    if (ck_seal_private_key(key, aad, pkey, sealed, sealed_len, err) != 0)
+        goto cleanup;
+    job_log(st, job, CK_LOG_INFO, "sealed the private key");
+    rc = 0;
+cleanup:
+    EVP_PKEY_free(pkey);
+    ck_enrollment_free(&e);
+    return rc;
+}
+
+static void record_failure(struct ck_store *st, const struct ck_job *job, const ck_error *why)
+{
+    ck_error err;
+    job_log(st, job, CK_LOG_ERROR, "%s", why->message);
+    if (ck_store_job_finish(st, job->id, CK_JOB_FAILED, why->message, &err) != 0)
+        ck_log(CK_LOG_WARN, "job %lld: could not mark it failed: %s", (long long)job->id,
+               err.message);
+    /* A cancelled order stays cancelled; any other open order fails with the reason. */
+    if (job->order_id > 0 && strcmp(why->code, "order_not_new") != 0 &&
+        ck_store_order_fail(st, job->order_id, why->message, &err) != 0)
+        ck_log(CK_LOG_DEBUG, "order %lld: not marked failed: %s", (long long)job->order_id,
+               err.message);
+}
+
+int ck_csr_job_run(struct ck_store *st, const ck_master_key *key, const struct ck_job *job)
+{
+    int rc = -1;
+    ck_error err = {0};
+    struct ck_order o = {0};
+    char *csr_pem = NULL;
+    uint8_t *sealed = NULL;
+    size_t sealed_len = 0;
+    if (ck_store_order_get(st, job->tenant_id, job->order_id, &o, &err) != 0)
+        goto cleanup;
+    if (o.state != CK_ORDER_NEW) {
+        ck_error_set(&err, 409, "order_not_new", "order %lld is %s, so it gets no new CSR",
+                     (long long)o.id, ck_order_state_name(o.state));
+        goto cleanup;
+    }
+    if (make_csr(st, key, job, &o, &csr_pem, &sealed, &sealed_len, &err) != 0 ||
+        ck_store_order_csr_ready(st, o.id, job->id, sealed, sealed_len, csr_pem, &err) != 0)
+        goto cleanup;
+    rc = 0;
+cleanup:
+    if (rc != 0)
+        record_failure(st, job, &err);
+    OPENSSL_free(sealed);
+    free(csr_pem);
+    ck_order_free(&o);
+    return rc;
+}

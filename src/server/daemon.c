@@ -1,0 +1,439 @@
+/* The daemon's commands: init, serve and the operator's offline key export. */
+#include "server/daemon.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+
+#include "common/log.h"
+#include "server/server.h"
+
+enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
+
+#define DEFAULT_WORKERS 2
+
+static const char usage_init[] = "usage: certkeep init --data DIR";
+static const char usage_serve[] =
+    "usage: certkeep serve --data DIR --api ADDR:PORT [--api-cert FILE --api-key FILE]\n"
+    "                      [--insecure-http] [--workers N]";
+static const char usage_export[] = "usage: certkeep key export --data DIR [--tenant NAME] ORDER_ID";
+
+__attribute__((format(printf, 2, 3))) static int usage_error(const char *usage, const char *fmt,
+                                                             ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("certkeep: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n%s\n", usage);
+    va_end(ap);
+    return EXIT_USAGE;
+}
+
+static int failed(const ck_error *err)
+{
+    fprintf(stderr, "certkeep: %s\n", err->message);
+    return EXIT_FAILED;
+}
+
+static int data_path(const char *dir, const char *file, char out[PATH_MAX], ck_error *err)
+{
+    int n = snprintf(out, PATH_MAX, "%s/%s", dir, file);
+    if (n < 0 || n >= PATH_MAX)
+        return ck_error_set(err, 400, "path_too_long", "the data folder path is too long");
+    return 0;
+}
+
+/* ---- init ---- */
+
+/* The operator tenant, whether the migrations created it or not. */
+static int operator_tenant(struct ck_store *st, struct ck_tenant *out, ck_error *err)
+{
+    if (ck_store_tenant_get(st, CK_OPERATOR_TENANT_NAME, out, NULL) != 0 &&
+        ck_store_tenant_create(st, CK_OPERATOR_TENANT_NAME, out, err) != 0)
+        return -1;
+    if (out->id != CK_OPERATOR_TENANT_ID)
+        return ck_error_set(err, 500, "bad_operator_tenant",
+                            "tenant default has id %lld instead of %d; the database is not new",
+                            (long long)out->id, CK_OPERATOR_TENANT_ID);
+    return 0;
+}
+
+static int init_data(const char *dir, ck_error *err)
+{
+    int rc = -1;
+    char db[PATH_MAX], key_path[PATH_MAX], secret[68] = "";
+    uint8_t hash[32];
+    ck_master_key key;
+    bool have_key = false;
+    struct ck_store *st = NULL;
+    struct ck_tenant tenant = {0};
+    struct ck_token token = {0};
+    if (data_path(dir, "certkeep.db", db, err) != 0 ||
+        data_path(dir, "master.key", key_path, err) != 0)
+        goto cleanup;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        ck_error_set(err, 400, "mkdir_failed", "cannot create %s: %s", dir, strerror(errno));
+        goto cleanup;
+    }
+    if (access(db, F_OK) == 0) {
+        ck_error_set(err, 409, "already_initialised",
+                     "%s already exists: %s is already initialised; nothing was changed", db, dir);
+        goto cleanup;
+    }
+    if (ck_master_key_create(key_path, &key, err) != 0)
+        goto cleanup;
+    have_key = true;
+    if (ck_store_open(db, &st, err) != 0 || operator_tenant(st, &tenant, err) != 0 ||
+        ck_auth_token_new(secret, hash, err) != 0 ||
+        ck_store_token_create(st, tenant.id, CK_ROLE_ADMIN, "init", hash, &token, err) != 0)
+        goto cleanup;
+    printf("%s\n", secret);
+    fflush(stdout);
+    ck_log(CK_LOG_INFO, "initialised %s; the first admin token (tenant default) is on stdout", dir);
+    rc = 0;
+cleanup:
+    OPENSSL_cleanse(secret, sizeof(secret));
+    if (have_key)
+        ck_master_key_wipe(&key);
+    ck_token_free(&token);
+    ck_tenant_free(&tenant);
+    ck_store_close(st);
+    return rc;
+}
+
+int ck_daemon_cmd_init(int argc, char **argv)
+{
+    static const struct option options[] = {{"data", required_argument, NULL, 'd'},
+                                            {NULL, 0, NULL, 0}};
+    const char *data = NULL;
+    int c;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":", options, NULL)) != -1) {
+        if (c != 'd')
+            return usage_error(usage_init, "unknown or incomplete option %s", argv[optind - 1]);
+        data = optarg;
+    }
+    if (data == NULL || optind != argc)
+        return usage_error(usage_init, "init needs --data DIR and nothing else");
+    umask(077); /* the database, its WAL and the key file: owner only */
+    ck_error err = {0};
+    return init_data(data, &err) == 0 ? EXIT_OK : failed(&err);
+}
+
+/* ---- serve ---- */
+
+struct serve_options {
+    const char *data, *api, *cert, *key;
+    bool insecure_http;
+    int workers;
+    char host[256]; /* from api, without brackets */
+    unsigned short port;
+};
+
+static int parse_api_address(struct serve_options *o)
+{
+    const char *colon = strrchr(o->api, ':');
+    const char *host = o->api;
+    size_t host_len = colon ? (size_t)(colon - o->api) : 0;
+    if (host[0] == '[') {
+        const char *close = strchr(host, ']');
+        if (close == NULL || close + 1 != colon)
+            return -1;
+        host++;
+        host_len = (size_t)(close - host);
+    }
+    char *end;
+    long port = colon ? strtol(colon + 1, &end, 10) : 0;
+    if (colon == NULL || host_len == 0 || host_len >= sizeof(o->host) || colon[1] == '\0' ||
+        *end != '\0' || port < 1 || port > 65535)
+        return -1;
+    memcpy(o->host, host, host_len);
+    o->host[host_len] = '\0';
+    o->port = (unsigned short)port;
+    return 0;
+}
+
+static bool host_is_loopback(const char *host)
+{
+    struct in_addr v4;
+    struct in6_addr v6;
+    if (strcmp(host, "localhost") == 0)
+        return true;
+    if (inet_pton(AF_INET, host, &v4) == 1)
+        return (ntohl(v4.s_addr) >> 24) == 127;
+    return inet_pton(AF_INET6, host, &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
+}
+
+static int parse_serve_options(int argc, char **argv, struct serve_options *o)
+{
+    static const struct option options[] = {{"data", required_argument, NULL, 'd'},
+                                            {"api", required_argument, NULL, 'a'},
+                                            {"api-cert", required_argument, NULL, 'c'},
+                                            {"api-key", required_argument, NULL, 'k'},
+                                            {"insecure-http", no_argument, NULL, 'i'},
+                                            {"workers", required_argument, NULL, 'w'},
+                                            {NULL, 0, NULL, 0}};
+    char *end;
+    int c;
+    o->workers = DEFAULT_WORKERS;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":", options, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            o->data = optarg;
+            break;
+        case 'a':
+            o->api = optarg;
+            break;
+        case 'c':
+            o->cert = optarg;
+            break;
+        case 'k':
+            o->key = optarg;
+            break;
+        case 'i':
+            o->insecure_http = true;
+            break;
+        case 'w':
+            o->workers = (int)strtol(optarg, &end, 10);
+            if (*end != '\0' || o->workers < 1 || o->workers > CK_WORKERS_MAX)
+                return usage_error(usage_serve, "--workers must be a number from 1 to %d",
+                                   CK_WORKERS_MAX);
+            break;
+        default:
+            return usage_error(usage_serve, "unknown or incomplete option %s", argv[optind - 1]);
+        }
+    }
+    if (o->data == NULL || o->api == NULL || optind != argc)
+        return usage_error(usage_serve, "serve needs --data DIR and --api ADDR:PORT");
+    if ((o->cert == NULL) != (o->key == NULL))
+        return usage_error(usage_serve, "--api-cert and --api-key go together");
+    if (parse_api_address(o) != 0)
+        return usage_error(usage_serve,
+                           "--api %s is not ADDR:PORT (e.g. 127.0.0.1:8443, [::1]:8443)", o->api);
+    if (o->cert == NULL && !o->insecure_http && !host_is_loopback(o->host)) {
+        fprintf(stderr,
+                "certkeep: refusing plain HTTP on %s, which is not a loopback address: tokens "
+                "would cross the network in clear. Use --api-cert/--api-key for HTTPS, or "
+                "--insecure-http if something else protects the traffic\n",
+                o->api);
+        return EXIT_USAGE;
+    }
+    return EXIT_OK;
+}
+
+static SSL_CTX *tls_context(const char *cert, const char *key, ck_error *err)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
+        ck_error_openssl(err, 500, "tls_failed", "could not set up TLS");
+    } else if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+        ck_error_openssl(err, 400, "invalid_api_cert",
+                         "cannot use %s as the API certificate (PEM, leaf first)", cert);
+    } else if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+        ck_error_openssl(err, 400, "invalid_api_key", "cannot use %s as the API key (PEM)", key);
+    } else if (SSL_CTX_check_private_key(ctx) != 1) {
+        ck_error_openssl(err, 400, "invalid_api_key", "%s is not the key of %s", key, cert);
+    } else {
+        return ctx;
+    }
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+static struct ck_daemon *daemon_from(void *arg)
+{
+    struct ck_daemon *d = arg;
+    if (d == NULL || d->magic != CK_DAEMON_MAGIC)
+        abort(); /* a wrong context: stop before using it */
+    return d;
+}
+
+static struct bufferevent *tls_bevcb(struct event_base *base, void *arg)
+{
+    struct ck_daemon *d = daemon_from(arg);
+    SSL *ssl = SSL_new(d->tls);
+    if (ssl == NULL)
+        return NULL;
+    struct bufferevent *bev = bufferevent_openssl_socket_new(
+        base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+    if (bev != NULL)
+        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return bev;
+}
+
+static void on_signal(evutil_socket_t sig, short events, void *arg)
+{
+    (void)events;
+    struct ck_daemon *d = daemon_from(arg);
+    ck_log(CK_LOG_INFO, "%s received, stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    event_base_loopexit(d->base, NULL);
+}
+
+static int add_signal(struct ck_daemon *d, int sig, struct event **out, ck_error *err)
+{
+    *out = evsignal_new(d->base, sig, on_signal, d);
+    if (*out == NULL || event_add(*out, NULL) != 0)
+        return ck_error_set(err, 500, "event_failed", "could not watch for signal %d", sig);
+    return 0;
+}
+
+/* Everything the event loop needs, in d; daemon_stop undoes any part of it. */
+static int daemon_start(struct ck_daemon *d, const struct serve_options *o, ck_error *err)
+{
+    char db[PATH_MAX], key_path[PATH_MAX];
+    if (data_path(o->data, "certkeep.db", db, err) != 0 ||
+        data_path(o->data, "master.key", key_path, err) != 0)
+        return -1;
+    if (access(db, F_OK) != 0)
+        return ck_error_set(err, 400, "not_initialised",
+                            "%s does not exist: run certkeep init --data %s first", db, o->data);
+    if (ck_master_key_load(key_path, &d->master_key, err) != 0 ||
+        ck_store_open(db, &d->store, err) != 0)
+        return -1;
+    if (o->cert != NULL && (d->tls = tls_context(o->cert, o->key, err)) == NULL)
+        return -1;
+    if ((d->base = event_base_new()) == NULL || (d->http = evhttp_new(d->base)) == NULL)
+        return ck_error_set(err, 500, "event_failed", "could not start the event loop");
+    ck_http_install_routes(d);
+    if (d->tls != NULL)
+        evhttp_set_bevcb(d->http, tls_bevcb, d);
+    if (evhttp_bind_socket_with_handle(d->http, o->host, o->port) == NULL)
+        return ck_error_set(err, 500, "listen_failed", "cannot listen on %s: %s", o->api,
+                            strerror(errno));
+    if (add_signal(d, SIGTERM, &d->on_sigterm, err) != 0 ||
+        add_signal(d, SIGINT, &d->on_sigint, err) != 0)
+        return -1;
+    return ck_job_runner_start(db, &d->master_key, o->workers, &d->runner, err);
+}
+
+static void daemon_stop(struct ck_daemon *d)
+{
+    ck_job_runner_stop(d->runner);
+    if (d->on_sigterm != NULL)
+        event_free(d->on_sigterm);
+    if (d->on_sigint != NULL)
+        event_free(d->on_sigint);
+    if (d->http != NULL)
+        evhttp_free(d->http);
+    if (d->base != NULL)
+        event_base_free(d->base);
+    SSL_CTX_free(d->tls);
+    ck_store_close(d->store);
+    ck_master_key_wipe(&d->master_key);
+    memset(d, 0, sizeof(*d));
+}
+
+int ck_daemon_cmd_serve(int argc, char **argv)
+{
+    struct serve_options o = {0};
+    int rc = parse_serve_options(argc, argv, &o);
+    if (rc != EXIT_OK)
+        return rc;
+    umask(077);
+    signal(SIGPIPE, SIG_IGN); /* a client gone mid-answer is an error code, not a death */
+    struct ck_daemon d = {.magic = CK_DAEMON_MAGIC};
+    ck_error err = {0};
+    if (daemon_start(&d, &o, &err) != 0) {
+        rc = failed(&err);
+    } else {
+        ck_log(CK_LOG_INFO, "listening on %s://%s with %d worker%s", d.tls ? "https" : "http",
+               o.api, o.workers, o.workers == 1 ? "" : "s");
+        event_base_dispatch(d.base);
+        ck_log(CK_LOG_INFO, "stopped");
+    }
+    daemon_stop(&d);
+    return rc;
+}
+
+/* ---- key export ---- */
+
+static int export_key(const char *dir, const char *tenant_name, int64_t order_id, ck_error *err)
+{
+    int rc = -1;
+    char db[PATH_MAX], key_path[PATH_MAX], aad[64];
+    ck_master_key key = {0};
+    struct ck_store *st = NULL;
+    struct ck_tenant tenant = {0};
+    struct ck_order order = {0};
+    EVP_PKEY *pkey = NULL;
+    if (data_path(dir, "certkeep.db", db, err) != 0 ||
+        data_path(dir, "master.key", key_path, err) != 0 ||
+        ck_master_key_load(key_path, &key, err) != 0 || ck_store_open(db, &st, err) != 0 ||
+        ck_store_tenant_get(st, tenant_name, &tenant, err) != 0 ||
+        ck_store_order_get(st, tenant.id, order_id, &order, err) != 0)
+        goto cleanup;
+    if (order.sealed_key == NULL) {
+        ck_error_set(err, 409, "no_key", "order %lld has no key yet (state %s)",
+                     (long long)order_id, ck_order_state_name(order.state));
+        goto cleanup;
+    }
+    ck_order_key_aad(order.id, aad, sizeof(aad));
+    pkey = ck_unseal_private_key(&key, aad, order.sealed_key, order.sealed_key_len, err);
+    if (pkey == NULL)
+        goto cleanup;
+    if (PEM_write_PKCS8PrivateKey(stdout, pkey, NULL, NULL, 0, NULL, NULL) != 1 ||
+        fflush(stdout) != 0) {
+        ck_error_openssl(err, 500, "write_failed", "could not write the key to stdout");
+        goto cleanup;
+    }
+    ck_log(CK_LOG_INFO, "exported the private key of order %lld", (long long)order_id);
+    rc = 0;
+cleanup:
+    EVP_PKEY_free(pkey);
+    ck_order_free(&order);
+    ck_tenant_free(&tenant);
+    ck_store_close(st);
+    ck_master_key_wipe(&key);
+    return rc;
+}
+
+int ck_daemon_cmd_key_export(int argc, char **argv)
+{
+    static const struct option options[] = {{"data", required_argument, NULL, 'd'},
+                                            {"tenant", required_argument, NULL, 't'},
+                                            {NULL, 0, NULL, 0}};
+    const char *data = NULL, *tenant = CK_OPERATOR_TENANT_NAME;
+    int c;
+    /* Called as "key export ..." or as "export ...". */
+    if (argc > 1 && strcmp(argv[0], "key") == 0 && strcmp(argv[1], "export") == 0) {
+        argc--;
+        argv++;
+    }
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":", options, NULL)) != -1) {
+        if (c == 'd')
+            data = optarg;
+        else if (c == 't')
+            tenant = optarg;
+        else
+            return usage_error(usage_export, "unknown or incomplete option %s", argv[optind - 1]);
+    }
+    if (data == NULL || optind != argc - 1)
+        return usage_error(usage_export, "key export needs --data DIR and one ORDER_ID");
+    const char *id_text = argv[optind];
+    size_t digits = strspn(id_text, "0123456789");
+    if (digits == 0 || digits > 18 || id_text[digits] != '\0')
+        return usage_error(usage_export, "%s is not an order id", id_text);
+    ck_error err = {0};
+    return export_key(data, tenant, strtoll(id_text, NULL, 10), &err) == 0 ? EXIT_OK : failed(&err);
+}

@@ -1,0 +1,181 @@
+#include "server/jobs.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "core/csr_job.h"
+#include "store/store.h"
+
+#define RUNNER_MAGIC      0x636b6a72u /* "ckjr" */
+#define WORKER_MAGIC      0x636b776bu /* "ckwk" */
+#define IDLE_WAIT_SECONDS 1           /* jobs queued by another daemon are seen within this */
+
+struct worker {
+    uint32_t magic;
+    struct ck_job_runner *runner;
+    struct ck_store *store;
+    pthread_t thread;
+    bool started;
+    char id[300]; /* "hostname:pid:n", the lease holder */
+};
+
+struct ck_job_runner {
+    uint32_t magic;
+    ck_master_key key;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool stopping;    /* under lock */
+    uint64_t wakeups; /* under lock: how many times a job was announced */
+    size_t n_workers;
+    struct worker *workers;
+};
+
+static uint64_t announced(struct ck_job_runner *r, bool *stopping)
+{
+    pthread_mutex_lock(&r->lock);
+    uint64_t n = r->wakeups;
+    *stopping = r->stopping;
+    pthread_mutex_unlock(&r->lock);
+    return n;
+}
+
+/* Sleeps until a job is announced after `seen`, the runner stops, or a second passes. */
+static void wait_for_work(struct ck_job_runner *r, uint64_t seen)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += IDLE_WAIT_SECONDS;
+    pthread_mutex_lock(&r->lock);
+    if (!r->stopping && r->wakeups == seen)
+        pthread_cond_timedwait(&r->wake, &r->lock, &deadline);
+    pthread_mutex_unlock(&r->lock);
+}
+
+static void run_job(struct worker *w, const struct ck_job *job)
+{
+    ck_log(CK_LOG_INFO, "worker %s: running job %lld (%s)", w->id, (long long)job->id,
+           ck_job_type_name(job->type));
+    if (job->type == CK_JOB_CSR) {
+        ck_csr_job_run(w->store, &w->runner->key, job);
+        return;
+    }
+    ck_error err;
+    if (ck_store_job_finish(w->store, job->id, CK_JOB_FAILED,
+                            "this daemon cannot run this job type", &err) != 0)
+        ck_log(CK_LOG_ERROR, "job %lld: %s", (long long)job->id, err.message);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    if (w == NULL || w->magic != WORKER_MAGIC)
+        abort(); /* a wrong context: stop before using it */
+    struct ck_job_runner *r = w->runner;
+    bool stopping = false;
+    for (uint64_t seen = announced(r, &stopping); !stopping; seen = announced(r, &stopping)) {
+        struct ck_job job = {0};
+        ck_error err;
+        int got = ck_store_job_claim(w->store, w->id, CK_JOB_LEASE_SECONDS, &job, &err);
+        if (got == 1) {
+            run_job(w, &job);
+            ck_job_free(&job);
+            continue;
+        }
+        if (got < 0)
+            ck_log(CK_LOG_ERROR, "worker %s: could not claim a job: %s", w->id, err.message);
+        wait_for_work(r, seen);
+    }
+    return NULL;
+}
+
+void ck_job_runner_wake(struct ck_job_runner *r)
+{
+    if (r == NULL)
+        return;
+    pthread_mutex_lock(&r->lock);
+    r->wakeups++;
+    pthread_cond_signal(&r->wake);
+    pthread_mutex_unlock(&r->lock);
+}
+
+void ck_job_runner_stop(struct ck_job_runner *r)
+{
+    if (r == NULL)
+        return;
+    if (r->magic != RUNNER_MAGIC)
+        abort();
+    pthread_mutex_lock(&r->lock);
+    r->stopping = true;
+    pthread_cond_broadcast(&r->wake);
+    pthread_mutex_unlock(&r->lock);
+    for (size_t i = 0; i < r->n_workers; i++) {
+        if (r->workers[i].started)
+            pthread_join(r->workers[i].thread, NULL);
+        ck_store_close(r->workers[i].store);
+    }
+    free(r->workers);
+    pthread_cond_destroy(&r->wake);
+    pthread_mutex_destroy(&r->lock);
+    ck_master_key_wipe(&r->key);
+    r->magic = 0;
+    free(r);
+}
+
+static int runner_init(struct ck_job_runner *r, const ck_master_key *key, int workers,
+                       ck_error *err)
+{
+    pthread_condattr_t attr;
+    r->magic = RUNNER_MAGIC;
+    r->key = *key;
+    r->n_workers = (size_t)workers;
+    if ((r->workers = calloc(r->n_workers, sizeof(*r->workers))) == NULL)
+        return ck_error_set(err, 500, "out_of_memory", "out of memory starting the workers");
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->wake, &attr);
+    pthread_condattr_destroy(&attr);
+    return 0;
+}
+
+int ck_job_runner_start(const char *db_path, const ck_master_key *key, int workers,
+                        struct ck_job_runner **out, ck_error *err)
+{
+    if (workers < 1 || workers > CK_WORKERS_MAX)
+        return ck_error_set(err, 400, "invalid_workers", "--workers must be 1 to %d",
+                            CK_WORKERS_MAX);
+    struct ck_job_runner *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return ck_error_set(err, 500, "out_of_memory", "out of memory starting the workers");
+    if (runner_init(r, key, workers, err) != 0) {
+        ck_master_key_wipe(&r->key);
+        free(r);
+        return -1;
+    }
+    char host[256] = "localhost";
+    gethostname(host, sizeof(host) - 1);
+    for (size_t i = 0; i < r->n_workers; i++) {
+        struct worker *w = &r->workers[i];
+        w->magic = WORKER_MAGIC;
+        w->runner = r;
+        snprintf(w->id, sizeof(w->id), "%s:%ld:%zu", host, (long)getpid(), i + 1);
+        if (ck_store_open(db_path, &w->store, err) != 0)
+            goto fail;
+        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+            ck_error_set(err, 500, "thread_failed", "could not start worker thread %zu", i + 1);
+            goto fail;
+        }
+        w->started = true;
+    }
+    *out = r;
+    return 0;
+fail:
+    ck_job_runner_stop(r);
+    return -1;
+}

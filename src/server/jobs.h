@@ -1,0 +1,26 @@
+/* jobs.h — private to src/server: the job runner. N worker threads, each with its own store
+ * connection, claim jobs with a lease and run them; they sleep on a condition variable that the
+ * API signals when it queues a job, and look again every second at most for jobs queued by
+ * another daemon sharing the database. */
+#ifndef CK_SERVER_JOBS_H
+#define CK_SERVER_JOBS_H
+
+#include "common/error.h"
+#include "crypto/seal.h"
+
+#define CK_JOB_LEASE_SECONDS 300
+#define CK_WORKERS_MAX       64
+
+struct ck_job_runner;
+
+/* Opens one store connection per worker on db_path and starts the threads. The master key is
+ * copied. */
+int ck_job_runner_start(const char *db_path, const ck_master_key *key, int workers,
+                        struct ck_job_runner **out, ck_error *err);
+/* Wakes a sleeping worker: a job was just queued. */
+void ck_job_runner_wake(struct ck_job_runner *r);
+/* Tells every worker to stop, joins them (a running job finishes first), closes their stores,
+ * wipes the key copy and frees everything. NULL is fine. */
+void ck_job_runner_stop(struct ck_job_runner *r);
+
+#endif
