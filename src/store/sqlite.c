@@ -422,10 +422,14 @@ static int configure(struct ck_store *st, const char *path, ck_error *err)
 {
     char *mode = NULL;
     int ret = -1;
-    if (exec_sql(st, "PRAGMA busy_timeout = 5000", "setting the busy timeout", err) != 0 ||
-        exec_sql(st, "PRAGMA foreign_keys = ON", "enabling foreign keys", err) != 0 ||
-        exec_sql(st, "PRAGMA synchronous = NORMAL", "setting synchronous mode", err) != 0)
+    /* sqlite3_exec: some of these pragmas answer with a row, which is of no interest. */
+    if (sqlite3_exec(st->db,
+                     "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; "
+                     "PRAGMA synchronous = NORMAL",
+                     NULL, NULL, NULL) != SQLITE_OK) {
+        storage_failed(st, "configuring the connection", err);
         goto cleanup;
+    }
     if (query_one(st, "PRAGMA journal_mode = WAL", NO_ARGS, "enabling the WAL journal", read_text,
                   &mode, err) != 1)
         goto cleanup;

@@ -1,0 +1,841 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "store/sqlite_internal.h"
+#include "store/store.h"
+
+/* Every test gets a fresh database in its own temporary folder. */
+struct fixture {
+    char dir[32];
+    char path[64];
+    struct ck_store *st;
+};
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
+    char file[80];
+    ck_store_close(f->st);
+    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+        snprintf(file, sizeof(file), "%s%s", f->path, suffixes[i]);
+        unlink(file);
+    }
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    if (f == NULL)
+        return -1;
+    snprintf(f->dir, sizeof(f->dir), "/tmp/ck-store-XXXXXX");
+    if (mkdtemp(f->dir) == NULL)
+        return -1;
+    snprintf(f->path, sizeof(f->path), "%s/certkeep.db", f->dir);
+    *state = f;
+    ck_error err = {0};
+    if (ck_store_open(f->path, &f->st, &err) != 0) {
+        fprintf(stderr, "open: %s\n", err.message);
+        teardown(state);
+        return -1;
+    }
+    return 0;
+}
+
+/* Runs one statement on a second, raw connection (to look behind the store's back); returns the
+ * first column of the first row as an integer, or -1. */
+static int64_t raw_int(const char *path, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    int64_t value = -1;
+    if (sqlite3_open(path, &db) == SQLITE_OK && sqlite3_busy_timeout(db, 5000) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, sql, -1, &s, NULL) == SQLITE_OK) {
+        int rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW)
+            value = sqlite3_column_int64(s, 0);
+        else if (rc == SQLITE_DONE)
+            value = sqlite3_changes(db);
+    }
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return value;
+}
+
+static int64_t make_tenant(struct ck_store *st, const char *name)
+{
+    struct ck_tenant t = {0};
+    ck_error err = {0};
+    assert_int_equal(ck_store_tenant_create(st, name, &t, &err), 0);
+    int64_t id = t.id;
+    ck_tenant_free(&t);
+    return id;
+}
+
+/* An enrollment with every field set. */
+static void fill_enrollment(struct ck_enrollment *e, int64_t tenant_id, const char *name)
+{
+    char cn[128];
+    snprintf(cn, sizeof(cn), "%s.example.com", name);
+    memset(e, 0, sizeof(*e));
+    e->tenant_id = tenant_id;
+    e->name = strdup(name);
+    e->cn = strdup(cn);
+    assert_int_equal(ck_strv_push(&e->sans, cn), 0);
+    assert_int_equal(ck_strv_push(&e->sans, "www.example.com"), 0);
+    e->subject.o = strdup("Example Ltd");
+    e->subject.ou = strdup("Web \"team\"");
+    e->subject.l = strdup("Paris");
+    e->subject.st = strdup("Île-de-France");
+    e->subject.c = strdup("FR");
+    e->key_type = CK_KEY_EC_P384;
+    e->validation = CK_VALIDATION_OV;
+    e->issuer = strdup("manual");
+    assert_int_equal(ck_strv_push(&e->contacts, "ops@example.com"), 0);
+    assert_int_equal(ck_strv_push(&e->contacts, "sec@example.com"), 0);
+    e->policy.lifetime = strdup("90d");
+    e->policy.renew_before = strdup("33%");
+    e->policy.deploy_before = strdup("7d");
+    e->policy.always_test_on_staging = true;
+}
+
+static int64_t make_enrollment(struct ck_store *st, int64_t tenant_id, const char *name)
+{
+    struct ck_enrollment e;
+    ck_error err = {0};
+    fill_enrollment(&e, tenant_id, name);
+    assert_int_equal(ck_store_enrollment_create(st, &e, &err), 0);
+    int64_t id = e.id;
+    ck_enrollment_free(&e);
+    return id;
+}
+
+static void make_order(struct ck_store *st, int64_t tenant_id, int64_t enrollment_id,
+                       int64_t *order_id, int64_t *job_id)
+{
+    ck_error err = {0};
+    assert_int_equal(ck_store_order_create(st, tenant_id, enrollment_id, order_id, job_id, &err),
+                     0);
+}
+
+static void assert_error(int rc, const ck_error *err, int status, const char *code)
+{
+    assert_int_equal(rc, -1);
+    assert_int_equal(err->status, status);
+    assert_string_equal(err->code, code);
+}
+
+static void assert_optional_string(const char *actual, const char *expected)
+{
+    if (expected == NULL)
+        assert_null(actual);
+    else
+        assert_string_equal(actual, expected);
+}
+
+/* ---- opening and migrations ---- */
+
+static void test_migrations_apply_once(void **state)
+{
+    struct fixture *f = *state;
+    size_t count;
+    ck_store_migrations(&count);
+    assert_int_equal(ck_store_schema_version(f->st), (int)count);
+    ck_store_close(f->st);
+    f->st = NULL;
+    ck_error err = {0};
+    assert_int_equal(ck_store_open(f->path, &f->st, &err), 0);
+    assert_int_equal(ck_store_schema_version(f->st), (int)count);
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM schema_migrations"), (int64_t)count);
+    /* The operator tenant was inserted once, as id 1. */
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM tenants"), 1);
+    struct ck_tenant t = {0};
+    assert_int_equal(ck_store_tenant_get(f->st, CK_OPERATOR_TENANT_NAME, &t, &err), 0);
+    assert_int_equal(t.id, CK_OPERATOR_TENANT_ID);
+    assert_true(t.created_at > 0);
+    ck_tenant_free(&t);
+}
+
+static void test_newer_schema_is_refused(void **state)
+{
+    struct fixture *f = *state;
+    ck_store_close(f->st);
+    f->st = NULL;
+    assert_int_equal(
+        raw_int(f->path, "INSERT INTO schema_migrations (version, applied_at) VALUES (999, 0)"), 1);
+    ck_error err = {0};
+    assert_error(ck_store_open(f->path, &f->st, &err), &err, 500, "storage_failed");
+    assert_non_null(strstr(err.message, "upgrade certkeep"));
+    assert_null(f->st);
+}
+
+static void test_file_is_private_and_wal(void **state)
+{
+    struct fixture *f = *state;
+    struct stat sb;
+    assert_int_equal(stat(f->path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    char wal[80];
+    snprintf(wal, sizeof(wal), "%s-wal", f->path);
+    if (stat(wal, &sb) == 0)
+        assert_int_equal(sb.st_mode & 0777, 0600);
+    /* The journal mode is stored in the file: a fresh connection sees it. */
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(s, 0), "wal");
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+}
+
+static void test_open_order_states_match_the_model(void **state)
+{
+    (void)state;
+    for (int s = 0; s < CK_ORDER_STATE_COUNT; s++) {
+        char quoted[40];
+        snprintf(quoted, sizeof(quoted), "'%s'", ck_order_state_name(s));
+        assert_int_equal(strstr(CK_STORE_OPEN_ORDER_STATES, quoted) != NULL,
+                         ck_order_state_is_open(s));
+    }
+}
+
+/* ---- tenants and tokens ---- */
+
+static void test_tenants(void **state)
+{
+    struct fixture *f = *state;
+    ck_error err = {0};
+    struct ck_tenant t = {0};
+    assert_int_equal(ck_store_tenant_create(f->st, "acme", &t, &err), 0);
+    assert_true(t.id > CK_OPERATOR_TENANT_ID);
+    assert_string_equal(t.name, "acme");
+    assert_true(t.created_at > 0);
+    ck_tenant_free(&t);
+
+    assert_error(ck_store_tenant_create(f->st, "acme", &t, &err), &err, 409, "tenant_exists");
+    assert_non_null(strstr(err.message, "acme"));
+    assert_error(ck_store_tenant_get(f->st, "nobody", &t, &err), &err, 404, "not_found");
+
+    struct ck_tenant *list = NULL;
+    size_t n = 0;
+    assert_int_equal(ck_store_tenant_list(f->st, &list, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(list[0].name, "acme");
+    assert_string_equal(list[1].name, CK_OPERATOR_TENANT_NAME);
+    ck_tenant_array_free(list, n);
+}
+
+static void test_tokens(void **state)
+{
+    struct fixture *f = *state;
+    ck_error err = {0};
+    int64_t acme = make_tenant(f->st, "acme");
+    uint8_t hash_op[32], hash_acme[32], unknown[32];
+    memset(hash_op, 1, 32);
+    memset(hash_acme, 2, 32);
+    memset(unknown, 3, 32);
+
+    struct ck_token t = {0};
+    assert_int_equal(ck_store_token_create(f->st, CK_OPERATOR_TENANT_ID, CK_ROLE_ADMIN, "init",
+                                           hash_op, &t, &err),
+                     0);
+    int64_t op_token = t.id;
+    ck_token_free(&t);
+    assert_int_equal(ck_store_token_create(f->st, acme, CK_ROLE_EDITOR, "ci", hash_acme, &t, &err),
+                     0);
+    assert_string_equal(t.tenant_name, "acme");
+    assert_int_equal(t.role, CK_ROLE_EDITOR);
+    int64_t acme_token = t.id;
+    ck_token_free(&t);
+    assert_error(ck_store_token_create(f->st, 999, CK_ROLE_VIEWER, NULL, unknown, &t, &err), &err,
+                 404, "not_found");
+
+    assert_int_equal(ck_store_token_lookup(f->st, hash_acme, &t, &err), 0);
+    assert_int_equal(t.id, acme_token);
+    assert_int_equal(t.tenant_id, acme);
+    assert_string_equal(t.name, "ci");
+    assert_true(t.created_at > 0);
+    ck_token_free(&t);
+    assert_error(ck_store_token_lookup(f->st, unknown, &t, &err), &err, 401, "invalid_token");
+
+    struct ck_token *list = NULL;
+    size_t n = 0;
+    assert_int_equal(ck_store_token_list(f->st, acme, &list, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(list[0].id, acme_token);
+    ck_token_array_free(list, n);
+
+    /* Another tenant's token does not exist for acme. */
+    assert_error(ck_store_token_delete(f->st, acme, op_token, &err), &err, 404, "not_found");
+    assert_int_equal(ck_store_token_lookup(f->st, hash_op, &t, &err), 0);
+    ck_token_free(&t);
+    assert_int_equal(ck_store_token_delete(f->st, acme, acme_token, &err), 0);
+    assert_error(ck_store_token_lookup(f->st, hash_acme, &t, &err), &err, 401, "invalid_token");
+}
+
+/* ---- enrollments ---- */
+
+static void assert_enrollment_equal(const struct ck_enrollment *a, const struct ck_enrollment *b)
+{
+    assert_int_equal(a->id, b->id);
+    assert_int_equal(a->tenant_id, b->tenant_id);
+    assert_string_equal(a->name, b->name);
+    assert_string_equal(a->cn, b->cn);
+    assert_int_equal(a->sans.len, b->sans.len);
+    for (size_t i = 0; i < a->sans.len; i++)
+        assert_string_equal(a->sans.items[i], b->sans.items[i]);
+    assert_optional_string(a->subject.o, b->subject.o);
+    assert_optional_string(a->subject.ou, b->subject.ou);
+    assert_optional_string(a->subject.l, b->subject.l);
+    assert_optional_string(a->subject.st, b->subject.st);
+    assert_optional_string(a->subject.c, b->subject.c);
+    assert_int_equal(a->key_type, b->key_type);
+    assert_int_equal(a->validation, b->validation);
+    assert_string_equal(a->issuer, b->issuer);
+    assert_int_equal(a->contacts.len, b->contacts.len);
+    for (size_t i = 0; i < a->contacts.len; i++)
+        assert_string_equal(a->contacts.items[i], b->contacts.items[i]);
+    assert_optional_string(a->policy.lifetime, b->policy.lifetime);
+    assert_optional_string(a->policy.renew_before, b->policy.renew_before);
+    assert_optional_string(a->policy.deploy_before, b->policy.deploy_before);
+    assert_int_equal(a->policy.always_test_on_staging, b->policy.always_test_on_staging);
+    assert_int_equal(a->staging_order_id, b->staging_order_id);
+    assert_int_equal(a->production_order_id, b->production_order_id);
+    assert_int_equal(a->created_at, b->created_at);
+    assert_int_equal(a->updated_at, b->updated_at);
+}
+
+static void test_enrollment_round_trip(void **state)
+{
+    struct fixture *f = *state;
+    ck_error err = {0};
+    struct ck_enrollment e, got = {0};
+    fill_enrollment(&e, CK_OPERATOR_TENANT_ID, "shop");
+    assert_int_equal(ck_store_enrollment_create(f->st, &e, &err), 0);
+    assert_true(e.id > 0);
+    assert_true(e.created_at > 0 && e.updated_at == e.created_at);
+    assert_int_equal(ck_store_enrollment_get(f->st, CK_OPERATOR_TENANT_ID, "shop", &got, &err), 0);
+    assert_enrollment_equal(&got, &e);
+    ck_enrollment_free(&got);
+
+    /* Update: fewer SANs, no contacts, cleared subject and policy fields. */
+    ck_strv_free(&e.sans);
+    ck_strv_free(&e.contacts);
+    assert_int_equal(ck_strv_push(&e.sans, "shop.example.com"), 0);
+    free(e.subject.ou);
+    e.subject.ou = NULL;
+    free(e.policy.lifetime);
+    e.policy.lifetime = NULL;
+    e.policy.always_test_on_staging = false;
+    e.key_type = CK_KEY_RSA_3072;
+    assert_int_equal(ck_store_enrollment_update(f->st, &e, &err), 0);
+    assert_int_equal(ck_store_enrollment_get(f->st, CK_OPERATOR_TENANT_ID, "shop", &got, &err), 0);
+    assert_enrollment_equal(&got, &e);
+    assert_int_equal(got.contacts.len, 0);
+    ck_enrollment_free(&got);
+
+    struct ck_enrollment dup;
+    fill_enrollment(&dup, CK_OPERATOR_TENANT_ID, "shop");
+    assert_error(ck_store_enrollment_create(f->st, &dup, &err), &err, 409, "enrollment_exists");
+    assert_int_equal(dup.id, 0);
+    ck_enrollment_free(&dup);
+
+    make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "api");
+    struct ck_enrollment *list = NULL;
+    size_t n = 0;
+    assert_int_equal(ck_store_enrollment_list(f->st, CK_OPERATOR_TENANT_ID, &list, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(list[0].name, "api");
+    assert_string_equal(list[1].name, "shop");
+    assert_enrollment_equal(&list[1], &e);
+    ck_enrollment_array_free(list, n);
+
+    assert_int_equal(ck_store_enrollment_delete(f->st, CK_OPERATOR_TENANT_ID, "shop", &err), 0);
+    assert_error(ck_store_enrollment_get(f->st, CK_OPERATOR_TENANT_ID, "shop", &got, &err), &err,
+                 404, "not_found");
+    assert_string_equal(err.message, "no enrollment named shop");
+    assert_error(ck_store_enrollment_delete(f->st, CK_OPERATOR_TENANT_ID, "shop", &err), &err, 404,
+                 "not_found");
+    ck_enrollment_free(&e);
+}
+
+static void test_tenant_isolation(void **state)
+{
+    struct fixture *f = *state;
+    ck_error err = {0};
+    int64_t a = make_tenant(f->st, "tenant-a"), b = make_tenant(f->st, "tenant-b");
+    int64_t shop = make_enrollment(f->st, a, "shop");
+    int64_t order, job;
+    make_order(f->st, a, shop, &order, &job);
+
+    struct ck_enrollment e = {0};
+    assert_error(ck_store_enrollment_get(f->st, b, "shop", &e, &err), &err, 404, "not_found");
+    struct ck_enrollment *enrollments = NULL;
+    size_t n = 1;
+    assert_int_equal(ck_store_enrollment_list(f->st, b, &enrollments, &n, &err), 0);
+    assert_int_equal(n, 0);
+    ck_enrollment_array_free(enrollments, n);
+
+    fill_enrollment(&e, b, "shop");
+    e.id = shop; /* A's enrollment, addressed as B */
+    assert_error(ck_store_enrollment_update(f->st, &e, &err), &err, 404, "not_found");
+    assert_error(ck_store_enrollment_delete(f->st, b, "shop", &err), &err, 404, "not_found");
+    int64_t o2, j2;
+    assert_error(ck_store_order_create(f->st, b, shop, &o2, &j2, &err), &err, 404, "not_found");
+    /* B may use the same name for its own enrollment. */
+    e.id = 0;
+    assert_int_equal(ck_store_enrollment_create(f->st, &e, &err), 0);
+    ck_enrollment_free(&e);
+
+    struct ck_order o = {0};
+    assert_error(ck_store_order_get(f->st, b, order, &o, &err), &err, 404, "not_found");
+    assert_string_equal(err.message, "no order 1");
+    assert_error(ck_store_order_cancel(f->st, b, order, &err), &err, 404, "not_found");
+    struct ck_order *orders = NULL;
+    assert_int_equal(ck_store_order_list(f->st, b, NULL, &orders, &n, &err), 0);
+    assert_int_equal(n, 0);
+    ck_order_array_free(orders, n);
+
+    struct ck_job j = {0};
+    assert_error(ck_store_job_get(f->st, b, job, &j, &err), &err, 404, "not_found");
+    struct ck_job *jobs = NULL;
+    const struct ck_job_filter all = {.state = -1, .type = -1};
+    assert_int_equal(ck_store_job_list(f->st, b, &all, &jobs, &n, &err), 0);
+    assert_int_equal(n, 0);
+    ck_job_array_free(jobs, n);
+    struct ck_job_log_line *lines = NULL;
+    assert_error(ck_store_job_log_lines(f->st, b, job, &lines, &n, &err), &err, 404, "not_found");
+    char *type = NULL;
+    uint8_t *data = NULL;
+    size_t len = 0;
+    assert_error(ck_store_job_artifact_get(f->st, b, job, "csr", &type, &data, &len, &err), &err,
+                 404, "not_found");
+    /* A still sees everything. */
+    assert_int_equal(ck_store_order_get(f->st, a, order, &o, &err), 0);
+    ck_order_free(&o);
+    assert_int_equal(ck_store_job_get(f->st, a, job, &j, &err), 0);
+    ck_job_free(&j);
+}
+
+/* ---- orders ---- */
+
+static void test_order_create_queues_csr_job(void **state)
+{
+    struct fixture *f = *state;
+    ck_error err = {0};
+    int64_t shop = make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "shop");
+    int64_t order, job;
+    make_order(f->st, CK_OPERATOR_TENANT_ID, shop, &order, &job);
+
+    struct ck_order o = {0};
+    assert_int_equal(ck_store_order_get(f->st, CK_OPERATOR_TENANT_ID, order, &o, &err), 0);
+    assert_int_equal(o.state, CK_ORDER_NEW);
+    assert_int_equal(o.enrollment_id, shop);
+    assert_string_equal(o.enrollment_name, "shop");
+    assert_int_equal(o.key_type, CK_KEY_EC_P384);
+    assert_null(o.sealed_key);
+    assert_null(o.csr_pem);
+    assert_null(o.error);
+    ck_order_free(&o);
+
+    struct ck_job j = {0};
+    assert_int_equal(ck_store_job_get(f->st, CK_OPERATOR_TENANT_ID, job, &j, &err), 0);
+    assert_int_equal(j.type, CK_JOB_CSR);
+    assert_int_equal(j.state, CK_JOB_QUEUED);
+    assert_int_equal(j.order_id, order);
+    assert_int_equal(j.enrollment_id, shop);
+    assert_string_equal(j.enrollment_name, "shop");
+    assert_true(j.created_at > 0);
+    assert_int_equal(j.started_at, 0);
+    assert_int_equal(j.artifacts.len, 0);
+    ck_job_free(&j);
+
+    int64_t o2, j2;
+    assert_error(ck_store_order_create(f->st, CK_OPERATOR_TENANT_ID, 999, &o2, &j2, &err), &err,
+                 404, "not_found");
+}
+
+static void test_second_order_conflicts_until_cancel(void **state)
+{
+    struct fixture *f = *state;
+    ck_error err = {0};
+    int64_t shop = make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "shop");
+    int64_t order, job, o2 = 0, j2 = 0;
+    make_order(f->st, CK_OPERATOR_TENANT_ID, shop, &order, &job);
+
+    assert_error(ck_store_order_create(f->st, CK_OPERATOR_TENANT_ID, shop, &o2, &j2, &err), &err,
+                 409, "order_open");
+    char expected[128];
+    snprintf(expected, sizeof(expected),
+             "enrollment shop already has open order %lld (new); cancel it first",
+             (long long)order);
+    assert_string_equal(err.message, expected);
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM orders"), 1);
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM jobs"), 1);
+
+    /* The unique index alone refuses a second open order (a writer that skipped the check). */
+    assert_int_equal(raw_int(f->path, "INSERT INTO orders (tenant_id, enrollment_id, state, "
+                                      "key_type, created_at, updated_at) "
+                                      "VALUES (1, 1, 'staged', 'ec-p256', 0, 0)"),
+                     -1);
+    assert_int_equal(raw_int(f->path, "INSERT INTO orders (tenant_id, enrollment_id, state, "
+                                      "key_type, created_at, updated_at) "
+                                      "VALUES (1, 1, 'deployed', 'ec-p256', 0, 0)"),
+                     1);
+
+    assert_int_equal(ck_store_order_cancel(f->st, CK_OPERATOR_TENANT_ID, order, &err), 0);
+    struct ck_job j = {0};
+    assert_int_equal(ck_store_job_get(f->st, CK_OPERATOR_TENANT_ID, job, &j, &err), 0);
+    assert_int_equal(j.state, CK_JOB_FAILED);
+    assert_string_equal(j.error, "order cancelled");
+    assert_true(j.finished_at > 0);
+    ck_job_free(&j);
+    assert_error(ck_store_order_cancel(f->st, CK_OPERATOR_TENANT_ID, order, &err), &err, 409,
+                 "order_closed");
+
+    assert_int_equal(ck_store_order_create(f->st, CK_OPERATOR_TENANT_ID, shop, &o2, &j2, &err), 0);
+    assert_true(o2 > order && j2 > job);
+
+    struct ck_order *orders = NULL;
+    size_t n = 0;
+    const struct ck_order_filter open_only = {.enrollment = "shop", .state = CK_ORDER_NEW};
+    assert_int_equal(ck_store_order_list(f->st, CK_OPERATOR_TENANT_ID, NULL, &orders, &n, &err), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(orders[0].id, o2); /* newest first */
+    assert_int_equal(orders[1].state, CK_ORDER_DEPLOYED);
+    assert_int_equal(orders[2].state, CK_ORDER_CANCELLED);
+    ck_order_array_free(orders, n);
+    assert_int_equal(
+        ck_store_order_list(f->st, CK_OPERATOR_TENANT_ID, &open_only, &orders, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(orders[0].id, o2);
+    ck_order_array_free(orders, n);
+}
+
+static const char csr_pem[] =
+    "-----BEGIN CERTIFICATE REQUEST-----\nMIIBfake\n-----END CERTIFICATE REQUEST-----\n";
+static const uint8_t sealed[] = {0x01, 0x00, 0xfe, 0x42, 0x00, 0x17};
+
+static void claim(struct ck_store *st, int64_t expected_job)
+{
+    struct ck_job j = {0};
+    ck_error err = {0};
+    assert_int_equal(ck_store_job_claim(st, "worker-1", 300, &j, &err), 1);
+    assert_int_equal(j.id, expected_job);
+    assert_int_equal(j.state, CK_JOB_RUNNING);
+    assert_true(j.started_at > 0);
+    ck_job_free(&j);
+}
+
+static void test_csr_ready(void **state)
+{
+    struct fixture *f = *state;
+    ck_error err = {0};
+    int64_t shop = make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "shop");
+    int64_t order, job;
+    make_order(f->st, CK_OPERATOR_TENANT_ID, shop, &order, &job);
+    claim(f->st, job);
+    assert_int_equal(
+        ck_store_order_csr_ready(f->st, order, job, sealed, sizeof(sealed), csr_pem, &err), 0);
+
+    struct ck_order o = {0};
+    assert_int_equal(ck_store_order_get(f->st, CK_OPERATOR_TENANT_ID, order, &o, &err), 0);
+    assert_int_equal(o.state, CK_ORDER_CSR_READY);
+    assert_int_equal(o.sealed_key_len, sizeof(sealed));
+    assert_memory_equal(o.sealed_key, sealed, sizeof(sealed));
+    assert_string_equal(o.csr_pem, csr_pem);
+    ck_order_free(&o);
+
+    struct ck_job j = {0};
+    assert_int_equal(ck_store_job_get(f->st, CK_OPERATOR_TENANT_ID, job, &j, &err), 0);
+    assert_int_equal(j.state, CK_JOB_FINISHED);
+    assert_true(j.finished_at >= j.started_at);
+    assert_int_equal(j.artifacts.len, 1);
+    assert_string_equal(j.artifacts.items[0], "csr");
+    ck_job_free(&j);
+
+    char *type = NULL;
+    uint8_t *data = NULL;
+    size_t len = 0;
+    assert_int_equal(ck_store_job_artifact_get(f->st, CK_OPERATOR_TENANT_ID, job, "csr", &type,
+                                               &data, &len, &err),
+                     0);
+    assert_string_equal(type, "application/pkcs10");
+    assert_int_equal(len, strlen(csr_pem));
+    assert_memory_equal(data, csr_pem, len);
+    free(type);
+    free(data);
+    assert_error(ck_store_job_artifact_get(f->st, CK_OPERATOR_TENANT_ID, job, "key", &type, &data,
+                                           &len, &err),
+                 &err, 404, "not_found");
+
+    /* A second commit (a job that ran twice) changes nothing. */
+    assert_error(ck_store_order_csr_ready(f->st, order, job, sealed, 2, "other", &err), &err, 409,
+                 "order_not_new");
+    assert_int_equal(ck_store_job_finish(f->st, job, CK_JOB_FAILED, "late", &err), -1);
+    assert_string_equal(err.code, "job_closed");
+}
+
+static void test_csr_ready_after_cancel_changes_nothing(void **state)
+{
+    struct fixture *f = *state;
+    ck_error err = {0};
+    int64_t shop = make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "shop");
+    int64_t order, job;
+    make_order(f->st, CK_OPERATOR_TENANT_ID, shop, &order, &job);
+    claim(f->st, job);
+    assert_int_equal(ck_store_order_cancel(f->st, CK_OPERATOR_TENANT_ID, order, &err), 0);
+    assert_error(ck_store_order_csr_ready(f->st, order, job, sealed, sizeof(sealed), csr_pem, &err),
+                 &err, 409, "order_not_new");
+    assert_non_null(strstr(err.message, "cancelled"));
+
+    struct ck_order o = {0};
+    assert_int_equal(ck_store_order_get(f->st, CK_OPERATOR_TENANT_ID, order, &o, &err), 0);
+    assert_int_equal(o.state, CK_ORDER_CANCELLED);
+    assert_null(o.sealed_key);
+    assert_null(o.csr_pem);
+    ck_order_free(&o);
+    struct ck_job j = {0};
+    assert_int_equal(ck_store_job_get(f->st, CK_OPERATOR_TENANT_ID, job, &j, &err), 0);
+    assert_int_equal(j.state, CK_JOB_FAILED);
+    assert_int_equal(j.artifacts.len, 0);
+    ck_job_free(&j);
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM job_artifacts"), 0);
+}
+
+static void test_order_fail(void **state)
+{
+    struct fixture *f = *state;
+    ck_error err = {0};
+    int64_t shop = make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "shop");
+    int64_t order, job;
+    make_order(f->st, CK_OPERATOR_TENANT_ID, shop, &order, &job);
+    assert_int_equal(ck_store_order_fail(f->st, order, "key generation failed", &err), 0);
+    struct ck_order o = {0};
+    assert_int_equal(ck_store_order_get(f->st, CK_OPERATOR_TENANT_ID, order, &o, &err), 0);
+    assert_int_equal(o.state, CK_ORDER_FAILED);
+    assert_string_equal(o.error, "key generation failed");
+    ck_order_free(&o);
+    assert_error(ck_store_order_fail(f->st, order, "again", &err), &err, 409, "order_closed");
+    assert_error(ck_store_order_fail(f->st, 999, "x", &err), &err, 404, "not_found");
+    /* A failed order no longer blocks a new one. */
+    make_order(f->st, CK_OPERATOR_TENANT_ID, shop, &order, &job);
+}
+
+/* ---- jobs ---- */
+
+#define CLAIM_JOBS 20
+
+struct claimer {
+    const char *path;
+    int64_t ids[CLAIM_JOBS + 1];
+    size_t count;
+    int failed;
+};
+
+static void *claim_all(void *arg)
+{
+    struct claimer *c = arg;
+    struct ck_store *st = NULL;
+    ck_error err = {0};
+    if (ck_store_open(c->path, &st, &err) != 0) {
+        c->failed = 1;
+        return NULL;
+    }
+    for (int i = 0; i < CLAIM_JOBS + 1; i++) {
+        struct ck_job j = {0};
+        int rc = ck_store_job_claim(st, "racer", 300, &j, &err);
+        if (rc < 0)
+            c->failed = 1;
+        if (rc != 1)
+            break;
+        c->ids[c->count++] = j.id;
+        ck_job_free(&j);
+    }
+    ck_store_close(st);
+    return NULL;
+}
+
+static void test_job_claim_from_two_connections(void **state)
+{
+    struct fixture *f = *state;
+    for (int i = 0; i < CLAIM_JOBS; i++) {
+        char name[16];
+        int64_t order, job;
+        snprintf(name, sizeof(name), "e%02d", i);
+        make_order(f->st, CK_OPERATOR_TENANT_ID,
+                   make_enrollment(f->st, CK_OPERATOR_TENANT_ID, name), &order, &job);
+    }
+    struct claimer c[2] = {{.path = f->path}, {.path = f->path}};
+    pthread_t threads[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&threads[i], NULL, claim_all, &c[i]), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_join(threads[i], NULL), 0);
+    assert_false(c[0].failed || c[1].failed);
+    assert_int_equal(c[0].count + c[1].count, CLAIM_JOBS);
+    int seen[CLAIM_JOBS + 1] = {0};
+    for (int t = 0; t < 2; t++)
+        for (size_t i = 0; i < c[t].count; i++) {
+            assert_in_range(c[t].ids[i], 1, CLAIM_JOBS);
+            assert_int_equal(seen[c[t].ids[i]]++, 0);
+        }
+    struct ck_job j = {0};
+    ck_error err = {0};
+    assert_int_equal(ck_store_job_claim(f->st, "late", 300, &j, &err), 0);
+}
+
+static void test_expired_lease_is_reclaimed(void **state)
+{
+    struct fixture *f = *state;
+    ck_error err = {0};
+    int64_t order, job;
+    make_order(f->st, CK_OPERATOR_TENANT_ID, make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "shop"),
+               &order, &job);
+    claim(f->st, job);
+    struct ck_job j = {0};
+    assert_int_equal(ck_store_job_claim(f->st, "worker-2", 300, &j, &err), 0);
+
+    /* The first worker died: its lease ran out. Another connection takes the job over. */
+    assert_int_equal(raw_int(f->path, "UPDATE jobs SET lease_until = lease_until - 600"), 1);
+    struct ck_store *other = NULL;
+    assert_int_equal(ck_store_open(f->path, &other, &err), 0);
+    assert_int_equal(ck_store_job_claim(other, "worker-2", 300, &j, &err), 1);
+    assert_int_equal(j.id, job);
+    assert_int_equal(j.state, CK_JOB_RUNNING);
+    ck_job_free(&j);
+    assert_int_equal(ck_store_job_claim(other, "worker-3", 300, &j, &err), 0);
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM jobs WHERE worker = 'worker-2'"), 1);
+    ck_store_close(other);
+}
+
+static void test_job_logs_and_filters(void **state)
+{
+    struct fixture *f = *state;
+    ck_error err = {0};
+    int64_t shop = make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "shop");
+    int64_t api = make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "api");
+    int64_t shop_order, shop_job, api_order, api_job;
+    make_order(f->st, CK_OPERATOR_TENANT_ID, shop, &shop_order, &shop_job);
+    make_order(f->st, CK_OPERATOR_TENANT_ID, api, &api_order, &api_job);
+    claim(f->st, shop_job);
+    assert_int_equal(ck_store_job_log(f->st, shop_job, "info", "generated ec-p384 key", &err), 0);
+    assert_int_equal(ck_store_job_log(f->st, shop_job, "warn", "slow entropy", &err), 0);
+    assert_error(ck_store_job_log(f->st, shop_job, "debug", "x", &err), &err, 400, "invalid_field");
+    assert_error(ck_store_job_log(f->st, 999, "info", "x", &err), &err, 404, "not_found");
+    assert_int_equal(ck_store_job_finish(f->st, shop_job, CK_JOB_FINISHED, NULL, &err), 0);
+
+    struct ck_job_log_line *lines = NULL;
+    size_t n = 0;
+    assert_int_equal(
+        ck_store_job_log_lines(f->st, CK_OPERATOR_TENANT_ID, shop_job, &lines, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(lines[0].level, "info");
+    assert_string_equal(lines[0].message, "generated ec-p384 key");
+    assert_string_equal(lines[1].level, "warn");
+    assert_true(lines[0].at > 0);
+    ck_job_log_lines_free(lines, n);
+
+    struct {
+        struct ck_job_filter filter;
+        size_t count;
+        int64_t first;
+    } cases[] = {
+        {{.state = -1, .type = -1}, 2, api_job},
+        {{.state = CK_JOB_FINISHED, .type = -1}, 1, shop_job},
+        {{.state = CK_JOB_QUEUED, .type = -1}, 1, api_job},
+        {{.state = CK_JOB_RUNNING, .type = -1}, 0, 0},
+        {{.state = -1, .type = CK_JOB_CSR}, 2, api_job},
+        {{.state = -1, .type = -1, .enrollment = "shop"}, 1, shop_job},
+        {{.state = -1, .type = -1, .enrollment = "nope"}, 0, 0},
+        {{.state = -1, .type = -1, .order_id = api_order}, 1, api_job},
+        {{.state = CK_JOB_QUEUED, .type = -1, .enrollment = "shop"}, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct ck_job *jobs = NULL;
+        assert_int_equal(
+            ck_store_job_list(f->st, CK_OPERATOR_TENANT_ID, &cases[i].filter, &jobs, &n, &err), 0);
+        assert_int_equal(n, cases[i].count);
+        if (n > 0)
+            assert_int_equal(jobs[0].id, cases[i].first);
+        ck_job_array_free(jobs, n);
+    }
+    assert_error(ck_store_job_finish(f->st, shop_job, CK_JOB_QUEUED, NULL, &err), &err, 400,
+                 "invalid_field");
+}
+
+static void test_enrollment_delete_with_orders(void **state)
+{
+    struct fixture *f = *state;
+    ck_error err = {0};
+    int64_t shop = make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "shop");
+    int64_t order, job;
+    make_order(f->st, CK_OPERATOR_TENANT_ID, shop, &order, &job);
+    claim(f->st, job);
+    assert_int_equal(ck_store_job_log(f->st, job, "info", "started", &err), 0);
+    assert_int_equal(
+        ck_store_order_csr_ready(f->st, order, job, sealed, sizeof(sealed), csr_pem, &err), 0);
+
+    assert_error(ck_store_enrollment_delete(f->st, CK_OPERATOR_TENANT_ID, "shop", &err), &err, 409,
+                 "order_open");
+    assert_non_null(strstr(err.message, "csr_ready"));
+    struct ck_enrollment e = {0};
+    assert_int_equal(ck_store_enrollment_get(f->st, CK_OPERATOR_TENANT_ID, "shop", &e, &err), 0);
+    ck_enrollment_free(&e);
+
+    assert_int_equal(ck_store_order_cancel(f->st, CK_OPERATOR_TENANT_ID, order, &err), 0);
+    assert_int_equal(ck_store_enrollment_delete(f->st, CK_OPERATOR_TENANT_ID, "shop", &err), 0);
+    struct ck_order o = {0};
+    assert_error(ck_store_order_get(f->st, CK_OPERATOR_TENANT_ID, order, &o, &err), &err, 404,
+                 "not_found");
+    struct ck_job j = {0};
+    assert_error(ck_store_job_get(f->st, CK_OPERATOR_TENANT_ID, job, &j, &err), &err, 404,
+                 "not_found");
+    assert_int_equal(raw_int(f->path, "SELECT (SELECT COUNT(*) FROM orders) + "
+                                      "(SELECT COUNT(*) FROM jobs) + "
+                                      "(SELECT COUNT(*) FROM job_logs) + "
+                                      "(SELECT COUNT(*) FROM job_artifacts)"),
+                     0);
+}
+
+#define STORE_TEST(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        STORE_TEST(test_migrations_apply_once),
+        STORE_TEST(test_newer_schema_is_refused),
+        STORE_TEST(test_file_is_private_and_wal),
+        cmocka_unit_test(test_open_order_states_match_the_model),
+        STORE_TEST(test_tenants),
+        STORE_TEST(test_tokens),
+        STORE_TEST(test_enrollment_round_trip),
+        STORE_TEST(test_tenant_isolation),
+        STORE_TEST(test_order_create_queues_csr_job),
+        STORE_TEST(test_second_order_conflicts_until_cancel),
+        STORE_TEST(test_csr_ready),
+        STORE_TEST(test_csr_ready_after_cancel_changes_nothing),
+        STORE_TEST(test_order_fail),
+        STORE_TEST(test_job_claim_from_two_connections),
+        STORE_TEST(test_expired_lease_is_reclaimed),
+        STORE_TEST(test_job_logs_and_filters),
+        STORE_TEST(test_enrollment_delete_with_orders),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
