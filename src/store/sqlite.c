@@ -885,6 +885,8 @@ static int enrollment_change(struct ck_store *st, void *ctx, ck_error *err)
                   "updated_at = ?16 WHERE id = ?17 AND tenant_id = ?18",
                   args, CK_ARRAY_LEN(args), "updating an enrollment", &changes, err) != 0)
         return -1;
+    if (changes == 0 && w->e->name != NULL)
+        return ck_error_set(err, 404, "not_found", "no enrollment named %s", w->e->name);
     if (changes == 0)
         return ck_error_set(err, 404, "not_found", "no enrollment %lld", (long long)w->e->id);
     return 0;

@@ -644,6 +644,7 @@ static void test_order_fail(void **state)
 
 struct claimer {
     const char *path;
+    pthread_barrier_t *start;
     int64_t ids[CLAIM_JOBS + 1];
     size_t count;
     int failed;
@@ -656,8 +657,11 @@ static void *claim_all(void *arg)
     ck_error err = {0};
     if (ck_store_open(c->path, &st, &err) != 0) {
         c->failed = 1;
+        pthread_barrier_wait(c->start);
         return NULL;
     }
+    /* Both connections are open before either claims, so they really race. */
+    pthread_barrier_wait(c->start);
     for (int i = 0; i < CLAIM_JOBS + 1; i++) {
         struct ck_job j = {0};
         int rc = ck_store_job_claim(st, "racer", 300, &j, &err);
@@ -682,12 +686,15 @@ static void test_job_claim_from_two_connections(void **state)
         make_order(f->st, CK_OPERATOR_TENANT_ID,
                    make_enrollment(f->st, CK_OPERATOR_TENANT_ID, name), &order, &job);
     }
-    struct claimer c[2] = {{.path = f->path}, {.path = f->path}};
+    pthread_barrier_t start;
+    assert_int_equal(pthread_barrier_init(&start, NULL, 2), 0);
+    struct claimer c[2] = {{.path = f->path, .start = &start}, {.path = f->path, .start = &start}};
     pthread_t threads[2];
     for (int i = 0; i < 2; i++)
         assert_int_equal(pthread_create(&threads[i], NULL, claim_all, &c[i]), 0);
     for (int i = 0; i < 2; i++)
         assert_int_equal(pthread_join(threads[i], NULL), 0);
+    pthread_barrier_destroy(&start);
     assert_false(c[0].failed || c[1].failed);
     assert_int_equal(c[0].count + c[1].count, CLAIM_JOBS);
     int seen[CLAIM_JOBS + 1] = {0};
