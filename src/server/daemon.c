@@ -74,16 +74,48 @@ static int operator_tenant(struct ck_store *st, struct ck_tenant *out, ck_error 
     return 0;
 }
 
+/* Removes what a failed init created, so that the next init can start afresh. */
+static void init_undo(const char *db, const char *key_path)
+{
+    char path[PATH_MAX + 8];
+    const char *suffixes[] = {"", "-wal", "-shm", "-journal"};
+    for (size_t i = 0; i < CK_ARRAY_LEN(suffixes); i++) {
+        snprintf(path, sizeof(path), "%s%s", db, suffixes[i]);
+        unlink(path);
+    }
+    unlink(key_path);
+}
+
+/* The first admin token of the operator tenant, printed alone on stdout. */
+static int init_store(struct ck_store *st, ck_error *err)
+{
+    int rc = -1;
+    char secret[68] = "";
+    uint8_t hash[32];
+    struct ck_tenant tenant = {0};
+    struct ck_token token = {0};
+    if (operator_tenant(st, &tenant, err) != 0 || ck_auth_token_new(secret, hash, err) != 0 ||
+        ck_store_token_create(st, tenant.id, CK_ROLE_ADMIN, "init", hash, &token, err) != 0)
+        goto cleanup;
+    if (printf("%s\n", secret) < 0 || fflush(stdout) != 0) {
+        ck_error_set(err, 500, "write_failed", "could not print the token on stdout");
+        goto cleanup;
+    }
+    rc = 0;
+cleanup:
+    OPENSSL_cleanse(secret, sizeof(secret));
+    ck_token_free(&token);
+    ck_tenant_free(&tenant);
+    return rc;
+}
+
 static int init_data(const char *dir, ck_error *err)
 {
     int rc = -1;
-    char db[PATH_MAX], key_path[PATH_MAX], secret[68] = "";
-    uint8_t hash[32];
+    char db[PATH_MAX], key_path[PATH_MAX];
     ck_master_key key;
-    bool have_key = false;
+    bool created = false;
     struct ck_store *st = NULL;
-    struct ck_tenant tenant = {0};
-    struct ck_token token = {0};
     if (data_path(dir, "certkeep.db", db, err) != 0 ||
         data_path(dir, "master.key", key_path, err) != 0)
         goto cleanup;
@@ -98,22 +130,16 @@ static int init_data(const char *dir, ck_error *err)
     }
     if (ck_master_key_create(key_path, &key, err) != 0)
         goto cleanup;
-    have_key = true;
-    if (ck_store_open(db, &st, err) != 0 || operator_tenant(st, &tenant, err) != 0 ||
-        ck_auth_token_new(secret, hash, err) != 0 ||
-        ck_store_token_create(st, tenant.id, CK_ROLE_ADMIN, "init", hash, &token, err) != 0)
+    created = true;
+    ck_master_key_wipe(&key); /* init seals nothing; serve loads the key again */
+    if (ck_store_open(db, &st, err) != 0 || init_store(st, err) != 0)
         goto cleanup;
-    printf("%s\n", secret);
-    fflush(stdout);
     ck_log(CK_LOG_INFO, "initialised %s; the first admin token (tenant default) is on stdout", dir);
     rc = 0;
 cleanup:
-    OPENSSL_cleanse(secret, sizeof(secret));
-    if (have_key)
-        ck_master_key_wipe(&key);
-    ck_token_free(&token);
-    ck_tenant_free(&tenant);
     ck_store_close(st);
+    if (rc != 0 && created)
+        init_undo(db, key_path);
     return rc;
 }
 
