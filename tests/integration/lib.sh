@@ -119,7 +119,7 @@ api() {
 
 ck() { "$CERTKEEP" "$@"; } # the CLI, with CERTKEEP_ADDR/CERTKEEP_TOKEN from the environment
 
-json() { printf '%s' "$BODY" | jq -r "$1"; }
+json() { printf '%s' "$BODY" | jq -r "$@"; }
 
 finish() {
     if [ -n "$DAEMON_PID" ]; then
