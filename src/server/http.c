@@ -258,7 +258,9 @@ static const struct route *route_find(enum evhttp_cmd_type method, const struct 
         if (!route_matches(routes[i].pattern, p, found))
             continue;
         path_known = true;
-        if (routes[i].method == method) {
+        /* HEAD is GET without the body; evhttp leaves the body out by itself. */
+        if (routes[i].method == method ||
+            (method == EVHTTP_REQ_HEAD && routes[i].method == EVHTTP_REQ_GET)) {
             memcpy(params, found, sizeof(found));
             return &routes[i];
         }
