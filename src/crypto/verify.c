@@ -1,6 +1,7 @@
 /* verify.c — chain verification: OpenSSL's path building plus certkeep's Web PKI rules
  * (verify_rules.c). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/err.h>
@@ -23,6 +24,7 @@ struct attempt_state {
     ck_strv reasons;
     STACK_OF(X509) * blamed; /* not owned: certificates a different path might avoid */
     bool failed;
+    time_t at;
 };
 
 static struct attempt_state *state_from_ctx(X509_STORE_CTX *ctx)
@@ -95,6 +97,10 @@ static int collect_errors(int ok, X509_STORE_CTX *ctx)
     int code = X509_STORE_CTX_get_error(ctx);
     int depth = X509_STORE_CTX_get_error_depth(ctx);
     X509 *cert = X509_STORE_CTX_get_current_cert(ctx);
+    /* RFC 5280 4.1.2.5: notAfter is inclusive; OpenSSL 3.0 takes that very second as expired. */
+    if (code == X509_V_ERR_CERT_HAS_EXPIRED && cert != NULL &&
+        ASN1_TIME_cmp_time_t(X509_get0_notAfter(cert), st->at) == 0)
+        return 1;
     st->failed = true;
     ck_verify_add_reason(&st->reasons, depth, cert, X509_verify_cert_error_string(code));
     if (is_name_constraint_error(code))
@@ -104,7 +110,7 @@ static int collect_errors(int ok, X509_STORE_CTX *ctx)
     return 1;
 }
 
-static int configure_params(X509_STORE_CTX *ctx, const struct ck_verify_request *req)
+static int configure_params(X509_STORE_CTX *ctx, const struct ck_verify_request *req, time_t at)
 {
     X509_VERIFY_PARAM *param = X509_STORE_CTX_get0_param(ctx);
     X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_X509_STRICT | X509_V_FLAG_PARTIAL_CHAIN |
@@ -113,9 +119,9 @@ static int configure_params(X509_STORE_CTX *ctx, const struct ck_verify_request 
         X509_STORE_CTX_set0_crls(ctx, req->crls);
         X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
     }
-    X509_VERIFY_PARAM_set_time(param, (time_t)(req->has_time ? req->time : ck_clock_now()));
-    X509_VERIFY_PARAM_set_depth(param, req->max_intermediates >= 0 ? req->max_intermediates
-                                                                   : CK_VERIFY_DEFAULT_DEPTH);
+    X509_VERIFY_PARAM_set_time(param, at);
+    /* req->max_intermediates is checked by the rules, which do not count self-issued ones. */
+    X509_VERIFY_PARAM_set_depth(param, CK_VERIFY_DEFAULT_DEPTH);
     X509_VERIFY_PARAM_set_auth_level(param, 2);
     X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS |
                                                X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
@@ -145,7 +151,7 @@ static int run_attempt(const struct ck_verify_request *req, STACK_OF(X509) * unt
         goto cleanup;
     X509_STORE_CTX_set_app_data(ctx, st);
     X509_STORE_CTX_set_verify_cb(ctx, collect_errors);
-    if (configure_params(ctx, req) != 0) {
+    if (configure_params(ctx, req, st->at) != 0) {
         ck_error_openssl(err, 400, "invalid_request",
                          "the expected host name or IP address is not usable");
         goto cleanup;
@@ -203,6 +209,7 @@ int ck_verify_chain(const struct ck_verify_request *req, struct ck_verify_result
     int rc = -1;
     STACK_OF(X509) *untrusted = NULL, *roots = NULL, *chain = NULL;
     struct attempt_state st = {.magic = CK_VERIFY_STATE_MAGIC};
+    st.at = (time_t)(req->has_time ? req->time : ck_clock_now());
     if (req->leaf == NULL || req->roots == NULL || (req->dns_name != NULL && req->ip != NULL)) {
         ck_error_set(err, 400, "invalid_request",
                      "verification needs a leaf, roots, and at most one expected name");
