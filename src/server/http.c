@@ -249,24 +249,45 @@ static bool route_matches(const char *pattern, const struct path *p, const char 
     return seg == NULL;
 }
 
-static const struct route *route_find(enum evhttp_cmd_type method, const struct path *p,
-                                      const char **params, ck_error *err)
+static const char *method_name(enum evhttp_cmd_type method)
 {
-    bool path_known = false;
+    switch (method) {
+    case EVHTTP_REQ_GET:
+        return "GET";
+    case EVHTTP_REQ_POST:
+        return "POST";
+    case EVHTTP_REQ_PATCH:
+        return "PATCH";
+    case EVHTTP_REQ_DELETE:
+        return "DELETE";
+    default:
+        return "?";
+    }
+}
+
+/* The route for method and path; on a 405, allow (at least 32 bytes) lists the path's methods
+ * for the Allow header. */
+static const struct route *route_find(enum evhttp_cmd_type method, const struct path *p,
+                                      const char **params, char *allow, size_t allow_len,
+                                      ck_error *err)
+{
+    allow[0] = '\0';
     for (size_t i = 0; i < CK_ARRAY_LEN(routes); i++) {
         const char *found[CK_ROUTE_PARAMS_MAX] = {0};
         if (!route_matches(routes[i].pattern, p, found))
             continue;
-        path_known = true;
         /* HEAD is GET without the body; evhttp leaves the body out by itself. */
         if (routes[i].method == method ||
             (method == EVHTTP_REQ_HEAD && routes[i].method == EVHTTP_REQ_GET)) {
             memcpy(params, found, sizeof(found));
             return &routes[i];
         }
+        size_t used = strlen(allow);
+        snprintf(allow + used, allow_len - used, "%s%s", used ? ", " : "",
+                 method_name(routes[i].method));
     }
-    if (path_known)
-        ck_error_set(err, 405, "method_not_allowed", "this method is not allowed on this path");
+    if (allow[0] != '\0')
+        ck_error_set(err, 405, "method_not_allowed", "this path accepts only %s", allow);
     else
         ck_error_set(err, 404, "not_found", "no such route; see docs/API.md");
     return NULL;
@@ -313,7 +334,11 @@ static const struct route *prepare(struct ck_request *r, struct path *p, ck_erro
         ck_error_set(err, 404, "not_found", "no such route; see docs/API.md");
         return NULL;
     }
-    const struct route *route = route_find(evhttp_request_get_command(r->req), p, raw, err);
+    char allow[64];
+    const struct route *route =
+        route_find(evhttp_request_get_command(r->req), p, raw, allow, sizeof(allow), err);
+    if (route == NULL && allow[0] != '\0')
+        evhttp_add_header(evhttp_request_get_output_headers(r->req), "Allow", allow);
     if (route == NULL || decode_params(r, raw, err) != 0)
         return NULL;
     const char *query = evhttp_uri_get_query(uri);

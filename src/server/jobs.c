@@ -158,6 +158,7 @@ int ck_job_runner_start(const char *db_path, const ck_master_key *key, int worke
         free(r);
         return -1;
     }
+    int rc = -1;
     char host[256] = "localhost";
     gethostname(host, sizeof(host) - 1);
     for (size_t i = 0; i < r->n_workers; i++) {
@@ -166,16 +167,17 @@ int ck_job_runner_start(const char *db_path, const ck_master_key *key, int worke
         w->runner = r;
         snprintf(w->id, sizeof(w->id), "%s:%ld:%zu", host, (long)getpid(), i + 1);
         if (ck_store_open(db_path, &w->store, err) != 0)
-            goto fail;
+            goto cleanup;
         if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
             ck_error_set(err, 500, "thread_failed", "could not start worker thread %zu", i + 1);
-            goto fail;
+            goto cleanup;
         }
         w->started = true;
     }
     *out = r;
-    return 0;
-fail:
-    ck_job_runner_stop(r);
-    return -1;
+    r = NULL;
+    rc = 0;
+cleanup:
+    ck_job_runner_stop(r); /* only when starting failed: joins what did start */
+    return rc;
 }

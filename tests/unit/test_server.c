@@ -16,11 +16,12 @@ static const struct route *route_first(enum evhttp_cmd_type method, const char *
 {
     struct path p = {0};
     const struct route *found = NULL;
+    char allow[64];
     memset(err, 0, sizeof(*err));
     if (path_split(path, &p) != 0)
         ck_error_set(err, 404, "not_found", "no such route");
     else
-        found = route_find(method, &p, params, err);
+        found = route_find(method, &p, params, allow, sizeof(allow), err);
     if (found != NULL && params[0] != NULL) {
         snprintf(first, 64, "%s", params[0]);
         params[0] = first;
@@ -67,6 +68,7 @@ static void test_unknown_routes_and_methods(void **state)
     assert_null(route(EVHTTP_REQ_DELETE, "/v1/jobs", params, &err));
     assert_int_equal(err.status, 405);
     assert_string_equal(err.code, "method_not_allowed");
+    assert_non_null(strstr(err.message, "GET"));
     const char *missing[] = {"/v1/nowhere", "/v1/orders/",
                              "/v1//orders", "/v1/orders/7/csr/x",
                              "/",           "/v1/a/b/c/d/e/f/g/h/i/j",
