@@ -97,7 +97,7 @@ int ck_csr_job_run(struct ck_store *st, const ck_master_key *key, const struct c
         goto cleanup;
     }
     if (make_csr(st, key, job, &o, &csr_pem, &sealed, &sealed_len, &err) != 0 ||
-        ck_store_order_csr_ready(st, o.id, job->id, sealed, sealed_len, csr_pem, &err) != 0)
+        ck_store_order_csr_ready(st, o.id, job->id, sealed, sealed_len, csr_pem, NULL, &err) != 0)
         goto cleanup;
     rc = 0;
 cleanup:

@@ -10,7 +10,7 @@ static const char *const order_state_names[CK_ORDER_STATE_COUNT] = {
     "new",    "csr_ready", "pending_validation", "checking",  "awaiting_ack", "issued",
     "staged", "deployed",  "superseded",         "cancelled", "failed",
 };
-static const char *const job_type_names[CK_JOB_TYPE_COUNT] = {"csr"};
+static const char *const job_type_names[CK_JOB_TYPE_COUNT] = {"csr", "import"};
 static const char *const job_state_names[CK_JOB_STATE_COUNT] = {"queued", "running", "finished",
                                                                 "failed"};
 
@@ -150,6 +150,9 @@ void ck_order_free(struct ck_order *o)
     free(o->enrollment_name);
     free(o->sealed_key);
     free(o->csr_pem);
+    free(o->cert_pem);
+    free(o->chain_pem);
+    free(o->findings_json);
     free(o->error);
     memset(o, 0, sizeof(*o));
 }
@@ -174,4 +177,21 @@ void ck_job_log_lines_free(struct ck_job_log_line *lines, size_t n)
         free(lines[i].message);
     }
     free(lines);
+}
+
+void ck_event_free(struct ck_event *e)
+{
+    free(e->type);
+    free(e->enrollment_name);
+    free(e->message);
+    free(e->data_json);
+    memset(e, 0, sizeof(*e));
+}
+
+void ck_root_free(struct ck_root *r)
+{
+    free(r->subject);
+    free(r->sha256_fingerprint);
+    free(r->pem);
+    memset(r, 0, sizeof(*r));
 }

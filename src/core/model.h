@@ -43,8 +43,8 @@ int ck_order_state_parse(const char *name, enum ck_order_state *out, ck_error *e
 bool ck_order_state_is_open(enum ck_order_state s);
 
 /* ---- jobs ---- */
-enum ck_job_type { CK_JOB_CSR, CK_JOB_TYPE_COUNT };
-const char *ck_job_type_name(enum ck_job_type t); /* "csr" */
+enum ck_job_type { CK_JOB_CSR, CK_JOB_IMPORT, CK_JOB_TYPE_COUNT };
+const char *ck_job_type_name(enum ck_job_type t); /* "csr", "import" */
 int ck_job_type_parse(const char *name, enum ck_job_type *out, ck_error *err);
 
 enum ck_job_state { CK_JOB_QUEUED, CK_JOB_RUNNING, CK_JOB_FINISHED, CK_JOB_FAILED,
@@ -115,6 +115,11 @@ struct ck_order {
     uint8_t *sealed_key; /* NULL until the csr job ran; AAD ck_order_key_aad() */
     size_t sealed_key_len;
     char *csr_pem;       /* NULL until the csr job ran */
+    bool csr_uploaded;   /* started from a CSR the user uploaded: no key inside certkeep */
+    char *cert_pem;      /* the accepted certificate (leaf), from awaiting_ack on */
+    char *chain_pem;     /* its issuer chain, ordered leaf-to-root, trusted root left out */
+    char *findings_json; /* the accepted import's {"errors":[],"warnings":[...]} */
+    int64_t cert_not_after; /* 0 until a certificate is accepted */
     char *error;         /* why it failed, when failed */
     int64_t created_at, updated_at;
 };
@@ -143,5 +148,43 @@ struct ck_job_log_line {
     char *message;
 };
 void ck_job_log_lines_free(struct ck_job_log_line *lines, size_t n);
+
+/* ---- events (seed 001's PollInfo / PollConfirm) ---- */
+/* Event types: "certificate_needed" (a manual order's CSR is ready: buy a certificate),
+ * "warnings_to_acknowledge", "certificate_issued", "import_rejected". */
+struct ck_event {
+    int64_t id;
+    int64_t tenant_id;
+    char *type;
+    int64_t enrollment_id; /* 0 = none */
+    char *enrollment_name; /* NULL = none */
+    int64_t order_id;      /* 0 = none */
+    char *message;         /* a sentence for a person */
+    char *data_json;       /* a JSON object with details, or NULL */
+    int64_t created_at;
+    int64_t confirmed_at; /* 0 = not yet */
+};
+void ck_event_free(struct ck_event *e);
+
+/* What a state change adds to the tenant's events, in the same transaction. */
+struct ck_event_new {
+    const char *type;
+    int64_t enrollment_id;
+    int64_t order_id;
+    const char *message;
+    const char *data_json; /* NULL or a JSON object */
+};
+
+/* ---- trusted roots a tenant adds for its private CAs ---- */
+struct ck_root {
+    int64_t id;
+    int64_t tenant_id;
+    char *subject;            /* the root's subject, RFC 2253 style */
+    char *sha256_fingerprint; /* "AB:CD:..." as in x509info.h; unique per tenant */
+    char *pem;
+    int64_t not_after;
+    int64_t created_at;
+};
+void ck_root_free(struct ck_root *r);
 
 #endif

@@ -1296,8 +1296,9 @@ static int csr_commit(struct ck_store *st, void *ctx, ck_error *err)
 
 int ck_store_order_csr_ready(struct ck_store *st, int64_t order_id, int64_t job_id,
                              const uint8_t *sealed_key, size_t sealed_key_len, const char *csr_pem,
-                             ck_error *err)
+                             const struct ck_event_new *event, ck_error *err)
 {
+    (void)event; /* TODO(issue 3): insert the event in csr_commit's transaction */
     struct csr_commit c = {.order_id = order_id,
                            .job_id = job_id,
                            .sealed_key = sealed_key,

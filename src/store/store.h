@@ -13,6 +13,7 @@
 #ifndef CK_STORE_STORE_H
 #define CK_STORE_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,8 +47,7 @@ int ck_store_token_lookup(struct ck_store *st, const uint8_t hash[32], struct ck
                           ck_error *err);
 int ck_store_token_list(struct ck_store *st, int64_t tenant_id, struct ck_token **out, size_t *n,
                         ck_error *err);
-int ck_store_token_delete(struct ck_store *st, int64_t tenant_id, int64_t token_id,
-                          ck_error *err);
+int ck_store_token_delete(struct ck_store *st, int64_t tenant_id, int64_t token_id, ck_error *err);
 void ck_token_array_free(struct ck_token *a, size_t n);
 
 /* ---- enrollments ---- */
@@ -86,20 +86,78 @@ void ck_order_array_free(struct ck_order *a, size_t n);
 
 /* Moves an open order to "cancelled" (and fails its queued or running jobs with "order
  * cancelled"). 409 "order_closed" when it is not open. */
-int ck_store_order_cancel(struct ck_store *st, int64_t tenant_id, int64_t order_id,
-                          ck_error *err);
+int ck_store_order_cancel(struct ck_store *st, int64_t tenant_id, int64_t order_id, ck_error *err);
 
 /* The csr job's commit, in one transaction: the order goes from "new" to "csr_ready" with its
  * sealed key and CSR, the CSR is stored as the job's artifact "csr" (application/pkcs10), and
- * the job is finished. 409 "order_not_new" (nothing changed) when the order left "new"
+ * the job is finished, and `event` (may be NULL) is added. 409 "order_not_new" (nothing
+ * changed) when the order left "new"
  * meanwhile, e.g. was cancelled. */
 int ck_store_order_csr_ready(struct ck_store *st, int64_t order_id, int64_t job_id,
-                             const uint8_t *sealed_key, size_t sealed_key_len,
-                             const char *csr_pem, ck_error *err);
+                             const uint8_t *sealed_key, size_t sealed_key_len, const char *csr_pem,
+                             const struct ck_event_new *event, ck_error *err);
 
 /* Moves an open order to "failed" with the reason. */
-int ck_store_order_fail(struct ck_store *st, int64_t order_id, const char *reason,
-                        ck_error *err);
+int ck_store_order_fail(struct ck_store *st, int64_t order_id, const char *reason, ck_error *err);
+
+/* ---- orders: certificates (issue 3) ---- */
+/* Starts an order from a CSR the user uploaded (already checked by the caller): the order is
+ * created directly in "csr_ready" with csr_uploaded set and no key, together with a finished
+ * "csr" job holding the CSR as its artifact "csr" and the log line "CSR uploaded", and the
+ * optional event, in one transaction. 409 "order_open" as ck_store_order_create. */
+int ck_store_order_create_from_csr(struct ck_store *st, int64_t tenant_id, int64_t enrollment_id,
+                                   enum ck_key_type key_type, const char *csr_pem,
+                                   const struct ck_event_new *event, int64_t *order_id,
+                                   int64_t *job_id, ck_error *err);
+
+/* What a state change writes on the order besides its state; NULL/0 fields are left as they
+ * are. */
+struct ck_order_update {
+    const char *cert_pem;
+    const char *chain_pem;
+    const char *findings_json;
+    int64_t cert_not_after;
+};
+
+/* Moves order order_id of tenant_id from state `from` to state `to`, writing `update` (may be
+ * NULL) and adding `event` (may be NULL), in one transaction. 409 "order_state_changed" (nothing
+ * written) when the order is not in `from` any more — another request or daemon moved it. */
+int ck_store_order_transition(struct ck_store *st, int64_t tenant_id, int64_t order_id,
+                              enum ck_order_state from, enum ck_order_state to,
+                              const struct ck_order_update *update,
+                              const struct ck_event_new *event, ck_error *err);
+
+/* Records one import attempt as a finished (accepted) or failed (refused) "import" job of the
+ * order, with one log line per finding (level "error" or "warn") and a last summary line, in one
+ * transaction; refused imports change nothing else. */
+int ck_store_import_job_record(struct ck_store *st, int64_t tenant_id, int64_t order_id,
+                               bool accepted, const char *const *levels,
+                               const char *const *lines, size_t n_lines, const char *summary,
+                               int64_t *job_id, ck_error *err);
+
+/* ---- events ---- */
+int ck_store_event_add(struct ck_store *st, int64_t tenant_id, const struct ck_event_new *ev,
+                       int64_t *event_id, ck_error *err);
+/* The oldest unconfirmed event: returns 1 with *out and *remaining (how many other unconfirmed
+ * events there are), 0 when there is none, -1 on error. */
+int ck_store_event_poll(struct ck_store *st, int64_t tenant_id, struct ck_event *out,
+                        int64_t *remaining, ck_error *err);
+/* Confirms an event (confirming it again is fine). 404 for an unknown or another tenant's. */
+int ck_store_event_confirm(struct ck_store *st, int64_t tenant_id, int64_t event_id,
+                           ck_error *err);
+/* Every event, newest first (confirmed ones too: they are the history), at most limit. */
+int ck_store_event_list(struct ck_store *st, int64_t tenant_id, int64_t order_id, size_t limit,
+                        struct ck_event **out, size_t *n, ck_error *err);
+void ck_event_array_free(struct ck_event *a, size_t n);
+
+/* ---- trusted roots (per tenant, for private CAs) ---- */
+/* 409 "root_exists" when the tenant already has a root with that fingerprint. */
+int ck_store_root_add(struct ck_store *st, int64_t tenant_id, struct ck_root *root,
+                      ck_error *err); /* fills root->id and created_at */
+int ck_store_root_list(struct ck_store *st, int64_t tenant_id, struct ck_root **out, size_t *n,
+                       ck_error *err);
+int ck_store_root_delete(struct ck_store *st, int64_t tenant_id, int64_t root_id, ck_error *err);
+void ck_root_array_free(struct ck_root *a, size_t n);
 
 /* ---- jobs ---- */
 /* Claims the oldest runnable job: queued, or running with an expired lease (its daemon died).
@@ -130,7 +188,7 @@ int ck_store_job_log_lines(struct ck_store *st, int64_t tenant_id, int64_t job_i
                            struct ck_job_log_line **out, size_t *n, ck_error *err);
 /* 404 when the job or the artifact does not exist for that tenant. Caller frees both outputs. */
 int ck_store_job_artifact_get(struct ck_store *st, int64_t tenant_id, int64_t job_id,
-                              const char *name, char **content_type, uint8_t **data,
-                              size_t *len, ck_error *err);
+                              const char *name, char **content_type, uint8_t **data, size_t *len,
+                              ck_error *err);
 
 #endif

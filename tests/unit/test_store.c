@@ -552,7 +552,7 @@ static void test_csr_ready(void **state)
     make_order(f->st, CK_OPERATOR_TENANT_ID, shop, &order, &job);
     claim(f->st, job);
     assert_int_equal(
-        ck_store_order_csr_ready(f->st, order, job, sealed, sizeof(sealed), csr_pem, &err), 0);
+        ck_store_order_csr_ready(f->st, order, job, sealed, sizeof(sealed), csr_pem, NULL, &err), 0);
 
     struct ck_order o = {0};
     assert_int_equal(ck_store_order_get(f->st, CK_OPERATOR_TENANT_ID, order, &o, &err), 0);
@@ -586,7 +586,7 @@ static void test_csr_ready(void **state)
                  &err, 404, "not_found");
 
     /* A second commit (a job that ran twice) changes nothing. */
-    assert_error(ck_store_order_csr_ready(f->st, order, job, sealed, 2, "other", &err), &err, 409,
+    assert_error(ck_store_order_csr_ready(f->st, order, job, sealed, 2, "other", NULL, &err), &err, 409,
                  "order_not_new");
     assert_int_equal(ck_store_job_finish(f->st, job, CK_JOB_FAILED, "late", &err), -1);
     assert_string_equal(err.code, "job_closed");
@@ -601,7 +601,7 @@ static void test_csr_ready_after_cancel_changes_nothing(void **state)
     make_order(f->st, CK_OPERATOR_TENANT_ID, shop, &order, &job);
     claim(f->st, job);
     assert_int_equal(ck_store_order_cancel(f->st, CK_OPERATOR_TENANT_ID, order, &err), 0);
-    assert_error(ck_store_order_csr_ready(f->st, order, job, sealed, sizeof(sealed), csr_pem, &err),
+    assert_error(ck_store_order_csr_ready(f->st, order, job, sealed, sizeof(sealed), csr_pem, NULL, &err),
                  &err, 409, "order_not_new");
     assert_non_null(strstr(err.message, "cancelled"));
 
@@ -797,7 +797,7 @@ static void test_enrollment_delete_with_orders(void **state)
     claim(f->st, job);
     assert_int_equal(ck_store_job_log(f->st, job, "info", "started", &err), 0);
     assert_int_equal(
-        ck_store_order_csr_ready(f->st, order, job, sealed, sizeof(sealed), csr_pem, &err), 0);
+        ck_store_order_csr_ready(f->st, order, job, sealed, sizeof(sealed), csr_pem, NULL, &err), 0);
 
     assert_error(ck_store_enrollment_delete(f->st, CK_OPERATOR_TENANT_ID, "shop", &err), &err, 409,
                  "order_open");
