@@ -49,6 +49,7 @@ struct check {
     int leaf; /* pool index, or -1 */
     int chain_idx[CK_IMPORT_MAX_CERTS];
     int chain_len;
+    int root; /* pool index of the self-signed root the chain reached, or -1 */
     bool out_of_memory;
 };
 
@@ -625,47 +626,76 @@ static void build_chain(struct check *c, bool *used)
     X509 *cur = c->pool[c->leaf].cert;
     used[c->leaf] = true;
     c->chain_len = 0;
+    c->root = -1;
     while (c->chain_len < CK_IMPORT_MAX_CERTS && !X509_self_signed(cur, 0)) {
         int next = find_issuer(c, cur, used);
         if (next < 0)
             break;
         used[next] = true;
-        if (c->pool[next].self_signed)
-            break; /* a root: trusted by the client's store, never sent; not kept */
+        if (c->pool[next].self_signed) {
+            c->root = next; /* trusted by the client's own store, never sent: not kept */
+            break;
+        }
         c->chain_idx[c->chain_len++] = next;
         cur = c->pool[next].cert;
     }
     ERR_clear_error();
 }
 
+/* Position of pool entry i in the order certkeep uses (chain, then the root), or -1. */
+static int rank_of(const struct check *c, int i)
+{
+    for (int j = 0; j < c->chain_len; j++)
+        if (c->chain_idx[j] == i)
+            return j;
+    return i == c->root ? c->chain_len : -1;
+}
+
+/* The chain as given (first occurrences, body then chain field) must rise one step at a time. */
 static bool given_in_order(const struct check *c)
 {
-    int k = 0;
+    int expected = 0;
     for (int i = 0; i < c->pool_len; i++) {
-        if (!is_first(c, i))
+        int rank = is_first(c, i) ? rank_of(c, i) : -1;
+        if (rank < 0)
             continue;
-        for (int j = 0; j < c->chain_len; j++) {
-            if (c->chain_idx[j] != i)
-                continue;
-            if (j != k)
-                return false;
-            k++;
-        }
+        if (rank != expected)
+            return false;
+        expected++;
     }
     return true;
+}
+
+/* Appends one item to a comma-separated list in buf, cutting rather than overflowing. */
+__attribute__((format(printf, 3, 4))) static void list_add(char *buf, size_t len, const char *fmt,
+                                                           ...)
+{
+    size_t used = strlen(buf);
+    if (used > 0 && used + 2 < len) {
+        memcpy(buf + used, ", ", 3);
+        used += 2;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + used, len - used, fmt, ap);
+    va_end(ap);
 }
 
 static void report_reordered(struct check *c)
 {
     char order[400] = "", label[LABEL_MAX];
-    size_t used = 0;
-    for (int j = 0; j < c->chain_len && used < sizeof(order); j++) {
+    for (int j = 0; j < c->chain_len; j++) {
         cert_label(c->pool[c->chain_idx[j]].cert, label, sizeof(label));
-        int n = snprintf(order + used, sizeof(order) - used, "%s%s", j ? " -> " : "", label);
-        used += n > 0 ? (size_t)n : 0;
+        list_add(order, sizeof(order), "%s", label);
+    }
+    if (c->root >= 0) {
+        cert_label(c->pool[c->root].cert, label, sizeof(label));
+        list_add(order, sizeof(order), "then the root %s", label);
     }
     add_warning(c, "chain_reordered",
-                "the chain was not in order from the certificate up; certkeep uses: %s", order);
+                "the chain was not in order from the certificate up to the root; certkeep "
+                "reordered it: %s",
+                order);
 }
 
 struct extras {
@@ -702,18 +732,22 @@ static void report_extras(struct check *c, const bool *used)
 {
     struct extras x;
     count_extras(c, used, &x);
-    if (x.duplicates + x.leaf_again + x.roots + x.unrelated == 0)
-        return;
-    char root[LABEL_MAX] = "", other[LABEL_MAX] = "";
-    if (x.example_root >= 0)
-        cert_label(c->pool[x.example_root].cert, root, sizeof(root));
-    if (x.example_unrelated >= 0)
-        cert_label(c->pool[x.example_unrelated].cert, other, sizeof(other));
-    add_warning(c, "chain_extras_removed",
-                "certkeep removed from the chain: %d duplicate(s), %d copy(ies) of the "
-                "certificate itself, %d root(s)%s%s%s, %d unrelated certificate(s)%s%s%s",
-                x.duplicates, x.leaf_again, x.roots, root[0] ? " (" : "", root, root[0] ? ")" : "",
-                x.unrelated, other[0] ? " (" : "", other, other[0] ? ")" : "");
+    char list[CK_ERROR_MSG_MAX - 64] = "", label[LABEL_MAX];
+    if (x.duplicates > 0)
+        list_add(list, sizeof(list), "%d duplicate%s", x.duplicates, x.duplicates > 1 ? "s" : "");
+    if (x.leaf_again > 0)
+        list_add(list, sizeof(list), "the certificate itself given again");
+    if (x.roots > 0) {
+        cert_label(c->pool[x.example_root].cert, label, sizeof(label));
+        list_add(list, sizeof(list), "1 root %s (clients hold their own roots)", label);
+    }
+    if (x.unrelated > 0) {
+        cert_label(c->pool[x.example_unrelated].cert, label, sizeof(label));
+        list_add(list, sizeof(list), "%d unrelated certificate%s (%s%s)", x.unrelated,
+                 x.unrelated > 1 ? "s" : "", label, x.unrelated > 1 ? ", ..." : "");
+    }
+    if (list[0] != '\0')
+        add_warning(c, "chain_extras_removed", "certkeep removed from the chain: %s", list);
 }
 
 static void order_chain(struct check *c)
@@ -941,6 +975,7 @@ int ck_import_check(const struct ck_import_input *in, struct ck_import_result *o
     c.in = in;
     c.out = out;
     c.leaf = -1;
+    c.root = -1;
     if (out == NULL || check_arguments(in, err) != 0)
         return out == NULL ? ck_error_set(err, 500, "internal", "no result to fill") : -1;
     if (load_csr(&c, err) != 0)
