@@ -1,7 +1,7 @@
 # certkeep — GNU make with pkg-config.
 #   make                 build/certkeep
 #   make SANITIZE=1      build/asan/certkeep (AddressSanitizer + UndefinedBehaviorSanitizer)
-#   make unit            build and run the cmocka unit tests
+#   make tests           build the cmocka unit tests; make unit also runs them
 #   make check           the whole test suite (unit, sanitizer unit, integration); see tests/run.sh
 
 PKGS     := openssl libcurl jansson sqlite3 libevent libevent_openssl libevent_pthreads libidn2
@@ -33,7 +33,7 @@ FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 FUZZ_CFLAGS := $(filter-out -fsanitize=% -fno-sanitize-recover=%,$(CFLAGS)) \
                -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer
 
-.PHONY: all unit check clean format fuzz
+.PHONY: all tests unit check clean format fuzz
 all: $(BUILD)/certkeep
 
 $(BUILD)/certkeep: $(MAIN_OBJ) $(BUILD)/libcertkeep.a
@@ -51,6 +51,8 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libcertkeep.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(shell pkg-config --cflags cmocka) -Itests/unit -o $@ $< $(BUILD)/libcertkeep.a \
 	    $(LDFLAGS) $(LDLIBS) $(shell pkg-config --libs cmocka)
+
+tests: $(UNIT_BIN)
 
 unit: $(UNIT_BIN)
 	@tests/run-unit.sh $(UNIT_BIN)

@@ -18,8 +18,8 @@ scripts/install-deps.sh --test || { echo "not ok - installing the test dependenc
 
 jobs=$(nproc 2>/dev/null || echo 2)
 build_ok=1
-make -s -j"$jobs" >"$logs/build.log" 2>&1 || build_ok=0
-make -s -j"$jobs" SANITIZE=1 >"$logs/build-asan.log" 2>&1 || build_ok=0
+make -s -j"$jobs" all tests >"$logs/build.log" 2>&1 || build_ok=0
+make -s -j"$jobs" SANITIZE=1 all tests >"$logs/build-asan.log" 2>&1 || build_ok=0
 
 run_suite() { # name command...
     local name=$1; shift
