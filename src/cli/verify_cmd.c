@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <idn2.h>
 #include <jansson.h>
 #include <openssl/x509.h>
 
@@ -50,9 +51,27 @@ static int parse_unix_time(const char *text, int64_t *out)
     return CK_EXIT_OK;
 }
 
+/* Certificates hold A-labels (RFC 5280 7.2): "bücher.example" is checked as
+ * "xn--bcher-kva.example". *out is NULL when host is plain ASCII; the caller frees it. */
+static int host_to_ascii(const char *host, char **out)
+{
+    *out = NULL;
+    for (const char *p = host; *p != '\0'; p++) {
+        if ((unsigned char)*p >= 0x80) {
+            int rc = idn2_to_ascii_8z(host, out, IDN2_NONTRANSITIONAL);
+            if (rc != IDN2_OK)
+                return ck_cli_usage_error(usage_verify, "--host %s is not a valid IDNA name: %s",
+                                          host, idn2_strerror(rc));
+            break;
+        }
+    }
+    return CK_EXIT_OK;
+}
+
 /* Reads the files into req; CK_EXIT_OK, or CK_EXIT_USAGE after printing why. */
 static int build_request(const struct verify_options *o, const char *leaf_path,
-                         struct ck_verify_request *req, STACK_OF(X509) * *leaf_stack)
+                         struct ck_verify_request *req, STACK_OF(X509) * *leaf_stack,
+                         char **host_ascii)
 {
     ck_error err = {0};
     if (o->roots == NULL)
@@ -62,9 +81,10 @@ static int build_request(const struct verify_options *o, const char *leaf_path,
     if (o->at != NULL && parse_unix_time(o->at, &req->time) != CK_EXIT_OK)
         return CK_EXIT_USAGE;
     req->has_time = o->at != NULL;
-    req->dns_name = o->host;
+    if (o->host != NULL && host_to_ascii(o->host, host_ascii) != CK_EXIT_OK)
+        return CK_EXIT_USAGE;
+    req->dns_name = *host_ascii != NULL ? *host_ascii : o->host;
     req->ip = o->ip;
-    req->max_intermediates = -1;
     if (load_cert_file(o->roots, &req->roots, &err) != 0 ||
         (o->untrusted != NULL && load_cert_file(o->untrusted, &req->untrusted, &err) != 0) ||
         load_cert_file(leaf_path, leaf_stack, &err) != 0) {
@@ -94,8 +114,9 @@ static int verify_files(const struct verify_options *o, const char *leaf_path)
     struct ck_verify_request req = {0};
     struct ck_verify_result res = {0};
     STACK_OF(X509) *leaf_stack = NULL;
+    char *host_ascii = NULL;
     ck_error err = {0};
-    if (build_request(o, leaf_path, &req, &leaf_stack) != CK_EXIT_OK)
+    if (build_request(o, leaf_path, &req, &leaf_stack, &host_ascii) != CK_EXIT_OK)
         goto cleanup;
     if (ck_verify_chain(&req, &res, &err) != 0) {
         fprintf(stderr, "certkeep: %s\n", err.message);
@@ -116,6 +137,7 @@ cleanup:
     sk_X509_pop_free(req.roots, X509_free);
     sk_X509_pop_free(req.untrusted, X509_free);
     sk_X509_pop_free(leaf_stack, X509_free);
+    idn2_free(host_ascii);
     return rc;
 }
 
@@ -126,24 +148,32 @@ struct limbo_tally {
     int own_total, own_passed; /* limbo's own cases: ids not starting with "bettertls::" */
 };
 
-/* Appends every PEM string of a JSON array to *out (created when NULL). */
-static int limbo_certs(json_t *array, STACK_OF(X509) * *out, ck_error *err)
+/* Appends the certificates of one PEM string (a JSON string) to *out (created when NULL). */
+static int limbo_pem(json_t *pem, STACK_OF(X509) * *out, ck_error *err)
 {
+    STACK_OF(X509) *certs = NULL;
     if (*out == NULL && (*out = sk_X509_new_null()) == NULL)
         return ck_error_set(err, 500, "out_of_memory", "out of memory");
+    if (!json_is_string(pem))
+        return ck_error_set(err, 400, "invalid_case", "a certificate is not a PEM string");
+    if (ck_verify_load_certs(json_string_value(pem), json_string_length(pem), &certs, err) != 0)
+        return -1;
+    while (sk_X509_num(certs) > 0)
+        sk_X509_push(*out, sk_X509_shift(certs));
+    sk_X509_free(certs);
+    return 0;
+}
+
+static int limbo_certs(json_t *array, STACK_OF(X509) * *out, ck_error *err)
+{
     size_t i;
     json_t *item;
+    if (*out == NULL && (*out = sk_X509_new_null()) == NULL)
+        return ck_error_set(err, 500, "out_of_memory", "out of memory");
     json_array_foreach(array, i, item)
     {
-        STACK_OF(X509) *certs = NULL;
-        const char *pem = json_string_value(item);
-        if (pem == NULL)
-            return ck_error_set(err, 400, "invalid_case", "a certificate is not a string");
-        if (ck_verify_load_certs(pem, strlen(pem), &certs, err) != 0)
+        if (limbo_pem(item, out, err) != 0)
             return -1;
-        while (sk_X509_num(certs) > 0)
-            sk_X509_push(*out, sk_X509_shift(certs));
-        sk_X509_free(certs);
     }
     return 0;
 }
@@ -185,22 +215,17 @@ static int limbo_request(json_t *tc, struct ck_verify_request *req, STACK_OF(X50
     req->has_time = when != NULL;
     if (when != NULL && ck_time_parse(when, &req->time) != 0)
         return ck_error_set(err, 400, "invalid_case", "validation_time %s is not RFC 3339", when);
-    req->max_intermediates = json_is_integer(depth) ? (int)json_integer_value(depth) : -1;
-    json_t *peer = json_array();
-    json_array_append(peer, json_object_get(tc, "peer_certificate"));
-    int rc = limbo_certs(json_object_get(tc, "trusted_certs"), &req->roots, err) != 0 ||
-                     limbo_certs(json_object_get(tc, "untrusted_intermediates"), &req->untrusted,
-                                 err) != 0 ||
-                     limbo_crls(json_object_get(tc, "crls"), &req->crls, err) != 0 ||
-                     limbo_certs(peer, leaf_stack, err) != 0
-                 ? -1
-                 : 0;
-    json_decref(peer);
-    if (rc == 0 && sk_X509_num(*leaf_stack) != 1)
+    req->has_max_intermediates = json_is_integer(depth);
+    req->max_intermediates = (int)json_integer_value(depth);
+    if (limbo_certs(json_object_get(tc, "trusted_certs"), &req->roots, err) != 0 ||
+        limbo_certs(json_object_get(tc, "untrusted_intermediates"), &req->untrusted, err) != 0 ||
+        limbo_crls(json_object_get(tc, "crls"), &req->crls, err) != 0 ||
+        limbo_pem(json_object_get(tc, "peer_certificate"), leaf_stack, err) != 0)
+        return -1;
+    if (sk_X509_num(*leaf_stack) != 1)
         return ck_error_set(err, 400, "invalid_case", "the peer certificate is not readable");
-    if (rc == 0)
-        req->leaf = sk_X509_value(*leaf_stack, 0);
-    return rc;
+    req->leaf = sk_X509_value(*leaf_stack, 0);
+    return 0;
 }
 
 /* Runs one case; returns whether the verdict matches and fills `why` for the report line. */

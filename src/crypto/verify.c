@@ -264,8 +264,8 @@ int ck_verify_load_certs(const char *pem, size_t len, STACK_OF(X509) * *out, ck_
 {
     int rc = -1;
     STACK_OF(X509) *certs = sk_X509_new_null();
-    BIO *bio = BIO_new_mem_buf(pem, (int)len);
-    if (certs == NULL || bio == NULL || len > INT32_MAX) {
+    BIO *bio = len <= INT32_MAX ? BIO_new_mem_buf(pem, (int)len) : NULL;
+    if (certs == NULL || bio == NULL) {
         ck_error_set(err, 500, "out_of_memory", "out of memory while reading certificates");
         goto cleanup;
     }
@@ -313,8 +313,8 @@ int ck_verify_load_crls(const char *pem, size_t len, STACK_OF(X509_CRL) * *out, 
 {
     int rc = -1;
     STACK_OF(X509_CRL) *crls = sk_X509_CRL_new_null();
-    BIO *bio = BIO_new_mem_buf(pem, (int)len);
-    if (crls == NULL || bio == NULL || len > INT32_MAX) {
+    BIO *bio = len <= INT32_MAX ? BIO_new_mem_buf(pem, (int)len) : NULL;
+    if (crls == NULL || bio == NULL) {
         ck_error_set(err, 500, "out_of_memory", "out of memory while reading CRLs");
         goto cleanup;
     }

@@ -30,7 +30,9 @@ struct ck_verify_request {
     const char *ip;             /* expected IP address as text, or NULL (not both) */
     bool has_time;              /* false: verify at ck_clock_now() */
     int64_t time;               /* seconds since the epoch, UTC */
-    int max_intermediates;      /* -1: no limit beyond the default (32) */
+    bool has_max_intermediates; /* false: no limit beyond OpenSSL's default (32) */
+    int max_intermediates;      /* CA certificates between leaf and anchor; self-issued ones
+                                   (key rollover) do not count, as for pathLenConstraint */
 };
 
 struct ck_verify_result {

@@ -400,7 +400,7 @@ static void check_depth(struct rules *r)
     int n = sk_X509_num(r->chain), intermediates = 0;
     for (int depth = 1; depth < n - 1; depth++)
         intermediates += !self_issued(sk_X509_value(r->chain, depth));
-    if (r->req->max_intermediates >= 0 && intermediates > r->req->max_intermediates)
+    if (r->req->has_max_intermediates && intermediates > r->req->max_intermediates)
         broke(r, -1, "the chain has %d intermediates, more than the %d allowed", intermediates,
               r->req->max_intermediates);
 }

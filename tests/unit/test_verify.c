@@ -127,7 +127,6 @@ static bool verify(X509 *leaf, X509 *root, const char *host, const char *ip, lon
         .ip = ip,
         .has_time = true,
         .time = at,
-        .max_intermediates = -1,
     };
     ck_error err = {0};
     assert_int_equal(ck_verify_chain(&req, res, &err), 0);
@@ -278,7 +277,7 @@ static void test_max_intermediates(void **state)
                                     .roots = roots,
                                     .has_time = true,
                                     .time = NOW,
-                                    .max_intermediates = 0};
+                                    .has_max_intermediates = true};
     struct ck_verify_result res = {0};
     assert_int_equal(ck_verify_chain(&req, &res, NULL), 0);
     assert_false(res.valid);
