@@ -55,7 +55,7 @@ struct check {
 
 /* ---- findings ---- */
 
-__attribute__((format(printf, 3, 0))) static void
+__attribute__((format(printf, 4, 0))) static void
 finding_vadd(struct check *c, struct ck_findings *f, const char *code, const char *fmt, va_list ap)
 {
     if (f->len == f->cap) {
