@@ -33,29 +33,26 @@ __attribute__((format(printf, 4, 5))) static void job_log(struct ck_store *st,
 
 /* A new key and the CSR for the order; the key leaves this function only sealed. */
 static int make_csr(struct ck_store *st, const ck_master_key *key, const struct ck_job *job,
-                    const struct ck_order *o, char **csr_pem, uint8_t **sealed, size_t *sealed_len,
-                    ck_error *err)
+                    const struct ck_order *o, const struct ck_enrollment *e, char **csr_pem,
+                    uint8_t **sealed, size_t *sealed_len, ck_error *err)
 {
     int rc = -1;
-    struct ck_enrollment e = {0};
     EVP_PKEY *pkey = NULL;
     char aad[64];
-    if (ck_store_enrollment_get(st, job->tenant_id, o->enrollment_name, &e, err) != 0)
-        goto cleanup;
     job_log(st, job, CK_LOG_INFO, "generating %s key", ck_key_type_name(o->key_type));
     if ((pkey = ck_key_generate(o->key_type, err)) == NULL)
         goto cleanup;
-    const struct ck_csr_request req = {.cn = e.cn,
-                                       .sans = &e.sans,
-                                       .o = e.subject.o,
-                                       .ou = e.subject.ou,
-                                       .l = e.subject.l,
-                                       .st = e.subject.st,
-                                       .c = e.subject.c};
+    const struct ck_csr_request req = {.cn = e->cn,
+                                       .sans = &e->sans,
+                                       .o = e->subject.o,
+                                       .ou = e->subject.ou,
+                                       .l = e->subject.l,
+                                       .st = e->subject.st,
+                                       .c = e->subject.c};
     if ((*csr_pem = ck_csr_create(pkey, &req, err)) == NULL)
         goto cleanup;
-    job_log(st, job, CK_LOG_INFO, "wrote the CSR for %s with %zu name%s", e.cn, e.sans.len,
-            e.sans.len == 1 ? "" : "s");
+    job_log(st, job, CK_LOG_INFO, "wrote the CSR for %s with %zu name%s", e->cn, e->sans.len,
+            e->sans.len == 1 ? "" : "s");
     ck_order_key_aad(o->id, aad, sizeof(aad));
     if (ck_seal_private_key(key, aad, pkey, sealed, sealed_len, err) != 0)
         goto cleanup;
@@ -63,8 +60,25 @@ static int make_csr(struct ck_store *st, const ck_master_key *key, const struct 
     rc = 0;
 cleanup:
     EVP_PKEY_free(pkey);
-    ck_enrollment_free(&e);
     return rc;
+}
+
+/* A manual issuer's CSR waits for a person to buy the certificate: tell the tenant. */
+static int commit_csr(struct ck_store *st, const struct ck_job *job, const struct ck_order *o,
+                      const struct ck_enrollment *e, const char *csr_pem, const uint8_t *sealed,
+                      size_t sealed_len, ck_error *err)
+{
+    char message[CK_ERROR_MSG_MAX];
+    snprintf(message, sizeof(message),
+             "the CSR for %s (order %lld) is ready: buy a certificate with it and import it", e->cn,
+             (long long)o->id);
+    const struct ck_event_new needed = {.type = "certificate_needed",
+                                        .enrollment_id = o->enrollment_id,
+                                        .order_id = o->id,
+                                        .message = message};
+    bool manual = e->issuer == NULL || strcmp(e->issuer, "manual") == 0;
+    return ck_store_order_csr_ready(st, o->id, job->id, sealed, sealed_len, csr_pem,
+                                    manual ? &needed : NULL, err);
 }
 
 static void record_failure(struct ck_store *st, const struct ck_job *job, const ck_error *why)
@@ -86,6 +100,7 @@ int ck_csr_job_run(struct ck_store *st, const ck_master_key *key, const struct c
     int rc = -1;
     ck_error err = {0};
     struct ck_order o = {0};
+    struct ck_enrollment e = {0};
     char *csr_pem = NULL;
     uint8_t *sealed = NULL;
     size_t sealed_len = 0;
@@ -96,8 +111,9 @@ int ck_csr_job_run(struct ck_store *st, const ck_master_key *key, const struct c
                      (long long)o.id, ck_order_state_name(o.state));
         goto cleanup;
     }
-    if (make_csr(st, key, job, &o, &csr_pem, &sealed, &sealed_len, &err) != 0 ||
-        ck_store_order_csr_ready(st, o.id, job->id, sealed, sealed_len, csr_pem, NULL, &err) != 0)
+    if (ck_store_enrollment_get(st, job->tenant_id, o.enrollment_name, &e, &err) != 0 ||
+        make_csr(st, key, job, &o, &e, &csr_pem, &sealed, &sealed_len, &err) != 0 ||
+        commit_csr(st, job, &o, &e, csr_pem, sealed, sealed_len, &err) != 0)
         goto cleanup;
     rc = 0;
 cleanup:
@@ -105,6 +121,7 @@ cleanup:
         record_failure(st, job, &err);
     OPENSSL_free(sealed);
     free(csr_pem);
+    ck_enrollment_free(&e);
     ck_order_free(&o);
     return rc;
 }
