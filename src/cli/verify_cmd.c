@@ -1,5 +1,6 @@
 /* verify_cmd.c — `certkeep verify`: one chain from files, or (hidden, for the conformance suite)
  * every SERVER case of an x509-limbo file through the same verifier. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,6 +85,10 @@ static int build_request(const struct verify_options *o, const char *leaf_path,
     if (o->host != NULL && host_to_ascii(o->host, host_ascii) != CK_EXIT_OK)
         return CK_EXIT_USAGE;
     req->dns_name = *host_ascii != NULL ? *host_ascii : o->host;
+    unsigned char addr[16];
+    if (o->ip != NULL && inet_pton(AF_INET, o->ip, addr) != 1 &&
+        inet_pton(AF_INET6, o->ip, addr) != 1)
+        return ck_cli_usage_error(usage_verify, "--ip %s is not an IPv4 or IPv6 address", o->ip);
     req->ip = o->ip;
     if (load_cert_file(o->roots, &req->roots, &err) != 0 ||
         (o->untrusted != NULL && load_cert_file(o->untrusted, &req->untrusted, &err) != 0) ||
