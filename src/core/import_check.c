@@ -328,14 +328,12 @@ static bool is_first(const struct check *c, int i)
 static void mark_issuers(struct check *c)
 {
     for (int i = 0; i < c->pool_len; i++) {
-        for (int j = 0; j < c->pool_len && is_first(c, i); j++) {
-            if (j == i || !is_first(c, j))
-                continue;
-            if (X509_check_issued(c->pool[i].cert, c->pool[j].cert) == X509_V_OK) {
-                c->pool[i].issues_another = true;
-                break;
-            }
-        }
+        if (!is_first(c, i))
+            continue;
+        for (int j = 0; j < c->pool_len && !c->pool[i].issues_another; j++)
+            c->pool[i].issues_another =
+                j != i && is_first(c, j) &&
+                X509_check_issued(c->pool[i].cert, c->pool[j].cert) == X509_V_OK;
     }
     ERR_clear_error();
 }
@@ -976,8 +974,10 @@ int ck_import_check(const struct ck_import_input *in, struct ck_import_result *o
     c.out = out;
     c.leaf = -1;
     c.root = -1;
-    if (out == NULL || check_arguments(in, err) != 0)
-        return out == NULL ? ck_error_set(err, 500, "internal", "no result to fill") : -1;
+    if (out == NULL)
+        return ck_error_set(err, 500, "internal", "import check called without a result");
+    if (check_arguments(in, err) != 0)
+        return -1;
     if (load_csr(&c, err) != 0)
         goto cleanup;
     run_checks(&c);

@@ -739,6 +739,67 @@ static void test_error_5mib_paste(void **state)
     free(body);
 }
 
+/* Intermediates are judged too: a SHA-1 signature, or one that expired, refuses the import. */
+static void check_with_intermediate(const struct fixture *f, struct cert_spec inter_spec,
+                                    const char *code, const char *says)
+{
+    EVP_PKEY *key = ck_key_generate(CK_KEY_EC_P256, NULL);
+    inter_spec.cn = "certkeep Test Old CA";
+    inter_spec.key = key;
+    inter_spec.ca = true;
+    inter_spec.issuer = f->root;
+    inter_spec.issuer_key = f->root_key;
+    inter_spec.serial = 4;
+    X509 *inter = make_cert(&inter_spec);
+    char *inter_pem = pem_of(inter);
+    char *leaf = leaf_pem(f, (struct cert_spec){.issuer = inter, .issuer_key = key});
+    struct ck_import_result r;
+    run(f, leaf, inter_pem, &r);
+    assert_only_error(&r, code);
+    assert_contains(r.errors.items[0].message, says);
+    ck_import_result_free(&r);
+    free(leaf);
+    free(inter_pem);
+    X509_free(inter);
+    EVP_PKEY_free(key);
+}
+
+static void test_error_sha1_intermediate(void **state)
+{
+    check_with_intermediate(*state, (struct cert_spec){.md = EVP_sha1()}, "weak_signature",
+                            "the intermediate CN=certkeep Test Old CA");
+}
+
+static void test_error_expired_intermediate(void **state)
+{
+    check_with_intermediate(
+        *state, (struct cert_spec){.not_before = NOW - 900 * DAY, .not_after = NOW - 2 * DAY},
+        "untrusted_chain", "certificate has expired (at CN=certkeep Test Old CA");
+}
+
+static void test_findings_json(void **state)
+{
+    struct fixture *f = *state;
+    char *leaf = leaf_pem(f, (struct cert_spec){.cn = "shop.example.org", .o = "Other"});
+    struct ck_import_result r;
+    run(f, leaf, f->inter_pem, &r);
+    json_t *errors = ck_findings_to_json(&r.errors);
+    json_t *warnings = ck_findings_to_json(&r.warnings);
+    assert_int_equal(json_array_size(errors), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(errors, 0), "code")),
+                        "cn_mismatch");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(errors, 0), "message")),
+                        "certificate CN shop.example.org does not match the CSR's CN "
+                        "shop.example.com");
+    assert_int_equal(json_array_size(warnings), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(warnings, 0), "code")),
+                        "subject_mismatch");
+    json_decref(errors);
+    json_decref(warnings);
+    ck_import_result_free(&r);
+    free(leaf);
+}
+
 /* ---- several errors at once ---- */
 
 static void test_all_errors_listed(void **state)
@@ -868,7 +929,10 @@ int main(void)
         cmocka_unit_test(test_error_only_ca_pasted),
         cmocka_unit_test(test_error_500_certificates_fast),
         cmocka_unit_test(test_error_5mib_paste),
+        cmocka_unit_test(test_error_sha1_intermediate),
+        cmocka_unit_test(test_error_expired_intermediate),
         cmocka_unit_test(test_all_errors_listed),
+        cmocka_unit_test(test_findings_json),
         cmocka_unit_test(test_warning_o_differs),
         cmocka_unit_test(test_warning_san_missing),
         cmocka_unit_test(test_warning_san_extra),
