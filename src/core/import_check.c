@@ -855,7 +855,7 @@ cleanup:
 
 static void check_trust(struct check *c)
 {
-    char why[CK_ERROR_MSG_MAX - 64] = "";
+    char why[2 * CK_ERROR_MSG_MAX] = ""; /* cut to fit in the finding */
     int rc = verify_chain(c->in->trust, c->pool[c->leaf].cert, c->out->chain, c->in->now, why,
                           sizeof(why));
     if (rc < 0)
