@@ -107,7 +107,43 @@ static const char migration_1[] =
     "  SELECT 1, '" CK_OPERATOR_TENANT_NAME
     "', applied_at FROM schema_migrations WHERE version = 1;";
 
-static const char *const migrations[] = {migration_1};
+/* Version 2 (issue 3): certificates on orders, uploaded CSRs, events to poll, tenant roots.
+ * cert_not_after stays NULL (read as 0) until a certificate is accepted. */
+static const char migration_2[] =
+    "ALTER TABLE orders ADD COLUMN csr_uploaded INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE orders ADD COLUMN cert_pem TEXT;"
+    "ALTER TABLE orders ADD COLUMN chain_pem TEXT;"
+    "ALTER TABLE orders ADD COLUMN findings_json TEXT;"
+    "ALTER TABLE orders ADD COLUMN cert_not_after INTEGER;"
+
+    "CREATE TABLE events ("
+    "  id INTEGER PRIMARY KEY,"
+    "  tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,"
+    "  type TEXT NOT NULL,"
+    "  enrollment_id INTEGER REFERENCES enrollments(id) ON DELETE CASCADE,"
+    "  order_id INTEGER REFERENCES orders(id) ON DELETE CASCADE,"
+    "  message TEXT NOT NULL,"
+    "  data_json TEXT,"
+    "  created_at INTEGER NOT NULL,"
+    "  confirmed_at INTEGER);"
+    /* The poll query: a tenant's unconfirmed events (confirmed_at IS NULL) by id. */
+    "CREATE INDEX events_poll ON events(tenant_id, confirmed_at, id);"
+    "CREATE INDEX events_tenant ON events(tenant_id, id);"
+    /* Cascading deletes of orders and enrollments look events up by these. */
+    "CREATE INDEX events_order ON events(order_id, id);"
+    "CREATE INDEX events_enrollment ON events(enrollment_id);"
+
+    "CREATE TABLE roots ("
+    "  id INTEGER PRIMARY KEY,"
+    "  tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,"
+    "  subject TEXT NOT NULL,"
+    "  sha256_fingerprint TEXT NOT NULL,"
+    "  pem TEXT NOT NULL,"
+    "  not_after INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  UNIQUE (tenant_id, sha256_fingerprint));";
+
+static const char *const migrations[] = {migration_1, migration_2};
 
 const char *const *ck_store_migrations(size_t *count)
 {

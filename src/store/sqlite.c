@@ -955,12 +955,14 @@ void ck_enrollment_array_free(struct ck_enrollment *a, size_t n)
 struct order_brief {
     int64_t id;
     enum ck_order_state state;
+    int64_t tenant_id;
 };
 
 static int read_order_brief(sqlite3_stmt *s, void *row, ck_error *err)
 {
     struct order_brief *o = row;
     o->id = sqlite3_column_int64(s, 0);
+    o->tenant_id = sqlite3_column_int64(s, 2);
     return col_order_state(s, 1, &o->state, err);
 }
 
@@ -970,7 +972,7 @@ static int refuse_open_order(struct ck_store *st, int64_t enrollment_id, const c
 {
     struct order_brief open;
     int rc = query_one(st,
-                       "SELECT id, state FROM orders WHERE enrollment_id = ?1 "
+                       "SELECT id, state, tenant_id FROM orders WHERE enrollment_id = ?1 "
                        "AND state IN " CK_STORE_OPEN_ORDER_STATES,
                        ARGS(A_INT(enrollment_id)), "looking for an open order", read_order_brief,
                        &open, err);
@@ -1010,11 +1012,259 @@ int ck_store_enrollment_delete(struct ck_store *st, int64_t tenant_id, const cha
     return in_transaction(st, enrollment_remove, &r, err);
 }
 
+/* ==== job rows written by orders and imports ==== */
+
+struct job_row {
+    int64_t tenant_id, enrollment_id, order_id;
+    enum ck_job_type type;
+    enum ck_job_state state;
+    const char *error;
+};
+
+/* Inserts a job; one inserted already over (finished or failed) started and ended now. */
+static int job_insert(struct ck_store *st, const struct job_row *j, int64_t *job_id, ck_error *err)
+{
+    int64_t now = ck_clock_now();
+    bool over = j->state == CK_JOB_FINISHED || j->state == CK_JOB_FAILED;
+    char what[48];
+    snprintf(what, sizeof(what), "recording the order's %s job", ck_job_type_name(j->type));
+    if (exec_args(st,
+                  "INSERT INTO jobs (tenant_id, enrollment_id, order_id, type, state, created_at, "
+                  "started_at, finished_at, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
+                  ARGS(A_INT(j->tenant_id), A_ID(j->enrollment_id), A_ID(j->order_id),
+                       A_TEXT(ck_job_type_name(j->type)), A_TEXT(ck_job_state_name(j->state)),
+                       A_INT(now), A_ID(over ? now : 0), A_TEXT(j->error)),
+                  what, NULL, err) != 0)
+        return -1;
+    *job_id = sqlite3_last_insert_rowid(st->db);
+    return 0;
+}
+
+static int log_insert(struct ck_store *st, int64_t job_id, const char *level, const char *message,
+                      ck_error *err)
+{
+    return exec_args(st,
+                     "INSERT INTO job_logs (job_id, at, level, message) VALUES (?1, ?2, ?3, ?4)",
+                     ARGS(A_INT(job_id), A_INT(ck_clock_now()), A_TEXT(level), A_TEXT(message)),
+                     "appending to a job's log", NULL, err);
+}
+
+static int csr_artifact_insert(struct ck_store *st, int64_t job_id, const char *csr_pem,
+                               ck_error *err)
+{
+    return exec_args(st,
+                     "INSERT INTO job_artifacts (job_id, name, content_type, data, created_at) "
+                     "VALUES (?1, 'csr', 'application/pkcs10', ?2, ?3)",
+                     ARGS(A_INT(job_id), A_BLOB(csr_pem, strlen(csr_pem)), A_INT(ck_clock_now())),
+                     "saving the CSR artifact", NULL, err);
+}
+
+/* ==== events ==== */
+
+#define EVENT_COLUMNS                                                                              \
+    "SELECT v.id, v.tenant_id, v.type, v.enrollment_id, e.name, v.order_id, v.message, "           \
+    "v.data_json, v.created_at, v.confirmed_at"
+#define EVENT_FROM " FROM events v LEFT JOIN enrollments e ON e.id = v.enrollment_id"
+
+static int read_event(sqlite3_stmt *s, void *row, ck_error *err)
+{
+    struct ck_event *v = row;
+    bool ok = true;
+    v->id = sqlite3_column_int64(s, 0);
+    v->tenant_id = sqlite3_column_int64(s, 1);
+    v->type = col_text(s, 2, &ok);
+    v->enrollment_id = sqlite3_column_int64(s, 3);
+    v->enrollment_name = col_text(s, 4, &ok);
+    v->order_id = sqlite3_column_int64(s, 5);
+    v->message = col_text(s, 6, &ok);
+    v->data_json = col_text(s, 7, &ok);
+    v->created_at = sqlite3_column_int64(s, 8);
+    v->confirmed_at = sqlite3_column_int64(s, 9);
+    if (ok)
+        return 0;
+    ck_event_free(v);
+    return out_of_memory(err);
+}
+
+static void free_event_row(void *row)
+{
+    ck_event_free(row);
+}
+
+/* The order and enrollment an event names must be the tenant's (404 otherwise, as if other
+ * tenants' rows did not exist). An event about an order is also about its enrollment, so that is
+ * filled in when missing. */
+static int event_refs_resolve(struct ck_store *st, int64_t tenant_id, struct ck_event_new *ev,
+                              ck_error *err)
+{
+    int64_t enrollment_id;
+    int rc;
+    if (ev->order_id != 0) {
+        rc = query_one(st, "SELECT enrollment_id FROM orders WHERE id = ?1 AND tenant_id = ?2",
+                       ARGS(A_INT(ev->order_id), A_INT(tenant_id)), "adding an event", read_id,
+                       &enrollment_id, err);
+        if (rc == 0)
+            return ck_error_set(err, 404, "not_found", "no order %lld", (long long)ev->order_id);
+        if (rc < 0)
+            return -1;
+        if (ev->enrollment_id != 0 && ev->enrollment_id != enrollment_id)
+            return ck_error_set(err, 400, "invalid_field",
+                                "event names order %lld, which is not of enrollment %lld",
+                                (long long)ev->order_id, (long long)ev->enrollment_id);
+        ev->enrollment_id = enrollment_id;
+        return 0;
+    }
+    if (ev->enrollment_id == 0)
+        return 0;
+    rc = query_one(st, "SELECT id FROM enrollments WHERE id = ?1 AND tenant_id = ?2",
+                   ARGS(A_INT(ev->enrollment_id), A_INT(tenant_id)), "adding an event", read_id,
+                   &enrollment_id, err);
+    if (rc == 0)
+        return ck_error_set(err, 404, "not_found", "no enrollment %lld",
+                            (long long)ev->enrollment_id);
+    return rc < 0 ? -1 : 0;
+}
+
+static int event_insert(struct ck_store *st, int64_t tenant_id, const struct ck_event_new *given,
+                        int64_t *event_id, ck_error *err)
+{
+    struct ck_event_new ev = *given;
+    if (ev.type == NULL || ev.message == NULL)
+        return ck_error_set(err, 400, "invalid_field", "an event needs a type and a message");
+    if (event_refs_resolve(st, tenant_id, &ev, err) != 0)
+        return -1;
+    /* data_json is stored as given: the caller built it with jansson. */
+    if (exec_args(st,
+                  "INSERT INTO events (tenant_id, type, enrollment_id, order_id, message, "
+                  "data_json, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                  ARGS(A_INT(tenant_id), A_TEXT(ev.type), A_ID(ev.enrollment_id), A_ID(ev.order_id),
+                       A_TEXT(ev.message), A_TEXT(ev.data_json), A_INT(ck_clock_now())),
+                  "adding an event", NULL, err) != 0)
+        return -1;
+    if (event_id != NULL)
+        *event_id = sqlite3_last_insert_rowid(st->db);
+    return 0;
+}
+
+/* The event (may be NULL) of a change to an order; it is about that order unless it names one. */
+static int order_event(struct ck_store *st, int64_t tenant_id, int64_t order_id,
+                       const struct ck_event_new *event, ck_error *err)
+{
+    if (event == NULL)
+        return 0;
+    struct ck_event_new ev = *event;
+    if (ev.order_id == 0)
+        ev.order_id = order_id;
+    return event_insert(st, tenant_id, &ev, NULL, err);
+}
+
+struct event_write {
+    int64_t tenant_id;
+    const struct ck_event_new *ev;
+    int64_t id;
+};
+
+static int event_add_body(struct ck_store *st, void *ctx, ck_error *err)
+{
+    struct event_write *w = ctx;
+    return event_insert(st, w->tenant_id, w->ev, &w->id, err);
+}
+
+int ck_store_event_add(struct ck_store *st, int64_t tenant_id, const struct ck_event_new *ev,
+                       int64_t *event_id, ck_error *err)
+{
+    struct event_write w = {.tenant_id = tenant_id, .ev = ev};
+    if (ev == NULL)
+        return ck_error_set(err, 400, "invalid_field", "an event needs a type and a message");
+    if (in_transaction(st, event_add_body, &w, err) != 0)
+        return -1;
+    if (event_id != NULL)
+        *event_id = w.id;
+    return 0;
+}
+
+struct event_poll {
+    struct ck_event event;
+    int64_t remaining;
+};
+
+static int read_event_poll(sqlite3_stmt *s, void *row, ck_error *err)
+{
+    struct event_poll *p = row;
+    if (read_event(s, &p->event, err) != 0)
+        return -1;
+    p->remaining = sqlite3_column_int64(s, 10);
+    return 0;
+}
+
+int ck_store_event_poll(struct ck_store *st, int64_t tenant_id, struct ck_event *out,
+                        int64_t *remaining, ck_error *err)
+{
+    struct event_poll p = {0};
+    /* One statement, so the count and the event come from the same snapshot. */
+    int rc = query_one(st,
+                       EVENT_COLUMNS ", (SELECT COUNT(*) FROM events WHERE tenant_id = ?1 "
+                                     "AND confirmed_at IS NULL) - 1" EVENT_FROM
+                                     " WHERE v.tenant_id = ?1 AND v.confirmed_at IS NULL "
+                                     "ORDER BY v.id LIMIT 1",
+                       ARGS(A_INT(tenant_id)), "polling events", read_event_poll, &p, err);
+    if (rc == 1) {
+        *out = p.event;
+        *remaining = p.remaining;
+    }
+    return rc;
+}
+
+struct event_ref {
+    int64_t tenant_id, event_id;
+};
+
+static int event_confirm_body(struct ck_store *st, void *ctx, ck_error *err)
+{
+    const struct event_ref *r = ctx;
+    int64_t changes = 0;
+    /* A second confirmation keeps the time of the first. */
+    if (exec_args(st,
+                  "UPDATE events SET confirmed_at = COALESCE(confirmed_at, ?3) "
+                  "WHERE id = ?1 AND tenant_id = ?2",
+                  ARGS(A_INT(r->event_id), A_INT(r->tenant_id), A_INT(ck_clock_now())),
+                  "confirming an event", &changes, err) != 0)
+        return -1;
+    if (changes == 0)
+        return ck_error_set(err, 404, "not_found", "no event %lld", (long long)r->event_id);
+    return 0;
+}
+
+int ck_store_event_confirm(struct ck_store *st, int64_t tenant_id, int64_t event_id, ck_error *err)
+{
+    struct event_ref r = {.tenant_id = tenant_id, .event_id = event_id};
+    return in_transaction(st, event_confirm_body, &r, err);
+}
+
+int ck_store_event_list(struct ck_store *st, int64_t tenant_id, int64_t order_id, size_t limit,
+                        struct ck_event **out, size_t *n, ck_error *err)
+{
+    int64_t max = limit > (size_t)INT64_MAX ? INT64_MAX : (int64_t)limit;
+    return query_all(st,
+                     EVENT_COLUMNS EVENT_FROM " WHERE v.tenant_id = ?1 AND (?2 = 0 OR "
+                                              "v.order_id = ?2) ORDER BY v.id DESC LIMIT ?3",
+                     ARGS(A_INT(tenant_id), A_INT(order_id), A_INT(max)), "listing events",
+                     read_event, free_event_row, sizeof(**out), (void **)out, n, err);
+}
+
+void ck_event_array_free(struct ck_event *a, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        ck_event_free(&a[i]);
+    free(a);
+}
+
 /* ==== orders ==== */
 
 #define ORDER_SELECT                                                                               \
     "SELECT o.id, o.tenant_id, o.enrollment_id, e.name, o.state, o.key_type, o.sealed_key, "       \
-    "o.csr_pem, o.error, o.created_at, o.updated_at FROM orders o "                                \
+    "o.csr_pem, o.error, o.created_at, o.updated_at, o.csr_uploaded, o.cert_pem, o.chain_pem, "    \
+    "o.findings_json, o.cert_not_after FROM orders o "                                             \
     "JOIN enrollments e ON e.id = o.enrollment_id"
 
 static int read_order(sqlite3_stmt *s, void *row, ck_error *err)
@@ -1030,6 +1280,11 @@ static int read_order(sqlite3_stmt *s, void *row, ck_error *err)
     o->error = col_text(s, 8, &ok);
     o->created_at = sqlite3_column_int64(s, 9);
     o->updated_at = sqlite3_column_int64(s, 10);
+    o->csr_uploaded = sqlite3_column_int64(s, 11) != 0;
+    o->cert_pem = col_text(s, 12, &ok);
+    o->chain_pem = col_text(s, 13, &ok);
+    o->findings_json = col_text(s, 14, &ok);
+    o->cert_not_after = sqlite3_column_int64(s, 15);
     if (!ok || col_order_state(s, 4, &o->state, err) != 0 ||
         col_key_type(s, 5, &o->key_type, err) != 0) {
         ck_order_free(o);
@@ -1049,10 +1304,12 @@ static int order_brief_get(struct ck_store *st, int64_t tenant_id, int64_t order
                            struct order_brief *out, ck_error *err)
 {
     int rc = tenant_id != 0
-                 ? query_one(st, "SELECT id, state FROM orders WHERE id = ?1 AND tenant_id = ?2",
+                 ? query_one(st,
+                             "SELECT id, state, tenant_id FROM orders WHERE id = ?1 "
+                             "AND tenant_id = ?2",
                              ARGS(A_INT(order_id), A_INT(tenant_id)), "reading an order",
                              read_order_brief, out, err)
-                 : query_one(st, "SELECT id, state FROM orders WHERE id = ?1",
+                 : query_one(st, "SELECT id, state, tenant_id FROM orders WHERE id = ?1",
                              ARGS(A_INT(order_id)), "reading an order", read_order_brief, out, err);
     if (rc == 0)
         return ck_error_set(err, 404, "not_found", "no order %lld", (long long)order_id);
@@ -1074,19 +1331,25 @@ static int read_enrollment_brief(sqlite3_stmt *s, void *row, ck_error *err)
 
 struct order_new {
     int64_t tenant_id, enrollment_id, order_id, job_id;
+    const char *csr_pem;       /* an uploaded CSR, or NULL: the csr job makes key and CSR */
+    enum ck_key_type key_type; /* the uploaded CSR's; otherwise the enrollment's is taken */
+    const struct ck_event_new *event;
 };
 
-static int order_insert_rows(struct ck_store *st, struct order_new *o, const char *name,
-                             const char *key_type, ck_error *err)
+static int order_row_insert(struct ck_store *st, struct order_new *o, const char *name,
+                            const char *key_type, ck_error *err)
 {
-    int64_t now = ck_clock_now();
-    int rc =
-        exec_args(st,
-                  "INSERT INTO orders (tenant_id, enrollment_id, state, key_type, "
-                  "created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-                  ARGS(A_INT(o->tenant_id), A_INT(o->enrollment_id),
-                       A_TEXT(ck_order_state_name(CK_ORDER_NEW)), A_TEXT(key_type), A_INT(now)),
-                  "creating an order", NULL, err);
+    bool uploaded = o->csr_pem != NULL;
+    enum ck_order_state state = uploaded ? CK_ORDER_CSR_READY : CK_ORDER_NEW;
+    int rc = exec_args(st,
+                       "INSERT INTO orders (tenant_id, enrollment_id, state, key_type, csr_pem, "
+                       "csr_uploaded, created_at, updated_at) "
+                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+                       ARGS(A_INT(o->tenant_id), A_INT(o->enrollment_id),
+                            A_TEXT(ck_order_state_name(state)),
+                            A_TEXT(uploaded ? ck_key_type_name(o->key_type) : key_type),
+                            A_TEXT(o->csr_pem), A_INT(uploaded ? 1 : 0), A_INT(ck_clock_now())),
+                       "creating an order", NULL, err);
     /* The partial unique index, for a writer that got past the check some other way. */
     if (rc == CONFLICT)
         return ck_error_set(err, 409, "order_open",
@@ -1094,16 +1357,28 @@ static int order_insert_rows(struct ck_store *st, struct order_new *o, const cha
     if (rc != 0)
         return -1;
     o->order_id = sqlite3_last_insert_rowid(st->db);
-    if (exec_args(st,
-                  "INSERT INTO jobs (tenant_id, enrollment_id, order_id, type, state, created_at) "
-                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                  ARGS(A_INT(o->tenant_id), A_INT(o->enrollment_id), A_INT(o->order_id),
-                       A_TEXT(ck_job_type_name(CK_JOB_CSR)),
-                       A_TEXT(ck_job_state_name(CK_JOB_QUEUED)), A_INT(now)),
-                  "queueing the order's csr job", NULL, err) != 0)
-        return -1;
-    o->job_id = sqlite3_last_insert_rowid(st->db);
     return 0;
+}
+
+/* The order with its csr job: queued, or for an uploaded CSR already finished with the CSR as
+ * its artifact. */
+static int order_insert_rows(struct ck_store *st, struct order_new *o, const char *name,
+                             const char *key_type, ck_error *err)
+{
+    bool uploaded = o->csr_pem != NULL;
+    if (order_row_insert(st, o, name, key_type, err) != 0)
+        return -1;
+    struct job_row job = {.tenant_id = o->tenant_id,
+                          .enrollment_id = o->enrollment_id,
+                          .order_id = o->order_id,
+                          .type = CK_JOB_CSR,
+                          .state = uploaded ? CK_JOB_FINISHED : CK_JOB_QUEUED};
+    if (job_insert(st, &job, &o->job_id, err) != 0)
+        return -1;
+    if (uploaded && (csr_artifact_insert(st, o->job_id, o->csr_pem, err) != 0 ||
+                     log_insert(st, o->job_id, "info", "CSR uploaded", err) != 0))
+        return -1;
+    return order_event(st, o->tenant_id, o->order_id, o->event, err);
 }
 
 static int order_insert(struct ck_store *st, void *ctx, ck_error *err)
@@ -1127,15 +1402,36 @@ cleanup:
     return ret;
 }
 
+static int order_create(struct ck_store *st, struct order_new *o, int64_t *order_id,
+                        int64_t *job_id, ck_error *err)
+{
+    if (in_transaction(st, order_insert, o, err) != 0)
+        return -1;
+    *order_id = o->order_id;
+    *job_id = o->job_id;
+    return 0;
+}
+
 int ck_store_order_create(struct ck_store *st, int64_t tenant_id, int64_t enrollment_id,
                           int64_t *order_id, int64_t *job_id, ck_error *err)
 {
     struct order_new o = {.tenant_id = tenant_id, .enrollment_id = enrollment_id};
-    if (in_transaction(st, order_insert, &o, err) != 0)
-        return -1;
-    *order_id = o.order_id;
-    *job_id = o.job_id;
-    return 0;
+    return order_create(st, &o, order_id, job_id, err);
+}
+
+int ck_store_order_create_from_csr(struct ck_store *st, int64_t tenant_id, int64_t enrollment_id,
+                                   enum ck_key_type key_type, const char *csr_pem,
+                                   const struct ck_event_new *event, int64_t *order_id,
+                                   int64_t *job_id, ck_error *err)
+{
+    struct order_new o = {.tenant_id = tenant_id,
+                          .enrollment_id = enrollment_id,
+                          .csr_pem = csr_pem,
+                          .key_type = key_type,
+                          .event = event};
+    if (csr_pem == NULL)
+        return ck_error_set(err, 400, "invalid_field", "an uploaded order needs its CSR");
+    return order_create(st, &o, order_id, job_id, err);
 }
 
 int ck_store_order_get(struct ck_store *st, int64_t tenant_id, int64_t order_id,
@@ -1249,62 +1545,187 @@ struct csr_commit {
     const uint8_t *sealed_key;
     size_t sealed_key_len;
     const char *csr_pem;
+    const struct ck_event_new *event;
 };
 
-static int csr_commit_check(struct ck_store *st, const struct csr_commit *c, ck_error *err)
+static int csr_commit_check(struct ck_store *st, const struct csr_commit *c, struct order_brief *o,
+                            ck_error *err)
 {
-    struct order_brief o;
     struct job_brief j;
-    if (order_brief_get(st, 0, c->order_id, &o, err) != 0 ||
+    if (order_brief_get(st, 0, c->order_id, o, err) != 0 ||
         job_brief_get(st, c->job_id, &j, err) != 0)
         return -1;
     if (j.order_id != c->order_id)
         return ck_error_set(err, 404, "not_found", "job %lld does not belong to order %lld",
                             (long long)c->job_id, (long long)c->order_id);
-    if (o.state != CK_ORDER_NEW)
+    if (o->state != CK_ORDER_NEW)
         return ck_error_set(err, 409, "order_not_new",
                             "order %lld is %s, no longer new; its key and CSR were not saved",
-                            (long long)o.id, ck_order_state_name(o.state));
+                            (long long)o->id, ck_order_state_name(o->state));
     return 0;
 }
 
 static int csr_commit(struct ck_store *st, void *ctx, ck_error *err)
 {
     const struct csr_commit *c = ctx;
-    int64_t now = ck_clock_now();
-    if (csr_commit_check(st, c, err) != 0)
+    struct order_brief o;
+    if (csr_commit_check(st, c, &o, err) != 0)
         return -1;
     if (exec_args(st,
                   "UPDATE orders SET state = ?2, sealed_key = ?3, csr_pem = ?4, updated_at = ?5 "
                   "WHERE id = ?1",
                   ARGS(A_INT(c->order_id), A_TEXT(ck_order_state_name(CK_ORDER_CSR_READY)),
-                       A_BLOB(c->sealed_key, c->sealed_key_len), A_TEXT(c->csr_pem), A_INT(now)),
-                  "saving the order's key and CSR", NULL, err) != 0)
+                       A_BLOB(c->sealed_key, c->sealed_key_len), A_TEXT(c->csr_pem),
+                       A_INT(ck_clock_now())),
+                  "saving the order's key and CSR", NULL, err) != 0 ||
+        csr_artifact_insert(st, c->job_id, c->csr_pem, err) != 0)
         return -1;
     if (exec_args(st,
-                  "INSERT INTO job_artifacts (job_id, name, content_type, data, created_at) "
-                  "VALUES (?1, 'csr', 'application/pkcs10', ?2, ?3)",
-                  ARGS(A_INT(c->job_id), A_BLOB(c->csr_pem, strlen(c->csr_pem)), A_INT(now)),
-                  "saving the CSR artifact", NULL, err) != 0)
+                  "UPDATE jobs SET state = ?2, finished_at = ?3, lease_until = NULL "
+                  "WHERE id = ?1",
+                  ARGS(A_INT(c->job_id), A_TEXT(ck_job_state_name(CK_JOB_FINISHED)),
+                       A_INT(ck_clock_now())),
+                  "finishing the csr job", NULL, err) != 0)
         return -1;
-    return exec_args(st,
-                     "UPDATE jobs SET state = ?2, finished_at = ?3, lease_until = NULL "
-                     "WHERE id = ?1",
-                     ARGS(A_INT(c->job_id), A_TEXT(ck_job_state_name(CK_JOB_FINISHED)), A_INT(now)),
-                     "finishing the csr job", NULL, err);
+    return order_event(st, o.tenant_id, c->order_id, c->event, err);
 }
 
 int ck_store_order_csr_ready(struct ck_store *st, int64_t order_id, int64_t job_id,
                              const uint8_t *sealed_key, size_t sealed_key_len, const char *csr_pem,
                              const struct ck_event_new *event, ck_error *err)
 {
-    (void)event; /* TODO(issue 3): insert the event in csr_commit's transaction */
     struct csr_commit c = {.order_id = order_id,
                            .job_id = job_id,
                            .sealed_key = sealed_key,
                            .sealed_key_len = sealed_key_len,
-                           .csr_pem = csr_pem};
+                           .csr_pem = csr_pem,
+                           .event = event};
     return in_transaction(st, csr_commit, &c, err);
+}
+
+struct order_move {
+    int64_t tenant_id, order_id;
+    enum ck_order_state from, to;
+    const struct ck_order_update *update;
+    const struct ck_event_new *event;
+};
+
+/* Why the conditional UPDATE changed nothing: no such order (404), or another state (409). */
+static int order_move_refused(struct ck_store *st, const struct order_move *m, ck_error *err)
+{
+    struct order_brief o;
+    if (order_brief_get(st, m->tenant_id, m->order_id, &o, err) != 0)
+        return -1;
+    return ck_error_set(err, 409, "order_state_changed",
+                        "order %lld is %s, not %s: another request or daemon moved it "
+                        "meanwhile; read it again before retrying",
+                        (long long)o.id, ck_order_state_name(o.state),
+                        ck_order_state_name(m->from));
+}
+
+/* The state check is in the UPDATE itself, so two writers cannot both move the order from the
+ * same state. */
+static int order_move_body(struct ck_store *st, void *ctx, ck_error *err)
+{
+    const struct order_move *m = ctx;
+    const struct ck_order_update none = {0}, *u = m->update ? m->update : &none;
+    int64_t changes = 0;
+    if (exec_args(st,
+                  "UPDATE orders SET state = ?4, cert_pem = COALESCE(?5, cert_pem), "
+                  "chain_pem = COALESCE(?6, chain_pem), "
+                  "findings_json = COALESCE(?7, findings_json), "
+                  "cert_not_after = COALESCE(?8, cert_not_after), updated_at = ?9 "
+                  "WHERE id = ?1 AND tenant_id = ?2 AND state = ?3",
+                  ARGS(A_INT(m->order_id), A_INT(m->tenant_id),
+                       A_TEXT(ck_order_state_name(m->from)), A_TEXT(ck_order_state_name(m->to)),
+                       A_TEXT(u->cert_pem), A_TEXT(u->chain_pem), A_TEXT(u->findings_json),
+                       A_ID(u->cert_not_after), A_INT(ck_clock_now())),
+                  "changing an order's state", &changes, err) != 0)
+        return -1;
+    if (changes == 0)
+        return order_move_refused(st, m, err);
+    return order_event(st, m->tenant_id, m->order_id, m->event, err);
+}
+
+int ck_store_order_transition(struct ck_store *st, int64_t tenant_id, int64_t order_id,
+                              enum ck_order_state from, enum ck_order_state to,
+                              const struct ck_order_update *update,
+                              const struct ck_event_new *event, ck_error *err)
+{
+    struct order_move m = {.tenant_id = tenant_id,
+                           .order_id = order_id,
+                           .from = from,
+                           .to = to,
+                           .update = update,
+                           .event = event};
+    /* tenant 0 would mean "any tenant" to order_brief_get; no tenant has that id. */
+    if (tenant_id == 0)
+        return ck_error_set(err, 404, "not_found", "no order %lld", (long long)order_id);
+    return in_transaction(st, order_move_body, &m, err);
+}
+
+struct import_record {
+    int64_t tenant_id, order_id;
+    bool accepted;
+    const char *const *levels, *const *lines;
+    size_t n_lines;
+    const char *summary;
+    int64_t job_id;
+};
+
+static int import_record_body(struct ck_store *st, void *ctx, ck_error *err)
+{
+    struct import_record *r = ctx;
+    struct job_row job = {.tenant_id = r->tenant_id,
+                          .order_id = r->order_id,
+                          .type = CK_JOB_IMPORT,
+                          .state = r->accepted ? CK_JOB_FINISHED : CK_JOB_FAILED,
+                          .error = r->accepted ? NULL : r->summary};
+    int rc = query_one(st, "SELECT enrollment_id FROM orders WHERE id = ?1 AND tenant_id = ?2",
+                       ARGS(A_INT(r->order_id), A_INT(r->tenant_id)), "recording an import",
+                       read_id, &job.enrollment_id, err);
+    if (rc == 0)
+        return ck_error_set(err, 404, "not_found", "no order %lld", (long long)r->order_id);
+    if (rc < 0 || job_insert(st, &job, &r->job_id, err) != 0)
+        return -1;
+    for (size_t i = 0; i < r->n_lines; i++)
+        if (log_insert(st, r->job_id, r->levels[i], r->lines[i], err) != 0)
+            return -1;
+    return log_insert(st, r->job_id, r->accepted ? "info" : "error", r->summary, err);
+}
+
+/* 400 unless every finding has level "error" or "warn" and a text. */
+static int import_lines_check(const struct import_record *r, ck_error *err)
+{
+    for (size_t i = 0; i < r->n_lines; i++) {
+        const char *level = r->levels[i];
+        if (level == NULL || (strcmp(level, "error") != 0 && strcmp(level, "warn") != 0))
+            return ck_error_set(err, 400, "invalid_field",
+                                "import finding %zu has level %s, not error or warn", i + 1,
+                                level ? level : "(none)");
+        if (r->lines[i] == NULL)
+            return ck_error_set(err, 400, "invalid_field", "import finding %zu has no text", i + 1);
+    }
+    return 0;
+}
+
+int ck_store_import_job_record(struct ck_store *st, int64_t tenant_id, int64_t order_id,
+                               bool accepted, const char *const *levels, const char *const *lines,
+                               size_t n_lines, const char *summary, int64_t *job_id, ck_error *err)
+{
+    struct import_record r = {.tenant_id = tenant_id,
+                              .order_id = order_id,
+                              .accepted = accepted,
+                              .levels = levels,
+                              .lines = lines,
+                              .n_lines = n_lines,
+                              .summary = summary};
+    if (summary == NULL)
+        r.summary = accepted ? "certificate accepted" : "certificate refused";
+    if (import_lines_check(&r, err) != 0 || in_transaction(st, import_record_body, &r, err) != 0)
+        return -1;
+    *job_id = r.job_id;
+    return 0;
 }
 
 /* ==== jobs ==== */
@@ -1470,10 +1891,7 @@ static int job_log_body(struct ck_store *st, void *ctx, ck_error *err)
     struct job_brief j;
     if (job_brief_get(st, l->job_id, &j, err) != 0)
         return -1;
-    return exec_args(
-        st, "INSERT INTO job_logs (job_id, at, level, message) VALUES (?1, ?2, ?3, ?4)",
-        ARGS(A_INT(l->job_id), A_INT(ck_clock_now()), A_TEXT(l->level), A_TEXT(l->message)),
-        "appending to a job's log", NULL, err);
+    return log_insert(st, l->job_id, l->level, l->message, err);
 }
 
 int ck_store_job_log(struct ck_store *st, int64_t job_id, const char *level, const char *message,
@@ -1604,4 +2022,108 @@ int ck_store_job_artifact_get(struct ck_store *st, int64_t tenant_id, int64_t jo
     *data = a.data;
     *len = a.len;
     return 0;
+}
+
+/* ==== trusted roots ==== */
+
+#define ROOT_SELECT                                                                                \
+    "SELECT id, tenant_id, subject, sha256_fingerprint, pem, not_after, created_at FROM roots"
+
+static int read_root(sqlite3_stmt *s, void *row, ck_error *err)
+{
+    struct ck_root *r = row;
+    bool ok = true;
+    r->id = sqlite3_column_int64(s, 0);
+    r->tenant_id = sqlite3_column_int64(s, 1);
+    r->subject = col_text(s, 2, &ok);
+    r->sha256_fingerprint = col_text(s, 3, &ok);
+    r->pem = col_text(s, 4, &ok);
+    r->not_after = sqlite3_column_int64(s, 5);
+    r->created_at = sqlite3_column_int64(s, 6);
+    if (ok)
+        return 0;
+    ck_root_free(r);
+    return out_of_memory(err);
+}
+
+static void free_root_row(void *row)
+{
+    ck_root_free(row);
+}
+
+struct root_new {
+    int64_t tenant_id, id, now;
+    const struct ck_root *root;
+};
+
+static int root_insert(struct ck_store *st, void *ctx, ck_error *err)
+{
+    struct root_new *n = ctx;
+    const struct ck_root *r = n->root;
+    int rc = exec_args(st,
+                       "INSERT INTO roots (tenant_id, subject, sha256_fingerprint, pem, not_after, "
+                       "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                       ARGS(A_INT(n->tenant_id), A_TEXT(r->subject), A_TEXT(r->sha256_fingerprint),
+                            A_TEXT(r->pem), A_INT(r->not_after), A_INT(n->now)),
+                       "adding a trusted root", NULL, err);
+    if (rc == CONFLICT)
+        return ck_error_set(err, 409, "root_exists",
+                            "a root with fingerprint %s (%s) is already trusted",
+                            r->sha256_fingerprint, r->subject);
+    if (rc != 0)
+        return -1;
+    n->id = sqlite3_last_insert_rowid(st->db);
+    return 0;
+}
+
+int ck_store_root_add(struct ck_store *st, int64_t tenant_id, struct ck_root *root, ck_error *err)
+{
+    struct root_new n = {.tenant_id = tenant_id, .now = ck_clock_now(), .root = root};
+    if (root->subject == NULL || root->sha256_fingerprint == NULL || root->pem == NULL)
+        return ck_error_set(err, 400, "invalid_field",
+                            "a trusted root needs its subject, fingerprint and PEM");
+    if (in_transaction(st, root_insert, &n, err) != 0)
+        return -1;
+    root->id = n.id;
+    root->tenant_id = tenant_id;
+    root->created_at = n.now;
+    return 0;
+}
+
+int ck_store_root_list(struct ck_store *st, int64_t tenant_id, struct ck_root **out, size_t *n,
+                       ck_error *err)
+{
+    return query_all(st, ROOT_SELECT " WHERE tenant_id = ?1 ORDER BY id", ARGS(A_INT(tenant_id)),
+                     "listing trusted roots", read_root, free_root_row, sizeof(**out), (void **)out,
+                     n, err);
+}
+
+struct root_ref {
+    int64_t tenant_id, root_id;
+};
+
+static int root_remove(struct ck_store *st, void *ctx, ck_error *err)
+{
+    const struct root_ref *r = ctx;
+    int64_t changes = 0;
+    if (exec_args(st, "DELETE FROM roots WHERE id = ?1 AND tenant_id = ?2",
+                  ARGS(A_INT(r->root_id), A_INT(r->tenant_id)), "deleting a trusted root", &changes,
+                  err) != 0)
+        return -1;
+    if (changes == 0)
+        return ck_error_set(err, 404, "not_found", "no trusted root %lld", (long long)r->root_id);
+    return 0;
+}
+
+int ck_store_root_delete(struct ck_store *st, int64_t tenant_id, int64_t root_id, ck_error *err)
+{
+    struct root_ref r = {.tenant_id = tenant_id, .root_id = root_id};
+    return in_transaction(st, root_remove, &r, err);
+}
+
+void ck_root_array_free(struct ck_root *a, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        ck_root_free(&a[i]);
+    free(a);
 }
