@@ -546,41 +546,52 @@ static void sans_missing(struct check *c, const ck_strv *want, const ck_strv *go
     }
 }
 
-/* The CA may add names (the bare domain next to www, the CN); each is shown, up to a bound. */
+static bool san_requested(const struct check *c, const ck_strv *want, const char *name, bool nocase)
+{
+    if (!nocase)
+        return ck_strv_contains(want, name);
+    /* CAs copy the CN into the SANs; a CN the CSR asked for was requested. */
+    return strv_contains_nocase(want, name) ||
+           (c->csr.subject.cn != NULL && strcasecmp(c->csr.subject.cn, name) == 0);
+}
+
+/* The CA may add names (the bare domain next to www): each is shown, up to a bound, after which
+ * they are only counted in *hidden. */
 static void sans_extra(struct check *c, const ck_strv *want, const ck_strv *got, bool nocase,
-                       size_t *shown)
+                       size_t *shown, size_t *hidden)
 {
     for (size_t i = 0; i < got->len; i++) {
         const char *name = got->items[i];
-        bool requested = nocase ? (strv_contains_nocase(want, name) ||
-                                   (c->csr.subject.cn && strcasecmp(c->csr.subject.cn, name) == 0))
-                                : ck_strv_contains(want, name);
-        if (requested)
+        if (san_requested(c, want, name, nocase))
             continue;
-        if (*shown + 1 < CK_IMPORT_MAX_PER_CODE)
+        if (*shown + 1 < CK_IMPORT_MAX_PER_CODE) {
             add_warning(c, "san_extra",
                         "the certificate also covers %s, which the CSR did not ask for", name);
-        else if (*shown + 1 == CK_IMPORT_MAX_PER_CODE)
-            add_warning(c, "san_extra",
-                        "the certificate covers more names the CSR did not ask for (not all "
-                        "are listed)");
-        (*shown)++;
+            (*shown)++;
+        } else {
+            (*hidden)++;
+        }
     }
 }
 
 static void check_sans(struct check *c)
 {
-    size_t shown = 0;
+    size_t shown = 0, hidden = 0;
     sans_missing(c, &c->csr.dns_sans, &c->leaf_info.dns_sans, true);
     sans_missing(c, &c->csr.ip_sans, &c->leaf_info.ip_sans, false);
-    sans_extra(c, &c->csr.dns_sans, &c->leaf_info.dns_sans, true, &shown);
-    sans_extra(c, &c->csr.ip_sans, &c->leaf_info.ip_sans, false, &shown);
+    sans_extra(c, &c->csr.dns_sans, &c->leaf_info.dns_sans, true, &shown, &hidden);
+    sans_extra(c, &c->csr.ip_sans, &c->leaf_info.ip_sans, false, &shown, &hidden);
+    if (hidden > 0)
+        add_warning(c, "san_extra",
+                    "the certificate also covers %zu more name%s the CSR did not ask for", hidden,
+                    hidden == 1 ? "" : "s");
 }
 
 static void check_leaf(struct check *c)
 {
     X509 *leaf = c->pool[c->leaf].cert;
     ck_error err;
+    ck_error_clear(&err);
     if (ck_cert_info_from_x509(leaf, &c->leaf_info, &err) != 0) {
         ck_cert_info_free(&c->leaf_info);
         add_error(c, "not_certificate", "the certificate cannot be read: %s", err.message);

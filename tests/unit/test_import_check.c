@@ -878,6 +878,27 @@ static void test_warning_san_extra(void **state)
     free(leaf);
 }
 
+/* A certificate with hundreds of names the CSR did not ask for: listed up to a bound, then
+ * counted. */
+static void test_warning_san_extra_bounded(void **state)
+{
+    struct fixture *f = *state;
+    size_t cap = 300 * 32;
+    char *sans = malloc(cap);
+    int used = snprintf(sans, cap, "DNS:shop.example.com,DNS:www.shop.example.com");
+    for (int i = 0; i < 300; i++)
+        used += snprintf(sans + used, cap - (size_t)used, ",DNS:n%d.example.net", i);
+    char *leaf = leaf_pem(f, (struct cert_spec){.sans = sans});
+    struct ck_import_result r;
+    run(f, leaf, f->inter_pem, &r);
+    assert_int_equal(r.errors.len, 0);
+    assert_int_equal(count_code(&r.warnings, "san_extra"), CK_IMPORT_MAX_PER_CODE);
+    assert_contains(r.warnings.items[r.warnings.len - 1].message, "251 more names");
+    ck_import_result_free(&r);
+    free(leaf);
+    free(sans);
+}
+
 static void test_warning_10_days_left(void **state)
 {
     struct fixture *f = *state;
@@ -936,6 +957,7 @@ int main(void)
         cmocka_unit_test(test_warning_o_differs),
         cmocka_unit_test(test_warning_san_missing),
         cmocka_unit_test(test_warning_san_extra),
+        cmocka_unit_test(test_warning_san_extra_bounded),
         cmocka_unit_test(test_warning_10_days_left),
         cmocka_unit_test(test_trust_store_refuses_non_certificate),
     };
