@@ -47,6 +47,15 @@ static const struct route routes[] = {
     {EVHTTP_REQ_GET, "/v1/orders/{id}", ck_api_order_get, ACCESS_VIEWER},
     {EVHTTP_REQ_GET, "/v1/orders/{id}/csr", ck_api_order_csr, ACCESS_VIEWER},
     {EVHTTP_REQ_POST, "/v1/orders/{id}/cancel", ck_api_order_cancel, ACCESS_EDITOR},
+    {EVHTTP_REQ_POST, "/v1/orders/{id}/certificate", ck_api_order_import, ACCESS_EDITOR},
+    {EVHTTP_REQ_GET, "/v1/orders/{id}/certificate", ck_api_order_certificate, ACCESS_VIEWER},
+    {EVHTTP_REQ_POST, "/v1/orders/{id}/acknowledge", ck_api_order_acknowledge, ACCESS_EDITOR},
+    {EVHTTP_REQ_POST, "/v1/roots", ck_api_root_add, ACCESS_EDITOR},
+    {EVHTTP_REQ_GET, "/v1/roots", ck_api_root_list, ACCESS_VIEWER},
+    {EVHTTP_REQ_DELETE, "/v1/roots/{id}", ck_api_root_delete, ACCESS_EDITOR},
+    {EVHTTP_REQ_GET, "/v1/poll", ck_api_poll, ACCESS_VIEWER},
+    {EVHTTP_REQ_PUT, "/v1/poll/{id}", ck_api_poll_confirm, ACCESS_EDITOR},
+    {EVHTTP_REQ_GET, "/v1/events", ck_api_event_list, ACCESS_VIEWER},
     {EVHTTP_REQ_GET, "/v1/jobs", ck_api_job_list, ACCESS_VIEWER},
     {EVHTTP_REQ_GET, "/v1/jobs/{id}", ck_api_job_get, ACCESS_VIEWER},
     {EVHTTP_REQ_GET, "/v1/jobs/{id}/artifacts/{name}", ck_api_job_artifact, ACCESS_VIEWER},
@@ -79,6 +88,8 @@ static const char *reason_phrase(int status)
         return "Conflict";
     case 413:
         return "Payload Too Large";
+    case 422:
+        return "Unprocessable Content";
     case 502:
         return "Bad Gateway";
     case 504:
@@ -131,6 +142,11 @@ static void reply_error_json(struct ck_request *r, const ck_error *err, json_t *
 void ck_http_reply_error(struct ck_request *r, const ck_error *err)
 {
     reply_error_json(r, err, NULL);
+}
+
+void ck_http_reply_error_details(struct ck_request *r, const ck_error *err, json_t *details)
+{
+    reply_error_json(r, err, details);
 }
 
 void ck_http_reply_input_errors(struct ck_request *r, const struct ck_input_errors *errs)
@@ -256,6 +272,8 @@ static const char *method_name(enum evhttp_cmd_type method)
         return "GET";
     case EVHTTP_REQ_POST:
         return "POST";
+    case EVHTTP_REQ_PUT:
+        return "PUT";
     case EVHTTP_REQ_PATCH:
         return "PATCH";
     case EVHTTP_REQ_DELETE:

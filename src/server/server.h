@@ -53,6 +53,8 @@ typedef int (*ck_handler)(struct ck_request *r, ck_error *err);
 /* ---- http.c: responses and request parts ---- */
 void ck_http_reply_json(struct ck_request *r, int status, json_t *json); /* steals json */
 void ck_http_reply_error(struct ck_request *r, const ck_error *err);
+/* The error with details (a JSON array, borrowed; NULL for none) even for a single problem. */
+void ck_http_reply_error_details(struct ck_request *r, const ck_error *err, json_t *details);
 void ck_http_reply_input_errors(struct ck_request *r, const struct ck_input_errors *errs);
 void ck_http_reply_bytes(struct ck_request *r, int status, const char *content_type,
                          const void *data, size_t len);
@@ -82,6 +84,8 @@ bool ck_auth_is_operator_admin(const struct ck_token *t);
 
 /* ---- shared JSON views ---- */
 json_t *ck_time_json(int64_t t); /* RFC 3339 string, or null for 0 */
+/* The docs/API.md order JSON of order id (api_orders.c); NULL with err set on failure. */
+json_t *ck_order_json_get(struct ck_store *st, int64_t tenant_id, int64_t id, ck_error *err);
 
 /* ---- handlers ---- */
 int ck_api_tenant_create(struct ck_request *r, ck_error *err);
@@ -99,6 +103,15 @@ int ck_api_order_list(struct ck_request *r, ck_error *err);
 int ck_api_order_get(struct ck_request *r, ck_error *err);
 int ck_api_order_csr(struct ck_request *r, ck_error *err);
 int ck_api_order_cancel(struct ck_request *r, ck_error *err);
+int ck_api_order_import(struct ck_request *r, ck_error *err);
+int ck_api_order_certificate(struct ck_request *r, ck_error *err);
+int ck_api_order_acknowledge(struct ck_request *r, ck_error *err);
+int ck_api_root_add(struct ck_request *r, ck_error *err);
+int ck_api_root_list(struct ck_request *r, ck_error *err);
+int ck_api_root_delete(struct ck_request *r, ck_error *err);
+int ck_api_poll(struct ck_request *r, ck_error *err);
+int ck_api_poll_confirm(struct ck_request *r, ck_error *err);
+int ck_api_event_list(struct ck_request *r, ck_error *err);
 int ck_api_job_list(struct ck_request *r, ck_error *err);
 int ck_api_job_get(struct ck_request *r, ck_error *err);
 int ck_api_job_artifact(struct ck_request *r, ck_error *err);
