@@ -51,6 +51,9 @@ static const struct top_command commands[] = {
     {"job", ck_cmd_job, NULL, ck_usage_job},
     {"csr", ck_cmd_csr, NULL, ck_usage_csr},
     {"cert", ck_cmd_cert, NULL, ck_usage_cert},
+    {"roots", ck_cmd_roots, NULL, ck_usage_roots},
+    {"poll", ck_cmd_poll, NULL, ck_usage_poll},
+    {"events", ck_cmd_events, NULL, ck_usage_events},
     {"verify", NULL, ck_cmd_verify, NULL},
 };
 

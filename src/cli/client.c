@@ -155,8 +155,7 @@ static int client_prepare(struct ck_client *c, const char *method, const char *u
     return CK_EXIT_OK;
 }
 
-/* Prints an error answer: {"error":{"message":..., "details":[{"message":...}]}}. */
-static void print_api_error(const struct ck_response *resp)
+void ck_client_print_error(const struct ck_response *resp)
 {
     json_t *doc = json_loadb(resp->body ? resp->body : "", resp->len, 0, NULL);
     const char *message = ck_json_str(doc, "error.message");
@@ -200,8 +199,8 @@ static struct curl_slist *request_headers(const struct ck_client *c, bool has_bo
     return headers;
 }
 
-int ck_client_send(struct ck_client *c, const char *method, const char *path, const json_t *body,
-                   struct ck_response *resp)
+int ck_client_exchange(struct ck_client *c, const char *method, const char *path,
+                       const json_t *body, struct ck_response *resp)
 {
     int rc = CK_EXIT_FAILED;
     struct body_sink sink = {0};
@@ -227,17 +226,24 @@ int ck_client_send(struct ck_client *c, const char *method, const char *path, co
     resp->body = sink.data;
     resp->len = sink.len;
     sink.data = NULL;
-    if (resp->status < 200 || resp->status > 299) {
-        print_api_error(resp);
-        ck_response_free(resp);
-        goto cleanup;
-    }
     rc = CK_EXIT_OK;
 cleanup:
     free(sink.data);
     free(url);
     free(payload);
     curl_slist_free_all(headers);
+    return rc;
+}
+
+int ck_client_send(struct ck_client *c, const char *method, const char *path, const json_t *body,
+                   struct ck_response *resp)
+{
+    int rc = ck_client_exchange(c, method, path, body, resp);
+    if (rc == CK_EXIT_OK && (resp->status < 200 || resp->status > 299)) {
+        ck_client_print_error(resp);
+        ck_response_free(resp);
+        rc = CK_EXIT_FAILED;
+    }
     return rc;
 }
 

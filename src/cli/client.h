@@ -40,6 +40,14 @@ void ck_response_free(struct ck_response *r);
 int ck_client_send(struct ck_client *c, const char *method, const char *path, const json_t *body,
                    struct ck_response *resp);
 
+/* Like ck_client_send, but every HTTP answer is returned (0) with its status, for commands
+ * that read the body of an error answer; only a failure to reach the API is printed. */
+int ck_client_exchange(struct ck_client *c, const char *method, const char *path,
+                       const json_t *body, struct ck_response *resp);
+
+/* Prints an error answer on stderr: its message, then each of its details' messages. */
+void ck_client_print_error(const struct ck_response *resp);
+
 /* Like ck_client_send, and parses the answer as JSON into *out (NULL for an empty answer such
  * as 204). The caller owns *out. */
 int ck_client_call(struct ck_client *c, const char *method, const char *path, const json_t *body,

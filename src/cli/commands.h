@@ -1,7 +1,7 @@
 /* commands.h — the command groups of docs/CLI.md that src/main.c dispatches to, one file each
- * (admin.c: tenant and token, enrollment.c, order.c, jobs.c, inspect.c: csr and cert). Each
- * takes argv[0] = the group's name and returns the process exit code. The usage texts are what
- * `certkeep GROUP --help` prints. */
+ * (admin.c: tenant and token, enrollment.c, order.c, jobs.c, inspect.c: csr and cert, events.c:
+ * roots, poll and events). Each takes argv[0] = the group's name and returns the process exit code.
+ * The usage texts are what `certkeep GROUP --help` prints. */
 #ifndef CK_CLI_COMMANDS_H
 #define CK_CLI_COMMANDS_H
 
@@ -15,6 +15,9 @@ int ck_cmd_jobs(const struct ck_cli *cli, int argc, char **argv);
 int ck_cmd_job(const struct ck_cli *cli, int argc, char **argv);
 int ck_cmd_csr(const struct ck_cli *cli, int argc, char **argv);
 int ck_cmd_cert(const struct ck_cli *cli, int argc, char **argv);
+int ck_cmd_roots(const struct ck_cli *cli, int argc, char **argv);  /* events.c */
+int ck_cmd_poll(const struct ck_cli *cli, int argc, char **argv);   /* events.c */
+int ck_cmd_events(const struct ck_cli *cli, int argc, char **argv); /* events.c */
 
 extern const char ck_usage_tenant[];
 extern const char ck_usage_token[];
@@ -24,5 +27,8 @@ extern const char ck_usage_jobs[];
 extern const char ck_usage_job[];
 extern const char ck_usage_csr[];
 extern const char ck_usage_cert[];
+extern const char ck_usage_roots[];
+extern const char ck_usage_poll[];
+extern const char ck_usage_events[];
 
 #endif
