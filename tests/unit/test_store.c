@@ -552,7 +552,8 @@ static void test_csr_ready(void **state)
     make_order(f->st, CK_OPERATOR_TENANT_ID, shop, &order, &job);
     claim(f->st, job);
     assert_int_equal(
-        ck_store_order_csr_ready(f->st, order, job, sealed, sizeof(sealed), csr_pem, NULL, &err), 0);
+        ck_store_order_csr_ready(f->st, order, job, sealed, sizeof(sealed), csr_pem, NULL, &err),
+        0);
 
     struct ck_order o = {0};
     assert_int_equal(ck_store_order_get(f->st, CK_OPERATOR_TENANT_ID, order, &o, &err), 0);
@@ -586,8 +587,8 @@ static void test_csr_ready(void **state)
                  &err, 404, "not_found");
 
     /* A second commit (a job that ran twice) changes nothing. */
-    assert_error(ck_store_order_csr_ready(f->st, order, job, sealed, 2, "other", NULL, &err), &err, 409,
-                 "order_not_new");
+    assert_error(ck_store_order_csr_ready(f->st, order, job, sealed, 2, "other", NULL, &err), &err,
+                 409, "order_not_new");
     assert_int_equal(ck_store_job_finish(f->st, job, CK_JOB_FAILED, "late", &err), -1);
     assert_string_equal(err.code, "job_closed");
 }
@@ -601,8 +602,9 @@ static void test_csr_ready_after_cancel_changes_nothing(void **state)
     make_order(f->st, CK_OPERATOR_TENANT_ID, shop, &order, &job);
     claim(f->st, job);
     assert_int_equal(ck_store_order_cancel(f->st, CK_OPERATOR_TENANT_ID, order, &err), 0);
-    assert_error(ck_store_order_csr_ready(f->st, order, job, sealed, sizeof(sealed), csr_pem, NULL, &err),
-                 &err, 409, "order_not_new");
+    assert_error(
+        ck_store_order_csr_ready(f->st, order, job, sealed, sizeof(sealed), csr_pem, NULL, &err),
+        &err, 409, "order_not_new");
     assert_non_null(strstr(err.message, "cancelled"));
 
     struct ck_order o = {0};
@@ -796,8 +798,9 @@ static void test_enrollment_delete_with_orders(void **state)
     make_order(f->st, CK_OPERATOR_TENANT_ID, shop, &order, &job);
     claim(f->st, job);
     assert_int_equal(ck_store_job_log(f->st, job, "info", "started", &err), 0);
+    const struct ck_event_new ev = {.type = "certificate_needed", .message = "buy one"};
     assert_int_equal(
-        ck_store_order_csr_ready(f->st, order, job, sealed, sizeof(sealed), csr_pem, NULL, &err), 0);
+        ck_store_order_csr_ready(f->st, order, job, sealed, sizeof(sealed), csr_pem, &ev, &err), 0);
 
     assert_error(ck_store_enrollment_delete(f->st, CK_OPERATOR_TENANT_ID, "shop", &err), &err, 409,
                  "order_open");
@@ -817,8 +820,566 @@ static void test_enrollment_delete_with_orders(void **state)
     assert_int_equal(raw_int(f->path, "SELECT (SELECT COUNT(*) FROM orders) + "
                                       "(SELECT COUNT(*) FROM jobs) + "
                                       "(SELECT COUNT(*) FROM job_logs) + "
-                                      "(SELECT COUNT(*) FROM job_artifacts)"),
+                                      "(SELECT COUNT(*) FROM job_artifacts) + "
+                                      "(SELECT COUNT(*) FROM events)"),
                      0);
+}
+
+/* ---- issue 3: migration 2 ---- */
+
+static int setup_no_store(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    if (f == NULL)
+        return -1;
+    snprintf(f->dir, sizeof(f->dir), "/tmp/ck-store-XXXXXX");
+    if (mkdtemp(f->dir) == NULL) {
+        free(f);
+        return -1;
+    }
+    snprintf(f->path, sizeof(f->path), "%s/certkeep.db", f->dir);
+    *state = f;
+    return 0;
+}
+
+/* A database as a certkeep that knew only migration 1 left it, with an order in it. */
+static void write_version_1_database(const char *path)
+{
+    size_t count;
+    const char *const *scripts = ck_store_migrations(&count);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+                                  "applied_at INTEGER NOT NULL);"
+                                  "INSERT INTO schema_migrations VALUES (1, 1700000000);",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, scripts[0], NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "INSERT INTO enrollments (tenant_id, name, cn, sans, key_type, "
+                                  "validation, issuer, contacts, created_at, updated_at) VALUES "
+                                  "(1, 'old', 'old.example.com', '[\"old.example.com\"]', "
+                                  "'ec-p256', 'dv', 'manual', '[]', 5, 5);"
+                                  "INSERT INTO orders (tenant_id, enrollment_id, state, key_type, "
+                                  "csr_pem, created_at, updated_at) "
+                                  "VALUES (1, 1, 'csr_ready', 'ec-p256', 'CSR', 5, 5);",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+}
+
+static void test_migration_2_upgrades_version_1(void **state)
+{
+    struct fixture *f = *state;
+    ck_error err = {0};
+    write_version_1_database(f->path);
+    assert_int_equal(ck_store_open(f->path, &f->st, &err), 0);
+    assert_int_equal(ck_store_schema_version(f->st), 2);
+
+    /* The old order reads with the new fields at their defaults. */
+    struct ck_order o = {0};
+    assert_int_equal(ck_store_order_get(f->st, CK_OPERATOR_TENANT_ID, 1, &o, &err), 0);
+    assert_int_equal(o.state, CK_ORDER_CSR_READY);
+    assert_string_equal(o.csr_pem, "CSR");
+    assert_false(o.csr_uploaded);
+    assert_null(o.cert_pem);
+    assert_null(o.chain_pem);
+    assert_null(o.findings_json);
+    assert_int_equal(o.cert_not_after, 0);
+    ck_order_free(&o);
+
+    /* The new tables work on the upgraded database. */
+    const struct ck_event_new ev = {.type = "certificate_needed", .order_id = 1, .message = "buy"};
+    int64_t event_id = 0;
+    assert_int_equal(ck_store_event_add(f->st, CK_OPERATOR_TENANT_ID, &ev, &event_id, &err), 0);
+    assert_true(event_id > 0);
+    struct ck_root root = {.subject = "CN=Old Root", .sha256_fingerprint = "AA", .pem = "PEM"};
+    assert_int_equal(ck_store_root_add(f->st, CK_OPERATOR_TENANT_ID, &root, &err), 0);
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM schema_migrations"), 2);
+}
+
+static void test_fresh_database_is_version_2(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(ck_store_schema_version(f->st), 2);
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' "
+                                      "AND name = 'events_poll'"),
+                     1);
+}
+
+/* ---- issue 3: orders with events, uploaded CSRs, transitions ---- */
+
+static int64_t count_rows(const struct fixture *f, const char *table)
+{
+    char sql[64];
+    snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s", table);
+    return raw_int(f->path, sql);
+}
+
+static void test_csr_ready_adds_its_event(void **state)
+{
+    struct fixture *f = *state;
+    ck_error err = {0};
+    int64_t shop = make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "shop");
+    int64_t order, job;
+    make_order(f->st, CK_OPERATOR_TENANT_ID, shop, &order, &job);
+    claim(f->st, job);
+    const struct ck_event_new ev = {.type = "certificate_needed",
+                                    .message = "The CSR for shop is ready: buy a certificate.",
+                                    .data_json = "{\"cn\": \"shop.example.com\"}"};
+    assert_int_equal(
+        ck_store_order_csr_ready(f->st, order, job, sealed, sizeof(sealed), csr_pem, &ev, &err), 0);
+    assert_int_equal(count_rows(f, "events"), 1);
+
+    struct ck_event got = {0};
+    int64_t remaining = -1;
+    assert_int_equal(ck_store_event_poll(f->st, CK_OPERATOR_TENANT_ID, &got, &remaining, &err), 1);
+    assert_int_equal(remaining, 0);
+    assert_int_equal(got.tenant_id, CK_OPERATOR_TENANT_ID);
+    assert_string_equal(got.type, "certificate_needed");
+    assert_string_equal(got.message, ev.message);
+    assert_string_equal(got.data_json, ev.data_json); /* stored as given */
+    /* An event without an order is about the order that changed, and its enrollment. */
+    assert_int_equal(got.order_id, order);
+    assert_int_equal(got.enrollment_id, shop);
+    assert_string_equal(got.enrollment_name, "shop");
+    assert_true(got.created_at > 0);
+    assert_int_equal(got.confirmed_at, 0);
+    ck_event_free(&got);
+
+    /* A refused commit adds no event either. */
+    assert_error(
+        ck_store_order_csr_ready(f->st, order, job, sealed, sizeof(sealed), csr_pem, &ev, &err),
+        &err, 409, "order_not_new");
+    assert_int_equal(count_rows(f, "events"), 1);
+}
+
+static void test_order_create_from_csr(void **state)
+{
+    struct fixture *f = *state;
+    ck_error err = {0};
+    int64_t shop = make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "shop");
+    const struct ck_event_new ev = {.type = "certificate_needed", .message = "buy one"};
+    int64_t order = 0, job = 0;
+    assert_int_equal(ck_store_order_create_from_csr(f->st, CK_OPERATOR_TENANT_ID, shop,
+                                                    CK_KEY_RSA_2048, csr_pem, &ev, &order, &job,
+                                                    &err),
+                     0);
+
+    struct ck_order o = {0};
+    assert_int_equal(ck_store_order_get(f->st, CK_OPERATOR_TENANT_ID, order, &o, &err), 0);
+    assert_int_equal(o.state, CK_ORDER_CSR_READY);
+    assert_true(o.csr_uploaded);
+    assert_null(o.sealed_key);
+    assert_int_equal(o.sealed_key_len, 0);
+    assert_string_equal(o.csr_pem, csr_pem);
+    assert_int_equal(o.key_type, CK_KEY_RSA_2048); /* the CSR's, not the enrollment's */
+    ck_order_free(&o);
+
+    struct ck_job j = {0};
+    assert_int_equal(ck_store_job_get(f->st, CK_OPERATOR_TENANT_ID, job, &j, &err), 0);
+    assert_int_equal(j.type, CK_JOB_CSR);
+    assert_int_equal(j.state, CK_JOB_FINISHED);
+    assert_int_equal(j.order_id, order);
+    assert_true(j.started_at > 0 && j.finished_at >= j.started_at);
+    assert_int_equal(j.artifacts.len, 1);
+    assert_string_equal(j.artifacts.items[0], "csr");
+    ck_job_free(&j);
+    char *type = NULL;
+    uint8_t *data = NULL;
+    size_t len = 0;
+    assert_int_equal(ck_store_job_artifact_get(f->st, CK_OPERATOR_TENANT_ID, job, "csr", &type,
+                                               &data, &len, &err),
+                     0);
+    assert_string_equal(type, "application/pkcs10");
+    assert_int_equal(len, strlen(csr_pem));
+    assert_memory_equal(data, csr_pem, len);
+    free(type);
+    free(data);
+    struct ck_job_log_line *lines = NULL;
+    size_t n = 0;
+    assert_int_equal(ck_store_job_log_lines(f->st, CK_OPERATOR_TENANT_ID, job, &lines, &n, &err),
+                     0);
+    assert_int_equal(n, 1);
+    assert_string_equal(lines[0].level, "info");
+    assert_string_equal(lines[0].message, "CSR uploaded");
+    ck_job_log_lines_free(lines, n);
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events WHERE order_id = 1 "
+                                      "AND type = 'certificate_needed'"),
+                     1);
+    /* The finished csr job leaves the job runner nothing to do. */
+    assert_int_equal(ck_store_job_claim(f->st, "worker-1", 300, &j, &err), 0);
+
+    /* A second order, uploaded or generated, waits until this one is closed. */
+    int64_t o2 = 0, j2 = 0;
+    assert_error(ck_store_order_create_from_csr(f->st, CK_OPERATOR_TENANT_ID, shop, CK_KEY_RSA_2048,
+                                                csr_pem, &ev, &o2, &j2, &err),
+                 &err, 409, "order_open");
+    assert_non_null(strstr(err.message, "csr_ready"));
+    assert_error(ck_store_order_create(f->st, CK_OPERATOR_TENANT_ID, shop, &o2, &j2, &err), &err,
+                 409, "order_open");
+    assert_int_equal(count_rows(f, "orders") + count_rows(f, "jobs") + count_rows(f, "events"), 3);
+    assert_error(ck_store_order_create_from_csr(f->st, 999, shop, CK_KEY_RSA_2048, csr_pem, NULL,
+                                                &o2, &j2, &err),
+                 &err, 404, "not_found");
+}
+
+/* An order of the operator tenant in csr_ready, from an uploaded CSR, with updated_at zeroed so
+ * a test can see whether a write touched it. */
+static int64_t make_csr_ready_order(struct fixture *f, int64_t enrollment_id)
+{
+    ck_error err = {0};
+    int64_t order = 0, job = 0;
+    assert_int_equal(ck_store_order_create_from_csr(f->st, CK_OPERATOR_TENANT_ID, enrollment_id,
+                                                    CK_KEY_EC_P256, csr_pem, NULL, &order, &job,
+                                                    &err),
+                     0);
+    assert_int_equal(raw_int(f->path, "UPDATE orders SET updated_at = 0"), 1);
+    return order;
+}
+
+static const char cert_pem[] = "-----BEGIN CERTIFICATE-----\nleaf\n-----END CERTIFICATE-----\n";
+static const char chain_pem[] = "-----BEGIN CERTIFICATE-----\nica\n-----END CERTIFICATE-----\n";
+static const char findings[] = "{\"errors\":[],\"warnings\":[\"key usage\"]}";
+
+static void test_order_transition(void **state)
+{
+    struct fixture *f = *state;
+    ck_error err = {0};
+    int64_t shop = make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "shop");
+    int64_t order = make_csr_ready_order(f, shop);
+    const struct ck_order_update update = {.cert_pem = cert_pem,
+                                           .chain_pem = chain_pem,
+                                           .findings_json = findings,
+                                           .cert_not_after = 1900000000};
+    const struct ck_event_new ev = {.type = "warnings_to_acknowledge", .message = "1 warning"};
+    assert_int_equal(ck_store_order_transition(f->st, CK_OPERATOR_TENANT_ID, order,
+                                               CK_ORDER_CSR_READY, CK_ORDER_AWAITING_ACK, &update,
+                                               &ev, &err),
+                     0);
+    struct ck_order o = {0};
+    assert_int_equal(ck_store_order_get(f->st, CK_OPERATOR_TENANT_ID, order, &o, &err), 0);
+    assert_int_equal(o.state, CK_ORDER_AWAITING_ACK);
+    assert_string_equal(o.cert_pem, cert_pem);
+    assert_string_equal(o.chain_pem, chain_pem);
+    assert_string_equal(o.findings_json, findings);
+    assert_int_equal(o.cert_not_after, 1900000000);
+    assert_true(o.updated_at > 0);
+    ck_order_free(&o);
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events WHERE order_id = 1 AND "
+                                      "type = 'warnings_to_acknowledge' AND enrollment_id = 1"),
+                     1);
+
+    /* Without an update or event only the state (and updated_at) changes. */
+    assert_int_equal(raw_int(f->path, "UPDATE orders SET updated_at = 0"), 1);
+    assert_int_equal(ck_store_order_transition(f->st, CK_OPERATOR_TENANT_ID, order,
+                                               CK_ORDER_AWAITING_ACK, CK_ORDER_ISSUED, NULL, NULL,
+                                               &err),
+                     0);
+    assert_int_equal(ck_store_order_get(f->st, CK_OPERATOR_TENANT_ID, order, &o, &err), 0);
+    assert_int_equal(o.state, CK_ORDER_ISSUED);
+    assert_string_equal(o.cert_pem, cert_pem);
+    assert_string_equal(o.findings_json, findings);
+    assert_int_equal(o.cert_not_after, 1900000000);
+    assert_true(o.updated_at > 0);
+    ck_order_free(&o);
+    assert_int_equal(count_rows(f, "events"), 1);
+}
+
+static void assert_order_untouched(struct fixture *f, int64_t order)
+{
+    struct ck_order o = {0};
+    ck_error err = {0};
+    assert_int_equal(ck_store_order_get(f->st, CK_OPERATOR_TENANT_ID, order, &o, &err), 0);
+    assert_int_equal(o.state, CK_ORDER_CSR_READY);
+    assert_null(o.cert_pem);
+    assert_null(o.chain_pem);
+    assert_null(o.findings_json);
+    assert_int_equal(o.cert_not_after, 0);
+    assert_int_equal(o.updated_at, 0);
+    ck_order_free(&o);
+    assert_int_equal(count_rows(f, "events"), 0);
+}
+
+static void test_order_transition_refused(void **state)
+{
+    struct fixture *f = *state;
+    ck_error err = {0};
+    int64_t other = make_tenant(f->st, "other");
+    int64_t shop = make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "shop");
+    int64_t order = make_csr_ready_order(f, shop);
+    const struct ck_order_update update = {.cert_pem = cert_pem, .cert_not_after = 1900000000};
+    const struct ck_event_new ev = {.type = "certificate_issued", .message = "issued"};
+
+    /* Someone else already moved it: 409, and neither the update nor the event is written. */
+    assert_error(ck_store_order_transition(f->st, CK_OPERATOR_TENANT_ID, order,
+                                           CK_ORDER_AWAITING_ACK, CK_ORDER_ISSUED, &update, &ev,
+                                           &err),
+                 &err, 409, "order_state_changed");
+    assert_non_null(strstr(err.message, "csr_ready"));
+    assert_order_untouched(f, order);
+
+    assert_error(ck_store_order_transition(f->st, other, order, CK_ORDER_CSR_READY,
+                                           CK_ORDER_AWAITING_ACK, &update, &ev, &err),
+                 &err, 404, "not_found");
+    assert_error(ck_store_order_transition(f->st, CK_OPERATOR_TENANT_ID, 999, CK_ORDER_CSR_READY,
+                                           CK_ORDER_AWAITING_ACK, &update, &ev, &err),
+                 &err, 404, "not_found");
+    assert_order_untouched(f, order);
+
+    /* An event that cannot be written takes the state change back with it. */
+    int64_t their = make_enrollment(f->st, other, "theirs");
+    const struct ck_event_new foreign = {.type = "x", .enrollment_id = their, .message = "m"};
+    assert_error(ck_store_order_transition(f->st, CK_OPERATOR_TENANT_ID, order, CK_ORDER_CSR_READY,
+                                           CK_ORDER_AWAITING_ACK, &update, &foreign, &err),
+                 &err, 400, "invalid_field");
+    assert_order_untouched(f, order);
+}
+
+/* ---- issue 3: import jobs ---- */
+
+static void assert_log(struct fixture *f, int64_t job, size_t n_expected,
+                       const char *const expected[][2])
+{
+    struct ck_job_log_line *lines = NULL;
+    size_t n = 0;
+    ck_error err = {0};
+    assert_int_equal(ck_store_job_log_lines(f->st, CK_OPERATOR_TENANT_ID, job, &lines, &n, &err),
+                     0);
+    assert_int_equal(n, n_expected);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(lines[i].level, expected[i][0]);
+        assert_string_equal(lines[i].message, expected[i][1]);
+    }
+    ck_job_log_lines_free(lines, n);
+}
+
+static void assert_import_job(struct fixture *f, int64_t job, int64_t order,
+                              enum ck_job_state state, const char *error)
+{
+    struct ck_job j = {0};
+    ck_error err = {0};
+    assert_int_equal(ck_store_job_get(f->st, CK_OPERATOR_TENANT_ID, job, &j, &err), 0);
+    assert_int_equal(j.type, CK_JOB_IMPORT);
+    assert_int_equal(j.state, state);
+    assert_int_equal(j.order_id, order);
+    assert_string_equal(j.enrollment_name, "shop");
+    assert_true(j.finished_at > 0);
+    assert_optional_string(j.error, error);
+    ck_job_free(&j);
+}
+
+static void test_import_job_record(void **state)
+{
+    struct fixture *f = *state;
+    ck_error err = {0};
+    int64_t other = make_tenant(f->st, "other");
+    int64_t order = make_csr_ready_order(f, make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "shop"));
+    const char *const refused_levels[] = {"error", "warn"};
+    const char *const refused_lines[] = {"the certificate's key is not the CSR's", "no OCSP URL"};
+    int64_t refused = 0, accepted = 0;
+    assert_int_equal(ck_store_import_job_record(f->st, CK_OPERATOR_TENANT_ID, order, false,
+                                                refused_levels, refused_lines, 2,
+                                                "import refused: 1 error", &refused, &err),
+                     0);
+    assert_import_job(f, refused, order, CK_JOB_FAILED, "import refused: 1 error");
+    const char *const refused_log[][2] = {{"error", "the certificate's key is not the CSR's"},
+                                          {"warn", "no OCSP URL"},
+                                          {"error", "import refused: 1 error"}};
+    assert_log(f, refused, 3, refused_log);
+    assert_order_untouched(f, order); /* a refused import changes nothing else */
+
+    const char *const warn_levels[] = {"warn"};
+    const char *const warn_lines[] = {"no OCSP URL"};
+    assert_int_equal(ck_store_import_job_record(
+                         f->st, CK_OPERATOR_TENANT_ID, order, true, warn_levels, warn_lines, 1,
+                         "certificate accepted with 1 warning", &accepted, &err),
+                     0);
+    assert_true(accepted > refused);
+    assert_import_job(f, accepted, order, CK_JOB_FINISHED, NULL);
+    const char *const accepted_log[][2] = {{"warn", "no OCSP URL"},
+                                           {"info", "certificate accepted with 1 warning"}};
+    assert_log(f, accepted, 2, accepted_log);
+
+    /* Levels are error or warn; other tenants' orders do not exist. Neither adds a job. */
+    const char *const info_level[] = {"info"};
+    int64_t job = 0;
+    assert_error(ck_store_import_job_record(f->st, CK_OPERATOR_TENANT_ID, order, true, info_level,
+                                            warn_lines, 1, "x", &job, &err),
+                 &err, 400, "invalid_field");
+    assert_error(
+        ck_store_import_job_record(f->st, other, order, true, NULL, NULL, 0, "x", &job, &err), &err,
+        404, "not_found");
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM jobs WHERE type = 'import'"), 2);
+    const struct ck_job_filter imports = {.state = -1, .type = CK_JOB_IMPORT, .order_id = order};
+    struct ck_job *jobs = NULL;
+    size_t n = 0;
+    assert_int_equal(ck_store_job_list(f->st, CK_OPERATOR_TENANT_ID, &imports, &jobs, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(jobs[0].id, accepted);
+    ck_job_array_free(jobs, n);
+}
+
+/* ---- issue 3: events ---- */
+
+static int64_t add_event(struct ck_store *st, int64_t tenant_id, int64_t order_id,
+                         const char *message)
+{
+    const struct ck_event_new ev = {.type = "certificate_needed",
+                                    .order_id = order_id,
+                                    .message = message,
+                                    .data_json = "{\"n\":1}"};
+    int64_t id = 0;
+    ck_error err = {0};
+    assert_int_equal(ck_store_event_add(st, tenant_id, &ev, &id, &err), 0);
+    return id;
+}
+
+static void assert_poll(struct ck_store *st, int64_t tenant_id, int64_t expected_id,
+                        int64_t expected_remaining)
+{
+    struct ck_event ev = {0};
+    int64_t remaining = -1;
+    ck_error err = {0};
+    int rc = ck_store_event_poll(st, tenant_id, &ev, &remaining, &err);
+    assert_int_equal(rc, expected_id != 0 ? 1 : 0);
+    if (rc == 1) {
+        assert_int_equal(ev.id, expected_id);
+        assert_int_equal(remaining, expected_remaining);
+        assert_int_equal(ev.confirmed_at, 0);
+    }
+    ck_event_free(&ev);
+}
+
+static void test_events_poll_and_confirm(void **state)
+{
+    struct fixture *f = *state;
+    ck_error err = {0};
+    int64_t b = make_tenant(f->st, "tenant-b");
+    int64_t order = make_csr_ready_order(f, make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "shop"));
+    int64_t e1 = add_event(f->st, CK_OPERATOR_TENANT_ID, order, "first");
+    int64_t theirs = add_event(f->st, b, 0, "b's");
+    int64_t e2 = add_event(f->st, CK_OPERATOR_TENANT_ID, 0, "second");
+    int64_t e3 = add_event(f->st, CK_OPERATOR_TENANT_ID, order, "third");
+
+    assert_poll(f->st, CK_OPERATOR_TENANT_ID, e1, 2);
+    assert_poll(f->st, CK_OPERATOR_TENANT_ID, e1, 2); /* polling alone confirms nothing */
+    assert_poll(f->st, b, theirs, 0);
+    assert_int_equal(ck_store_event_confirm(f->st, CK_OPERATOR_TENANT_ID, e1, &err), 0);
+    assert_poll(f->st, CK_OPERATOR_TENANT_ID, e2, 1);
+    assert_int_equal(raw_int(f->path, "UPDATE events SET confirmed_at = 42 WHERE id = 1"), 1);
+    assert_int_equal(ck_store_event_confirm(f->st, CK_OPERATOR_TENANT_ID, e1, &err), 0);
+    assert_int_equal(raw_int(f->path, "SELECT confirmed_at FROM events WHERE id = 1"), 42);
+
+    assert_error(ck_store_event_confirm(f->st, CK_OPERATOR_TENANT_ID, theirs, &err), &err, 404,
+                 "not_found");
+    assert_error(ck_store_event_confirm(f->st, CK_OPERATOR_TENANT_ID, 999, &err), &err, 404,
+                 "not_found");
+    assert_poll(f->st, b, theirs, 0);
+    assert_int_equal(ck_store_event_confirm(f->st, CK_OPERATOR_TENANT_ID, e3, &err), 0);
+    assert_int_equal(ck_store_event_confirm(f->st, CK_OPERATOR_TENANT_ID, e2, &err), 0);
+    assert_poll(f->st, CK_OPERATOR_TENANT_ID, 0, 0);
+
+    /* Events must name the tenant's own orders and enrollments, and say something. */
+    const struct ck_event_new foreign = {.type = "x", .order_id = order, .message = "m"};
+    const struct ck_event_new empty = {.type = "x"};
+    int64_t id = 0;
+    assert_error(ck_store_event_add(f->st, b, &foreign, &id, &err), &err, 404, "not_found");
+    assert_error(ck_store_event_add(f->st, b, &empty, &id, &err), &err, 400, "invalid_field");
+    assert_int_equal(count_rows(f, "events"), 4);
+}
+
+static void test_events_list_keeps_history(void **state)
+{
+    struct fixture *f = *state;
+    ck_error err = {0};
+    int64_t b = make_tenant(f->st, "tenant-b");
+    int64_t order = make_csr_ready_order(f, make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "shop"));
+    int64_t e1 = add_event(f->st, CK_OPERATOR_TENANT_ID, order, "first");
+    int64_t e2 = add_event(f->st, CK_OPERATOR_TENANT_ID, 0, "second");
+    int64_t e3 = add_event(f->st, CK_OPERATOR_TENANT_ID, order, "third");
+    add_event(f->st, b, 0, "b's");
+    assert_int_equal(ck_store_event_confirm(f->st, CK_OPERATOR_TENANT_ID, e1, &err), 0);
+
+    struct ck_event *list = NULL;
+    size_t n = 0;
+    assert_int_equal(ck_store_event_list(f->st, CK_OPERATOR_TENANT_ID, 0, 10, &list, &n, &err), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(list[0].id, e3); /* newest first */
+    assert_int_equal(list[1].id, e2);
+    assert_int_equal(list[2].id, e1);
+    assert_true(list[2].confirmed_at > 0); /* confirmed ones stay as history */
+    assert_string_equal(list[2].message, "first");
+    assert_string_equal(list[2].data_json, "{\"n\":1}");
+    assert_string_equal(list[2].enrollment_name, "shop");
+    assert_null(list[1].enrollment_name);
+    assert_int_equal(list[1].order_id, 0);
+    ck_event_array_free(list, n);
+
+    assert_int_equal(ck_store_event_list(f->st, CK_OPERATOR_TENANT_ID, 0, 2, &list, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(list[1].id, e2);
+    ck_event_array_free(list, n);
+    assert_int_equal(ck_store_event_list(f->st, CK_OPERATOR_TENANT_ID, order, 10, &list, &n, &err),
+                     0);
+    assert_int_equal(n, 2);
+    assert_int_equal(list[0].id, e3);
+    assert_int_equal(list[1].id, e1);
+    ck_event_array_free(list, n);
+    assert_int_equal(ck_store_event_list(f->st, b, order, 10, &list, &n, &err), 0);
+    assert_int_equal(n, 0);
+    ck_event_array_free(list, n);
+}
+
+/* ---- issue 3: trusted roots ---- */
+
+static void test_roots(void **state)
+{
+    struct fixture *f = *state;
+    ck_error err = {0};
+    int64_t b = make_tenant(f->st, "tenant-b");
+    struct ck_root root = {.subject = "CN=Example Private Root,O=Example",
+                           .sha256_fingerprint = "AB:CD:EF",
+                           .pem = "-----BEGIN CERTIFICATE-----\nroot\n-----END CERTIFICATE-----\n",
+                           .not_after = 2000000000};
+    assert_int_equal(ck_store_root_add(f->st, CK_OPERATOR_TENANT_ID, &root, &err), 0);
+    int64_t ours = root.id;
+    assert_true(ours > 0);
+    assert_true(root.created_at > 0);
+
+    assert_error(ck_store_root_add(f->st, CK_OPERATOR_TENANT_ID, &root, &err), &err, 409,
+                 "root_exists");
+    assert_non_null(strstr(err.message, "AB:CD:EF"));
+    /* Another tenant may trust the same root; it gets its own row. */
+    assert_int_equal(ck_store_root_add(f->st, b, &root, &err), 0);
+    int64_t theirs = root.id;
+    assert_true(theirs != ours);
+
+    struct ck_root *list = NULL;
+    size_t n = 0;
+    assert_int_equal(ck_store_root_list(f->st, CK_OPERATOR_TENANT_ID, &list, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(list[0].id, ours);
+    assert_int_equal(list[0].tenant_id, CK_OPERATOR_TENANT_ID);
+    assert_string_equal(list[0].subject, root.subject);
+    assert_string_equal(list[0].sha256_fingerprint, root.sha256_fingerprint);
+    assert_string_equal(list[0].pem, root.pem);
+    assert_int_equal(list[0].not_after, 2000000000);
+    assert_true(list[0].created_at > 0);
+    ck_root_array_free(list, n);
+
+    assert_error(ck_store_root_delete(f->st, b, ours, &err), &err, 404, "not_found");
+    assert_int_equal(ck_store_root_delete(f->st, CK_OPERATOR_TENANT_ID, ours, &err), 0);
+    assert_error(ck_store_root_delete(f->st, CK_OPERATOR_TENANT_ID, ours, &err), &err, 404,
+                 "not_found");
+    assert_int_equal(ck_store_root_list(f->st, CK_OPERATOR_TENANT_ID, &list, &n, &err), 0);
+    assert_int_equal(n, 0);
+    ck_root_array_free(list, n);
+    assert_int_equal(ck_store_root_list(f->st, b, &list, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(list[0].id, theirs);
+    ck_root_array_free(list, n);
 }
 
 #define STORE_TEST(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -843,6 +1404,17 @@ int main(void)
         STORE_TEST(test_expired_lease_is_reclaimed),
         STORE_TEST(test_job_logs_and_filters),
         STORE_TEST(test_enrollment_delete_with_orders),
+        cmocka_unit_test_setup_teardown(test_migration_2_upgrades_version_1, setup_no_store,
+                                        teardown),
+        STORE_TEST(test_fresh_database_is_version_2),
+        STORE_TEST(test_csr_ready_adds_its_event),
+        STORE_TEST(test_order_create_from_csr),
+        STORE_TEST(test_order_transition),
+        STORE_TEST(test_order_transition_refused),
+        STORE_TEST(test_import_job_record),
+        STORE_TEST(test_events_poll_and_confirm),
+        STORE_TEST(test_events_list_keeps_history),
+        STORE_TEST(test_roots),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
