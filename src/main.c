@@ -118,6 +118,13 @@ static int dispatch(int argc, char **argv)
         printf("certkeep %s\n", CK_VERSION);
         return CK_EXIT_OK;
     }
+    if (strcmp(name, "--json") == 0 && argc > 2) {
+        /* `certkeep --json order show 7`: the flag goes after the command's name, where
+         * run_command takes it. */
+        argv[1] = argv[2];
+        argv[2] = "--json";
+        name = argv[1];
+    }
     const struct top_command *cmd = find_command(name);
     if (cmd != NULL)
         return run_command(cmd, argc - 1, argv + 1);

@@ -17,6 +17,7 @@
 
 #include "cli/cli.h"
 #include "cli/client.h"
+#include "cli/commands.h"
 #include "cli/output.h"
 
 static void test_take_flag_anywhere(void **state)
@@ -375,6 +376,87 @@ static void test_client_unreachable_is_exit_1(void **state)
     ck_client_free(c);
 }
 
+/* argv for a command, as main() would pass it; `words` is modified by the parser. */
+static int run_words(int (*cmd)(const struct ck_cli *, int, char **), char *line)
+{
+    char *argv[16] = {0};
+    int argc = 0;
+    for (char *w = strtok(line, " "); w != NULL && argc < 15; w = strtok(NULL, " "))
+        argv[argc++] = w;
+    const struct ck_cli cli = {0};
+    return cmd(&cli, argc, argv);
+}
+
+static void test_issue3_commands_usage_errors(void **state)
+{
+    (void)state;
+    setenv("CERTKEEP_TOKEN", "ck_test", 1);
+    setenv("CERTKEEP_ADDR", "http://127.0.0.1:1", 1);
+    char l1[] = "order import 7", l2[] = "order import seven --cert x.pem",
+         l3[] = "order import 7 --cert /nonexistent/cert.pem", l4[] = "order ack",
+         l5[] = "order cert 0", l6[] = "order start shop --csr /nonexistent/shop.csr",
+         l7[] = "events --order x", l8[] = "poll confirm", l9[] = "poll confirm abc",
+         l10[] = "roots add", l11[] = "roots delete 1 2", l12[] = "roots add /nonexistent/ca.pem";
+    assert_int_equal(run_words(ck_cmd_order, l1), CK_EXIT_USAGE); /* --cert is required */
+    assert_int_equal(run_words(ck_cmd_order, l2), CK_EXIT_USAGE); /* not an id */
+    assert_int_equal(run_words(ck_cmd_order, l3), CK_EXIT_USAGE); /* unreadable input */
+    assert_int_equal(run_words(ck_cmd_order, l4), CK_EXIT_USAGE);
+    assert_int_equal(run_words(ck_cmd_order, l5), CK_EXIT_USAGE);
+    assert_int_equal(run_words(ck_cmd_order, l6), CK_EXIT_USAGE);
+    assert_int_equal(run_words(ck_cmd_events, l7), CK_EXIT_USAGE);
+    assert_int_equal(run_words(ck_cmd_poll, l8), CK_EXIT_USAGE);
+    assert_int_equal(run_words(ck_cmd_poll, l9), CK_EXIT_USAGE);
+    assert_int_equal(run_words(ck_cmd_roots, l10), CK_EXIT_USAGE);
+    assert_int_equal(run_words(ck_cmd_roots, l11), CK_EXIT_USAGE);
+    assert_int_equal(run_words(ck_cmd_roots, l12), CK_EXIT_USAGE);
+}
+
+static void test_client_exchange_keeps_error_answer(void **state)
+{
+    (void)state;
+    struct one_shot s = {.reply = "HTTP/1.1 422 Unprocessable Content\r\n"
+                                  "Content-Type: application/json\r\nConnection: close\r\n\r\n"
+                                  "{\"errors\":[{\"code\":\"expired\",\"message\":\"m\"}]}"};
+    pthread_t thread;
+    struct ck_client *c = NULL;
+    struct ck_response resp = {0};
+    start_one_shot(&s, &thread);
+    assert_int_equal(ck_client_open(&c), CK_EXIT_OK);
+    assert_int_equal(ck_client_exchange(c, "POST", "/v1/orders/7/certificate", NULL, &resp),
+                     CK_EXIT_OK);
+    ck_client_free(c);
+    pthread_join(thread, NULL);
+    close(s.listener);
+    assert_int_equal(resp.status, 422);
+    assert_non_null(strstr(resp.body, "\"expired\""));
+    ck_response_free(&resp);
+}
+
+/* A refused import is exit 1, and the request carried the file's text as `certificate`. */
+static void test_order_import_refused_is_exit_1(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/ck-test-cert-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "not a cert\n", 11), 11);
+    close(fd);
+    struct one_shot s = {
+        .reply = "HTTP/1.1 422 Unprocessable Content\r\nContent-Type: application/json\r\n"
+                 "Connection: close\r\n\r\n{\"error\":{\"code\":\"certificate_rejected\","
+                 "\"message\":\"the certificate was refused: 1 error\"},"
+                 "\"errors\":[{\"code\":\"not_pem\",\"message\":\"no PEM\"}],\"warnings\":[]}"};
+    pthread_t thread;
+    start_one_shot(&s, &thread);
+    char line[64];
+    snprintf(line, sizeof(line), "order import 7 --cert %s", path);
+    assert_int_equal(run_words(ck_cmd_order, line), CK_EXIT_FAILED);
+    pthread_join(thread, NULL);
+    close(s.listener);
+    unlink(path);
+    assert_non_null(strstr(s.request, "POST /v1/orders/7/certificate HTTP/1.1\r\n"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -394,6 +476,9 @@ int main(void)
         cmocka_unit_test(test_client_sends_json_with_token),
         cmocka_unit_test(test_client_api_error_is_exit_1),
         cmocka_unit_test(test_client_unreachable_is_exit_1),
+        cmocka_unit_test(test_issue3_commands_usage_errors),
+        cmocka_unit_test(test_client_exchange_keeps_error_answer),
+        cmocka_unit_test(test_order_import_refused_is_exit_1),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

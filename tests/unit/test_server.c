@@ -79,6 +79,35 @@ static void test_unknown_routes_and_methods(void **state)
     }
 }
 
+/* Issue 3: one path, two methods with different roles; PUT is routed and named in Allow. */
+static void test_certificate_event_and_root_routes(void **state)
+{
+    (void)state;
+    const char *params[CK_ROUTE_PARAMS_MAX] = {0};
+    ck_error err;
+    const struct route *r = route(EVHTTP_REQ_POST, "/v1/orders/7/certificate", params, &err);
+    assert_ptr_equal(r->handler, ck_api_order_import);
+    assert_int_equal(r->access, ACCESS_EDITOR);
+    r = route(EVHTTP_REQ_GET, "/v1/orders/7/certificate", params, &err);
+    assert_ptr_equal(r->handler, ck_api_order_certificate);
+    assert_int_equal(r->access, ACCESS_VIEWER);
+    r = route(EVHTTP_REQ_POST, "/v1/orders/7/acknowledge", params, &err);
+    assert_ptr_equal(r->handler, ck_api_order_acknowledge);
+    assert_int_equal(r->access, ACCESS_EDITOR);
+    r = route(EVHTTP_REQ_PUT, "/v1/poll/3", params, &err);
+    assert_ptr_equal(r->handler, ck_api_poll_confirm);
+    r = route(EVHTTP_REQ_GET, "/v1/poll", params, &err);
+    assert_ptr_equal(r->handler, ck_api_poll);
+    r = route(EVHTTP_REQ_DELETE, "/v1/roots/2", params, &err);
+    assert_ptr_equal(r->handler, ck_api_root_delete);
+    assert_int_equal(r->access, ACCESS_EDITOR);
+    assert_null(route(EVHTTP_REQ_DELETE, "/v1/poll/3", params, &err));
+    assert_int_equal(err.status, 405);
+    assert_non_null(strstr(err.message, "PUT"));
+    assert_null(route(EVHTTP_REQ_PUT, "/v1/orders/7/certificate", params, &err));
+    assert_non_null(strstr(err.message, "POST, GET"));
+}
+
 static void test_ids_in_paths(void **state)
 {
     (void)state;
@@ -175,6 +204,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_routes_match_segments),
         cmocka_unit_test(test_unknown_routes_and_methods),
+        cmocka_unit_test(test_certificate_event_and_root_routes),
         cmocka_unit_test(test_ids_in_paths),
         cmocka_unit_test(test_api_address),
         cmocka_unit_test(test_loopback_rule),
