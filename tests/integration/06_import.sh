@@ -78,14 +78,13 @@ check_eq "a CSR is not a root (400)" 400 "$STATUS"
 
 # import CERT_FILE CHAIN_FILE -> STATUS, BODY
 import() {
-    local body
-    body=$(jq -n --rawfile c "$1" --rawfile ch "${2:-/dev/null}" '{certificate:$c, chain:$ch}')
-    api POST "/v1/orders/$ORDER/certificate" "$body"
+    jq -n --rawfile c "$1" --rawfile ch "${2:-/dev/null}" '{certificate:$c, chain:$ch}' >import.json
+    api POST "/v1/orders/$ORDER/certificate" "@$WORK/import.json"
 }
 codes() { json -c '[.errors[]?.code] | sort'; }
 order_state() { ck order show "$ORDER" --json | jq -r .state; }
 refused() { # description expected-code cert chain
-    import "$3" "$4"
+    import "$3" "${4:-}"
     check_eq "$1: refused (422)" 422 "$STATUS"
     check_contains "$1: error $2 listed" "\"$2\"" "$(codes)"
     check_eq "$1: the order is unchanged" csr_ready "$(order_state)"
@@ -178,8 +177,11 @@ api GET "/v1/events?order=$ORDER"
 check_eq "confirmed events are kept for the history" 3 "$(json '.events | length')"
 
 # A clean import goes straight to issued.
-ck order start shop >/dev/null 2>&1
-ORDER=$(ck order list --enrollment shop --state csr_ready --json | jq -r '.orders[0].id')
+api POST /v1/enrollments/shop/orders '{}'
+check_eq "an issued order not yet deployed is still open: no second order" 409 "$STATUS"
+ck enrollment create clean --cn shop.example.com --san www.shop.example.com --org "Example Ltd" --country FR --key rsa-2048 >/dev/null 2>&1
+ck order start clean >/dev/null 2>&1
+ORDER=$(ck order list --enrollment clean --json | jq -r '.orders[0].id')
 ck order csr "$ORDER" >shop2.csr
 sign shop2.csr clean.crt
 ck order import "$ORDER" --cert clean.crt --chain ca/inter.crt >/dev/null 2>&1
