@@ -212,4 +212,14 @@ api POST /v1/enrollments/weakbyo/orders "$(jq -n --rawfile c badname.csr '{csr:$
 check_contains "a CSR with an invalid name is refused, naming it" bad_name.example.com "$(json -c .error)"
 api GET "/v1/orders?enrollment=weakbyo"
 check_eq "no order was created by the refused CSRs" 0 "$(json '.orders | length')"
+# The offline inspector agrees with openssl.
+insp=$(ck cert inspect clean.crt)
+check_contains "cert inspect shows the SANs" "www.shop.example.com" "$insp"
+fp=$(openssl x509 -in clean.crt -noout -fingerprint -sha256 | cut -d= -f2)
+check_contains "cert inspect shows the SHA-256 fingerprint" "$fp" "$insp"
+check_eq "cert inspect --json days_left" 89 "$(ck cert inspect clean.crt --json | jq .days_left)"
+ck cert inspect garbage.txt >/dev/null 2>&1
+check_eq "cert inspect of garbage exits 1" 1 $?
+ck cert inspect /nonexistent >/dev/null 2>&1
+check_eq "cert inspect of an unreadable file exits 2" 2 $?
 finish
