@@ -10,7 +10,9 @@ static const char *const order_state_names[CK_ORDER_STATE_COUNT] = {
     "new",    "csr_ready", "pending_validation", "checking",  "awaiting_ack", "issued",
     "staged", "deployed",  "superseded",         "cancelled", "failed",
 };
-static const char *const job_type_names[CK_JOB_TYPE_COUNT] = {"csr", "import"};
+static const char *const job_type_names[CK_JOB_TYPE_COUNT] = {
+    "csr", "import", "stage", "staging_test", "deploy", "probe"};
+static const char *const environment_names[] = {"staging", "production"};
 static const char *const job_state_names[CK_JOB_STATE_COUNT] = {"queued", "running", "finished",
                                                                 "failed"};
 
@@ -166,6 +168,7 @@ void ck_job_free(struct ck_job *j)
 {
     free(j->enrollment_name);
     free(j->error);
+    free(j->params_json);
     ck_strv_free(&j->artifacts);
     memset(j, 0, sizeof(*j));
 }
@@ -194,4 +197,26 @@ void ck_root_free(struct ck_root *r)
     free(r->sha256_fingerprint);
     free(r->pem);
     memset(r, 0, sizeof(*r));
+}
+
+const char *ck_environment_name(enum ck_environment env)
+{
+    return NAME_OF(environment_names, env);
+}
+
+void ck_edge_entry_free(struct ck_edge_entry *e)
+{
+    ck_strv_free(&e->names);
+    free(e->cert_pem);
+    free(e->chain_pem);
+    free(e->sealed_key);
+    memset(e, 0, sizeof(*e));
+}
+
+void ck_target_free(struct ck_target *t)
+{
+    free(t->directory);
+    free(t->reload_command);
+    free(t->probe_endpoint);
+    memset(t, 0, sizeof(*t));
 }

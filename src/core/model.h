@@ -43,8 +43,17 @@ int ck_order_state_parse(const char *name, enum ck_order_state *out, ck_error *e
 bool ck_order_state_is_open(enum ck_order_state s);
 
 /* ---- jobs ---- */
-enum ck_job_type { CK_JOB_CSR, CK_JOB_IMPORT, CK_JOB_TYPE_COUNT };
-const char *ck_job_type_name(enum ck_job_type t); /* "csr", "import" */
+enum ck_job_type {
+    CK_JOB_CSR,
+    CK_JOB_IMPORT,
+    CK_JOB_STAGE,        /* put an issued certificate on the staging listener and targets */
+    CK_JOB_STAGING_TEST, /* TLS to the staging listener for each name, "OK" read back */
+    CK_JOB_DEPLOY,       /* production listener and targets */
+    CK_JOB_PROBE,        /* an endpoint shows the new expiry date (seed 004) */
+    CK_JOB_TYPE_COUNT
+};
+/* "csr", "import", "stage", "staging_test", "deploy", "probe" */
+const char *ck_job_type_name(enum ck_job_type t);
 int ck_job_type_parse(const char *name, enum ck_job_type *out, ck_error *err);
 
 enum ck_job_state { CK_JOB_QUEUED, CK_JOB_RUNNING, CK_JOB_FINISHED, CK_JOB_FAILED,
@@ -120,6 +129,9 @@ struct ck_order {
     char *chain_pem;     /* its issuer chain, ordered leaf-to-root, trusted root left out */
     char *findings_json; /* the accepted import's {"errors":[],"warnings":[...]} */
     int64_t cert_not_after; /* 0 until a certificate is accepted */
+    int64_t staging_acked_at;  /* 0 = the staging test was not acknowledged */
+    int64_t deploy_not_before; /* 0 = no date; production waits until then (seed 002) */
+    int64_t staged_at, deployed_at; /* 0 = not yet */
     char *error;         /* why it failed, when failed */
     int64_t created_at, updated_at;
 };
@@ -138,6 +150,7 @@ struct ck_job {
     enum ck_job_state state;
     int64_t created_at, started_at, finished_at; /* 0 = not yet */
     char *error;
+    char *params_json; /* what ck_store_job_enqueue was given, or NULL */
     ck_strv artifacts; /* names of stored artifacts, e.g. "csr" */
 };
 void ck_job_free(struct ck_job *j);
@@ -174,6 +187,40 @@ struct ck_event_new {
     const char *message;
     const char *data_json; /* NULL or a JSON object */
 };
+
+/* ---- what the edge serves (issue 4) ---- */
+enum ck_environment { CK_ENV_STAGING, CK_ENV_PRODUCTION };
+const char *ck_environment_name(enum ck_environment env); /* "staging", "production" */
+
+/* One certificate the edge serves: every name of the enrollment's certificate, across all
+ * tenants (the edge serves every tenant; names are what tells them apart). */
+struct ck_edge_entry {
+    int64_t tenant_id;
+    int64_t enrollment_id;
+    int64_t order_id;
+    ck_strv names;       /* the enrollment's SANs, wildcards as "*.example.com" */
+    char *cert_pem;
+    char *chain_pem;
+    uint8_t *sealed_key; /* AAD ck_order_key_aad(order_id); NULL for uploaded-CSR orders, which
+                            the edge cannot serve */
+    size_t sealed_key_len;
+    int64_t cert_not_after;
+};
+void ck_edge_entry_free(struct ck_edge_entry *e);
+
+/* A file target: where a certificate is written for a server certkeep does not run. */
+struct ck_target {
+    int64_t id;
+    int64_t tenant_id;
+    int64_t enrollment_id;
+    enum ck_environment environment;
+    char *directory;      /* cert.pem, chain.pem, fullchain.pem, key.pem are written here */
+    char *reload_command; /* argv as a JSON array of strings, run without a shell; NULL = none */
+    int timeout_seconds;  /* for the reload command */
+    char *probe_endpoint; /* "HOST:PORT" checked after deployment, or NULL */
+    int64_t created_at;
+};
+void ck_target_free(struct ck_target *t);
 
 /* ---- trusted roots a tenant adds for its private CAs ---- */
 struct ck_root {

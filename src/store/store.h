@@ -135,6 +135,60 @@ int ck_store_import_job_record(struct ck_store *st, int64_t tenant_id, int64_t o
                                const char *const *lines, size_t n_lines, const char *summary,
                                int64_t *job_id, ck_error *err);
 
+/* ---- staging and production (issue 4) ---- */
+/* Every state change below is one transaction that also bumps the edge generation (see
+ * ck_store_edge_generation), adds `event` when not NULL, and answers 409
+ * "order_state_changed" (nothing written) when the order is not in the state it starts from. */
+
+/* issued → staged: the enrollment's staging_order_id becomes the order; staged_at is set. */
+int ck_store_order_stage(struct ck_store *st, int64_t tenant_id, int64_t order_id,
+                         const struct ck_event_new *event, ck_error *err);
+/* Records the user's staging acknowledgement (staged orders only; acknowledging again keeps
+ * the first time). */
+int ck_store_order_ack_staging(struct ck_store *st, int64_t tenant_id, int64_t order_id,
+                               ck_error *err);
+/* Sets (or clears with 0) the not-before date of an open order. */
+int ck_store_order_set_not_before(struct ck_store *st, int64_t tenant_id, int64_t order_id,
+                                  int64_t not_before, ck_error *err);
+/* staged → deployed: the enrollment's production_order_id becomes the order, deployed_at is
+ * set, and the order deployed before it (if any) becomes "superseded". The caller has checked
+ * the acknowledgement and not-before rules. */
+int ck_store_order_deploy(struct ck_store *st, int64_t tenant_id, int64_t order_id,
+                          const struct ck_event_new *event, ck_error *err);
+/* Puts the enrollment's previous production order back: the newest superseded order whose
+ * certificate is still valid at `now` becomes "deployed" and production_order_id again; the
+ * current one becomes "superseded". 409 "nothing_to_roll_back" when there is none. Fills
+ * *order_id with the order now in production. */
+int ck_store_enrollment_rollback(struct ck_store *st, int64_t tenant_id, const char *enrollment,
+                                 int64_t now, const struct ck_event_new *event,
+                                 int64_t *order_id, ck_error *err);
+
+/* A number that changes whenever what the edge serves may have changed (in any process sharing
+ * the database): the edge rebuilds its table when it differs from the one it built from. */
+int ck_store_edge_generation(struct ck_store *st, int64_t *generation, ck_error *err);
+/* Every certificate the edge serves in that environment: for each enrollment of every tenant,
+ * its staging order (staging) or production order (production) when that order has a
+ * certificate and a sealed key. Also returns the generation the list was read at (same read
+ * transaction). */
+int ck_store_edge_entries(struct ck_store *st, enum ck_environment env,
+                          struct ck_edge_entry **out, size_t *n, int64_t *generation,
+                          ck_error *err);
+void ck_edge_entry_array_free(struct ck_edge_entry *a, size_t n);
+
+/* Queues a job of any type for an order (e.g. stage, staging_test, deploy, probe), with a JSON
+ * object of parameters the job reads (or NULL). */
+int ck_store_job_enqueue(struct ck_store *st, int64_t tenant_id, int64_t order_id,
+                         enum ck_job_type type, const char *params_json, int64_t *job_id,
+                         ck_error *err);
+
+/* ---- file targets (issue 4) ---- */
+int ck_store_target_add(struct ck_store *st, struct ck_target *t, ck_error *err); /* fills id */
+int ck_store_target_list(struct ck_store *st, int64_t tenant_id, int64_t enrollment_id,
+                         struct ck_target **out, size_t *n, ck_error *err);
+int ck_store_target_delete(struct ck_store *st, int64_t tenant_id, int64_t target_id,
+                           ck_error *err);
+void ck_target_array_free(struct ck_target *a, size_t n);
+
 /* ---- events ---- */
 int ck_store_event_add(struct ck_store *st, int64_t tenant_id, const struct ck_event_new *ev,
                        int64_t *event_id, ck_error *err);
