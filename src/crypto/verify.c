@@ -21,6 +21,7 @@
 /* One attempt's findings, reached from OpenSSL's verify callback through the context's app data. */
 struct attempt_state {
     unsigned magic;
+    const struct ck_verify_request *req;
     ck_strv reasons;
     STACK_OF(X509) * blamed; /* not owned: certificates a different path might avoid */
     bool failed;
@@ -68,6 +69,40 @@ int ck_verify_add_reason(ck_strv *reasons, int depth, X509 *cert, const char *wh
     return ck_strv_push(reasons, line);
 }
 
+bool ck_verify_caller_reports(const struct ck_verify_request *req, unsigned what, X509 *cert)
+{
+    if ((req->skip & what) == 0 || cert == NULL)
+        return false;
+    if (X509_cmp(cert, req->leaf) == 0)
+        return true;
+    for (int i = 0; i < sk_X509_num(req->untrusted); i++)
+        if (X509_cmp(cert, sk_X509_value(req->untrusted, i)) == 0)
+            return true;
+    return false;
+}
+
+/* OpenSSL's findings that the caller reports in its own words (req->skip). */
+static bool skipped_for_caller(const struct ck_verify_request *req, int code, int depth, X509 *cert)
+{
+    switch (code) {
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+        return depth == 0 && ck_verify_caller_reports(req, CK_VERIFY_SKIP_LEAF_VALIDITY, cert);
+    case X509_V_ERR_INVALID_PURPOSE:
+        /* only when the EKU is the cause, not a keyUsage that forbids TLS servers */
+        return depth == 0 && ck_verify_caller_reports(req, CK_VERIFY_SKIP_LEAF_SERVER_AUTH, cert) &&
+               (X509_get_extension_flags(cert) & EXFLAG_XKUSAGE) != 0 &&
+               (X509_get_extended_key_usage(cert) & XKU_SSL_SERVER) == 0;
+    case X509_V_ERR_EE_KEY_TOO_SMALL:
+    case X509_V_ERR_CA_KEY_TOO_SMALL:
+        return ck_verify_caller_reports(req, CK_VERIFY_SKIP_WEAK_KEY, cert);
+    case X509_V_ERR_CA_MD_TOO_WEAK:
+        return ck_verify_caller_reports(req, CK_VERIFY_SKIP_WEAK_SIGNATURE, cert);
+    default:
+        return false;
+    }
+}
+
 static bool is_name_constraint_error(int code)
 {
     return code == X509_V_ERR_PERMITTED_VIOLATION || code == X509_V_ERR_EXCLUDED_VIOLATION ||
@@ -100,6 +135,8 @@ static int collect_errors(int ok, X509_STORE_CTX *ctx)
     /* RFC 5280 4.1.2.5: notAfter is inclusive; OpenSSL 3.0 takes that very second as expired. */
     if (code == X509_V_ERR_CERT_HAS_EXPIRED && cert != NULL &&
         ASN1_TIME_cmp_time_t(X509_get0_notAfter(cert), st->at) == 0)
+        return 1;
+    if (skipped_for_caller(st->req, code, depth, cert))
         return 1;
     st->failed = true;
     ck_verify_add_reason(&st->reasons, depth, cert, X509_verify_cert_error_string(code));
@@ -208,7 +245,7 @@ int ck_verify_chain(const struct ck_verify_request *req, struct ck_verify_result
 {
     int rc = -1;
     STACK_OF(X509) *untrusted = NULL, *roots = NULL, *chain = NULL;
-    struct attempt_state st = {.magic = CK_VERIFY_STATE_MAGIC};
+    struct attempt_state st = {.magic = CK_VERIFY_STATE_MAGIC, .req = req};
     st.at = (time_t)(req->has_time ? req->time : ck_clock_now());
     if (req->leaf == NULL || req->roots == NULL || (req->dns_name != NULL && req->ip != NULL)) {
         ck_error_set(err, 400, "invalid_request",

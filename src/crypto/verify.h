@@ -8,7 +8,11 @@
  * one of those rules, other paths through the given certificates are tried (a bounded number).
  *
  * Trust anchors are exactly the certificates in `roots`: a trusted intermediate is an anchor
- * too (RFC 5280 trust anchors need not be self-signed). */
+ * too (RFC 5280 trust anchors need not be self-signed).
+ *
+ * A caller that reports some problems in its own words (the import checks: expired,
+ * weak_key, ...) sets `skip` so that those problems neither appear in the reasons nor make the
+ * chain invalid; every other reason stays, so the two never say the same thing twice. */
 #ifndef CK_CRYPTO_VERIFY_H
 #define CK_CRYPTO_VERIFY_H
 
@@ -20,6 +24,20 @@
 
 #include "common/error.h"
 #include "common/util.h"
+
+/* Bits of ck_verify_request.skip: each names findings the caller checks and reports itself.
+ * Only exactly that finding is skipped: a leaf whose EKU is malformed or critical, or an RSA key
+ * of 2049 bits, is still a reason. "Not the anchor" because the caller cannot report on a root
+ * it did not give. */
+enum ck_verify_skip {
+    CK_VERIFY_SKIP_LEAF_VALIDITY = 1 << 0,    /* the leaf expired or is not yet valid */
+    CK_VERIFY_SKIP_LEAF_CA = 1 << 1,          /* the leaf has basicConstraints cA=TRUE */
+    CK_VERIFY_SKIP_LEAF_SERVER_AUTH = 1 << 2, /* the leaf has no EKU, or one without serverAuth */
+    CK_VERIFY_SKIP_WEAK_KEY = 1 << 3,         /* RSA under 2048 bits or EC under 256 bits, on the
+                                                 leaf or an intermediate (not the anchor) */
+    CK_VERIFY_SKIP_WEAK_SIGNATURE = 1 << 4,   /* a signature under 112 bits of security (SHA-1,
+                                                 MD5) on the leaf or an intermediate */
+};
 
 struct ck_verify_request {
     X509 *leaf;                 /* required */
@@ -33,6 +51,7 @@ struct ck_verify_request {
     bool has_max_intermediates; /* false: no limit beyond OpenSSL's default (32) */
     int max_intermediates;      /* CA certificates between leaf and anchor; self-issued ones
                                    (key rollover) do not count, as for pathLenConstraint */
+    unsigned skip;              /* enum ck_verify_skip bits; 0 for a complete verdict */
 };
 
 struct ck_verify_result {
@@ -56,5 +75,15 @@ int ck_verify_load_certs(const char *pem, size_t len, STACK_OF(X509) * *out, ck_
 
 /* Same for X509 CRLs. */
 int ck_verify_load_crls(const char *pem, size_t len, STACK_OF(X509_CRL) * *out, ck_error *err);
+
+#define CK_VERIFY_MAX_SYSTEM_ROOTS 2000
+
+/* The system's trusted roots, as OpenSSL's default paths name them: the bundle file
+ * ($SSL_CERT_FILE, else X509_get_default_cert_file()); when it holds none, the hashed directory
+ * ($SSL_CERT_DIR's first entry, else X509_get_default_cert_dir(), files named HASH.N). At most
+ * CK_VERIFY_MAX_SYSTEM_ROOTS; blocks that are not certificates are skipped, and a system without
+ * roots gives an empty stack. Caller frees with sk_X509_pop_free(*out, X509_free). -1 only when
+ * out of memory. */
+int ck_verify_load_system_roots(STACK_OF(X509) * *out, ck_error *err);
 
 #endif

@@ -17,6 +17,7 @@
 
 #define CK_SERIAL_MAX_OCTETS 20
 #define CK_RSA_MIN_BITS      2048
+#define CK_EC_MIN_BITS       256
 
 struct rules {
     const struct ck_verify_request *req;
@@ -86,10 +87,16 @@ static void check_key(struct rules *r, int depth, X509 *cert)
     char group[64] = "";
     switch (EVP_PKEY_get_base_id(key)) {
     case EVP_PKEY_RSA:
+        if (bits < CK_RSA_MIN_BITS &&
+            ck_verify_caller_reports(r->req, CK_VERIFY_SKIP_WEAK_KEY, cert))
+            break;
         if (bits < CK_RSA_MIN_BITS || bits % 8 != 0)
             broke(r, depth, "has an RSA key of %d bits (at least 2048, a multiple of 8)", bits);
         break;
     case EVP_PKEY_EC:
+        if (bits < CK_EC_MIN_BITS &&
+            ck_verify_caller_reports(r->req, CK_VERIFY_SKIP_WEAK_KEY, cert))
+            break;
         if (EVP_PKEY_get_group_name(key, group, sizeof(group), NULL) != 1 ||
             (strcmp(group, "prime256v1") != 0 && strcmp(group, "secp384r1") != 0 &&
              strcmp(group, "secp521r1") != 0))
@@ -198,6 +205,9 @@ static void check_leaf_eku(struct rules *r, X509 *leaf)
 {
     int crit = 0;
     EXTENDED_KEY_USAGE *eku = X509_get_ext_d2i(leaf, NID_ext_key_usage, &crit, NULL);
+    bool reported = ck_verify_caller_reports(r->req, CK_VERIFY_SKIP_LEAF_SERVER_AUTH, leaf);
+    if (eku == NULL && crit == -1 && reported)
+        return;
     if (eku == NULL) {
         broke(r, 0,
               crit == -1 ? "has no extended key usage (serverAuth is required)"
@@ -214,7 +224,7 @@ static void check_leaf_eku(struct rules *r, X509 *leaf)
         broke(r, 0, "marks extended key usage critical");
     if (any)
         broke(r, 0, "has anyExtendedKeyUsage, which server certificates must not");
-    if (!server_auth)
+    if (!server_auth && !reported)
         broke(r, 0, "has no serverAuth extended key usage");
     EXTENDED_KEY_USAGE_free(eku);
 }
@@ -345,7 +355,7 @@ static void check_leaf_san(struct rules *r, X509 *leaf)
 static void check_leaf(struct rules *r, X509 *leaf)
 {
     BASIC_CONSTRAINTS *bc = X509_get_ext_d2i(leaf, NID_basic_constraints, NULL, NULL);
-    if (bc != NULL && bc->ca)
+    if (bc != NULL && bc->ca && !ck_verify_caller_reports(r->req, CK_VERIFY_SKIP_LEAF_CA, leaf))
         broke(r, 0, "is a CA certificate (basicConstraints cA=TRUE), not a server certificate");
     BASIC_CONSTRAINTS_free(bc);
     check_leaf_eku(r, leaf);

@@ -3,6 +3,7 @@
 #ifndef CK_CRYPTO_VERIFY_RULES_H
 #define CK_CRYPTO_VERIFY_RULES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <openssl/x509.h>
@@ -22,5 +23,9 @@ void ck_verify_describe_cert(X509 *cert, char *buf, size_t len);
 /* Adds "leaf certificate (SUBJECT): what" or "CA certificate at depth N (SUBJECT): what" (just
  * `what` for depth < 0) unless that very line is already there. */
 int ck_verify_add_reason(ck_strv *reasons, int depth, X509 *cert, const char *what);
+
+/* Whether the caller asked to skip finding `what` (enum ck_verify_skip) on cert: set in
+ * req->skip, and cert is the leaf or one of req->untrusted, which the caller judges itself. */
+bool ck_verify_caller_reports(const struct ck_verify_request *req, unsigned what, X509 *cert);
 
 #endif
