@@ -15,6 +15,7 @@
 
 #include "common/clock.h"
 #include "crypto/keys.h"
+#include "crypto/verify.h"
 #include "crypto/x509info.h"
 
 #define SECONDS_PER_DAY   86400
@@ -510,8 +511,12 @@ static void check_usage(struct check *c, X509 *leaf)
         add_error(c, "ca_certificate",
                   "the certificate is a CA certificate (basicConstraints CA:TRUE); a server "
                   "certificate must not be a CA");
-    if ((X509_get_extension_flags(leaf) & EXFLAG_XKUSAGE) != 0 &&
-        (X509_get_extended_key_usage(leaf) & XKU_SSL_SERVER) == 0)
+    /* the Baseline Requirements want serverAuth stated, not implied by a missing EKU */
+    if ((X509_get_extension_flags(leaf) & EXFLAG_XKUSAGE) == 0)
+        add_error(c, "missing_server_auth",
+                  "the certificate has no extended key usage; a TLS server certificate must "
+                  "list serverAuth");
+    else if ((X509_get_extended_key_usage(leaf) & XKU_SSL_SERVER) == 0)
         add_error(c, "missing_server_auth",
                   "the certificate's extended key usage does not allow TLS servers "
                   "(serverAuth is missing)");
@@ -792,87 +797,84 @@ static void check_intermediates(struct check *c)
 
 /* ---- chain verification ---- */
 
-/* Problems of the leaf itself are reported by their own checks with clearer words; here only
- * the path to a trusted root is judged. */
-static int skip_leaf_findings(int ok, X509_STORE_CTX *ctx)
+/* What check_leaf and check_intermediates report with their own codes; the verifier leaves
+ * them out so that one problem is not also an untrusted_chain. */
+#define REPORTED_BY_OWN_CHECKS                                                                     \
+    (CK_VERIFY_SKIP_LEAF_VALIDITY | CK_VERIFY_SKIP_LEAF_CA | CK_VERIFY_SKIP_LEAF_SERVER_AUTH |     \
+     CK_VERIFY_SKIP_WEAK_KEY | CK_VERIFY_SKIP_WEAK_SIGNATURE)
+
+static bool is_root(STACK_OF(X509) * roots, X509 *cert)
 {
-    if (ok || X509_STORE_CTX_get_error_depth(ctx) != 0)
-        return ok;
-    switch (X509_STORE_CTX_get_error(ctx)) {
-    case X509_V_ERR_CERT_HAS_EXPIRED:
-    case X509_V_ERR_CERT_NOT_YET_VALID:
-    case X509_V_ERR_INVALID_PURPOSE:
-    case X509_V_ERR_EE_KEY_TOO_SMALL:
-    case X509_V_ERR_CA_MD_TOO_WEAK:
-        return 1;
-    default:
-        return 0;
-    }
+    for (int i = 0; i < sk_X509_num(roots); i++)
+        if (X509_cmp(sk_X509_value(roots, i), cert) == 0)
+            return true;
+    return false;
 }
 
-static void explain_verify_error(X509_STORE_CTX *ctx, char *why, size_t len)
+/* When the path stops short of every trusted root, what the user can do about it. */
+static void missing_issuer_hint(STACK_OF(X509) * path, STACK_OF(X509) * roots, char *buf,
+                                size_t len)
 {
-    int code = X509_STORE_CTX_get_error(ctx);
-    X509 *at = X509_STORE_CTX_get_current_cert(ctx);
-    char subject[LABEL_MAX] = "(unknown)", issuer[LABEL_MAX] = "(unknown)";
-    if (at != NULL) {
-        cert_label(at, subject, sizeof(subject));
-        name_label(X509_get_issuer_name(at), issuer, sizeof(issuer));
-    }
-    const char *reason = X509_verify_cert_error_string(code);
-    switch (code) {
-    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
-    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
-        snprintf(why, len,
-                 "%s: no trusted root or given intermediate is the issuer %s of %s; add the "
-                 "missing intermediate to the chain, or the root to the tenant's trusted roots",
-                 reason, issuer, subject);
-        break;
-    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
-    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
-        snprintf(why, len, "%s: the chain ends at %s, which is not a trusted root", reason,
-                 subject);
-        break;
-    default:
-        snprintf(why, len, "%s (at %s, issued by %s)", reason, subject, issuer);
-        break;
-    }
+    X509 *top = sk_X509_value(path, sk_X509_num(path) - 1);
+    if (top == NULL || is_root(roots, top))
+        return;
+    char subject[LABEL_MAX], issuer[LABEL_MAX];
+    cert_label(top, subject, sizeof(subject));
+    name_label(X509_get_issuer_name(top), issuer, sizeof(issuer));
+    snprintf(buf, len,
+             "no trusted root or given intermediate is the issuer %s of %s: add the missing "
+             "intermediate to the chain, or the root to the tenant's trusted roots",
+             issuer, subject);
 }
 
-/* The one chain verification of this module; src/crypto/verify.h will take its place.
- * Returns 1 when leaf reaches a root of trust at `now`, 0 when not (why says so), -1 when it
- * could not run. */
-static int verify_chain(X509_STORE *trust, X509 *leaf, STACK_OF(X509) * chain, int64_t now,
-                        char *why, size_t why_len)
+/* Reasons name certificates with commas in them: "; " keeps them apart. */
+static void append_sentence(char *buf, size_t len, const char *text)
 {
-    int rc = -1;
-    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
-    if (ctx == NULL || X509_STORE_CTX_init(ctx, trust, leaf, chain) != 1)
-        goto cleanup;
-    X509_VERIFY_PARAM *param = X509_STORE_CTX_get0_param(ctx);
-    X509_VERIFY_PARAM_set_flags(param, X509_V_FLAG_X509_STRICT);
-    X509_VERIFY_PARAM_set_time(param, (time_t)now);
-    if (X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_SERVER) != 1)
-        goto cleanup;
-    X509_STORE_CTX_set_verify_cb(ctx, skip_leaf_findings);
-    rc = X509_verify_cert(ctx) == 1 ? 1 : 0;
-    if (rc == 0)
-        explain_verify_error(ctx, why, why_len);
-cleanup:
-    X509_STORE_CTX_free(ctx);
-    ERR_clear_error();
-    return rc;
+    size_t used = strlen(buf);
+    if (text[0] != '\0' && used + 1 < len)
+        snprintf(buf + used, len - used, "%s%s", used > 0 ? "; " : "", text);
 }
 
+static void report_untrusted(struct check *c, const struct ck_verify_result *res,
+                             STACK_OF(X509) * roots)
+{
+    char why[2 * CK_ERROR_MSG_MAX] = "", hint[2 * LABEL_MAX + 256] = ""; /* cut to fit */
+    for (size_t i = 0; i < res->reasons.len; i++)
+        append_sentence(why, sizeof(why), res->reasons.items[i]);
+    missing_issuer_hint(res->chain, roots, hint, sizeof(hint));
+    append_sentence(why, sizeof(why), hint);
+    sanitize(why);
+    add_error(c, "untrusted_chain", "the chain does not verify to a trusted root: %s", why);
+}
+
+/* The same verifier as `certkeep verify` (src/crypto/verify.h), without a host name: the
+ * names were compared with the CSR's above. */
 static void check_trust(struct check *c)
 {
-    char why[2 * CK_ERROR_MSG_MAX] = ""; /* cut to fit in the finding */
-    int rc = verify_chain(c->in->trust, c->pool[c->leaf].cert, c->out->chain, c->in->now, why,
-                          sizeof(why));
-    if (rc < 0)
+    ck_error err;
+    ck_error_clear(&err);
+    struct ck_verify_result res = {0};
+    STACK_OF(X509) *roots = X509_STORE_get1_all_certs(c->in->trust);
+    if (roots == NULL) {
         c->out_of_memory = true;
-    else if (rc == 0)
-        add_error(c, "untrusted_chain", "the chain does not verify to a trusted root: %s", why);
+        goto cleanup;
+    }
+    struct ck_verify_request req = {
+        .leaf = c->pool[c->leaf].cert,
+        .untrusted = c->out->chain,
+        .roots = roots,
+        .has_time = true,
+        .time = c->in->now,
+        .skip = REPORTED_BY_OWN_CHECKS,
+    };
+    if (ck_verify_chain(&req, &res, &err) != 0)
+        c->out_of_memory = true;
+    else if (!res.valid)
+        report_untrusted(c, &res, roots);
+cleanup:
+    ck_verify_result_free(&res);
+    sk_X509_pop_free(roots, X509_free);
+    ERR_clear_error();
 }
 
 /* ---- results ---- */
@@ -1086,16 +1088,23 @@ static int add_roots(X509_STORE *store, const char *pem, ck_error *err)
 X509_STORE *ck_trust_store_new(const char *extra_roots_pem, ck_error *err)
 {
     X509_STORE *store = X509_STORE_new(), *result = NULL;
-    if (store == NULL || X509_STORE_set_default_paths(store) != 1) {
-        ck_error_openssl(err, 500, "trust_store", "cannot load the system's trusted roots");
+    STACK_OF(X509) *system = NULL;
+    if (store == NULL) {
+        ck_error_set(err, 500, "out_of_memory", "out of memory building the trusted roots");
         goto cleanup;
     }
+    if (ck_verify_load_system_roots(&system, err) != 0)
+        goto cleanup;
+    for (int i = 0; i < sk_X509_num(system); i++)
+        X509_STORE_add_cert(store, sk_X509_value(system, i)); /* a duplicate is no error */
+    ERR_clear_error();
     if (extra_roots_pem != NULL && extra_roots_pem[0] != '\0' &&
         add_roots(store, extra_roots_pem, err) != 0)
         goto cleanup;
     result = store;
     store = NULL;
 cleanup:
+    sk_X509_pop_free(system, X509_free);
     X509_STORE_free(store);
     return result;
 }

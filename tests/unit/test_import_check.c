@@ -495,8 +495,9 @@ static void test_error_wrong_cn(void **state)
 static void test_cn_case_does_not_matter(void **state)
 {
     struct fixture *f = *state;
+    /* the CN is written as its SAN entry is (BR 7.1.4.3); both differ from the CSR in case */
     char *leaf = leaf_pem(f, (struct cert_spec){.cn = "Shop.Example.COM",
-                                                .sans = "DNS:SHOP.example.com,"
+                                                .sans = "DNS:Shop.Example.COM,"
                                                         "DNS:www.shop.EXAMPLE.com"});
     struct ck_import_result r;
     run(f, leaf, f->inter_pem, &r);
@@ -559,13 +560,45 @@ static void test_error_eku_without_server_auth(void **state)
                     "missing_server_auth", "serverAuth");
 }
 
-static void test_no_eku_is_fine(void **state)
+/* The Baseline Requirements want serverAuth stated; `certkeep verify` refuses it too. */
+static void test_error_no_eku(void **state)
+{
+    check_one_error(*state, (struct cert_spec){.eku = ""}, "missing_server_auth",
+                    "no extended key usage");
+}
+
+/* A rule only the shared verifier knows is refused as untrusted_chain, in its words. */
+static void test_error_verifier_rule(void **state)
+{
+    check_one_error(*state, (struct cert_spec){.eku = "serverAuth,anyExtendedKeyUsage"},
+                    "untrusted_chain",
+                    "leaf certificate (CN=shop.example.com,O=Example Inc,C=DE): has "
+                    "anyExtendedKeyUsage, which server certificates must not");
+}
+
+/* Every problem of the leaf that has its own code, all at once: none of them is repeated as
+ * untrusted_chain, and the chain itself is fine. */
+static void test_leaf_problems_not_repeated_as_untrusted(void **state)
 {
     struct fixture *f = *state;
-    char *leaf = leaf_pem(f, (struct cert_spec){.eku = ""});
+    char *leaf = leaf_pem(f, (struct cert_spec){.key = f->weak_key,
+                                                .ca = true,
+                                                .o = "Example Inc",
+                                                .sans = "DNS:shop.example.com,"
+                                                        "DNS:www.shop.example.com",
+                                                .eku = "clientAuth",
+                                                .md = EVP_sha1(),
+                                                .not_before = NOW - 400 * DAY,
+                                                .not_after = NOW - DAY});
     struct ck_import_result r;
-    run(f, leaf, f->inter_pem, &r);
-    assert_int_equal(r.errors.len + r.warnings.len, 0);
+    run_with(f, leaf, f->inter_pem, f->trust, f->weak_key, &r);
+    print_findings("error", &r.errors);
+    const char *codes[] = {"weak_key", "ca_certificate", "missing_server_auth", "weak_signature",
+                           "expired"};
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+        assert_int_equal(count_code(&r.errors, codes[i]), 1);
+    assert_int_equal(count_code(&r.errors, "untrusted_chain"), 0);
+    assert_int_equal(r.errors.len, 5);
     ck_import_result_free(&r);
     free(leaf);
 }
@@ -578,7 +611,9 @@ static void test_error_unknown_root(void **state)
     run_with(f, leaf, f->inter_pem, f->trust_without, f->order_key, &r);
     assert_only_error(&r, "untrusted_chain");
     assert_contains(r.errors.items[0].message, "unable to get local issuer certificate");
-    assert_contains(r.errors.items[0].message, "CN=certkeep Test Root");
+    assert_contains(r.errors.items[0].message,
+                    "no trusted root or given intermediate is the issuer CN=certkeep Test Root "
+                    "of CN=certkeep Test Intermediate");
     ck_import_result_free(&r);
     free(leaf);
 }
@@ -774,7 +809,8 @@ static void test_error_expired_intermediate(void **state)
 {
     check_with_intermediate(
         *state, (struct cert_spec){.not_before = NOW - 900 * DAY, .not_after = NOW - 2 * DAY},
-        "untrusted_chain", "certificate has expired (at CN=certkeep Test Old CA");
+        "untrusted_chain",
+        "CA certificate at depth 1 (CN=certkeep Test Old CA): certificate has expired");
 }
 
 static void test_findings_json(void **state)
@@ -939,7 +975,9 @@ int main(void)
         cmocka_unit_test(test_error_rsa_1024_key),
         cmocka_unit_test(test_error_ca_leaf),
         cmocka_unit_test(test_error_eku_without_server_auth),
-        cmocka_unit_test(test_no_eku_is_fine),
+        cmocka_unit_test(test_error_no_eku),
+        cmocka_unit_test(test_error_verifier_rule),
+        cmocka_unit_test(test_leaf_problems_not_repeated_as_untrusted),
         cmocka_unit_test(test_error_unknown_root),
         cmocka_unit_test(test_error_missing_intermediate),
         cmocka_unit_test(test_error_garbage),
