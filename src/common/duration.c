@@ -60,7 +60,8 @@ static int duration_parse(const char *text, int64_t *seconds, const char *help, 
     if (overflow)
         return ck_error_set(err, 400, "invalid_duration",
                             "duration \"%." SHOWN_MAX "s\" is too large", text);
-    int64_t unit = has_number && end[1] == '\0' ? unit_seconds(end[0]) : 0;
+    /* The unit is the one character after the digits, and the last. */
+    int64_t unit = has_number && end[0] != '\0' && end[1] == '\0' ? unit_seconds(end[0]) : 0;
     if (unit == 0)
         return ck_error_set(err, 400, "invalid_duration",
                             "duration \"%." SHOWN_MAX "s\" is not valid: give %s", text, help);
