@@ -14,6 +14,14 @@
  * Warning codes: subject_mismatch (one per differing O, OU, L, ST, C), san_missing, san_extra
  *                (one per name), expires_soon, chain_reordered, chain_extras_removed
  *
+ * The chain is judged by ck_verify_chain (src/crypto/verify.h), the verifier of `certkeep
+ * verify`, without a host name (the names are compared with the CSR's instead). Problems of the
+ * certificates that have a code here (expired, not_yet_valid, ca_certificate,
+ * missing_server_auth, weak_key, weak_signature) are left out of the verifier's verdict through
+ * ck_verify_request.skip, so each problem is reported once; every other reason of the verifier
+ * (a missing issuer, an expired intermediate, a Baseline Requirements rule) is one
+ * untrusted_chain whose message lists them.
+ *
  * Input limits: at most CK_IMPORT_MAX_CERTS PEM blocks in the body and the chain together
  * (more is refused with too_many_certificates before any block is decoded); the scan of the
  * text is linear, so a multi-megabyte paste of garbage costs one pass. */
@@ -59,7 +67,9 @@ struct ck_import_input {
     /* The order's key (the public part is enough). NULL for an order started from an uploaded
      * CSR: the CSR's public key is used instead. */
     EVP_PKEY *order_key;
-    /* Roots the chain must reach (see ck_trust_store_new); required. Not modified. */
+    /* Roots the chain must reach: every certificate held in this store is a trust anchor
+     * (X509_STORE_get1_all_certs); lookup directories are not searched, so build it with
+     * ck_trust_store_new. Required. Not modified. */
     X509_STORE *trust;
     /* Seconds since the epoch (ck_clock_now()); validity and the chain are judged at this time. */
     int64_t now;
@@ -91,7 +101,7 @@ json_t *ck_findings_to_json(const struct ck_findings *f);
 /* {"errors": [...], "warnings": [...]}; NULL on allocation failure. */
 json_t *ck_import_result_to_json(const struct ck_import_result *r);
 
-/* A trust store with the system's roots (X509_STORE_set_default_paths) plus every certificate
+/* A trust store with the system's roots (ck_verify_load_system_roots) plus every certificate
  * of extra_roots_pem (a tenant's private roots; NULL or empty for none). A block in
  * extra_roots_pem that is not a certificate is a 400 error. Caller frees with X509_STORE_free. */
 X509_STORE *ck_trust_store_new(const char *extra_roots_pem, ck_error *err);

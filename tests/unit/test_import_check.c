@@ -956,6 +956,52 @@ static void test_trust_store_refuses_non_certificate(void **state)
     assert_string_equal(err.code, "invalid_roots");
 }
 
+static void write_file(const char *path, const char *text)
+{
+    FILE *out = fopen(path, "w");
+    assert_non_null(out);
+    assert_int_equal(fputs(text, out) >= 0, 1);
+    assert_int_equal(fclose(out), 0);
+}
+
+static void assert_clean_with_system_trust(const struct fixture *f, const char *leaf)
+{
+    X509_STORE *system = ck_trust_store_new(NULL, NULL);
+    assert_non_null(system);
+    struct ck_import_result r;
+    run_with(f, leaf, f->inter_pem, system, f->order_key, &r);
+    print_findings("error", &r.errors);
+    assert_int_equal(r.errors.len, 0);
+    ck_import_result_free(&r);
+    X509_STORE_free(system);
+}
+
+/* The system's roots come from where OpenSSL looks: $SSL_CERT_FILE, else the hashed directory
+ * $SSL_CERT_DIR when the file holds none. */
+static void test_trust_store_reads_system_roots(void **state)
+{
+    struct fixture *f = *state;
+    char dir[] = "/tmp/ck-import-roots-XXXXXX", bundle[64], hashed[80], missing[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(bundle, sizeof(bundle), "%s/bundle.pem", dir);
+    snprintf(hashed, sizeof(hashed), "%s/%08lx.0", dir, X509_subject_name_hash(f->root));
+    snprintf(missing, sizeof(missing), "%s/none.pem", dir);
+    write_file(bundle, f->root_pem);
+    write_file(hashed, f->root_pem);
+    char *leaf = leaf_pem(f, (struct cert_spec){0});
+    assert_int_equal(setenv("SSL_CERT_FILE", bundle, 1), 0);
+    assert_clean_with_system_trust(f, leaf);
+    assert_int_equal(setenv("SSL_CERT_FILE", missing, 1), 0);
+    assert_int_equal(setenv("SSL_CERT_DIR", dir, 1), 0);
+    assert_clean_with_system_trust(f, leaf);
+    unsetenv("SSL_CERT_FILE");
+    unsetenv("SSL_CERT_DIR");
+    remove(bundle);
+    remove(hashed);
+    remove(dir);
+    free(leaf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -998,6 +1044,7 @@ int main(void)
         cmocka_unit_test(test_warning_san_extra_bounded),
         cmocka_unit_test(test_warning_10_days_left),
         cmocka_unit_test(test_trust_store_refuses_non_certificate),
+        cmocka_unit_test(test_trust_store_reads_system_roots),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
