@@ -1,5 +1,7 @@
 #include "core/enrollment_input.h"
 
+#include "common/duration.h"
+
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -11,11 +13,10 @@
 #include "core/names.h"
 #include "crypto/keys.h"
 
-#define SUBJECT_FIELD_MAX   64 /* characters; the X.520 upper bound for O, OU, L and ST */
-#define CONTACTS_MAX        16
-#define CONTACT_LEN_MAX     254
-#define SANS_MAX            100 /* what public CAs accept in one certificate */
-#define DURATION_DIGITS_MAX 9
+#define SUBJECT_FIELD_MAX 64 /* characters; the X.520 upper bound for O, OU, L and ST */
+#define CONTACTS_MAX      16
+#define CONTACT_LEN_MAX   254
+#define SANS_MAX          100 /* what public CAs accept in one certificate */
 
 enum field_use { FOR_CREATE = 1, FOR_UPDATE = 2, FOR_BOTH = 3 };
 
@@ -98,15 +99,13 @@ static bool is_ascii_letter(char c)
 }
 
 /* "90d", "40s": 1-9 digits then s, m, h or d; "33%" too when percent_ok. */
+/* The policy's syntax is duration.h's, so what is stored here always parses there later. */
 static bool duration_valid(const char *s, bool percent_ok)
 {
-    size_t digits = strspn(s, "0123456789");
-    if (digits == 0)
-        return false;
-    if (percent_ok && digits <= 2 && strcmp(s + digits, "%") == 0)
-        return true;
-    return digits <= DURATION_DIGITS_MAX && s[digits] != '\0' && strchr("smhd", s[digits]) &&
-           s[digits + 1] == '\0';
+    int64_t seconds;
+    struct ck_lead_time lead;
+    return percent_ok ? ck_lead_time_parse(s, &lead, NULL) == 0
+                      : ck_duration_parse(s, &seconds, NULL) == 0;
 }
 
 /* Replaces *slot by a copy of value (NULL or "" clears it). */

@@ -228,8 +228,8 @@ static void test_policy_durations(void **state)
     (void)state;
     const char *bad[] = {
         "\"lifetime\":\"90\"",  "\"lifetime\":\"d\"",        "\"lifetime\":\"90dd\"",
-        "\"lifetime\":\"33%\"", "\"renew_before\":\"100%\"", "\"deploy_before\":\"-1d\"",
-        "\"lifetime\":90"};
+        "\"lifetime\":\"33%\"", "\"renew_before\":\"101%\"", "\"renew_before\":\"0%\"",
+        "\"lifetime\":\"0s\"",  "\"deploy_before\":\"-1d\"", "\"lifetime\":90"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char body[256];
         snprintf(body, sizeof(body), "{\"name\":\"x\",\"cn\":\"x.example.com\",\"policy\":{%s}}",
