@@ -1,7 +1,5 @@
 #include "core/enrollment_input.h"
 
-#include "common/duration.h"
-
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -9,6 +7,7 @@
 #include <string.h>
 
 #include "common/clock.h"
+#include "common/duration.h"
 #include "common/log.h"
 #include "core/names.h"
 #include "crypto/keys.h"
@@ -98,7 +97,6 @@ static bool is_ascii_letter(char c)
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
 }
 
-/* "90d", "40s": 1-9 digits then s, m, h or d; "33%" too when percent_ok. */
 /* The policy's syntax is duration.h's, so what is stored here always parses there later. */
 static bool duration_valid(const char *s, bool percent_ok)
 {
