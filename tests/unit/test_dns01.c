@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -381,6 +382,33 @@ static void test_hook_gets_action_name_and_value(void **state)
     assert_string_equal(recorded, "[del]\n[" FQDN "]\n[v]\n");
 }
 
+/* The hook gets the daemon's environment (a DNS provider's credentials live there) but none of
+ * certkeep's own variables, which hold the master key and the API token. */
+static void test_hook_gets_no_certkeep_secrets_or_descriptors(void **state)
+{
+    struct fixture *f = *state;
+    char hook[128];
+    snprintf(hook, sizeof(hook), "%s/hook-env", f->dir);
+    int open_fd = open("/dev/null", O_RDONLY); /* as the daemon's database would be */
+    assert_true(open_fd > 2);
+    char body[128];
+    snprintf(body, sizeof(body), "env\n[ -e /proc/$$/fd/%d ] && echo descriptor-leaked\nexit 0",
+             open_fd);
+    write_script(hook, body);
+    setenv("CERTKEEP_MASTER_KEY", "master-key-that-must-not-leak", 1);
+    setenv("DNS_PROVIDER_TOKEN", "provider-token-for-the-hook", 1);
+    char *output = NULL;
+    ck_error err = {0};
+    assert_int_equal(ck_dns_hook_run(hook, true, FQDN, "v", 5000, &output, &err), 0);
+    unsetenv("CERTKEEP_MASTER_KEY");
+    unsetenv("DNS_PROVIDER_TOKEN");
+    assert_null(strstr(output, "master-key-that-must-not-leak"));
+    assert_non_null(strstr(output, "DNS_PROVIDER_TOKEN=provider-token-for-the-hook"));
+    assert_null(strstr(output, "descriptor-leaked"));
+    free(output);
+    close(open_fd);
+}
+
 static void test_failing_hook_output_is_in_the_error(void **state)
 {
     struct fixture *f = *state;
@@ -523,6 +551,7 @@ int main(void)
         cmocka_unit_test(test_unreachable_server_times_out_within_the_bound),
         cmocka_unit_test(test_check_needs_every_server),
         cmocka_unit_test(test_hook_gets_action_name_and_value),
+        cmocka_unit_test(test_hook_gets_no_certkeep_secrets_or_descriptors),
         cmocka_unit_test(test_failing_hook_output_is_in_the_error),
         cmocka_unit_test(test_hook_that_hangs_is_killed),
         cmocka_unit_test(test_hook_output_is_bounded),

@@ -64,11 +64,12 @@ int ck_rfc2136_txt(const struct ck_rfc2136_config *cfg, bool add, const char *fq
 
 /* ---- (b) hook ---- */
 
-/* Runs `hook_path add|del fqdn value` (execv, no shell; stdin /dev/null; stdout and stderr
- * together, at most CK_DNS_HOOK_OUTPUT_MAX bytes kept). After timeout_ms the hook and its process
- * group are killed. On success *output (if not NULL) receives what it printed (caller frees).
- * Exit status != 0, death by a signal or the timeout is an error whose message quotes the end of
- * the output. */
+/* Runs `hook_path add|del fqdn value` (execve, no shell; stdin /dev/null; stdout and stderr
+ * together, at most CK_DNS_HOOK_OUTPUT_MAX bytes kept; the daemon's environment without its
+ * CERTKEEP_* variables, which hold the master key and the token; no other open descriptor). After
+ * timeout_ms the hook and its process group are killed. On success *output (if not NULL) receives
+ * what it printed (caller frees). Exit status != 0, death by a signal or the timeout is an error
+ * whose message quotes the end of the output. Safe to call from a worker thread. */
 int ck_dns_hook_run(const char *hook_path, bool add, const char *fqdn, const char *value,
                     int timeout_ms, char **output, ck_error *err);
 

@@ -14,7 +14,11 @@
 
 #include "common/util.h"
 
-#define ERROR_OUTPUT_TAIL 300
+#define ERROR_OUTPUT_TAIL  300
+#define PRIVATE_ENV_PREFIX "CERTKEEP_"
+#define MAX_FD_TO_CLOSE    65536
+
+extern char **environ;
 
 struct hook_output {
     char *data; /* NUL-terminated, at most CK_DNS_HOOK_OUTPUT_MAX bytes */
@@ -22,8 +26,27 @@ struct hook_output {
     bool truncated;
 };
 
+/* The daemon's environment without certkeep's own variables: CERTKEEP_MASTER_KEY and
+ * CERTKEEP_TOKEN must not reach a script. The strings stay environ's; the caller frees the array.
+ */
+static char **hook_environment(void)
+{
+    size_t count = 0;
+    while (environ != NULL && environ[count] != NULL)
+        count++;
+    char **env = calloc(count + 1, sizeof(*env));
+    if (env == NULL)
+        return NULL;
+    size_t kept = 0;
+    for (size_t i = 0; i < count; i++)
+        if (strncmp(environ[i], PRIVATE_ENV_PREFIX, strlen(PRIVATE_ENV_PREFIX)) != 0)
+            env[kept++] = environ[i];
+    return env;
+}
+
 /* Runs in the forked child: only async-signal-safe calls, since the daemon has other threads. */
-static void exec_hook(const char *path, char *const argv[], int out_fd)
+static void exec_hook(const char *path, char *const argv[], char *const env[], int out_fd,
+                      int max_fd)
 {
     static const char msg[] = "certkeep: could not execute the hook\n";
     setpgid(0, 0); /* its own group, so a timeout kills whatever it started too */
@@ -31,7 +54,9 @@ static void exec_hook(const char *path, char *const argv[], int out_fd)
     if (devnull < 0 || dup2(devnull, STDIN_FILENO) < 0 || dup2(out_fd, STDOUT_FILENO) < 0 ||
         dup2(out_fd, STDERR_FILENO) < 0)
         _exit(127);
-    execv(path, argv);
+    for (int fd = STDERR_FILENO + 1; fd < max_fd; fd++) /* the daemon's database and sockets */
+        close(fd);
+    execve(path, argv, env);
     ssize_t ignored = write(STDERR_FILENO, msg, sizeof(msg) - 1);
     (void)ignored;
     _exit(127);
@@ -135,6 +160,7 @@ int ck_dns_hook_run(const char *hook_path, bool add, const char *fqdn, const cha
 {
     int rc = -1, fds[2] = {-1, -1}, status = 0;
     struct hook_output out = {0};
+    char **env = NULL;
     const char *action = add ? "add" : "del";
     if (access(hook_path, X_OK) != 0) {
         ck_error_set(err, 400, "dns_hook_failed", "hook %s cannot be executed: %s", hook_path,
@@ -142,12 +168,18 @@ int ck_dns_hook_run(const char *hook_path, bool add, const char *fqdn, const cha
         goto cleanup;
     }
     char *argv[] = {(char *)hook_path, (char *)action, (char *)fqdn, (char *)value, NULL};
+    if ((env = hook_environment()) == NULL) {
+        ck_error_set(err, 500, "out_of_memory", "out of memory");
+        goto cleanup;
+    }
     if (pipe(fds) != 0 || fcntl(fds[0], F_SETFD, FD_CLOEXEC) != 0 ||
         fcntl(fds[1], F_SETFD, FD_CLOEXEC) != 0) {
         ck_error_set(err, 500, "dns_hook_failed", "could not run hook %s: %s", hook_path,
                      strerror(errno));
         goto cleanup;
     }
+    long open_max = sysconf(_SC_OPEN_MAX);
+    int max_fd = open_max > 0 && open_max < MAX_FD_TO_CLOSE ? (int)open_max : MAX_FD_TO_CLOSE;
     long long deadline = ck_dns_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     pid_t pid = fork();
     if (pid < 0) {
@@ -156,7 +188,7 @@ int ck_dns_hook_run(const char *hook_path, bool add, const char *fqdn, const cha
         goto cleanup;
     }
     if (pid == 0)
-        exec_hook(hook_path, argv, fds[1]);
+        exec_hook(hook_path, argv, env, fds[1], max_fd);
     setpgid(pid, pid); /* also here: the child may not have run yet when we kill the group */
     close(fds[1]);
     fds[1] = -1;
@@ -178,5 +210,6 @@ cleanup:
     if (fds[1] >= 0)
         close(fds[1]);
     free(out.data);
+    free(env);
     return rc;
 }
