@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -297,6 +298,9 @@ static void test_rfc2136_config_check(void **state)
     cfg.tsig_secret_b64 = "c2hvcnQ=";
     assert_int_equal(ck_rfc2136_config_check(&cfg, &err), -1);
     assert_non_null(strstr(err.message, "is 5 bytes"));
+    cfg = config_of(f);
+    assert_int_equal(ck_rfc2136_txt(&cfg, true, FQDN, "v", -5, 1000, &err), -1);
+    assert_string_equal(err.code, "invalid_dns_ttl");
 }
 
 static void test_unreachable_server_times_out_within_the_bound(void **state)
@@ -321,6 +325,45 @@ static void test_unreachable_server_times_out_within_the_bound(void **state)
     snprintf(server, sizeof(server), "127.0.0.1:%d", f->silent.port);
     assert_non_null(strstr(err.message, server));
     assert_non_null(strstr(err.message, "did not answer"));
+}
+
+struct late_add {
+    const struct fixture *f;
+    int rc;
+};
+
+static void *add_after_a_while(void *arg)
+{
+    struct late_add *late = arg;
+    struct ck_rfc2136_config cfg = config_of(late->f);
+    usleep(600 * 1000);
+    late->rc = ck_rfc2136_txt(&cfg, true, "_acme-challenge.late.example.test", "late-value", 60,
+                              3000, NULL);
+    return NULL;
+}
+
+/* The check waits: a record that appears after the first attempt is found by a later one. */
+static void test_check_waits_for_a_late_record(void **state)
+{
+    struct fixture *f = *state;
+    struct late_add late = {.f = f, .rc = -1};
+    pthread_t thread;
+    assert_int_equal(pthread_create(&thread, NULL, add_after_a_while, &late), 0);
+    struct log_lines log = {0};
+    ck_error err = {0};
+    int rc = ck_dns_check_txt(&f->server, 1, "_acme-challenge.late.example.test", "late-value",
+                              5000, collect_log, &log, &err);
+    pthread_join(thread, NULL);
+    assert_int_equal(late.rc, 0);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(log.text, "dns check 1: "));
+    assert_non_null(strstr(log.text, "answered NXDOMAIN"));
+    assert_non_null(strstr(log.text, "TXT value present"));
+    assert_true(log.count >= 3);
+    struct ck_rfc2136_config cfg = config_of(f);
+    assert_int_equal(ck_rfc2136_txt(&cfg, false, "_acme-challenge.late.example.test", "late-value",
+                                    60, 3000, &err),
+                     0);
 }
 
 /* Every server must answer: one that has the record and one that never answers is a failure that
@@ -549,6 +592,7 @@ int main(void)
         cmocka_unit_test(test_rfc2136_name_outside_the_zone),
         cmocka_unit_test(test_rfc2136_config_check),
         cmocka_unit_test(test_unreachable_server_times_out_within_the_bound),
+        cmocka_unit_test(test_check_waits_for_a_late_record),
         cmocka_unit_test(test_check_needs_every_server),
         cmocka_unit_test(test_hook_gets_action_name_and_value),
         cmocka_unit_test(test_hook_gets_no_certkeep_secrets_or_descriptors),

@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 
 #define TSIG_MIN_SECRET_BYTES 16
+#define MAX_TTL               86400
 
 /* TSIG rdata fields as ldns orders them: algorithm, time, fudge, MAC, original id, error, other. */
 #define TSIG_RDF_ERROR 5
@@ -186,6 +187,10 @@ int ck_rfc2136_txt(const struct ck_rfc2136_config *cfg, bool add, const char *fq
     ldns_pkt *query = NULL, *answer = NULL;
     if (ck_rfc2136_config_check(cfg, err) != 0)
         goto cleanup;
+    if (add && (ttl < 0 || ttl > MAX_TTL)) {
+        ck_error_set(err, 400, "invalid_dns_ttl", "TTL %d is not between 0 and %d", ttl, MAX_TTL);
+        goto cleanup;
+    }
     zone = ldns_dname_new_frm_str(cfg->zone);
     owner = ldns_dname_new_frm_str(fqdn);
     if (owner == NULL ||
