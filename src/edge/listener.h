@@ -1,0 +1,59 @@
+/* listener.h — one edge TLS listener (staging or production) on a libevent loop.
+ *
+ * Every connection shares one SSL_CTX; the certificate is chosen per connection in the
+ * ClientHello callback from the listener's ck_edge_tables, so publishing a new table changes what
+ * new handshakes get while open connections carry on. TLS 1.2 and 1.3 only, ECDHE with AEAD
+ * suites for 1.2, no compression, no renegotiation, session resumption (cache and tickets) on.
+ * No SNI, an unknown name or a name that cannot be a DNS name ends the handshake with an
+ * unrecognized_name alert.
+ *
+ * Over TLS it speaks just enough HTTP/1.1: `GET /` (and HEAD) answers 200 with the body `OK`,
+ * other paths 404, other methods 405, anything unreadable 400 and the connection closes. The
+ * request head is bounded to 8 KiB; keep-alive is honoured.
+ *
+ * Defences: a handshake must finish within handshake_timeout_ms, an idle connection is closed
+ * after idle_timeout_ms, and beyond max_connections new connections are closed at once. The
+ * process needs a file descriptor limit above max_connections (RLIMIT_NOFILE). */
+#ifndef CK_EDGE_LISTENER_H
+#define CK_EDGE_LISTENER_H
+
+#include <stddef.h>
+
+#include <event2/event.h>
+
+#include "common/error.h"
+#include "edge/edge_tables.h"
+
+#define CK_EDGE_HANDSHAKE_TIMEOUT_MS 10000
+#define CK_EDGE_IDLE_TIMEOUT_MS      60000
+#define CK_EDGE_MAX_CONNECTIONS      20000
+#define CK_EDGE_REQUEST_HEAD_MAX     8192
+
+struct ck_edge_listener_options {
+    const char *address;      /* "127.0.0.1:8444", "[::1]:8444"; port 0 picks a free port */
+    ck_edge_tables *tables;   /* not owned; must outlive the listener */
+    int handshake_timeout_ms; /* 0: CK_EDGE_HANDSHAKE_TIMEOUT_MS */
+    int idle_timeout_ms;      /* 0: CK_EDGE_IDLE_TIMEOUT_MS */
+    size_t max_connections;   /* 0: CK_EDGE_MAX_CONNECTIONS */
+};
+
+typedef struct ck_edge_listener ck_edge_listener;
+
+/* Binds and starts accepting on base. Fails with 400 "invalid_address" for an address that is
+ * not "IP:port", 500 "listen_failed" when the address cannot be bound. */
+ck_edge_listener *ck_edge_listener_new(struct event_base *base,
+                                       const struct ck_edge_listener_options *opts, ck_error *err);
+
+/* Closes the listening socket and every connection. Call from the loop's thread, or when the
+ * loop is not running. NULL is allowed. libevent finishes releasing closed connections inside
+ * the loop, so give it one more turn (event_base_loop(base, EVLOOP_NONBLOCK)) before
+ * event_base_free, or their memory leaks. */
+void ck_edge_listener_free(ck_edge_listener *l);
+
+/* The bound port (useful after asking for port 0). */
+int ck_edge_listener_port(const ck_edge_listener *l);
+
+/* Open connections right now (handshaking or established). Loop thread only. */
+size_t ck_edge_listener_connections(const ck_edge_listener *l);
+
+#endif
