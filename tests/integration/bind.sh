@@ -8,6 +8,9 @@
 #                           program that called bind_start through `bash -c` can read them
 #   bind_stop DIR           stops the named started in DIR and waits for it (bounded)
 #
+# With BIND_WATCH_PID set (a program that runs bind_start through `bash -c` passes its own pid),
+# named is also stopped when that process is gone, so a test that crashes leaves no named behind.
+#
 # named runs as the current user, in the foreground (-g) with its log in DIR/named.log. It sends
 # nothing off the machine: no recursion, no NOTIFY, no root hints, no control channel; the zone's
 # NS is `localhost.` and it has no AAAA records. Default zone: example.test.
@@ -73,6 +76,17 @@ _bind_ready() { # port zone: named answers the zone's SOA with authority
     return 1
 }
 
+_bind_watch() { # watched_pid named_pid: stops named once the watched process is gone (at most 1 h)
+    (
+        for _ in $(seq 1 3600); do
+            kill -0 "$1" 2>/dev/null || break
+            kill -0 "$2" 2>/dev/null || exit 0
+            sleep 1
+        done
+        kill "$2" 2>/dev/null
+    ) </dev/null >/dev/null 2>&1 &
+}
+
 bind_start() { # dir [zone]
     local dir=$1 attempt
     BIND_ZONE=${2:-example.test}
@@ -92,6 +106,7 @@ bind_start() { # dir [zone]
             printf 'BIND_PORT=%s\nBIND_PID=%s\nBIND_ZONE=%s\nBIND_TSIG_NAME=%s\nBIND_TSIG_ALG=%s\nBIND_TSIG_SECRET=%s\n' \
                 "$BIND_PORT" "$BIND_PID" "$BIND_ZONE" "$BIND_TSIG_NAME" "$BIND_TSIG_ALG" \
                 "$BIND_TSIG_SECRET" >"$dir/bind.env"
+            [ -n "${BIND_WATCH_PID:-}" ] && _bind_watch "$BIND_WATCH_PID" "$BIND_PID"
             return 0
         fi
         kill "$BIND_PID" 2>/dev/null

@@ -63,8 +63,9 @@ static const char *source_dir(void)
 static int run_bind_helper(const char *function, const char *dir)
 {
     char cmd[512];
-    snprintf(cmd, sizeof(cmd), "bash -c 'source \"%s/tests/integration/bind.sh\" && %s \"%s\"'",
-             source_dir(), function, dir);
+    snprintf(cmd, sizeof(cmd),
+             "BIND_WATCH_PID=%d bash -c 'source \"%s/tests/integration/bind.sh\" && %s \"%s\"'",
+             (int)getpid(), source_dir(), function, dir);
     return system(cmd);
 }
 
