@@ -415,6 +415,11 @@ static int parse_address(const char *text, struct sockaddr_storage *ss, int *len
     if (n < 2 || n >= sizeof(copy))
         return -1;
     memcpy(copy, text, n + 1);
+    /* A port is required: "IPv4:port" or "[IPv6]:port" (evutil would default it to 0). */
+    const char *colon = strrchr(copy, ':');
+    if (colon == NULL || colon[1] == '\0' || strspn(colon + 1, "0123456789") != strlen(colon + 1) ||
+        (copy[0] == '[' ? colon[-1] != ']' : strchr(copy, ':') != colon))
+        return -1;
     bool any_port = strcmp(copy + n - 2, ":0") == 0;
     if (any_port)
         copy[n - 1] = '1';

@@ -430,6 +430,15 @@ size_t ck_sni_table_cert_count(const ck_sni_table *t)
     return t->cert_count;
 }
 
+size_t ck_sni_table_memory(const ck_sni_table *t)
+{
+    size_t bytes =
+        sizeof(*t) + t->cert_count * sizeof(*t->certs) + (t->slot_mask + 1) * sizeof(*t->slots);
+    for (const struct arena_chunk *chunk = t->arena; chunk != NULL; chunk = chunk->next)
+        bytes += sizeof(*chunk) + chunk->cap;
+    return bytes;
+}
+
 const ck_sni_cert *ck_sni_table_lookup(const ck_sni_table *t, const char *name, size_t len)
 {
     char lower[CK_SNI_NAME_MAX + 1];

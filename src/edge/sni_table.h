@@ -69,6 +69,9 @@ void ck_sni_table_unref(ck_sni_table *t);
 
 size_t ck_sni_table_cert_count(const ck_sni_table *t);
 
+/* Bytes the table holds (arena, records, name index), for sizing and benchmarks. */
+size_t ck_sni_table_memory(const ck_sni_table *t);
+
 /* The certificate for an SNI name (not NUL-terminated: len bytes), or NULL when no name matches
  * or the name cannot be a DNS name (empty, over 253 bytes, a NUL inside). */
 const ck_sni_cert *ck_sni_table_lookup(const ck_sni_table *t, const char *name, size_t len);

@@ -316,8 +316,10 @@ static void test_table_hundred_thousand_entries(void **state)
     }
     ck_sni_table *t = ck_sni_builder_finish(b, NULL);
     assert_non_null(t);
-    print_message("# built an SNI table of %d certificates in %.3f s\n", COUNT,
-                  seconds_since(&start));
+    print_message("# built an SNI table of %d certificates in %.3f s, %zu bytes each "
+                  "(leaf DER %d, sealed key %zu)\n",
+                  COUNT, seconds_since(&start), ck_sni_table_memory(t) / COUNT, p->leaf1_len,
+                  p->sealed1_len);
     assert_int_equal(ck_sni_table_cert_count(t), COUNT);
     assert_int_equal(found_leaf(p, t, "host0.example.test"), 1);
     assert_int_equal(found_leaf(p, t, "HOST99999.example.test"), 1);
@@ -754,6 +756,101 @@ static void test_listener_caps_connections(void **state)
     server_stop(s);
 }
 
+/* A handshake from another thread (no cmocka asserts there): 1 for leaf1, 2 for leaf2, 0 when
+ * it failed. */
+static int handshake_which(const struct pki *p, int port, const char *sni)
+{
+    int which = 0;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    SSL *ssl = ctx == NULL ? NULL : SSL_new(ctx);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (ssl != NULL && fd >= 0 && connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+        SSL_set_fd(ssl, fd) == 1 && SSL_set_tlsext_host_name(ssl, sni) == 1 &&
+        SSL_connect(ssl) == 1) {
+        X509 *leaf = SSL_get0_peer_certificate(ssl);
+        which = X509_cmp(leaf, p->leaf1) == 0 ? 1 : X509_cmp(leaf, p->leaf2) == 0 ? 2 : 0;
+        SSL_shutdown(ssl);
+    }
+    ERR_clear_error();
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    if (fd >= 0)
+        close(fd);
+    return which;
+}
+
+struct load {
+    const struct pki *pki;
+    int port;
+    int handshakes, failures, saw_leaf1, saw_leaf2;
+};
+
+static void *handshake_load(void *arg)
+{
+    struct load *load = arg;
+    for (int i = 0; i < load->handshakes; i++) {
+        int which = handshake_which(load->pki, load->port, "a.test");
+        load->failures += which == 0;
+        load->saw_leaf1 += which == 1;
+        load->saw_leaf2 += which == 2;
+    }
+    return NULL;
+}
+
+static void test_listener_reload_under_load_fails_no_handshake(void **state)
+{
+    struct pki *p = *state;
+    struct server *s = server_start(p, 0, 0);
+    struct load loads[2] = {{.pki = p, .port = s->port, .handshakes = 150},
+                            {.pki = p, .port = s->port, .handshakes = 150}};
+    pthread_t threads[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&threads[i], NULL, handshake_load, &loads[i]), 0);
+    for (int swap = 0; swap < 200; swap++) {
+        ck_edge_tables_publish(s->tables, swap % 2 == 0 ? table_two(p) : table_one(p));
+        usleep(1000);
+    }
+    for (int i = 0; i < 2; i++) {
+        pthread_join(threads[i], NULL);
+        assert_int_equal(loads[i].failures, 0);
+        assert_int_equal(loads[i].saw_leaf1 + loads[i].saw_leaf2, loads[i].handshakes);
+    }
+    print_message("# 300 handshakes during 200 reloads: %d got the old certificate, %d the new\n",
+                  loads[0].saw_leaf1 + loads[1].saw_leaf1, loads[0].saw_leaf2 + loads[1].saw_leaf2);
+    server_stop(s);
+}
+
+static void test_listener_addresses(void **state)
+{
+    struct pki *p = *state;
+    struct event_base *base = event_base_new();
+    ck_edge_tables *tables = ck_edge_tables_new(0, NULL);
+    const char *bad[] = {"localhost:8444", "127.0.0.1", "127.0.0.1:99999", "", "[::1]"};
+    for (size_t i = 0; i < CK_ARRAY_LEN(bad); i++) {
+        struct ck_edge_listener_options opts = {.address = bad[i], .tables = tables};
+        ck_error err = {0};
+        assert_null(ck_edge_listener_new(base, &opts, &err));
+        assert_int_equal(err.status, 400);
+        assert_string_equal(err.code, "invalid_address");
+    }
+    /* IPv6 loopback, when the machine has it. */
+    struct ck_edge_listener_options v6 = {.address = "[::1]:0", .tables = tables};
+    ck_error err = {0};
+    ck_edge_listener *l = ck_edge_listener_new(base, &v6, &err);
+    if (l != NULL)
+        assert_true(ck_edge_listener_port(l) > 0);
+    else
+        assert_string_equal(err.code, "listen_failed");
+    ck_edge_listener_free(l);
+    (void)p;
+    event_base_free(base);
+    ck_edge_tables_free(tables);
+}
+
 static int setup_pki(void **state)
 {
     *state = pki_new();
@@ -779,6 +876,8 @@ int main(void)
         cmocka_unit_test(test_listener_hot_swap_keeps_open_connections),
         cmocka_unit_test(test_listener_survives_hostile_clients),
         cmocka_unit_test(test_listener_caps_connections),
+        cmocka_unit_test(test_listener_reload_under_load_fails_no_handshake),
+        cmocka_unit_test(test_listener_addresses),
     };
     signal(SIGPIPE, SIG_IGN);
     if (getenv("TEST_FILTER") != NULL)
