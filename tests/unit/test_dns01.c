@@ -583,6 +583,71 @@ static void test_server_parse(void **state)
     assert_non_null(strstr(err.message, "ns.example.com"));
 }
 
+static void test_record_name_and_modes(void **state)
+{
+    (void)state;
+    char *name = ck_dns01_record_name("*.shop.example.com");
+    assert_string_equal(name, "_acme-challenge.shop.example.com");
+    free(name);
+    name = ck_dns01_record_name("shop.example.com");
+    assert_string_equal(name, "_acme-challenge.shop.example.com");
+    free(name);
+    enum ck_dns01_mode mode;
+    assert_int_equal(ck_dns01_mode_parse("hook", &mode), 0);
+    assert_int_equal(mode, CK_DNS01_HOOK);
+    assert_string_equal(ck_dns01_mode_name(CK_DNS01_RFC2136), "rfc2136");
+    assert_int_equal(ck_dns01_mode_parse("route53", &mode), -1);
+}
+
+/* The per-enrollment entry point: RFC 2136 publishes and the check asks the primary by default;
+ * manual publishes nothing and logs the zone line; a hook is called; explicit check servers win. */
+static void test_dns01_set_by_mode(void **state)
+{
+    struct fixture *f = *state;
+    struct ck_dns01_config cfg = {
+        .mode = CK_DNS01_RFC2136, .rfc2136 = config_of(f), .ttl = 120, .timeout_ms = 3000};
+    char *fqdn = ck_dns01_record_name("*.mode.example.test");
+    struct log_lines log = {0};
+    ck_error err = {0};
+    assert_int_equal(ck_dns01_set(&cfg, true, fqdn, "by-mode", collect_log, &log, &err), 0);
+    struct ck_dns_server *servers = NULL;
+    size_t n = 0;
+    assert_int_equal(ck_dns01_check_servers(&cfg, fqdn, &servers, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(servers[0].port, f->server.port);
+    assert_int_equal(ck_dns_check_txt(servers, n, fqdn, "by-mode", 2000, collect_log, &log, &err),
+                     0);
+    free(servers);
+    assert_int_equal(ck_dns01_set(&cfg, false, fqdn, "by-mode", collect_log, &log, &err), 0);
+    assert_non_null(
+        strstr(log.text, "dns rfc2136: add TXT _acme-challenge.mode.example.test: done"));
+    cfg.rfc2136.tsig_secret_b64 = "c2VjcmV0LXRoYXQtaXMtbm90LXRoZS1yaWdodC1vbmU=";
+    assert_int_equal(ck_dns01_set(&cfg, true, fqdn, "x", collect_log, &log, &err), -1);
+    assert_non_null(strstr(log.text, "failed: "));
+    assert_non_null(strstr(log.text, "BADSIG"));
+
+    cfg.mode = CK_DNS01_MANUAL;
+    memset(&log, 0, sizeof(log));
+    assert_int_equal(ck_dns01_set(&cfg, true, fqdn, "by-hand", collect_log, &log, &err), 0);
+    assert_string_equal(log.text, "dns manual: create this record: "
+                                  "_acme-challenge.mode.example.test. 120 IN TXT \"by-hand\"\n");
+
+    cfg.mode = CK_DNS01_HOOK;
+    cfg.hook_path = "/bin/false";
+    assert_int_equal(ck_dns01_set(&cfg, true, fqdn, "v", NULL, NULL, &err), -1);
+    assert_string_equal(err.code, "dns_hook_failed");
+    assert_non_null(strstr(err.message, "exit status 1"));
+
+    struct ck_dns_server explicit[2] = {f->silent, f->server};
+    cfg.check_servers = explicit;
+    cfg.check_server_count = 2;
+    assert_int_equal(ck_dns01_check_servers(&cfg, fqdn, &servers, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(servers[0].port, f->silent.port);
+    free(servers);
+    free(fqdn);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -602,6 +667,8 @@ int main(void)
         cmocka_unit_test(test_hook_output_is_bounded),
         cmocka_unit_test(test_manual_zone_line),
         cmocka_unit_test(test_server_parse),
+        cmocka_unit_test(test_record_name_and_modes),
+        cmocka_unit_test(test_dns01_set_by_mode),
     };
     return cmocka_run_group_tests_name("dns01", tests, group_setup, group_teardown);
 }

@@ -100,4 +100,40 @@ int ck_dns_check_txt(const struct ck_dns_server *servers, size_t n, const char *
 int ck_dns_find_authoritative(const char *fqdn, struct ck_dns_server **out, size_t *n,
                               ck_error *err);
 
+/* ---- one entry point per enrollment ---- */
+
+enum ck_dns01_mode { CK_DNS01_RFC2136, CK_DNS01_HOOK, CK_DNS01_MANUAL };
+
+/* "rfc2136", "hook", "manual"; parse returns -1 for anything else. */
+const char *ck_dns01_mode_name(enum ck_dns01_mode mode);
+int ck_dns01_mode_parse(const char *name, enum ck_dns01_mode *out);
+
+/* How an enrollment publishes its dns-01 records. Nothing here is owned: the caller keeps the
+ * strings and the server array alive during a call. */
+struct ck_dns01_config {
+    enum ck_dns01_mode mode;
+    struct ck_rfc2136_config rfc2136;          /* mode rfc2136 */
+    const char *hook_path;                     /* mode hook */
+    const struct ck_dns_server *check_servers; /* --check-servers; may be NULL */
+    size_t check_server_count;
+    int ttl;        /* of the records created (e.g. 60); the manual zone lines show it too */
+    int timeout_ms; /* per update or hook run */
+};
+
+/* "_acme-challenge.<identifier>" without a leading "*." (a wildcard is validated at its base
+ * name). NULL on allocation failure; the caller frees. */
+char *ck_dns01_record_name(const char *identifier);
+
+/* Publishes (add) or removes the TXT record fqdn=value the configured way, with one line for the
+ * job log on log. Manual mode changes nothing and logs the zone line for the user to create (add)
+ * or delete: the caller shows ck_dns_manual_zone_line and waits until the user says it is done. */
+int ck_dns01_set(const struct ck_dns01_config *cfg, bool add, const char *fqdn, const char *value,
+                 ck_dns_log_fn *log, void *log_ctx, ck_error *err);
+
+/* The servers the propagation check asks: cfg->check_servers when given, else the RFC 2136
+ * primary, else the zone's authoritative servers found through the system resolver
+ * (ck_dns_find_authoritative). The caller frees *out. */
+int ck_dns01_check_servers(const struct ck_dns01_config *cfg, const char *fqdn,
+                           struct ck_dns_server **out, size_t *n, ck_error *err);
+
 #endif
