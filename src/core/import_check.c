@@ -511,11 +511,12 @@ static void check_usage(struct check *c, X509 *leaf)
         add_error(c, "ca_certificate",
                   "the certificate is a CA certificate (basicConstraints CA:TRUE); a server "
                   "certificate must not be a CA");
-    /* the Baseline Requirements want serverAuth stated, not implied by a missing EKU */
+    /* An absent EKU allows every use (RFC 5280), so it is not refused; the Baseline
+     * Requirements want serverAuth stated, so the user hears of it. */
     if ((X509_get_extension_flags(leaf) & EXFLAG_XKUSAGE) == 0)
-        add_error(c, "missing_server_auth",
-                  "the certificate has no extended key usage; a TLS server certificate must "
-                  "list serverAuth");
+        add_warning(c, "no_extended_key_usage",
+                    "the certificate has no extended key usage; TLS clients accept it, but "
+                    "public CAs must list serverAuth");
     else if ((X509_get_extended_key_usage(leaf) & XKU_SSL_SERVER) == 0)
         add_error(c, "missing_server_auth",
                   "the certificate's extended key usage does not allow TLS servers "
