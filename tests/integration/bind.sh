@@ -64,13 +64,12 @@ ZONE
 }
 
 _bind_ready() { # port zone: named answers the zone's SOA with authority
-    local i
+    local i answer
     for i in $(seq 1 50); do
         kill -0 "$BIND_PID" 2>/dev/null || return 1
-        if dig +norec +time=1 +tries=1 -p "$1" @127.0.0.1 "$2" SOA 2>/dev/null |
-            grep -q 'flags: qr aa'; then
-            return 0
-        fi
+        # captured, not piped into grep -q: under pipefail an early grep exit fails the pipe
+        answer=$(dig +norec +time=1 +tries=1 -p "$1" @127.0.0.1 "$2" SOA 2>/dev/null) || answer=
+        case $answer in *'flags: qr aa'*) return 0 ;; esac
         sleep 0.1
     done
     return 1
