@@ -245,6 +245,11 @@ static int setup_nonce_reject(void **state)
     return pebble_start(state, "", "30");
 }
 
+static int setup_nonce_reject_all(void **state)
+{
+    return pebble_start(state, "", "100");
+}
+
 static int setup_eab(void **state)
 {
     return pebble_start(state,
@@ -391,7 +396,7 @@ static double now_s(void)
 
 /* ---- cases ---- */
 
-static void issue_two_names(struct pebble *p)
+static void issue_two_names(struct pebble *p, bool expect_bad_nonces)
 {
     EVP_PKEY *account_key = ck_key_generate(CK_KEY_EC_P256, NULL);
     EVP_PKEY *cert_key = ck_key_generate(CK_KEY_EC_P256, NULL);
@@ -419,6 +424,11 @@ static void issue_two_names(struct pebble *p)
     print_message("second certificate in %.3f s\n", now_s() - start);
     assert_string_equal(s2.account_url, s.account_url);
     assert_string_not_equal(s2.order_url, s.order_url);
+    /* About 25 requests with 30% of nonces refused: some were retried, none failed the order. */
+    if (expect_bad_nonces)
+        assert_true(c->bad_nonce_answers > 0);
+    else
+        assert_int_equal(c->bad_nonce_answers, 0);
 
     ck_acme_order_state_free(&s2);
     ck_acme_order_state_free(&s);
@@ -429,12 +439,28 @@ static void issue_two_names(struct pebble *p)
 
 static void test_issue_two_names(void **state)
 {
-    issue_two_names(*state);
+    issue_two_names(*state, false);
 }
 
 static void test_issue_with_nonce_rejections(void **state)
 {
-    issue_two_names(*state);
+    issue_two_names(*state, true);
+}
+
+static void test_bad_nonce_retries_are_bounded(void **state)
+{
+    struct pebble *p = *state;
+    EVP_PKEY *key = ck_key_generate(CK_KEY_EC_P256, NULL);
+    struct ck_acme_client *c = client_for(p, key, NULL, NULL);
+    char *url = NULL;
+    ck_error err = {0};
+    assert_int_equal(ck_acme_account(c, &url, &err), -1);
+    print_message("every nonce refused: %s\n", err.message);
+    assert_non_null(strstr(err.message, "urn:ietf:params:acme:error:badNonce"));
+    assert_int_equal(c->bad_nonce_answers, CK_ACME_BADNONCE_RETRIES + 1);
+    assert_null(url);
+    ck_acme_client_free(c);
+    EVP_PKEY_free(key);
 }
 
 static void test_account_reuse(void **state)
@@ -622,6 +648,85 @@ static void test_resume_from_stored_state(void **state)
     EVP_PKEY_free(account_key);
 }
 
+/* The daemon stored the state at "ordering", sent newOrder, and died before storing the
+ * answer: the restarted order finds the order the CA already has instead of placing another. */
+static void test_resume_after_lost_new_order(void **state)
+{
+    struct pebble *p = *state;
+    EVP_PKEY *account_key = ck_key_generate(CK_KEY_EC_P256, NULL);
+    EVP_PKEY *cert_key = ck_key_generate(CK_KEY_EC_P256, NULL);
+    struct ck_acme_client *c = client_for(p, account_key, NULL, NULL);
+    struct ck_acme_order_state s;
+    order_init(&s, cert_key, "lost.example.com", "lost2.example.com");
+    ck_error err = {0};
+    assert_int_equal(run(c, &s, CK_ACME_STEP_ORDERING, &err), CK_ACME_NEXT_CONTINUE);
+    json_t *stored = ck_acme_order_state_to_json(&s);
+    assert_int_equal(ck_acme_step(c, &s, &err), CK_ACME_NEXT_CONTINUE);
+    assert_int_equal(s.step, CK_ACME_STEP_ORDERED);
+    char *lost_order_url = ck_strdup(s.order_url);
+    ck_acme_order_state_free(&s); /* the crash: this state was never stored */
+    ck_acme_client_free(c);
+
+    c = client_for(p, account_key, NULL, NULL);
+    assert_int_equal(ck_acme_order_state_from_json(stored, &s, &err), 0);
+    assert_int_equal(s.step, CK_ACME_STEP_ORDERING);
+    assert_null(s.order_url);
+    if (run(c, &s, CK_ACME_STEP_COUNT, &err) != CK_ACME_NEXT_DONE)
+        fail_msg("resumed order failed: %s", err.message);
+    assert_string_equal(s.order_url, lost_order_url);
+    assert_int_equal(account_order_count(c, s.account_url), 1);
+    assert_chain_verifies(p, s.certificate_pem, "lost.example.com", "lost2.example.com");
+
+    json_decref(stored);
+    free(lost_order_url);
+    ck_acme_order_state_free(&s);
+    ck_acme_client_free(c);
+    EVP_PKEY_free(cert_key);
+    EVP_PKEY_free(account_key);
+}
+
+static void test_problem_subproblems(void **state)
+{
+    (void)state;
+    json_t *doc =
+        json_loads("{\"type\": \"urn:ietf:params:acme:error:malformed\", \"status\": 403,"
+                   " \"detail\": \"Some of the identifiers requested were rejected\","
+                   " \"subproblems\": ["
+                   "  {\"type\": \"urn:ietf:params:acme:error:malformed\","
+                   "   \"detail\": \"Invalid underscore in DNS name \\\"_example.org\\\"\","
+                   "   \"identifier\": {\"type\": \"dns\", \"value\": \"_example.org\"}},"
+                   "  {\"type\": \"urn:ietf:params:acme:error:rejectedIdentifier\","
+                   "   \"detail\": \"This CA will not issue for \\\"example.net\\\"\","
+                   "   \"identifier\": {\"type\": \"dns\", \"value\": \"example.net\"}}]}",
+                   0, NULL);
+    assert_non_null(doc);
+    struct ck_acme_problem p = {0};
+    assert_int_equal(ck_acme_problem_from_json(doc, &p), 0);
+    assert_int_equal(p.status, 403);
+    assert_int_equal(p.subproblem_count, 2);
+    assert_string_equal(p.subproblems[1].identifier, "example.net");
+    assert_string_equal(p.subproblems[1].type, "urn:ietf:params:acme:error:rejectedIdentifier");
+    char line[512];
+    ck_acme_problem_format(&p, line, sizeof(line));
+    assert_string_equal(line, "Some of the identifiers requested were rejected "
+                              "(urn:ietf:params:acme:error:malformed); _example.org: Invalid "
+                              "underscore in DNS name \"_example.org\" "
+                              "(urn:ietf:params:acme:error:malformed); example.net: This CA "
+                              "will not issue for \"example.net\" "
+                              "(urn:ietf:params:acme:error:rejectedIdentifier)");
+    /* The JSON view round-trips, subproblems and all. */
+    json_t *view = ck_acme_problem_to_json(&p);
+    struct ck_acme_problem again = {0};
+    assert_int_equal(ck_acme_problem_from_json(view, &again), 0);
+    assert_int_equal(again.subproblem_count, 2);
+    assert_string_equal(again.subproblems[0].identifier, "_example.org");
+    assert_string_equal(again.detail, p.detail);
+    ck_acme_problem_free(&again);
+    ck_acme_problem_free(&p);
+    json_decref(view);
+    json_decref(doc);
+}
+
 static void test_state_json_rejects_damage(void **state)
 {
     (void)state;
@@ -644,15 +749,19 @@ int main(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_state_json_rejects_damage),
+        cmocka_unit_test(test_problem_subproblems),
         cmocka_unit_test_setup_teardown(test_issue_two_names, setup_plain, pebble_stop),
         cmocka_unit_test_setup_teardown(test_account_reuse, setup_plain, pebble_stop),
         cmocka_unit_test_setup_teardown(test_issue_with_nonce_rejections, setup_nonce_reject,
+                                        pebble_stop),
+        cmocka_unit_test_setup_teardown(test_bad_nonce_retries_are_bounded, setup_nonce_reject_all,
                                         pebble_stop),
         cmocka_unit_test_setup_teardown(test_eab, setup_eab, pebble_stop),
         cmocka_unit_test_setup_teardown(test_refused_identifier_problem, setup_plain, pebble_stop),
         cmocka_unit_test_setup_teardown(test_malformed_identifier_problem, setup_plain,
                                         pebble_stop),
         cmocka_unit_test_setup_teardown(test_resume_from_stored_state, setup_plain, pebble_stop),
+        cmocka_unit_test_setup_teardown(test_resume_after_lost_new_order, setup_plain, pebble_stop),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

@@ -68,7 +68,9 @@ void ck_acme_problem_free(struct ck_acme_problem *p);
 
 enum ck_acme_step {
     CK_ACME_STEP_NEW,                    /* nothing sent yet */
-    CK_ACME_STEP_ACCOUNT_READY,          /* account_url known; next: newOrder */
+    CK_ACME_STEP_ACCOUNT_READY,          /* account_url known; next: mark the newOrder attempt */
+    CK_ACME_STEP_ORDERING,               /* newOrder may have been sent: a restart here first
+                                            looks for that order among the account's orders */
     CK_ACME_STEP_ORDERED,                /* order_url known; next: fetch authorizations */
     CK_ACME_STEP_AUTHORIZATIONS_FETCHED, /* challenges listed; caller provisions them */
     CK_ACME_STEP_CHALLENGES_READY,       /* caller provisioned; next: tell the CA */
@@ -80,7 +82,7 @@ enum ck_acme_step {
     CK_ACME_STEP_COUNT
 };
 
-/* "new", "account_ready", "ordered", "authorizations_fetched", "challenges_ready",
+/* "new", "account_ready", "ordering", "ordered", "authorizations_fetched", "challenges_ready",
  * "validating", "finalizing", "downloading", "done", "failed". */
 const char *ck_acme_step_name(enum ck_acme_step step);
 int ck_acme_step_parse(const char *name, enum ck_acme_step *out);
@@ -119,6 +121,7 @@ struct ck_acme_order_state {
     int64_t wait_ms;                /* in-process hint: the delay that produced retry_after */
     int poll_count;                 /* polls in the current step, for the backoff */
     int transient_count;            /* transient failures in a row */
+    char ordering_id[33];           /* marks this process's own newOrder attempt (ORDERING) */
     struct ck_acme_problem problem; /* the last problem from the CA */
     char *certificate_pem;          /* leaf + chain (PEM) once done */
 };

@@ -349,6 +349,7 @@ int ck_acme_post(struct ck_acme_client *c, const char *url, const char *payload,
             return -1;
         if (!is_bad_nonce(resp))
             return 0;
+        c->bad_nonce_answers++;
         ck_log(CK_LOG_DEBUG, "acme: badNonce from %s, retrying with a fresh nonce", url);
     }
     return 0; /* the last badNonce answer goes to the caller as it is */

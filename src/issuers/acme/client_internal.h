@@ -23,6 +23,8 @@ struct ck_acme_client {
     char *nonce;
     char *account_url;
     char thumbprint[CK_ACME_B64_SHA256_LEN];
+    char ordering_id[33];       /* the ORDERING step this client entered itself */
+    unsigned bad_nonce_answers; /* badNonce answers seen, for tests and logs */
 };
 
 struct ck_acme_response {

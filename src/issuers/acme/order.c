@@ -19,6 +19,7 @@
 #define RATE_LIMIT_DEFAULT_S 60
 #define MAX_TRANSIENT_S      300
 #define MAX_CSR_PEM          (64 * 1024)
+#define MAX_RECOVERY_ORDERS  20
 
 /* What one exchange taught us: answered (status), refused (problem) or unreachable. */
 enum outcome { OUTCOME_OK, OUTCOME_RETRY, OUTCOME_FAIL };
@@ -224,6 +225,107 @@ static int read_order(struct ck_acme_order_state *s, const json_t *order, ck_err
         }
     }
     return 0;
+}
+
+static enum ck_acme_next step_begin_order(struct ck_acme_client *c, struct ck_acme_order_state *s,
+                                          ck_error *err)
+{
+    uint8_t id[16];
+    ck_error why = {0};
+    if (ck_random_bytes(id, sizeof(id), &why) != 0)
+        return fail_local(s, &why, err);
+    ck_hex_encode(id, sizeof(id), s->ordering_id);
+    memcpy(c->ordering_id, s->ordering_id, sizeof(c->ordering_id));
+    s->step = CK_ACME_STEP_ORDERING;
+    return CK_ACME_NEXT_CONTINUE;
+}
+
+/* True when the order is still open and names exactly the state's names. */
+static bool order_matches(const struct ck_acme_order_state *s, const json_t *order)
+{
+    const char *status = json_string_value(json_object_get(order, "status"));
+    const json_t *ids = json_object_get(order, "identifiers");
+    if (status == NULL || (strcmp(status, "pending") != 0 && strcmp(status, "ready") != 0) ||
+        json_array_size(ids) != s->names.len)
+        return false;
+    for (size_t i = 0; i < json_array_size(ids); i++) {
+        const char *value = json_string_value(json_object_get(json_array_get(ids, i), "value"));
+        if (value == NULL || !ck_strv_contains(&s->names, value))
+            return false;
+    }
+    return true;
+}
+
+/* POST-as-GET url as a JSON object; NULL when the CA refused (or *unreachable). */
+static json_t *fetch_object(struct ck_acme_client *c, const char *url, bool *unreachable,
+                            ck_error *err)
+{
+    struct ck_acme_response resp = {.retry_after_s = -1};
+    json_t *doc = NULL;
+    if (url == NULL)
+        return NULL;
+    if (ck_acme_post(c, url, NULL, false, NULL, &resp, err) != 0)
+        *unreachable = true;
+    else if (resp.status == 200)
+        doc = ck_acme_response_json(&resp, NULL);
+    ck_acme_response_free(&resp);
+    return doc;
+}
+
+/* A restart in ORDERING: the newOrder may have reached the CA before the state was stored.
+ * Looks for that order among the account's orders (RFC 8555 section 7.1.2.1) and adopts it.
+ * Returns 1 when adopted, 0 when there is none (or the CA lists none), -1 when unreachable. */
+static int adopt_existing_order(struct ck_acme_client *c, struct ck_acme_order_state *s,
+                                ck_error *err)
+{
+    bool unreachable = false;
+    int found = 0;
+    json_t *order = NULL;
+    json_t *account = fetch_object(c, s->account_url, &unreachable, err);
+    const char *orders_url = json_string_value(json_object_get(account, "orders"));
+    json_t *list = fetch_object(c, orders_url, &unreachable, err);
+    const json_t *urls = json_object_get(list, "orders");
+    size_t n = json_array_size(urls);
+    /* Newest last: look at the most recent few. */
+    for (size_t i = n; i > 0 && i + MAX_RECOVERY_ORDERS > n && !unreachable; i--) {
+        const char *url = json_string_value(json_array_get(urls, i - 1));
+        json_decref(order);
+        order = fetch_object(c, url, &unreachable, err);
+        if (order != NULL && order_matches(s, order)) {
+            ck_error why = {0};
+            if (set_owned(&s->order_url, url) != 0 || read_order(s, order, &why) != 0)
+                break;
+            ck_log(CK_LOG_INFO, "acme: resuming order %s placed before a restart", url);
+            found = 1;
+            break;
+        }
+    }
+    json_decref(order);
+    json_decref(list);
+    json_decref(account);
+    return unreachable ? -1 : found;
+}
+
+static enum ck_acme_next step_new_order(struct ck_acme_client *c, struct ck_acme_order_state *s,
+                                        ck_error *err);
+
+static enum ck_acme_next step_ordering(struct ck_acme_client *c, struct ck_acme_order_state *s,
+                                       ck_error *err)
+{
+    if (strcmp(c->ordering_id, s->ordering_id) != 0) {
+        int found = adopt_existing_order(c, s, err);
+        if (found < 0)
+            return after_unreachable(s, err);
+        if (found > 0) {
+            s->step = CK_ACME_STEP_ORDERED;
+            return CK_ACME_NEXT_CONTINUE;
+        }
+    }
+    enum ck_acme_next next = step_new_order(c, s, err);
+    /* A newOrder whose answer was lost may still have reached the CA: look before a retry. */
+    if (s->step == CK_ACME_STEP_ORDERING)
+        c->ordering_id[0] = '\0';
+    return next;
 }
 
 static enum ck_acme_next step_new_order(struct ck_acme_client *c, struct ck_acme_order_state *s,
@@ -664,7 +766,9 @@ enum ck_acme_next ck_acme_step(struct ck_acme_client *c, struct ck_acme_order_st
     case CK_ACME_STEP_NEW:
         return step_account(c, s, err);
     case CK_ACME_STEP_ACCOUNT_READY:
-        return step_new_order(c, s, err);
+        return step_begin_order(c, s, err);
+    case CK_ACME_STEP_ORDERING:
+        return step_ordering(c, s, err);
     case CK_ACME_STEP_ORDERED:
         return step_authorizations(c, s, err);
     case CK_ACME_STEP_AUTHORIZATIONS_FETCHED:

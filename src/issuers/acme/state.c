@@ -11,6 +11,7 @@
 static const char *const step_names[CK_ACME_STEP_COUNT] = {
     [CK_ACME_STEP_NEW] = "new",
     [CK_ACME_STEP_ACCOUNT_READY] = "account_ready",
+    [CK_ACME_STEP_ORDERING] = "ordering",
     [CK_ACME_STEP_ORDERED] = "ordered",
     [CK_ACME_STEP_AUTHORIZATIONS_FETCHED] = "authorizations_fetched",
     [CK_ACME_STEP_CHALLENGES_READY] = "challenges_ready",
@@ -285,7 +286,8 @@ static int state_strings_to_json(const struct ck_acme_order_state *s, json_t *do
                    set_str(doc, "order_status", s->order_status) != 0 ||
                    set_str(doc, "finalize_url", s->finalize_url) != 0 ||
                    set_str(doc, "certificate_url", s->certificate_url) != 0 ||
-                   set_str(doc, "certificate", s->certificate_pem) != 0
+                   set_str(doc, "certificate", s->certificate_pem) != 0 ||
+                   set_str(doc, "ordering_id", s->ordering_id) != 0
                ? -1
                : 0;
 }
@@ -346,6 +348,10 @@ int ck_acme_order_state_from_json(const json_t *doc, struct ck_acme_order_state 
     out->finalize_url = json_strdup(doc, "finalize_url");
     out->certificate_url = json_strdup(doc, "certificate_url");
     out->certificate_pem = json_strdup(doc, "certificate");
+    snprintf(out->ordering_id, sizeof(out->ordering_id), "%s",
+             json_string_value(json_object_get(doc, "ordering_id")) != NULL
+                 ? json_string_value(json_object_get(doc, "ordering_id"))
+                 : "");
     out->retry_after = json_integer_value(json_object_get(doc, "retry_after"));
     out->wait_ms = json_integer_value(json_object_get(doc, "wait_ms"));
     out->poll_count = (int)json_integer_value(json_object_get(doc, "poll_count"));
