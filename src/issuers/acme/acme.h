@@ -6,7 +6,8 @@
  * to JSON; the daemon stores it after every ck_acme_step() and a restart continues from the
  * stored state with the same order URL, so an order is never placed twice.
  *
- * The caller's loop:
+ * A client is used by one thread at a time (it holds one curl handle and one nonce); it can run
+ * many orders one after another. The caller's loop:
  *   for (;;) switch (ck_acme_step(c, s, &err)) {
  *     case CK_ACME_NEXT_CONTINUE:  store s; continue
  *     case CK_ACME_NEXT_WAIT:      store s; sleep s->wait_ms (or until s->retry_after after a

@@ -115,8 +115,8 @@ static enum ck_acme_next after_unreachable(struct ck_acme_order_state *s, ck_err
     return wait_for(s, (secs > MAX_TRANSIENT_S ? MAX_TRANSIENT_S : secs) * 1000);
 }
 
-/* A signed request whose answer must be one of the ok statuses and JSON (unless accept is
- * given). On OUTCOME_RETRY or OUTCOME_FAIL, *next says what to return. */
+/* A signed request whose answer must be 2xx and, when doc is given, a JSON object. On
+ * OUTCOME_RETRY or OUTCOME_FAIL, *next says what the step returns. */
 static enum outcome exchange(struct ck_acme_client *c, struct ck_acme_order_state *s,
                              const char *url, const char *payload, const char *what,
                              struct ck_acme_response *resp, json_t **doc, enum ck_acme_next *next,
