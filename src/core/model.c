@@ -11,7 +11,7 @@ static const char *const order_state_names[CK_ORDER_STATE_COUNT] = {
     "staged", "deployed",  "superseded",         "cancelled", "failed",
 };
 static const char *const job_type_names[CK_JOB_TYPE_COUNT] = {
-    "csr", "import", "stage", "staging_test", "deploy", "probe"};
+    "csr", "import", "stage", "staging_test", "deploy", "probe", "issue"};
 static const char *const environment_names[] = {"staging", "production"};
 static const char *const job_state_names[CK_JOB_STATE_COUNT] = {"queued", "running", "finished",
                                                                 "failed"};
@@ -140,6 +140,8 @@ void ck_enrollment_free(struct ck_enrollment *e)
     free(e->subject.st);
     free(e->subject.c);
     free(e->issuer);
+    free(e->challenge);
+    free(e->dns);
     ck_strv_free(&e->contacts);
     free(e->policy.lifetime);
     free(e->policy.renew_before);
@@ -155,6 +157,7 @@ void ck_order_free(struct ck_order *o)
     free(o->cert_pem);
     free(o->chain_pem);
     free(o->findings_json);
+    free(o->acme_state_json);
     free(o->error);
     memset(o, 0, sizeof(*o));
 }
@@ -219,4 +222,39 @@ void ck_target_free(struct ck_target *t)
     free(t->reload_command);
     free(t->probe_endpoint);
     memset(t, 0, sizeof(*t));
+}
+
+void ck_issuer_free(struct ck_issuer *i)
+{
+    free(i->name);
+    free(i->type);
+    free(i->directory_url);
+    free(i->ca_bundle_pem);
+    free(i->eab_kid);
+    free(i->sealed_eab_hmac);
+    ck_strv_free(&i->contacts);
+    free(i->account_url);
+    free(i->sealed_account_key);
+    memset(i, 0, sizeof(*i));
+}
+
+void ck_dns_provider_free(struct ck_dns_provider *d)
+{
+    free(d->name);
+    free(d->mode);
+    free(d->server);
+    free(d->zone);
+    free(d->tsig_name);
+    free(d->tsig_alg);
+    free(d->sealed_tsig_secret);
+    free(d->hook_path);
+    ck_strv_free(&d->check_servers);
+    memset(d, 0, sizeof(*d));
+}
+
+void ck_local_ca_record_free(struct ck_local_ca_record *ca)
+{
+    free(ca->cert_pem);
+    free(ca->sealed_key);
+    memset(ca, 0, sizeof(*ca));
 }

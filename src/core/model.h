@@ -50,9 +50,10 @@ enum ck_job_type {
     CK_JOB_STAGING_TEST, /* TLS to the staging listener for each name, "OK" read back */
     CK_JOB_DEPLOY,       /* production listener and targets */
     CK_JOB_PROBE,        /* an endpoint shows the new expiry date (seed 004) */
+    CK_JOB_ISSUE,        /* get the certificate from the enrollment's issuer (local, acme) */
     CK_JOB_TYPE_COUNT
 };
-/* "csr", "import", "stage", "staging_test", "deploy", "probe" */
+/* "csr", "import", "stage", "staging_test", "deploy", "probe", "issue" */
 const char *ck_job_type_name(enum ck_job_type t);
 int ck_job_type_parse(const char *name, enum ck_job_type *out, ck_error *err);
 
@@ -104,7 +105,9 @@ struct ck_enrollment {
     struct ck_subject subject;
     enum ck_key_type key_type;
     enum ck_validation validation;
-    char *issuer; /* "manual" until the issuers issue adds more */
+    char *issuer;    /* "manual", or the name of one of the tenant's issuers (local, acme) */
+    char *challenge; /* for acme: "dns-01" or "http-01"; NULL otherwise */
+    char *dns;       /* for dns-01: the name of one of the tenant's DNS providers */
     ck_strv contacts;
     struct ck_policy policy;
     int64_t staging_order_id;    /* 0 = none */
@@ -132,6 +135,7 @@ struct ck_order {
     int64_t staging_acked_at;  /* 0 = the staging test was not acknowledged */
     int64_t deploy_not_before; /* 0 = no date; production waits until then (seed 002) */
     int64_t staged_at, deployed_at; /* 0 = not yet */
+    char *acme_state_json; /* the ACME client's resumable state (src/issuers/acme), or NULL */
     char *error;         /* why it failed, when failed */
     int64_t created_at, updated_at;
 };
@@ -221,6 +225,60 @@ struct ck_target {
     int64_t created_at;
 };
 void ck_target_free(struct ck_target *t);
+
+/* ---- issuers (issue 5) ---- */
+/* A tenant's certificate source. "local": certkeep's own CA (the tenant's, else the shared one);
+ * "acme": an RFC 8555 CA. Secrets are sealed (AAD "certkeep/issuer/<id>/eab" and
+ * "certkeep/issuer/<id>/account-key") and never leave the store unsealed except to the job. */
+struct ck_issuer {
+    int64_t id;
+    int64_t tenant_id;
+    char *name;
+    char *type;           /* "local" | "acme" */
+    char *directory_url;  /* acme */
+    char *ca_bundle_pem;  /* acme: roots to trust for the directory's HTTPS, or NULL */
+    char *eab_kid;        /* acme external account binding, or NULL */
+    uint8_t *sealed_eab_hmac;
+    size_t sealed_eab_hmac_len;
+    ck_strv contacts;     /* "mailto:ops@example.com" */
+    char *account_url;    /* acme, once registered */
+    uint8_t *sealed_account_key;
+    size_t sealed_account_key_len;
+    int64_t created_at;
+};
+void ck_issuer_free(struct ck_issuer *i);
+
+/* A tenant's way to publish dns-01 TXT records (src/issuers/dns/dns01.h). The TSIG secret is
+ * sealed with AAD "certkeep/dns/<id>/tsig". */
+struct ck_dns_provider {
+    int64_t id;
+    int64_t tenant_id;
+    char *name;
+    char *mode;          /* "rfc2136" | "hook" | "manual" */
+    char *server;        /* rfc2136 primary "ADDR:PORT" */
+    char *zone;
+    char *tsig_name;
+    char *tsig_alg;
+    uint8_t *sealed_tsig_secret;
+    size_t sealed_tsig_secret_len;
+    char *hook_path;
+    ck_strv check_servers; /* "ADDR:PORT" each; empty = the default rule */
+    int ttl;
+    int64_t created_at;
+};
+void ck_dns_provider_free(struct ck_dns_provider *d);
+
+/* A local CA: the tenant's own (tenant_id > 0) or the shared one (tenant_id 0). Key sealed with
+ * AAD "certkeep/ca/<id>/key". */
+struct ck_local_ca_record {
+    int64_t id;
+    int64_t tenant_id;
+    char *cert_pem;
+    uint8_t *sealed_key;
+    size_t sealed_key_len;
+    int64_t created_at;
+};
+void ck_local_ca_record_free(struct ck_local_ca_record *ca);
 
 /* ---- trusted roots a tenant adds for its private CAs ---- */
 struct ck_root {

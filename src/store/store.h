@@ -189,6 +189,61 @@ int ck_store_target_delete(struct ck_store *st, int64_t tenant_id, int64_t targe
                            ck_error *err);
 void ck_target_array_free(struct ck_target *a, size_t n);
 
+/* ---- issuers, DNS providers, local CAs, ACME state (issue 5) ---- */
+/* Names are unique per tenant: 409 "issuer_exists" / "dns_exists". Create fills id and
+ * created_at and ignores the sealed_* fields it is given: a secret's AAD names the row's id
+ * (model.h), which exists only inside the transaction, so the store calls back
+ * seal(seal_ctx, id, what, &sealed, &len, err) there — what = "eab" (issuer), "tsig" (DNS
+ * provider), "key" (local CA) — and writes the result. The callback returns 0 with *sealed NULL
+ * when there is nothing to seal; a failing callback rolls everything back. */
+typedef int (*ck_store_seal_fn)(void *ctx, int64_t id, const char *what, uint8_t **sealed,
+                                size_t *sealed_len, ck_error *err);
+int ck_store_issuer_create(struct ck_store *st, struct ck_issuer *issuer, ck_store_seal_fn seal,
+                           void *seal_ctx, ck_error *err);
+int ck_store_issuer_get(struct ck_store *st, int64_t tenant_id, const char *name,
+                        struct ck_issuer *out, ck_error *err);
+int ck_store_issuer_list(struct ck_store *st, int64_t tenant_id, struct ck_issuer **out,
+                         size_t *n, ck_error *err);
+/* 409 "issuer_in_use" while an enrollment names it. */
+int ck_store_issuer_delete(struct ck_store *st, int64_t tenant_id, const char *name,
+                           ck_error *err);
+/* Records the ACME account (URL and sealed key) once registered. */
+int ck_store_issuer_set_account(struct ck_store *st, int64_t tenant_id, int64_t issuer_id,
+                                const char *account_url, const uint8_t *sealed_key,
+                                size_t sealed_key_len, ck_error *err);
+void ck_issuer_array_free(struct ck_issuer *a, size_t n);
+
+int ck_store_dns_create(struct ck_store *st, struct ck_dns_provider *dns, ck_store_seal_fn seal,
+                        void *seal_ctx, ck_error *err);
+int ck_store_dns_get(struct ck_store *st, int64_t tenant_id, const char *name,
+                     struct ck_dns_provider *out, ck_error *err);
+int ck_store_dns_list(struct ck_store *st, int64_t tenant_id, struct ck_dns_provider **out,
+                      size_t *n, ck_error *err);
+/* 409 "dns_in_use" while an enrollment names it. */
+int ck_store_dns_delete(struct ck_store *st, int64_t tenant_id, const char *name, ck_error *err);
+void ck_dns_provider_array_free(struct ck_dns_provider *a, size_t n);
+
+/* Creates the tenant's local CA (tenant_id 0: the shared one); the store calls seal(ctx, id,
+ * "key", ...) for the key inside the transaction. 409 "ca_exists". */
+int ck_store_local_ca_create(struct ck_store *st, int64_t tenant_id, const char *cert_pem,
+                             ck_store_seal_fn seal, void *seal_ctx,
+                             struct ck_local_ca_record *out, ck_error *err);
+/* The tenant's own CA, else the shared one; 404 "no_local_ca" when neither exists. */
+int ck_store_local_ca_get(struct ck_store *st, int64_t tenant_id,
+                          struct ck_local_ca_record *out, ck_error *err);
+
+/* Stores the ACME client's state for an order (after every step, so a restart resumes). */
+int ck_store_order_set_acme_state(struct ck_store *st, int64_t order_id, const char *state_json,
+                                  ck_error *err);
+
+/* http-01: the key authorization the edge's HTTP listener answers for a token (any tenant: the
+ * token is unguessable). Put replaces; get is 404 for an unknown or expired token. */
+int ck_store_http01_put(struct ck_store *st, const char *token, const char *key_authorization,
+                        int64_t order_id, int64_t expires_at, ck_error *err);
+int ck_store_http01_get(struct ck_store *st, const char *token, int64_t now,
+                        char **key_authorization, ck_error *err);
+int ck_store_http01_delete_order(struct ck_store *st, int64_t order_id, ck_error *err);
+
 /* ---- events ---- */
 int ck_store_event_add(struct ck_store *st, int64_t tenant_id, const struct ck_event_new *ev,
                        int64_t *event_id, ck_error *err);
