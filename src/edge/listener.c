@@ -29,6 +29,7 @@
 #define LISTENER_MAGIC    0x45444745u /* "EDGE" */
 #define CONN_MAGIC        0x434f4e4eu /* "CONN" */
 #define ACCEPT_BACKOFF_MS 100
+#define OUTPUT_MAX        (64 * 1024) /* answers queued before reading pauses */
 
 /* TLS 1.2: forward secrecy and AEAD only. TLS 1.3 suites are all AEAD; listed to pin them. */
 static const char tls12_ciphers[] = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
@@ -268,8 +269,14 @@ static void on_read(struct bufferevent *bev, void *arg)
 {
     struct edge_conn *c = conn_from(arg);
     struct evbuffer *in = bufferevent_get_input(bev);
-    /* Several pipelined requests may have arrived together; each loop answers one. */
+    struct evbuffer *out = bufferevent_get_output(bev);
+    /* Several pipelined requests may have arrived together; each loop answers one. A client that
+     * sends requests but does not read answers is paused until it has read them. */
     while (!c->closing) {
+        if (evbuffer_get_length(out) > OUTPUT_MAX) {
+            bufferevent_disable(bev, EV_READ);
+            break;
+        }
         struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
         if (end.pos < 0 || (size_t)end.pos + 4 > CK_EDGE_REQUEST_HEAD_MAX) {
             if (end.pos >= 0 || evbuffer_get_length(in) > CK_EDGE_REQUEST_HEAD_MAX)
@@ -293,8 +300,12 @@ static void on_read(struct bufferevent *bev, void *arg)
 static void on_write(struct bufferevent *bev, void *arg)
 {
     struct edge_conn *c = conn_from(arg);
-    if (c->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+    if (c->closing && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
         conn_close(c);
+    } else if (!c->closing && (bufferevent_get_enabled(bev) & EV_READ) == 0) {
+        bufferevent_enable(bev, EV_READ);
+        on_read(bev, c); /* requests already buffered wait for no new bytes */
+    }
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)

@@ -8,6 +8,8 @@
 #include <time.h>
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -449,10 +451,16 @@ static void server_stop(struct server *s)
     free(s);
 }
 
-static int tcp_connect(int port)
+/* rcvbuf > 0 shrinks the client's socket buffers, so a client that does not read soon stops
+ * the server's writes instead of the kernel absorbing them. */
+static int tcp_connect_rcvbuf(int port, int rcvbuf)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(fd >= 0);
+    if (rcvbuf > 0) {
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &rcvbuf, sizeof(rcvbuf));
+    }
     struct timeval tv = {.tv_sec = 5};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
@@ -462,6 +470,11 @@ static int tcp_connect(int port)
     return fd;
 }
 
+static int tcp_connect(int port)
+{
+    return tcp_connect_rcvbuf(port, 0);
+}
+
 struct client {
     SSL_CTX *ctx;
     SSL *ssl;
@@ -469,9 +482,9 @@ struct client {
     int error_reason; /* why the handshake failed: an SSL_R_ reason */
 };
 
-/* max_version 0: the client's defaults (TLS 1.2 and 1.3). */
-static bool client_open(struct client *c, int port, const char *sni, int max_version,
-                        SSL_SESSION *resume)
+/* Handshakes over fd (connected). max_version 0: the client's defaults (TLS 1.2 and 1.3). */
+static bool client_handshake(struct client *c, int fd, const char *sni, int max_version,
+                             SSL_SESSION *resume)
 {
     memset(c, 0, sizeof(*c));
     c->ctx = SSL_CTX_new(TLS_client_method());
@@ -482,7 +495,7 @@ static bool client_open(struct client *c, int port, const char *sni, int max_ver
         SSL_CTX_set_max_proto_version(c->ctx, max_version);
         SSL_CTX_set_cipher_list(c->ctx, "DEFAULT:@SECLEVEL=0");
     }
-    c->fd = tcp_connect(port);
+    c->fd = fd;
     c->ssl = SSL_new(c->ctx);
     assert_non_null(c->ssl);
     SSL_set_fd(c->ssl, c->fd);
@@ -496,6 +509,12 @@ static bool client_open(struct client *c, int port, const char *sni, int max_ver
     c->error_reason = ERR_GET_REASON(ERR_peek_last_error());
     ERR_clear_error();
     return false;
+}
+
+static bool client_open(struct client *c, int port, const char *sni, int max_version,
+                        SSL_SESSION *resume)
+{
+    return client_handshake(c, tcp_connect(port), sni, max_version, resume);
 }
 
 static void client_close(struct client *c)
@@ -590,6 +609,71 @@ static void test_listener_serves_by_sni_with_full_chain(void **state)
     client_close(&c);
 
     assert_serves(s, "b.test", p->leaf2);
+    server_stop(s);
+}
+
+/* Counts complete OK answers in a stream that may split them anywhere. */
+static size_t count_ok(const char *data, size_t len, size_t *matched)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < len; i++) {
+        *matched = data[i] == ok_response[*matched] ? *matched + 1 : (data[i] == ok_response[0]);
+        if (*matched == sizeof(ok_response) - 1) {
+            count++;
+            *matched = 0;
+        }
+    }
+    return count;
+}
+
+static void test_listener_pipelining_client_that_reads_late(void **state)
+{
+    struct pki *p = *state;
+    struct server *s = server_start(p, 0, 0);
+    enum { REQUESTS = 150000 }; /* 10 MB of answers: more than kernel buffers and server queue */
+    static const char request[] = "GET / HTTP/1.1\r\n\r\n";
+    size_t total = REQUESTS * (sizeof(request) - 1), sent = 0, answered = 0, matched = 0;
+    char *burst = malloc(total), buf[16384];
+    assert_non_null(burst);
+    for (size_t i = 0; i < REQUESTS; i++)
+        memcpy(burst + i * (sizeof(request) - 1), request, sizeof(request) - 1);
+    struct client c;
+    assert_true(client_handshake(&c, tcp_connect_rcvbuf(s->port, 4096), "a.test", 0, NULL));
+    int flags = fcntl(c.fd, F_GETFL);
+    fcntl(c.fd, F_SETFL, flags | O_NONBLOCK);
+    SSL_set_mode(c.ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* Write without reading until the server stops taking requests for 300 ms: its answers
+     * filled the kernel buffers and its own queue, so it paused reading. Then read. */
+    for (int i = 0; i < 1000000 && sent < total; i++) {
+        int n = SSL_write(c.ssl, burst + sent, (int)(total - sent < 4096 ? total - sent : 4096));
+        if (n > 0) {
+            sent += (size_t)n;
+            continue;
+        }
+        ERR_clear_error();
+        struct pollfd pfd = {.fd = c.fd, .events = POLLOUT};
+        if (poll(&pfd, 1, 300) == 0)
+            break;
+    }
+    assert_true(sent < total);
+    for (int i = 0; i < 1000000 && answered < REQUESTS; i++) {
+        struct pollfd pfd = {.fd = c.fd, .events = POLLIN | (sent < total ? POLLOUT : 0)};
+        assert_true(poll(&pfd, 1, 5000) > 0);
+        int n = sent < total ? SSL_write(c.ssl, burst + sent,
+                                         (int)(total - sent < 4096 ? total - sent : 4096))
+                             : 0;
+        if (n > 0)
+            sent += (size_t)n;
+        n = SSL_read(c.ssl, buf, sizeof(buf));
+        if (n > 0)
+            answered += count_ok(buf, (size_t)n, &matched);
+        ERR_clear_error();
+    }
+    free(burst);
+    assert_int_equal(answered, REQUESTS);
+    fcntl(c.fd, F_SETFL, flags);
+    assert_get_ok(&c); /* and the connection still takes requests */
+    client_close(&c);
     server_stop(s);
 }
 
@@ -872,6 +956,7 @@ int main(void)
         cmocka_unit_test(test_tables_select_publish_and_cache),
         cmocka_unit_test(test_tables_cache_is_bounded_and_refuses_wrong_key),
         cmocka_unit_test(test_listener_serves_by_sni_with_full_chain),
+        cmocka_unit_test(test_listener_pipelining_client_that_reads_late),
         cmocka_unit_test(test_listener_refuses_unknown_names_and_old_tls),
         cmocka_unit_test(test_listener_hot_swap_keeps_open_connections),
         cmocka_unit_test(test_listener_survives_hostile_clients),
