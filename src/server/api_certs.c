@@ -4,29 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/pem.h>
-
 #include "common/clock.h"
+#include "core/cert_accept.h"
 #include "core/import_check.h"
-#include "crypto/seal.h"
-#include "crypto/x509info.h"
 #include "server/server.h"
-
-/* What an accepted import writes on the order; every string owned. */
-struct accepted {
-    char *cert_pem;
-    char *chain_pem;
-    char *findings_json;
-    int64_t not_after;
-};
-
-static void accepted_free(struct accepted *a)
-{
-    free(a->cert_pem);
-    free(a->chain_pem);
-    free(a->findings_json);
-    memset(a, 0, sizeof(*a));
-}
 
 static int order_for(struct ck_request *r, struct ck_order *o, ck_error *err)
 {
@@ -34,80 +15,6 @@ static int order_for(struct ck_request *r, struct ck_order *o, ck_error *err)
     if (ck_http_param_id(r, 0, "order", &id, err) != 0)
         return -1;
     return ck_store_order_get(r->daemon->store, r->caller.tenant_id, id, o, err);
-}
-
-/* The system's roots and the tenant's own. */
-static X509_STORE *tenant_trust(struct ck_request *r, ck_error *err)
-{
-    struct ck_root *roots = NULL;
-    size_t n = 0;
-    char *pems = NULL;
-    size_t len = 0;
-    X509_STORE *trust = NULL;
-    if (ck_store_root_list(r->daemon->store, r->caller.tenant_id, &roots, &n, err) != 0)
-        return NULL;
-    FILE *out = open_memstream(&pems, &len);
-    for (size_t i = 0; out != NULL && i < n; i++)
-        fprintf(out, "%s\n", roots[i].pem);
-    if (out == NULL || fclose(out) != 0)
-        ck_error_set(err, 500, "out_of_memory", "out of memory reading the tenant's roots");
-    else
-        trust = ck_trust_store_new(pems, err);
-    free(pems);
-    ck_root_array_free(roots, n);
-    return trust;
-}
-
-/* The order's key, public part used only; NULL with no error for an uploaded CSR's order,
- * whose key certkeep never held. */
-static int order_key(struct ck_request *r, const struct ck_order *o, EVP_PKEY **key, ck_error *err)
-{
-    char aad[64];
-    *key = NULL;
-    if (o->csr_uploaded)
-        return 0;
-    if (o->sealed_key == NULL)
-        return ck_error_set(err, 500, "key_missing", "order %lld has no key stored",
-                            (long long)o->id);
-    ck_order_key_aad(o->id, aad, sizeof(aad));
-    *key =
-        ck_unseal_private_key(&r->daemon->master_key, aad, o->sealed_key, o->sealed_key_len, err);
-    return *key != NULL ? 0 : -1;
-}
-
-static char *x509_pem(X509 *const *certs, int n)
-{
-    BIO *out = BIO_new(BIO_s_mem());
-    char *data = NULL, *text = NULL;
-    int ok = out != NULL;
-    for (int i = 0; ok && i < n; i++)
-        ok = PEM_write_bio_X509(out, certs[i]) == 1;
-    long len = ok ? BIO_get_mem_data(out, &data) : 0;
-    if (ok)
-        text = strndup(data ? data : "", (size_t)len);
-    BIO_free(out);
-    return text;
-}
-
-static int accepted_from(const struct ck_import_result *res, struct accepted *a, ck_error *err)
-{
-    struct ck_cert_info info = {0};
-    int n = sk_X509_num(res->chain);
-    X509 **chain = calloc((size_t)n + 1, sizeof(*chain));
-    json_t *findings = ck_import_result_to_json(res);
-    for (int i = 0; chain != NULL && i < n; i++)
-        chain[i] = sk_X509_value(res->chain, i);
-    a->cert_pem = x509_pem(&res->leaf, 1);
-    a->chain_pem = chain != NULL ? x509_pem(chain, n) : NULL;
-    a->findings_json = findings != NULL ? json_dumps(findings, JSON_COMPACT) : NULL;
-    int rc = ck_cert_info_from_x509(res->leaf, &info, err);
-    a->not_after = info.not_after;
-    ck_cert_info_free(&info);
-    free(chain);
-    json_decref(findings);
-    if (rc == 0 && (a->cert_pem == NULL || a->chain_pem == NULL || a->findings_json == NULL))
-        rc = ck_error_set(err, 500, "out_of_memory", "out of memory storing the certificate");
-    return rc;
 }
 
 /* The import job's log: one line per finding, then the summary. */
@@ -121,14 +28,10 @@ static int record_import(struct ck_request *r, int64_t order_id, const struct ck
     int rc = -1;
     int64_t job_id;
     for (size_t i = 0; levels != NULL && lines != NULL && i < n; i++) {
-        bool is_error = i < res->errors.len;
-        const struct ck_finding *f =
-            is_error ? &res->errors.items[i] : &res->warnings.items[i - res->errors.len];
-        levels[i] = is_error ? "error" : "warn";
-        size_t len = strlen(f->code) + strlen(f->message) + 3;
-        if ((lines[i] = malloc(len)) == NULL)
+        char line[CK_ERROR_MSG_MAX + 64];
+        ck_cert_finding_line(res, i, &levels[i], line, sizeof(line));
+        if ((lines[i] = strdup(line)) == NULL)
             goto cleanup;
-        snprintf(lines[i], len, "%s: %s", f->code, f->message);
     }
     if (levels == NULL || lines == NULL) {
         ck_error_set(err, 500, "out_of_memory", "out of memory recording the import");
@@ -171,42 +74,6 @@ static void reply_rejected(struct ck_request *r, const struct ck_import_result *
     ck_http_reply_json(r, 422, doc);
 }
 
-/* Moves the order on with the certificate: to awaiting_ack with warnings, else to issued. */
-static int accept_certificate(struct ck_request *r, const struct ck_order *o,
-                              const struct ck_import_result *res, ck_error *err)
-{
-    struct accepted a = {0};
-    char message[CK_ERROR_MSG_MAX];
-    bool warned = res->warnings.len > 0;
-    int rc = -1;
-    if (accepted_from(res, &a, err) != 0)
-        goto cleanup;
-    if (warned)
-        snprintf(message, sizeof(message),
-                 "the certificate for order %lld (%s) has %zu warning%s to acknowledge: "
-                 "certkeep order ack %lld",
-                 (long long)o->id, o->enrollment_name ? o->enrollment_name : "?", res->warnings.len,
-                 res->warnings.len == 1 ? "" : "s", (long long)o->id);
-    else
-        snprintf(message, sizeof(message), "the certificate for order %lld (%s) is issued",
-                 (long long)o->id, o->enrollment_name ? o->enrollment_name : "?");
-    const struct ck_order_update update = {.cert_pem = a.cert_pem,
-                                           .chain_pem = a.chain_pem,
-                                           .findings_json = a.findings_json,
-                                           .cert_not_after = a.not_after};
-    const struct ck_event_new event = {.type = warned ? "warnings_to_acknowledge"
-                                                      : "certificate_issued",
-                                       .enrollment_id = o->enrollment_id,
-                                       .order_id = o->id,
-                                       .message = message};
-    rc = ck_store_order_transition(r->daemon->store, r->caller.tenant_id, o->id, CK_ORDER_CSR_READY,
-                                   warned ? CK_ORDER_AWAITING_ACK : CK_ORDER_ISSUED, &update,
-                                   &event, err);
-cleanup:
-    accepted_free(&a);
-    return rc;
-}
-
 static int reply_accepted(struct ck_request *r, int64_t order_id,
                           const struct ck_import_result *res, ck_error *err)
 {
@@ -237,8 +104,6 @@ int ck_api_order_import(struct ck_request *r, ck_error *err)
     int rc = -1;
     json_t *body = NULL;
     struct ck_order o = {0};
-    X509_STORE *trust = NULL;
-    EVP_PKEY *key = NULL;
     struct ck_import_result res = {0};
     const char *cert = NULL, *chain = NULL;
     if (import_request(r, &body, &cert, &chain, err) != 0 || order_for(r, &o, err) != 0)
@@ -249,30 +114,21 @@ int ck_api_order_import(struct ck_request *r, ck_error *err)
                      (long long)o.id, ck_order_state_name(o.state));
         goto cleanup;
     }
-    if ((trust = tenant_trust(r, err)) == NULL || order_key(r, &o, &key, err) != 0)
-        goto cleanup;
-    const struct ck_import_input in = {.cert_pem = cert,
-                                       .cert_len = strlen(cert),
-                                       .chain_pem = chain,
-                                       .chain_len = chain ? strlen(chain) : 0,
-                                       .csr_pem = o.csr_pem,
-                                       .order_key = key,
-                                       .trust = trust,
-                                       .now = ck_clock_now()};
-    if (ck_import_check(&in, &res, err) != 0 || record_import(r, o.id, &res, err) != 0)
+    const struct ck_cert_offer offer = {
+        .cert_pem = cert, .chain_pem = chain, .now = ck_clock_now()};
+    if (ck_cert_check(r->daemon->store, &r->daemon->master_key, &o, &offer, &res, err) != 0 ||
+        record_import(r, o.id, &res, err) != 0)
         goto cleanup;
     if (res.errors.len > 0) {
         reply_rejected(r, &res);
         rc = 0;
         goto cleanup;
     }
-    if (accept_certificate(r, &o, &res, err) != 0)
+    if (ck_cert_accept(r->daemon->store, &o, CK_ORDER_CSR_READY, &res, err) != 0)
         goto cleanup;
     rc = reply_accepted(r, o.id, &res, err);
 cleanup:
     ck_import_result_free(&res);
-    EVP_PKEY_free(key);
-    X509_STORE_free(trust);
     ck_order_free(&o);
     json_decref(body);
     return rc;
