@@ -143,7 +143,35 @@ static const char migration_2[] =
     "  created_at INTEGER NOT NULL,"
     "  UNIQUE (tenant_id, sha256_fingerprint));";
 
-static const char *const migrations[] = {migration_1, migration_2};
+/* Version 3 (issue 4): staging and production. The edge polls edge_generation (one row) to learn
+ * cheaply whether what it serves may have changed; every write that moves a staging or
+ * production pointer bumps it in its own transaction. Targets go with their enrollment. */
+static const char migration_3[] =
+    "ALTER TABLE orders ADD COLUMN staging_acked_at INTEGER;"
+    "ALTER TABLE orders ADD COLUMN deploy_not_before INTEGER;"
+    "ALTER TABLE orders ADD COLUMN staged_at INTEGER;"
+    "ALTER TABLE orders ADD COLUMN deployed_at INTEGER;"
+    "ALTER TABLE jobs ADD COLUMN params_json TEXT;"
+
+    "CREATE TABLE edge_generation ("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+    "  generation INTEGER NOT NULL);"
+    "INSERT INTO edge_generation (id, generation) VALUES (1, 0);"
+
+    "CREATE TABLE targets ("
+    "  id INTEGER PRIMARY KEY,"
+    "  tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,"
+    "  enrollment_id INTEGER NOT NULL REFERENCES enrollments(id) ON DELETE CASCADE,"
+    "  environment TEXT NOT NULL,"
+    "  directory TEXT NOT NULL,"
+    "  reload_command TEXT,"
+    "  timeout_seconds INTEGER NOT NULL,"
+    "  probe_endpoint TEXT,"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE INDEX targets_enrollment ON targets(enrollment_id, id);"
+    "CREATE INDEX targets_tenant ON targets(tenant_id, id);";
+
+static const char *const migrations[] = {migration_1, migration_2, migration_3};
 
 const char *const *ck_store_migrations(size_t *count)
 {

@@ -242,11 +242,11 @@ cleanup:
     return ret;
 }
 
-/* Runs body in one BEGIN IMMEDIATE transaction: the write lock is taken up front, so a concurrent
- * writer waits (busy timeout) instead of failing halfway, and any failure rolls everything back. */
-static int in_transaction(struct ck_store *st, tx_body body, void *ctx, ck_error *err)
+/* Runs body after `begin`, committing on success and rolling everything back on failure. */
+static int run_transaction(struct ck_store *st, const char *begin, tx_body body, void *ctx,
+                           ck_error *err)
 {
-    if (exec_sql(st, "BEGIN IMMEDIATE", "starting a transaction", err) != 0)
+    if (exec_sql(st, begin, "starting a transaction", err) != 0)
         return -1;
     if (body(st, ctx, err) == 0 && exec_sql(st, "COMMIT", "committing a transaction", err) == 0)
         return 0;
@@ -254,6 +254,27 @@ static int in_transaction(struct ck_store *st, tx_body body, void *ctx, ck_error
         sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
         ck_log(CK_LOG_ERROR, "sqlite: rolling back: %s", sqlite3_errmsg(st->db));
     return -1;
+}
+
+/* Runs body in one BEGIN IMMEDIATE transaction: the write lock is taken up front, so a concurrent
+ * writer waits (busy timeout) instead of failing halfway, and any failure rolls everything back. */
+static int in_transaction(struct ck_store *st, tx_body body, void *ctx, ck_error *err)
+{
+    return run_transaction(st, "BEGIN IMMEDIATE", body, ctx, err);
+}
+
+/* Runs body in one deferred transaction, so that all its reads see the same snapshot. */
+static int in_read_transaction(struct ck_store *st, tx_body body, void *ctx, ck_error *err)
+{
+    return run_transaction(st, "BEGIN", body, ctx, err);
+}
+
+/* Called inside every transaction that may change what the edge serves: the edge of every
+ * process sharing the database sees the new number and rebuilds its table. */
+static int edge_bump(struct ck_store *st, ck_error *err)
+{
+    return exec_sql(st, "UPDATE edge_generation SET generation = generation + 1",
+                    "bumping the edge generation", err);
 }
 
 /* ==== columns ==== */
@@ -1000,9 +1021,12 @@ static int enrollment_remove(struct ck_store *st, void *ctx, ck_error *err)
     if (rc < 0 ||
         refuse_open_order(st, id, r->name, "cancel it before deleting the enrollment", err) != 0)
         return -1;
-    /* Orders, jobs, logs and artifacts go with it (ON DELETE CASCADE). */
-    return exec_args(st, "DELETE FROM enrollments WHERE id = ?1 AND tenant_id = ?2",
-                     ARGS(A_INT(id), A_INT(r->tenant_id)), "deleting an enrollment", NULL, err);
+    /* Orders, jobs, logs, artifacts and targets go with it (ON DELETE CASCADE); its deployed
+     * order leaves the edge with it. */
+    if (exec_args(st, "DELETE FROM enrollments WHERE id = ?1 AND tenant_id = ?2",
+                  ARGS(A_INT(id), A_INT(r->tenant_id)), "deleting an enrollment", NULL, err) != 0)
+        return -1;
+    return edge_bump(st, err);
 }
 
 int ck_store_enrollment_delete(struct ck_store *st, int64_t tenant_id, const char *name,
@@ -1019,6 +1043,7 @@ struct job_row {
     enum ck_job_type type;
     enum ck_job_state state;
     const char *error;
+    const char *params_json;
 };
 
 /* Inserts a job; one inserted already over (finished or failed) started and ended now. */
@@ -1030,10 +1055,11 @@ static int job_insert(struct ck_store *st, const struct job_row *j, int64_t *job
     snprintf(what, sizeof(what), "recording the order's %s job", ck_job_type_name(j->type));
     if (exec_args(st,
                   "INSERT INTO jobs (tenant_id, enrollment_id, order_id, type, state, created_at, "
-                  "started_at, finished_at, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
+                  "started_at, finished_at, error, params_json) "
+                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)",
                   ARGS(A_INT(j->tenant_id), A_ID(j->enrollment_id), A_ID(j->order_id),
                        A_TEXT(ck_job_type_name(j->type)), A_TEXT(ck_job_state_name(j->state)),
-                       A_INT(now), A_ID(over ? now : 0), A_TEXT(j->error)),
+                       A_INT(now), A_ID(over ? now : 0), A_TEXT(j->error), A_TEXT(j->params_json)),
                   what, NULL, err) != 0)
         return -1;
     *job_id = sqlite3_last_insert_rowid(st->db);
@@ -1264,7 +1290,8 @@ void ck_event_array_free(struct ck_event *a, size_t n)
 #define ORDER_SELECT                                                                               \
     "SELECT o.id, o.tenant_id, o.enrollment_id, e.name, o.state, o.key_type, o.sealed_key, "       \
     "o.csr_pem, o.error, o.created_at, o.updated_at, o.csr_uploaded, o.cert_pem, o.chain_pem, "    \
-    "o.findings_json, o.cert_not_after FROM orders o "                                             \
+    "o.findings_json, o.cert_not_after, o.staging_acked_at, o.deploy_not_before, o.staged_at, "    \
+    "o.deployed_at FROM orders o "                                                                 \
     "JOIN enrollments e ON e.id = o.enrollment_id"
 
 static int read_order(sqlite3_stmt *s, void *row, ck_error *err)
@@ -1285,6 +1312,10 @@ static int read_order(sqlite3_stmt *s, void *row, ck_error *err)
     o->chain_pem = col_text(s, 13, &ok);
     o->findings_json = col_text(s, 14, &ok);
     o->cert_not_after = sqlite3_column_int64(s, 15);
+    o->staging_acked_at = sqlite3_column_int64(s, 16);
+    o->deploy_not_before = sqlite3_column_int64(s, 17);
+    o->staged_at = sqlite3_column_int64(s, 18);
+    o->deployed_at = sqlite3_column_int64(s, 19);
     if (!ok || col_order_state(s, 4, &o->state, err) != 0 ||
         col_key_type(s, 5, &o->key_type, err) != 0) {
         ck_order_free(o);
@@ -1610,17 +1641,23 @@ struct order_move {
     const struct ck_event_new *event;
 };
 
-/* Why the conditional UPDATE changed nothing: no such order (404), or another state (409). */
-static int order_move_refused(struct ck_store *st, const struct order_move *m, ck_error *err)
+/* Why a conditional UPDATE of an order changed nothing: no such order (404), or it is not
+ * `expected` (409). */
+static int order_refused(struct ck_store *st, int64_t tenant_id, int64_t order_id,
+                         const char *expected, ck_error *err)
 {
     struct order_brief o;
-    if (order_brief_get(st, m->tenant_id, m->order_id, &o, err) != 0)
+    if (order_brief_get(st, tenant_id, order_id, &o, err) != 0)
         return -1;
     return ck_error_set(err, 409, "order_state_changed",
                         "order %lld is %s, not %s: another request or daemon moved it "
                         "meanwhile; read it again before retrying",
-                        (long long)o.id, ck_order_state_name(o.state),
-                        ck_order_state_name(m->from));
+                        (long long)o.id, ck_order_state_name(o.state), expected);
+}
+
+static int order_move_refused(struct ck_store *st, const struct order_move *m, ck_error *err)
+{
+    return order_refused(st, m->tenant_id, m->order_id, ck_order_state_name(m->from), err);
 }
 
 /* The state check is in the UPDATE itself, so two writers cannot both move the order from the
@@ -1728,11 +1765,503 @@ int ck_store_import_job_record(struct ck_store *st, int64_t tenant_id, int64_t o
     return 0;
 }
 
+/* ==== staging and production ==== */
+
+struct order_step {
+    int64_t tenant_id, order_id, now;
+    const struct ck_event_new *event;
+};
+
+/* Runs sql (?1 order, ?2 tenant, ?3 now, ?4 the new state, ?5 the state it must be in) and
+ * refuses with 409 when the order was not in `from`: the state check is in the UPDATE itself,
+ * so two writers cannot both take the order out of the same state. */
+static int order_step_update(struct ck_store *st, const struct order_step *s, const char *sql,
+                             enum ck_order_state from, enum ck_order_state to, ck_error *err)
+{
+    int64_t changes = 0;
+    if (exec_args(st, sql,
+                  ARGS(A_INT(s->order_id), A_INT(s->tenant_id), A_INT(s->now),
+                       A_TEXT(ck_order_state_name(to)), A_TEXT(ck_order_state_name(from))),
+                  "changing an order's state", &changes, err) != 0)
+        return -1;
+    if (changes == 0)
+        return order_refused(st, s->tenant_id, s->order_id, ck_order_state_name(from), err);
+    return 0;
+}
+
+/* Points the order's enrollment's staging_order_id or production_order_id (a constant column
+ * name) at it. */
+static int enrollment_point(struct ck_store *st, int64_t order_id, const char *sql, ck_error *err)
+{
+    return exec_args(st, sql, ARGS(A_INT(order_id)), "pointing the enrollment at the order", NULL,
+                     err);
+}
+
+/* What every staging and production change ends with. */
+static int order_step_end(struct ck_store *st, const struct order_step *s, ck_error *err)
+{
+    if (edge_bump(st, err) != 0)
+        return -1;
+    return order_event(st, s->tenant_id, s->order_id, s->event, err);
+}
+
+static int order_stage_body(struct ck_store *st, void *ctx, ck_error *err)
+{
+    const struct order_step *s = ctx;
+    if (order_step_update(st, s,
+                          "UPDATE orders SET state = ?4, staged_at = ?3, updated_at = ?3 "
+                          "WHERE id = ?1 AND tenant_id = ?2 AND state = ?5",
+                          CK_ORDER_ISSUED, CK_ORDER_STAGED, err) != 0 ||
+        enrollment_point(st, s->order_id,
+                         "UPDATE enrollments SET staging_order_id = ?1 "
+                         "WHERE id = (SELECT enrollment_id FROM orders WHERE id = ?1)",
+                         err) != 0)
+        return -1;
+    return order_step_end(st, s, err);
+}
+
+/* Runs body (given ctx, which holds s) on a step of the tenant's order; tenant 0 would let
+ * order_refused see any tenant's order, and no tenant has that id. */
+static int order_step_run(struct ck_store *st, struct order_step *s, tx_body body, void *ctx,
+                          ck_error *err)
+{
+    if (s->tenant_id == 0)
+        return ck_error_set(err, 404, "not_found", "no order %lld", (long long)s->order_id);
+    s->now = ck_clock_now();
+    return in_transaction(st, body, ctx, err);
+}
+
+int ck_store_order_stage(struct ck_store *st, int64_t tenant_id, int64_t order_id,
+                         const struct ck_event_new *event, ck_error *err)
+{
+    struct order_step s = {.tenant_id = tenant_id, .order_id = order_id, .event = event};
+    return order_step_run(st, &s, order_stage_body, &s, err);
+}
+
+/* The first acknowledgement's time stays: it is when a person looked. The edge serves the same
+ * certificates, so the generation does not move. */
+static int order_ack_body(struct ck_store *st, void *ctx, ck_error *err)
+{
+    return order_step_update(st, ctx,
+                             "UPDATE orders SET staging_acked_at = COALESCE(staging_acked_at, ?3), "
+                             "updated_at = ?3 WHERE id = ?1 AND tenant_id = ?2 AND state = ?5",
+                             CK_ORDER_STAGED, CK_ORDER_STAGED, err);
+}
+
+int ck_store_order_ack_staging(struct ck_store *st, int64_t tenant_id, int64_t order_id,
+                               ck_error *err)
+{
+    struct order_step s = {.tenant_id = tenant_id, .order_id = order_id};
+    return order_step_run(st, &s, order_ack_body, &s, err);
+}
+
+struct not_before_set {
+    struct order_step step;
+    int64_t not_before;
+};
+
+static int order_not_before_body(struct ck_store *st, void *ctx, ck_error *err)
+{
+    const struct not_before_set *n = ctx;
+    int64_t changes = 0;
+    if (exec_args(st,
+                  "UPDATE orders SET deploy_not_before = ?3, updated_at = ?4 "
+                  "WHERE id = ?1 AND tenant_id = ?2 AND state IN " CK_STORE_OPEN_ORDER_STATES,
+                  ARGS(A_INT(n->step.order_id), A_INT(n->step.tenant_id), A_ID(n->not_before),
+                       A_INT(n->step.now)),
+                  "setting an order's not-before date", &changes, err) != 0)
+        return -1;
+    if (changes == 0)
+        return order_refused(st, n->step.tenant_id, n->step.order_id, "open", err);
+    return 0;
+}
+
+int ck_store_order_set_not_before(struct ck_store *st, int64_t tenant_id, int64_t order_id,
+                                  int64_t not_before, ck_error *err)
+{
+    struct not_before_set n = {.step = {.tenant_id = tenant_id, .order_id = order_id},
+                               .not_before = not_before};
+    if (not_before < 0)
+        return ck_error_set(err, 400, "invalid_field", "a not-before date cannot be negative");
+    return order_step_run(st, &n.step, order_not_before_body, &n, err);
+}
+
+/* Any other deployed order of the enrollment gives way to order_id. */
+static int supersede_others(struct ck_store *st, int64_t order_id, int64_t now, ck_error *err)
+{
+    return exec_args(st,
+                     "UPDATE orders SET state = ?3, updated_at = ?2 WHERE id <> ?1 AND state = ?4 "
+                     "AND enrollment_id = (SELECT enrollment_id FROM orders WHERE id = ?1)",
+                     ARGS(A_INT(order_id), A_INT(now),
+                          A_TEXT(ck_order_state_name(CK_ORDER_SUPERSEDED)),
+                          A_TEXT(ck_order_state_name(CK_ORDER_DEPLOYED))),
+                     "superseding the previous production order", NULL, err);
+}
+
+#define POINT_PRODUCTION                                                                           \
+    "UPDATE enrollments SET production_order_id = ?1 "                                             \
+    "WHERE id = (SELECT enrollment_id FROM orders WHERE id = ?1)"
+
+static int order_deploy_body(struct ck_store *st, void *ctx, ck_error *err)
+{
+    const struct order_step *s = ctx;
+    if (order_step_update(st, s,
+                          "UPDATE orders SET state = ?4, deployed_at = ?3, updated_at = ?3 "
+                          "WHERE id = ?1 AND tenant_id = ?2 AND state = ?5",
+                          CK_ORDER_STAGED, CK_ORDER_DEPLOYED, err) != 0 ||
+        supersede_others(st, s->order_id, s->now, err) != 0 ||
+        enrollment_point(st, s->order_id, POINT_PRODUCTION, err) != 0)
+        return -1;
+    return order_step_end(st, s, err);
+}
+
+int ck_store_order_deploy(struct ck_store *st, int64_t tenant_id, int64_t order_id,
+                          const struct ck_event_new *event, ck_error *err)
+{
+    struct order_step s = {.tenant_id = tenant_id, .order_id = order_id, .event = event};
+    return order_step_run(st, &s, order_deploy_body, &s, err);
+}
+
+struct rollback {
+    struct order_step step; /* order_id: found inside the transaction */
+    const char *enrollment;
+    int64_t valid_at;
+};
+
+/* The newest superseded order of the enrollment whose certificate is still valid at `at`.
+ * Returns 1 with *order_id, 0 when there is none, -1 on failure. */
+static int rollback_candidate(struct ck_store *st, int64_t enrollment_id, int64_t at,
+                              int64_t *order_id, ck_error *err)
+{
+    return query_one(
+        st,
+        "SELECT id FROM orders WHERE enrollment_id = ?1 AND state = ?2 "
+        "AND cert_pem IS NOT NULL AND cert_not_after > ?3 ORDER BY id DESC LIMIT 1",
+        ARGS(A_INT(enrollment_id), A_TEXT(ck_order_state_name(CK_ORDER_SUPERSEDED)), A_INT(at)),
+        "looking for the previous production order", read_id, order_id, err);
+}
+
+static int rollback_body(struct ck_store *st, void *ctx, ck_error *err)
+{
+    struct rollback *r = ctx;
+    int64_t enrollment_id;
+    int rc = query_one(st, "SELECT id FROM enrollments WHERE tenant_id = ?1 AND name = ?2",
+                       ARGS(A_INT(r->step.tenant_id), A_TEXT(r->enrollment)),
+                       "rolling back an enrollment", read_id, &enrollment_id, err);
+    if (rc == 0)
+        return ck_error_set(err, 404, "not_found", "no enrollment named %s", r->enrollment);
+    if (rc == 1)
+        rc = rollback_candidate(st, enrollment_id, r->valid_at, &r->step.order_id, err);
+    if (rc == 0)
+        return ck_error_set(err, 409, "nothing_to_roll_back",
+                            "enrollment %s has no earlier deployed certificate that is still "
+                            "valid to put back",
+                            r->enrollment);
+    if (rc < 0)
+        return -1;
+    if (exec_args(st, "UPDATE orders SET state = ?2, updated_at = ?3 WHERE id = ?1",
+                  ARGS(A_INT(r->step.order_id), A_TEXT(ck_order_state_name(CK_ORDER_DEPLOYED)),
+                       A_INT(r->step.now)),
+                  "putting the previous order back", NULL, err) != 0 ||
+        supersede_others(st, r->step.order_id, r->step.now, err) != 0 ||
+        enrollment_point(st, r->step.order_id, POINT_PRODUCTION, err) != 0)
+        return -1;
+    return order_step_end(st, &r->step, err);
+}
+
+int ck_store_enrollment_rollback(struct ck_store *st, int64_t tenant_id, const char *enrollment,
+                                 int64_t now, const struct ck_event_new *event, int64_t *order_id,
+                                 ck_error *err)
+{
+    struct rollback r = {.step = {.tenant_id = tenant_id, .now = ck_clock_now(), .event = event},
+                         .enrollment = enrollment,
+                         .valid_at = now};
+    if (enrollment == NULL)
+        return ck_error_set(err, 400, "invalid_field", "a rollback needs the enrollment's name");
+    if (in_transaction(st, rollback_body, &r, err) != 0)
+        return -1;
+    *order_id = r.step.order_id;
+    return 0;
+}
+
+/* ==== what the edge serves ==== */
+
+int ck_store_edge_generation(struct ck_store *st, int64_t *generation, ck_error *err)
+{
+    int rc = query_one(st, "SELECT generation FROM edge_generation WHERE id = 1", NO_ARGS,
+                       "reading the edge generation", read_id, generation, err);
+    if (rc == 0)
+        return ck_error_set(err, 500, "storage_failed",
+                            "the database has no edge generation row; was it edited by hand?");
+    return rc == 1 ? 0 : -1;
+}
+
+#define EDGE_SELECT                                                                                \
+    "SELECT e.tenant_id, e.id, o.id, e.sans, o.cert_pem, o.chain_pem, o.sealed_key, "              \
+    "o.cert_not_after FROM enrollments e JOIN orders o ON o.id = "
+#define EDGE_WHERE " WHERE o.cert_pem IS NOT NULL AND o.sealed_key IS NOT NULL ORDER BY e.id"
+
+static const char *const edge_queries[] = {
+    [CK_ENV_STAGING] = EDGE_SELECT "e.staging_order_id" EDGE_WHERE,
+    [CK_ENV_PRODUCTION] = EDGE_SELECT "e.production_order_id" EDGE_WHERE,
+};
+
+static int read_edge_entry(sqlite3_stmt *s, void *row, ck_error *err)
+{
+    struct ck_edge_entry *e = row;
+    bool ok = true;
+    e->tenant_id = sqlite3_column_int64(s, 0);
+    e->enrollment_id = sqlite3_column_int64(s, 1);
+    e->order_id = sqlite3_column_int64(s, 2);
+    e->cert_pem = col_text(s, 4, &ok);
+    e->chain_pem = col_text(s, 5, &ok);
+    e->sealed_key = col_blob(s, 6, &e->sealed_key_len, &ok);
+    e->cert_not_after = sqlite3_column_int64(s, 7);
+    if (!ok || col_json_strv(s, 3, &e->names, err) != 0) {
+        ck_edge_entry_free(e);
+        return ok ? -1 : out_of_memory(err);
+    }
+    return 0;
+}
+
+static void free_edge_entry_row(void *row)
+{
+    ck_edge_entry_free(row);
+}
+
+struct edge_read {
+    enum ck_environment env;
+    int64_t generation;
+    struct ck_edge_entry *entries;
+    size_t n;
+};
+
+static int edge_read_body(struct ck_store *st, void *ctx, ck_error *err)
+{
+    struct edge_read *r = ctx;
+    if (ck_store_edge_generation(st, &r->generation, err) != 0)
+        return -1;
+    return query_all(st, edge_queries[r->env], NO_ARGS, "listing what the edge serves",
+                     read_edge_entry, free_edge_entry_row, sizeof(*r->entries),
+                     (void **)&r->entries, &r->n, err);
+}
+
+int ck_store_edge_entries(struct ck_store *st, enum ck_environment env, struct ck_edge_entry **out,
+                          size_t *n, int64_t *generation, ck_error *err)
+{
+    struct edge_read r = {.env = env};
+    if (env != CK_ENV_STAGING && env != CK_ENV_PRODUCTION)
+        return ck_error_set(err, 400, "invalid_field", "unknown environment %d", (int)env);
+    if (in_read_transaction(st, edge_read_body, &r, err) != 0) {
+        ck_edge_entry_array_free(r.entries, r.n);
+        return -1;
+    }
+    *out = r.entries;
+    *n = r.n;
+    *generation = r.generation;
+    return 0;
+}
+
+void ck_edge_entry_array_free(struct ck_edge_entry *a, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        ck_edge_entry_free(&a[i]);
+    free(a);
+}
+
+/* ==== queued jobs ==== */
+
+struct job_enqueue {
+    int64_t tenant_id, order_id, job_id;
+    enum ck_job_type type;
+    const char *params_json;
+};
+
+static int job_enqueue_body(struct ck_store *st, void *ctx, ck_error *err)
+{
+    struct job_enqueue *q = ctx;
+    struct job_row job = {.tenant_id = q->tenant_id,
+                          .order_id = q->order_id,
+                          .type = q->type,
+                          .state = CK_JOB_QUEUED,
+                          .params_json = q->params_json};
+    int rc = query_one(st, "SELECT enrollment_id FROM orders WHERE id = ?1 AND tenant_id = ?2",
+                       ARGS(A_INT(q->order_id), A_INT(q->tenant_id)), "queueing a job", read_id,
+                       &job.enrollment_id, err);
+    if (rc == 0)
+        return ck_error_set(err, 404, "not_found", "no order %lld", (long long)q->order_id);
+    if (rc < 0)
+        return -1;
+    return job_insert(st, &job, &q->job_id, err);
+}
+
+/* 400 unless params is NULL or a JSON object: the job reads its parameters by name. */
+static int job_params_check(const char *params, ck_error *err)
+{
+    if (params == NULL)
+        return 0;
+    json_t *value = json_loads(params, JSON_REJECT_DUPLICATES, NULL);
+    bool is_object = json_is_object(value);
+    json_decref(value);
+    if (!is_object)
+        return ck_error_set(err, 400, "invalid_field", "job parameters must be a JSON object");
+    return 0;
+}
+
+int ck_store_job_enqueue(struct ck_store *st, int64_t tenant_id, int64_t order_id,
+                         enum ck_job_type type, const char *params_json, int64_t *job_id,
+                         ck_error *err)
+{
+    struct job_enqueue q = {
+        .tenant_id = tenant_id, .order_id = order_id, .type = type, .params_json = params_json};
+    if ((int)type < 0 || type >= CK_JOB_TYPE_COUNT)
+        return ck_error_set(err, 400, "invalid_field", "unknown job type %d", (int)type);
+    if (job_params_check(params_json, err) != 0 ||
+        in_transaction(st, job_enqueue_body, &q, err) != 0)
+        return -1;
+    *job_id = q.job_id;
+    return 0;
+}
+
+/* ==== file targets ==== */
+
+#define TARGET_SELECT                                                                              \
+    "SELECT id, tenant_id, enrollment_id, environment, directory, reload_command, "                \
+    "timeout_seconds, probe_endpoint, created_at FROM targets"
+
+static int col_environment(sqlite3_stmt *s, int col, enum ck_environment *out, ck_error *err)
+{
+    static const enum ck_environment all[] = {CK_ENV_STAGING, CK_ENV_PRODUCTION};
+    for (size_t i = 0; col_str(s, col) != NULL && i < CK_ARRAY_LEN(all); i++)
+        if (strcmp(col_str(s, col), ck_environment_name(all[i])) == 0) {
+            *out = all[i];
+            return 0;
+        }
+    return bad_value("environment", col_str(s, col), err);
+}
+
+static int read_target(sqlite3_stmt *s, void *row, ck_error *err)
+{
+    struct ck_target *t = row;
+    bool ok = true;
+    t->id = sqlite3_column_int64(s, 0);
+    t->tenant_id = sqlite3_column_int64(s, 1);
+    t->enrollment_id = sqlite3_column_int64(s, 2);
+    t->directory = col_text(s, 4, &ok);
+    t->reload_command = col_text(s, 5, &ok);
+    t->timeout_seconds = sqlite3_column_int(s, 6);
+    t->probe_endpoint = col_text(s, 7, &ok);
+    t->created_at = sqlite3_column_int64(s, 8);
+    if (!ok || col_environment(s, 3, &t->environment, err) != 0) {
+        ck_target_free(t);
+        return ok ? -1 : out_of_memory(err);
+    }
+    return 0;
+}
+
+static void free_target_row(void *row)
+{
+    ck_target_free(row);
+}
+
+/* 0 when the enrollment is the tenant's, -1 with 404 otherwise. */
+static int enrollment_visible(struct ck_store *st, int64_t tenant_id, int64_t enrollment_id,
+                              ck_error *err)
+{
+    int64_t id;
+    int rc = query_one(st, "SELECT id FROM enrollments WHERE id = ?1 AND tenant_id = ?2",
+                       ARGS(A_INT(enrollment_id), A_INT(tenant_id)), "reading an enrollment",
+                       read_id, &id, err);
+    if (rc == 0)
+        return ck_error_set(err, 404, "not_found", "no enrollment %lld", (long long)enrollment_id);
+    return rc == 1 ? 0 : -1;
+}
+
+struct target_new {
+    struct ck_target *t;
+    int64_t now;
+};
+
+static int target_insert(struct ck_store *st, void *ctx, ck_error *err)
+{
+    struct target_new *n = ctx;
+    const struct ck_target *t = n->t;
+    if (enrollment_visible(st, t->tenant_id, t->enrollment_id, err) != 0 ||
+        exec_args(st,
+                  "INSERT INTO targets (tenant_id, enrollment_id, environment, directory, "
+                  "reload_command, timeout_seconds, probe_endpoint, created_at) "
+                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                  ARGS(A_INT(t->tenant_id), A_INT(t->enrollment_id),
+                       A_TEXT(ck_environment_name(t->environment)), A_TEXT(t->directory),
+                       A_TEXT(t->reload_command), A_INT(t->timeout_seconds),
+                       A_TEXT(t->probe_endpoint), A_INT(n->now)),
+                  "adding a target", NULL, err) != 0)
+        return -1;
+    n->t->id = sqlite3_last_insert_rowid(st->db);
+    return 0;
+}
+
+int ck_store_target_add(struct ck_store *st, struct ck_target *t, ck_error *err)
+{
+    struct target_new n = {.t = t, .now = ck_clock_now()};
+    if (t->directory == NULL)
+        return ck_error_set(err, 400, "invalid_field", "a target needs its directory");
+    if (t->environment != CK_ENV_STAGING && t->environment != CK_ENV_PRODUCTION)
+        return ck_error_set(err, 400, "invalid_field", "unknown environment %d",
+                            (int)t->environment);
+    if (in_transaction(st, target_insert, &n, err) != 0) {
+        t->id = 0;
+        return -1;
+    }
+    t->created_at = n.now;
+    return 0;
+}
+
+int ck_store_target_list(struct ck_store *st, int64_t tenant_id, int64_t enrollment_id,
+                         struct ck_target **out, size_t *n, ck_error *err)
+{
+    if (enrollment_visible(st, tenant_id, enrollment_id, err) != 0)
+        return -1;
+    return query_all(st, TARGET_SELECT " WHERE tenant_id = ?1 AND enrollment_id = ?2 ORDER BY id",
+                     ARGS(A_INT(tenant_id), A_INT(enrollment_id)), "listing targets", read_target,
+                     free_target_row, sizeof(**out), (void **)out, n, err);
+}
+
+struct target_ref {
+    int64_t tenant_id, target_id;
+};
+
+static int target_remove(struct ck_store *st, void *ctx, ck_error *err)
+{
+    const struct target_ref *r = ctx;
+    int64_t changes = 0;
+    if (exec_args(st, "DELETE FROM targets WHERE id = ?1 AND tenant_id = ?2",
+                  ARGS(A_INT(r->target_id), A_INT(r->tenant_id)), "deleting a target", &changes,
+                  err) != 0)
+        return -1;
+    if (changes == 0)
+        return ck_error_set(err, 404, "not_found", "no target %lld", (long long)r->target_id);
+    return 0;
+}
+
+int ck_store_target_delete(struct ck_store *st, int64_t tenant_id, int64_t target_id, ck_error *err)
+{
+    struct target_ref r = {.tenant_id = tenant_id, .target_id = target_id};
+    return in_transaction(st, target_remove, &r, err);
+}
+
+void ck_target_array_free(struct ck_target *a, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        ck_target_free(&a[i]);
+    free(a);
+}
+
 /* ==== jobs ==== */
 
 #define JOB_SELECT                                                                                 \
     "SELECT j.id, j.tenant_id, j.enrollment_id, e.name, j.order_id, j.type, j.state, "             \
-    "j.created_at, j.started_at, j.finished_at, j.error FROM jobs j "                              \
+    "j.created_at, j.started_at, j.finished_at, j.error, j.params_json FROM jobs j "               \
     "LEFT JOIN enrollments e ON e.id = j.enrollment_id"
 
 static int read_job(sqlite3_stmt *s, void *row, ck_error *err)
@@ -1748,6 +2277,7 @@ static int read_job(sqlite3_stmt *s, void *row, ck_error *err)
     j->started_at = sqlite3_column_int64(s, 8);
     j->finished_at = sqlite3_column_int64(s, 9);
     j->error = col_text(s, 10, &ok);
+    j->params_json = col_text(s, 11, &ok);
     if (!ok || col_job_type(s, 5, &j->type, err) != 0 || col_job_state(s, 6, &j->state, err) != 0) {
         ck_job_free(j);
         return ok ? -1 : out_of_memory(err);
