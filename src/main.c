@@ -7,6 +7,7 @@
 
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "cli/issuer_commands.h"
 #include "cli/verify_cmd.h"
 #include "server/daemon.h"
 
@@ -54,6 +55,9 @@ static const struct top_command commands[] = {
     {"roots", ck_cmd_roots, NULL, ck_usage_roots},
     {"poll", ck_cmd_poll, NULL, ck_usage_poll},
     {"events", ck_cmd_events, NULL, ck_usage_events},
+    {"ca", ck_cmd_ca, NULL, ck_usage_ca},
+    {"issuer", ck_cmd_issuer, NULL, ck_usage_issuer},
+    {"dns", ck_cmd_dns, NULL, ck_usage_dns},
     {"verify", NULL, ck_cmd_verify, NULL},
 };
 

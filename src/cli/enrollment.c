@@ -14,7 +14,8 @@ const char ck_usage_enrollment[] =
     "usage: certkeep enrollment create NAME --cn CN [--san NAME]... [--org O] [--ou OU]\n"
     "           [--locality L] [--state ST] [--country C]\n"
     "           [--key rsa-2048|rsa-3072|rsa-4096|ec-p256|ec-p384] [--validation dv|ov|ev]\n"
-    "           [--issuer NAME] [--contact ADDR]... [--lifetime D] [--renew-before D]\n"
+    "           [--issuer NAME [--challenge dns-01|http-01] [--dns NAME]] [--contact ADDR]... "
+    "[--lifetime D] [--renew-before D]\n"
     "           [--deploy-before D] [--always-test-on-staging]\n"
     "           [--from-cert FILE | --from-host HOST:PORT [--sni NAME]]\n"
     "       certkeep enrollment list | show NAME | delete NAME\n"
@@ -23,7 +24,7 @@ const char ck_usage_enrollment[] =
 
 struct enrollment_opts {
     const char *cn, *org, *ou, *locality, *state, *country;
-    const char *key, *validation, *issuer;
+    const char *key, *validation, *issuer, *challenge, *dns;
     const char *lifetime, *renew_before, *deploy_before;
     const char *from_cert, *from_host, *sni;
     ck_strv sans, contacts;
@@ -49,6 +50,8 @@ static size_t common_opts(struct enrollment_opts *o, struct ck_opt *t)
         {"key", CK_OPT_STRING, &o->key},
         {"validation", CK_OPT_STRING, &o->validation},
         {"issuer", CK_OPT_STRING, &o->issuer},
+        {"challenge", CK_OPT_STRING, &o->challenge},
+        {"dns", CK_OPT_STRING, &o->dns},
         {"contact", CK_OPT_LIST, &o->contacts},
         {"lifetime", CK_OPT_STRING, &o->lifetime},
         {"renew-before", CK_OPT_STRING, &o->renew_before},
@@ -108,8 +111,14 @@ static int enrollment_body(const struct enrollment_opts *o, json_t *body)
         {o->org, "o"}, {o->ou, "ou"}, {o->locality, "l"}, {o->state, "st"}, {o->country, "c"},
     };
     const struct given_field plain[] = {
-        {o->cn, "cn"},         {o->key, "key_type"},        {o->validation, "validation"},
-        {o->issuer, "issuer"}, {o->from_host, "from_host"}, {o->sni, "from_sni"},
+        {o->cn, "cn"},
+        {o->key, "key_type"},
+        {o->validation, "validation"},
+        {o->issuer, "issuer"},
+        {o->from_host, "from_host"},
+        {o->sni, "from_sni"},
+        {o->challenge, "challenge"},
+        {o->dns, "dns"},
     };
     int rc = CK_EXIT_OK;
     for (size_t i = 0; i < CK_ARRAY_LEN(plain) && rc == CK_EXIT_OK; i++)
@@ -146,8 +155,11 @@ static void print_subject(const json_t *e)
 static int show_enrollment(const json_t *e)
 {
     static const struct ck_view_row head[] = {{"name", "name"}, {"cn", "cn"}, {"sans", "sans"}};
-    static const struct ck_view_row key[] = {
-        {"key", "key_type"}, {"validation", "validation"}, {"issuer", "issuer"}};
+    static const struct ck_view_row key[] = {{"key", "key_type"},
+                                             {"validation", "validation"},
+                                             {"issuer", "issuer"},
+                                             {"challenge", "challenge"},
+                                             {"dns", "dns"}};
     static const struct ck_view_row policy[] = {
         {"lifetime", "policy.lifetime"},
         {"renew-before", "policy.renew_before"},
@@ -197,7 +209,7 @@ static int set_from_cert(json_t *body, const char *path)
 static int enrollment_create(const struct ck_cli *cli, int argc, char **argv)
 {
     struct enrollment_opts o = {0};
-    struct ck_opt table[20];
+    struct ck_opt table[24];
     size_t n = common_opts(&o, table);
     table[n++] = (struct ck_opt){"from-cert", CK_OPT_STRING, &o.from_cert};
     table[n++] = (struct ck_opt){"from-host", CK_OPT_STRING, &o.from_host};
@@ -225,7 +237,7 @@ static int enrollment_create(const struct ck_cli *cli, int argc, char **argv)
 static int enrollment_update(const struct ck_cli *cli, int argc, char **argv)
 {
     struct enrollment_opts o = {0};
-    struct ck_opt table[20];
+    struct ck_opt table[24];
     size_t n = common_opts(&o, table);
     table[n++] = (struct ck_opt){"no-always-test-on-staging", CK_OPT_FLAG, &o.no_test_on_staging};
     const struct ck_cli_spec spec = {ck_usage_enrollment, table, n, 1, 1};

@@ -21,7 +21,8 @@ const char ck_usage_order[] = "usage: certkeep order start ENROLLMENT [--no-wait
                               "       certkeep order list [--enrollment NAME] [--state STATE]\n"
                               "       certkeep order show ID | order csr ID | order cancel ID\n"
                               "       certkeep order import ID --cert FILE [--chain FILE]\n"
-                              "       certkeep order ack ID | order cert ID\n";
+                              "       certkeep order ack ID | order cert ID\n"
+                              "       certkeep order dns-published ID\n";
 
 static int show_order(const json_t *o)
 {
@@ -281,13 +282,25 @@ static const struct ck_simple_command order_ack_def = {.usage = ck_usage_order,
 static const struct ck_simple_command order_cert_def = {
     .usage = ck_usage_order, .method = "GET", .path = "/v1/orders/%lld/certificate", .raw = true};
 
+/* Manual dns-01: the user created the records the order shows; validation goes on. */
+static const struct ck_simple_command order_dns_published_def = {
+    .usage = ck_usage_order,
+    .method = "POST",
+    .path = "/v1/orders/%lld/dns-published",
+    .show = show_order};
+
 int ck_cmd_order(const struct ck_cli *cli, int argc, char **argv)
 {
     static const struct ck_cli_command cmds[] = {
-        {"start", order_start, NULL},        {"list", order_list, NULL},
-        {"show", NULL, &order_show_def},     {"csr", NULL, &order_csr_def},
-        {"cancel", NULL, &order_cancel_def}, {"import", order_import, NULL},
-        {"ack", NULL, &order_ack_def},       {"cert", NULL, &order_cert_def},
+        {"start", order_start, NULL},
+        {"list", order_list, NULL},
+        {"show", NULL, &order_show_def},
+        {"csr", NULL, &order_csr_def},
+        {"cancel", NULL, &order_cancel_def},
+        {"import", order_import, NULL},
+        {"dns-published", NULL, &order_dns_published_def},
+        {"ack", NULL, &order_ack_def},
+        {"cert", NULL, &order_cert_def},
     };
     return ck_cli_dispatch(cli, cmds, CK_ARRAY_LEN(cmds), ck_usage_order, argc, argv);
 }

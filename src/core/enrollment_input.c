@@ -257,15 +257,49 @@ static void apply_validation(const json_t *v, struct ck_enrollment *e, struct ck
         ck_input_errors_add(errs, &err);
 }
 
+/* "manual" or the name of one of the tenant's issuers; that it exists, and that the challenge
+ * and DNS provider fit its type, is checked by the API against the store. */
 static void apply_issuer(const json_t *v, struct ck_enrollment *e, struct ck_input_errors *errs)
 {
     if (!want_string("issuer", v, errs))
         return;
-    /* The other issuers of docs/DESIGN.md (local, acme) arrive with their own issue. */
-    if (strcmp(json_string_value(v), "manual") != 0)
-        problem(errs, 400, "invalid_field", "issuer \"%s\" is not available; use manual",
+    if (!ck_resource_name_valid(json_string_value(v)))
+        problem(errs, 400, "invalid_field",
+                "issuer \"%s\" is not an issuer name: use manual or one of certkeep issuer list",
                 json_string_value(v));
-    else if (replace_str(&e->issuer, "manual") != 0)
+    else if (replace_str(&e->issuer, json_string_value(v)) != 0)
+        out_of_memory(errs);
+}
+
+static void apply_challenge(const json_t *v, struct ck_enrollment *e, struct ck_input_errors *errs)
+{
+    if (json_is_null(v)) {
+        free(e->challenge);
+        e->challenge = NULL;
+        return;
+    }
+    if (!want_string("challenge", v, errs))
+        return;
+    const char *c = json_string_value(v);
+    if (strcmp(c, "dns-01") != 0 && strcmp(c, "http-01") != 0)
+        problem(errs, 400, "invalid_field", "challenge must be dns-01 or http-01, not \"%s\"", c);
+    else if (replace_str(&e->challenge, c) != 0)
+        out_of_memory(errs);
+}
+
+static void apply_dns(const json_t *v, struct ck_enrollment *e, struct ck_input_errors *errs)
+{
+    if (json_is_null(v)) {
+        free(e->dns);
+        e->dns = NULL;
+        return;
+    }
+    if (!want_string("dns", v, errs))
+        return;
+    if (!ck_resource_name_valid(json_string_value(v)))
+        problem(errs, 400, "invalid_field", "dns \"%s\" is not a DNS provider name",
+                json_string_value(v));
+    else if (replace_str(&e->dns, json_string_value(v)) != 0)
         out_of_memory(errs);
 }
 
@@ -353,6 +387,8 @@ static const struct field fields[] = {
     {"key_type", FOR_BOTH, apply_key_type},
     {"validation", FOR_BOTH, apply_validation},
     {"issuer", FOR_BOTH, apply_issuer},
+    {"challenge", FOR_BOTH, apply_challenge},
+    {"dns", FOR_BOTH, apply_dns},
     {"contacts", FOR_BOTH, apply_contacts},
     {"policy", FOR_BOTH, apply_policy},
     {"from_pem", FOR_CREATE, NULL},
@@ -424,6 +460,8 @@ static int enrollment_copy(struct ck_enrollment *dst, const struct ck_enrollment
     dst->name = ck_strdup(src->name);
     dst->cn = ck_strdup(src->cn);
     dst->issuer = ck_strdup(src->issuer);
+    dst->challenge = ck_strdup(src->challenge);
+    dst->dns = ck_strdup(src->dns);
     dst->sans = (ck_strv){0};
     dst->contacts = (ck_strv){0};
     dst->subject = (struct ck_subject){0};
@@ -435,6 +473,7 @@ static int enrollment_copy(struct ck_enrollment *dst, const struct ck_enrollment
         ck_strv_copy(&dst->contacts, &src->contacts) != 0)
         rc = -1;
     if ((src->name && !dst->name) || (src->cn && !dst->cn) || (src->issuer && !dst->issuer) ||
+        (src->challenge && !dst->challenge) || (src->dns && !dst->dns) ||
         (src->policy.lifetime && !dst->policy.lifetime) ||
         (src->policy.renew_before && !dst->policy.renew_before) ||
         (src->policy.deploy_before && !dst->policy.deploy_before))
@@ -738,11 +777,13 @@ json_t *ck_enrollment_to_json(const struct ck_enrollment *e)
         json_pack("{s:o,s:o,s:o,s:b}", "lifetime", text_or_null(p->lifetime), "renew_before",
                   text_or_null(p->renew_before), "deploy_before", text_or_null(p->deploy_before),
                   "always_test_on_staging", p->always_test_on_staging);
-    return json_pack(
-        "{s:I,s:s?,s:s?,s:o,s:o,s:s,s:s,s:s?,s:o,s:o,s:o,s:o,s:o,s:o}", "id", (json_int_t)e->id,
-        "name", e->name, "cn", e->cn, "sans", strv_json(&e->sans), "subject", subject, "key_type",
-        ck_key_type_name(e->key_type), "validation", ck_validation_name(e->validation), "issuer",
-        e->issuer, "contacts", strv_json(&e->contacts), "policy", policy, "staging_order_id",
-        id_or_null(e->staging_order_id), "production_order_id", id_or_null(e->production_order_id),
-        "created_at", time_json(e->created_at), "updated_at", time_json(e->updated_at));
+    return json_pack("{s:I,s:s?,s:s?,s:o,s:o,s:s,s:s,s:s?,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "id",
+                     (json_int_t)e->id, "name", e->name, "cn", e->cn, "sans", strv_json(&e->sans),
+                     "subject", subject, "key_type", ck_key_type_name(e->key_type), "validation",
+                     ck_validation_name(e->validation), "issuer", e->issuer, "challenge",
+                     text_or_null(e->challenge), "dns", text_or_null(e->dns), "contacts",
+                     strv_json(&e->contacts), "policy", policy, "staging_order_id",
+                     id_or_null(e->staging_order_id), "production_order_id",
+                     id_or_null(e->production_order_id), "created_at", time_json(e->created_at),
+                     "updated_at", time_json(e->updated_at));
 }

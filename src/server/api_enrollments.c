@@ -1,5 +1,6 @@
 /* Enrollments: create (with pre-fill), list, show, update, delete. */
 #include "core/names.h"
+#include "server/api_issuers.h"
 #include "server/server.h"
 
 /* The {name} of the path; a name that could never exist is simply not found. */
@@ -26,7 +27,8 @@ int ck_api_enrollment_create(struct ck_request *r, ck_error *err)
         goto cleanup;
     }
     e.tenant_id = r->caller.tenant_id;
-    if (ck_store_enrollment_create(r->daemon->store, &e, err) != 0)
+    if (ck_api_enrollment_issuer_check(r, &e, err) != 0 ||
+        ck_store_enrollment_create(r->daemon->store, &e, err) != 0)
         goto cleanup;
     ck_http_reply_json(r, 201, ck_enrollment_to_json(&e));
     rc = 0;
@@ -78,7 +80,8 @@ int ck_api_enrollment_update(struct ck_request *r, ck_error *err)
         rc = 0;
         goto cleanup;
     }
-    if (ck_store_enrollment_update(r->daemon->store, &e, err) != 0)
+    if (ck_api_enrollment_issuer_check(r, &e, err) != 0 ||
+        ck_store_enrollment_update(r->daemon->store, &e, err) != 0)
         goto cleanup;
     ck_http_reply_json(r, 200, ck_enrollment_to_json(&e));
     rc = 0;

@@ -9,6 +9,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "server/api_issuers.h"
 #include "server/server.h"
 
 #define PATH_SEGMENTS_MAX 8
@@ -59,6 +60,17 @@ static const struct route routes[] = {
     {EVHTTP_REQ_GET, "/v1/jobs", ck_api_job_list, ACCESS_VIEWER},
     {EVHTTP_REQ_GET, "/v1/jobs/{id}", ck_api_job_get, ACCESS_VIEWER},
     {EVHTTP_REQ_GET, "/v1/jobs/{id}/artifacts/{name}", ck_api_job_artifact, ACCESS_VIEWER},
+    {EVHTTP_REQ_POST, "/v1/ca", ck_api_ca_create, ACCESS_ADMIN},
+    {EVHTTP_REQ_GET, "/v1/ca/root", ck_api_ca_root, ACCESS_VIEWER},
+    {EVHTTP_REQ_POST, "/v1/issuers", ck_api_issuer_create, ACCESS_ADMIN},
+    {EVHTTP_REQ_GET, "/v1/issuers", ck_api_issuer_list, ACCESS_VIEWER},
+    {EVHTTP_REQ_GET, "/v1/issuers/{name}", ck_api_issuer_get, ACCESS_VIEWER},
+    {EVHTTP_REQ_DELETE, "/v1/issuers/{name}", ck_api_issuer_delete, ACCESS_ADMIN},
+    {EVHTTP_REQ_POST, "/v1/dns", ck_api_dns_create, ACCESS_ADMIN},
+    {EVHTTP_REQ_GET, "/v1/dns", ck_api_dns_list, ACCESS_VIEWER},
+    {EVHTTP_REQ_GET, "/v1/dns/{name}", ck_api_dns_get, ACCESS_VIEWER},
+    {EVHTTP_REQ_DELETE, "/v1/dns/{name}", ck_api_dns_delete, ACCESS_ADMIN},
+    {EVHTTP_REQ_POST, "/v1/orders/{id}/dns-published", ck_api_order_dns_published, ACCESS_EDITOR},
 };
 
 /* ---- responses ---- */
