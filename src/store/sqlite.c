@@ -20,51 +20,6 @@
 #include "common/util.h"
 #include "store/sqlite_internal.h"
 
-struct ck_store {
-    sqlite3 *db;
-};
-
-/* ==== statements ==== */
-
-enum arg_kind { ARG_INT, ARG_ID, ARG_TEXT, ARG_BLOB };
-
-/* One bound parameter (?1 is the first). A NULL text or blob, or an ARG_ID of 0, binds SQL NULL. */
-struct arg {
-    enum arg_kind kind;
-    int64_t i;
-    const char *text;
-    const void *blob;
-    size_t len;
-};
-
-#define A_INT(v)                                                                                   \
-    {                                                                                              \
-        .kind = ARG_INT, .i = (v)                                                                  \
-    }
-#define A_ID(v)                                                                                    \
-    {                                                                                              \
-        .kind = ARG_ID, .i = (v)                                                                   \
-    }
-#define A_TEXT(v)                                                                                  \
-    {                                                                                              \
-        .kind = ARG_TEXT, .text = (v)                                                              \
-    }
-#define A_BLOB(p, n)                                                                               \
-    {                                                                                              \
-        .kind = ARG_BLOB, .blob = (p), .len = (n)                                                  \
-    }
-#define ARGS(...)                                                                                  \
-    (const struct arg[]){__VA_ARGS__}, CK_ARRAY_LEN(((const struct arg[]){__VA_ARGS__}))
-#define NO_ARGS NULL, 0
-
-/* The status -2 of exec_args: a unique constraint refused the write, which callers turn into
- * their own 409. */
-#define CONFLICT (-2)
-
-typedef int (*row_reader)(sqlite3_stmt *s, void *row, ck_error *err);
-typedef void (*row_free)(void *row);
-typedef int (*tx_body)(struct ck_store *st, void *ctx, ck_error *err);
-
 /* SQLite's own message is for the operator's log; the caller gets what failed. */
 static int storage_failed(struct ck_store *st, const char *what, ck_error *err)
 {
@@ -73,7 +28,7 @@ static int storage_failed(struct ck_store *st, const char *what, ck_error *err)
                         what);
 }
 
-static int out_of_memory(ck_error *err)
+int ck_sql_out_of_memory(ck_error *err)
 {
     return ck_error_set(err, 500, "storage_failed", "out of memory while reading the database");
 }
@@ -138,7 +93,7 @@ static int step_failed(struct ck_store *st, int rc, const char *what, ck_error *
 
 /* Runs a statement that returns no rows; *changes (may be NULL) gets the rows it changed.
  * Returns 0, CONFLICT or -1. */
-static int exec_args(struct ck_store *st, const char *sql, const struct arg *args, size_t nargs,
+int ck_sql_exec_args(struct ck_store *st, const char *sql, const struct arg *args, size_t nargs,
                      const char *what, int64_t *changes, ck_error *err)
 {
     sqlite3_stmt *s = NULL;
@@ -160,12 +115,12 @@ cleanup:
 
 static int exec_sql(struct ck_store *st, const char *sql, const char *what, ck_error *err)
 {
-    return exec_args(st, sql, NO_ARGS, what, NULL, err);
+    return ck_sql_exec_args(st, sql, NO_ARGS, what, NULL, err);
 }
 
 /* Runs a query for at most one row. Returns 1 with *row filled by read, 0 when there is no row,
  * -1 on failure. */
-static int query_one(struct ck_store *st, const char *sql, const struct arg *args, size_t nargs,
+int ck_sql_query_one(struct ck_store *st, const char *sql, const struct arg *args, size_t nargs,
                      const char *what, row_reader read, void *row, ck_error *err)
 {
     sqlite3_stmt *s = NULL;
@@ -206,7 +161,7 @@ static void *row_array_slot(struct row_array *a)
 }
 
 /* Runs a query and reads every row into a new array of elements of `size` bytes. */
-static int query_all(struct ck_store *st, const char *sql, const struct arg *args, size_t nargs,
+int ck_sql_query_all(struct ck_store *st, const char *sql, const struct arg *args, size_t nargs,
                      const char *what, row_reader read, row_free free_row, size_t size, void **out,
                      size_t *n, ck_error *err)
 {
@@ -218,7 +173,7 @@ static int query_all(struct ck_store *st, const char *sql, const struct arg *arg
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         void *slot = row_array_slot(&rows);
         if (slot == NULL) {
-            out_of_memory(err);
+            ck_sql_out_of_memory(err);
             goto cleanup;
         }
         if (read(s, slot, err) != 0)
@@ -258,7 +213,7 @@ static int run_transaction(struct ck_store *st, const char *begin, tx_body body,
 
 /* Runs body in one BEGIN IMMEDIATE transaction: the write lock is taken up front, so a concurrent
  * writer waits (busy timeout) instead of failing halfway, and any failure rolls everything back. */
-static int in_transaction(struct ck_store *st, tx_body body, void *ctx, ck_error *err)
+int ck_sql_in_transaction(struct ck_store *st, tx_body body, void *ctx, ck_error *err)
 {
     return run_transaction(st, "BEGIN IMMEDIATE", body, ctx, err);
 }
@@ -280,7 +235,7 @@ static int edge_bump(struct ck_store *st, ck_error *err)
 /* ==== columns ==== */
 
 /* A copy of a text column, NULL for SQL NULL; clears *ok when out of memory. */
-static char *col_text(sqlite3_stmt *s, int col, bool *ok)
+char *ck_sql_col_text(sqlite3_stmt *s, int col, bool *ok)
 {
     if (sqlite3_column_type(s, col) == SQLITE_NULL)
         return NULL;
@@ -292,7 +247,7 @@ static char *col_text(sqlite3_stmt *s, int col, bool *ok)
 }
 
 /* A NUL-terminated copy of a blob column (NULL for SQL NULL); clears *ok when out of memory. */
-static uint8_t *col_blob(sqlite3_stmt *s, int col, size_t *len, bool *ok)
+uint8_t *ck_sql_col_blob(sqlite3_stmt *s, int col, size_t *len, bool *ok)
 {
     *len = 0;
     if (sqlite3_column_type(s, col) == SQLITE_NULL)
@@ -359,7 +314,7 @@ static int col_job_state(sqlite3_stmt *s, int col, enum ck_job_state *out, ck_er
 }
 
 /* A JSON array of strings (sans, contacts) into out. */
-static int col_json_strv(sqlite3_stmt *s, int col, ck_strv *out, ck_error *err)
+int ck_sql_col_json_strv(sqlite3_stmt *s, int col, ck_strv *out, ck_error *err)
 {
     json_error_t jerr;
     json_t *array = col_str(s, col) ? json_loads(col_str(s, col), 0, &jerr) : NULL;
@@ -377,7 +332,7 @@ static int col_json_strv(sqlite3_stmt *s, int col, ck_strv *out, ck_error *err)
             goto cleanup;
         }
         if (ck_strv_push(out, json_string_value(item)) != 0) {
-            out_of_memory(err);
+            ck_sql_out_of_memory(err);
             goto cleanup;
         }
     }
@@ -388,7 +343,7 @@ cleanup:
 }
 
 /* The list as a compact JSON array; NULL when a string is not UTF-8 or memory ran out. */
-static char *strv_to_json(const ck_strv *v)
+char *ck_sql_strv_to_json(const ck_strv *v)
 {
     json_t *array = json_array();
     char *text = NULL;
@@ -408,18 +363,18 @@ static void free_text_row(void *row)
     free(*(char **)row);
 }
 
-static int read_id(sqlite3_stmt *s, void *row, ck_error *err)
+int ck_sql_read_id(sqlite3_stmt *s, void *row, ck_error *err)
 {
     (void)err;
     *(int64_t *)row = sqlite3_column_int64(s, 0);
     return 0;
 }
 
-static int read_text(sqlite3_stmt *s, void *row, ck_error *err)
+int ck_sql_read_text(sqlite3_stmt *s, void *row, ck_error *err)
 {
     bool ok = true;
-    *(char **)row = col_text(s, 0, &ok);
-    return ok ? 0 : out_of_memory(err);
+    *(char **)row = ck_sql_col_text(s, 0, &ok);
+    return ok ? 0 : ck_sql_out_of_memory(err);
 }
 
 /* ==== open, migrations ==== */
@@ -451,8 +406,8 @@ static int configure(struct ck_store *st, const char *path, ck_error *err)
         storage_failed(st, "configuring the connection", err);
         goto cleanup;
     }
-    if (query_one(st, "PRAGMA journal_mode = WAL", NO_ARGS, "enabling the WAL journal", read_text,
-                  &mode, err) != 1)
+    if (ck_sql_query_one(st, "PRAGMA journal_mode = WAL", NO_ARGS, "enabling the WAL journal",
+                         ck_sql_read_text, &mode, err) != 1)
         goto cleanup;
     /* Without WAL, readers would block the writer of another process sharing the file. */
     if (mode == NULL || strcmp(mode, "wal") != 0) {
@@ -480,12 +435,12 @@ static int apply_migration(struct ck_store *st, void *ctx, ck_error *err)
     int64_t found;
     snprintf(what, sizeof(what), "applying schema migration %lld", (long long)m->version);
     /* Checked again inside the transaction: another process may have applied it meanwhile. */
-    int rc = query_one(st, "SELECT version FROM schema_migrations WHERE version = ?1",
-                       ARGS(A_INT(m->version)), what, read_id, &found, err);
+    int rc = ck_sql_query_one(st, "SELECT version FROM schema_migrations WHERE version = ?1",
+                              ARGS(A_INT(m->version)), what, ck_sql_read_id, &found, err);
     if (rc != 0)
         return rc < 0 ? -1 : 0;
-    if (exec_args(st, "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
-                  ARGS(A_INT(m->version), A_INT(ck_clock_now())), what, NULL, err) != 0)
+    if (ck_sql_exec_args(st, "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+                         ARGS(A_INT(m->version), A_INT(ck_clock_now())), what, NULL, err) != 0)
         return -1;
     if (sqlite3_exec(st->db, m->sql, NULL, NULL, NULL) != SQLITE_OK)
         return storage_failed(st, what, err);
@@ -503,8 +458,8 @@ static int migrate(struct ck_store *st, ck_error *err)
                  "version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
                  "creating the schema_migrations table", err) != 0)
         return -1;
-    if (query_one(st, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", NO_ARGS,
-                  "reading the schema version", read_id, &current, err) != 1)
+    if (ck_sql_query_one(st, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", NO_ARGS,
+                         "reading the schema version", ck_sql_read_id, &current, err) != 1)
         return -1;
     if (current > (int64_t)count)
         return ck_error_set(err, 500, "storage_failed",
@@ -513,7 +468,7 @@ static int migrate(struct ck_store *st, ck_error *err)
                             (long long)current, count);
     for (size_t i = (size_t)current; i < count; i++) {
         struct migration m = {.version = (int64_t)i + 1, .sql = scripts[i]};
-        if (in_transaction(st, apply_migration, &m, err) != 0)
+        if (ck_sql_in_transaction(st, apply_migration, &m, err) != 0)
             return -1;
     }
     return 0;
@@ -524,7 +479,7 @@ int ck_store_open(const char *path, struct ck_store **out, ck_error *err)
     struct ck_store *st = calloc(1, sizeof(*st));
     int ret = -1;
     if (st == NULL) {
-        out_of_memory(err);
+        ck_sql_out_of_memory(err);
         goto cleanup;
     }
     if (create_private_file(path, err) != 0)
@@ -560,8 +515,8 @@ void ck_store_close(struct ck_store *st)
 int ck_store_schema_version(struct ck_store *st)
 {
     int64_t version = 0;
-    if (query_one(st, "SELECT COUNT(*) FROM schema_migrations", NO_ARGS,
-                  "reading the schema version", read_id, &version, NULL) != 1)
+    if (ck_sql_query_one(st, "SELECT COUNT(*) FROM schema_migrations", NO_ARGS,
+                         "reading the schema version", ck_sql_read_id, &version, NULL) != 1)
         return -1;
     return (int)version;
 }
@@ -575,12 +530,12 @@ static int read_tenant(sqlite3_stmt *s, void *row, ck_error *err)
     struct ck_tenant *t = row;
     bool ok = true;
     t->id = sqlite3_column_int64(s, 0);
-    t->name = col_text(s, 1, &ok);
+    t->name = ck_sql_col_text(s, 1, &ok);
     t->created_at = sqlite3_column_int64(s, 2);
     if (ok)
         return 0;
     ck_tenant_free(t);
-    return out_of_memory(err);
+    return ck_sql_out_of_memory(err);
 }
 
 static void free_tenant_row(void *row)
@@ -596,16 +551,16 @@ struct tenant_new {
 static int tenant_insert(struct ck_store *st, void *ctx, ck_error *err)
 {
     struct tenant_new *t = ctx;
-    int rc =
-        exec_args(st, "INSERT INTO tenants (name, created_at) VALUES (?1, ?2)",
-                  ARGS(A_TEXT(t->name), A_INT(ck_clock_now())), "creating a tenant", NULL, err);
+    int rc = ck_sql_exec_args(st, "INSERT INTO tenants (name, created_at) VALUES (?1, ?2)",
+                              ARGS(A_TEXT(t->name), A_INT(ck_clock_now())), "creating a tenant",
+                              NULL, err);
     if (rc == CONFLICT)
         return ck_error_set(err, 409, "tenant_exists", "tenant %s already exists", t->name);
     if (rc != 0)
         return -1;
-    return query_one(st, TENANT_SELECT " WHERE id = ?1",
-                     ARGS(A_INT(sqlite3_last_insert_rowid(st->db))), "reading the new tenant",
-                     read_tenant, &t->row, err) == 1
+    return ck_sql_query_one(st, TENANT_SELECT " WHERE id = ?1",
+                            ARGS(A_INT(sqlite3_last_insert_rowid(st->db))),
+                            "reading the new tenant", read_tenant, &t->row, err) == 1
                ? 0
                : -1;
 }
@@ -614,7 +569,7 @@ int ck_store_tenant_create(struct ck_store *st, const char *name, struct ck_tena
                            ck_error *err)
 {
     struct tenant_new t = {.name = name};
-    if (in_transaction(st, tenant_insert, &t, err) != 0) {
+    if (ck_sql_in_transaction(st, tenant_insert, &t, err) != 0) {
         ck_tenant_free(&t.row);
         return -1;
     }
@@ -624,8 +579,8 @@ int ck_store_tenant_create(struct ck_store *st, const char *name, struct ck_tena
 
 int ck_store_tenant_get(struct ck_store *st, const char *name, struct ck_tenant *out, ck_error *err)
 {
-    int rc = query_one(st, TENANT_SELECT " WHERE name = ?1", ARGS(A_TEXT(name)), "reading a tenant",
-                       read_tenant, out, err);
+    int rc = ck_sql_query_one(st, TENANT_SELECT " WHERE name = ?1", ARGS(A_TEXT(name)),
+                              "reading a tenant", read_tenant, out, err);
     if (rc == 0)
         return ck_error_set(err, 404, "not_found", "no tenant named %s", name);
     return rc == 1 ? 0 : -1;
@@ -633,8 +588,8 @@ int ck_store_tenant_get(struct ck_store *st, const char *name, struct ck_tenant 
 
 int ck_store_tenant_list(struct ck_store *st, struct ck_tenant **out, size_t *n, ck_error *err)
 {
-    return query_all(st, TENANT_SELECT " ORDER BY name", NO_ARGS, "listing tenants", read_tenant,
-                     free_tenant_row, sizeof(**out), (void **)out, n, err);
+    return ck_sql_query_all(st, TENANT_SELECT " ORDER BY name", NO_ARGS, "listing tenants",
+                            read_tenant, free_tenant_row, sizeof(**out), (void **)out, n, err);
 }
 
 void ck_tenant_array_free(struct ck_tenant *a, size_t n)
@@ -656,12 +611,12 @@ static int read_token(sqlite3_stmt *s, void *row, ck_error *err)
     bool ok = true;
     t->id = sqlite3_column_int64(s, 0);
     t->tenant_id = sqlite3_column_int64(s, 1);
-    t->tenant_name = col_text(s, 2, &ok);
-    t->name = col_text(s, 3, &ok);
+    t->tenant_name = ck_sql_col_text(s, 2, &ok);
+    t->name = ck_sql_col_text(s, 3, &ok);
     t->created_at = sqlite3_column_int64(s, 5);
     if (!ok || col_role(s, 4, &t->role, err) != 0) {
         ck_token_free(t);
-        return ok ? -1 : out_of_memory(err);
+        return ok ? -1 : ck_sql_out_of_memory(err);
     }
     return 0;
 }
@@ -683,25 +638,26 @@ static int token_insert(struct ck_store *st, void *ctx, ck_error *err)
 {
     struct token_new *t = ctx;
     int64_t found;
-    int rc = query_one(st, "SELECT id FROM tenants WHERE id = ?1", ARGS(A_INT(t->tenant_id)),
-                       "creating a token", read_id, &found, err);
+    int rc = ck_sql_query_one(st, "SELECT id FROM tenants WHERE id = ?1", ARGS(A_INT(t->tenant_id)),
+                              "creating a token", ck_sql_read_id, &found, err);
     if (rc == 0)
         return ck_error_set(err, 404, "not_found", "no tenant %lld", (long long)t->tenant_id);
     if (rc < 0)
         return -1;
-    rc = exec_args(st,
-                   "INSERT INTO tokens (tenant_id, hash, role, name, created_at) "
-                   "VALUES (?1, ?2, ?3, ?4, ?5)",
-                   ARGS(A_INT(t->tenant_id), A_BLOB(t->hash, 32), A_TEXT(ck_role_name(t->role)),
-                        A_TEXT(t->name), A_INT(ck_clock_now())),
-                   "creating a token", NULL, err);
+    rc = ck_sql_exec_args(st,
+                          "INSERT INTO tokens (tenant_id, hash, role, name, created_at) "
+                          "VALUES (?1, ?2, ?3, ?4, ?5)",
+                          ARGS(A_INT(t->tenant_id), A_BLOB(t->hash, 32),
+                               A_TEXT(ck_role_name(t->role)), A_TEXT(t->name),
+                               A_INT(ck_clock_now())),
+                          "creating a token", NULL, err);
     if (rc == CONFLICT)
         return ck_error_set(err, 409, "token_exists", "a token with that secret already exists");
     if (rc != 0)
         return -1;
-    return query_one(st, TOKEN_SELECT " WHERE k.id = ?1",
-                     ARGS(A_INT(sqlite3_last_insert_rowid(st->db))), "reading the new token",
-                     read_token, &t->row, err) == 1
+    return ck_sql_query_one(st, TOKEN_SELECT " WHERE k.id = ?1",
+                            ARGS(A_INT(sqlite3_last_insert_rowid(st->db))), "reading the new token",
+                            read_token, &t->row, err) == 1
                ? 0
                : -1;
 }
@@ -711,7 +667,7 @@ int ck_store_token_create(struct ck_store *st, int64_t tenant_id, enum ck_role r
                           ck_error *err)
 {
     struct token_new t = {.tenant_id = tenant_id, .role = role, .name = name, .hash = hash};
-    if (in_transaction(st, token_insert, &t, err) != 0) {
+    if (ck_sql_in_transaction(st, token_insert, &t, err) != 0) {
         ck_token_free(&t.row);
         return -1;
     }
@@ -722,8 +678,8 @@ int ck_store_token_create(struct ck_store *st, int64_t tenant_id, enum ck_role r
 int ck_store_token_lookup(struct ck_store *st, const uint8_t hash[32], struct ck_token *out,
                           ck_error *err)
 {
-    int rc = query_one(st, TOKEN_SELECT " WHERE k.hash = ?1", ARGS(A_BLOB(hash, 32)),
-                       "looking up a token", read_token, out, err);
+    int rc = ck_sql_query_one(st, TOKEN_SELECT " WHERE k.hash = ?1", ARGS(A_BLOB(hash, 32)),
+                              "looking up a token", read_token, out, err);
     if (rc == 0)
         return ck_error_set(err, 401, "invalid_token", "the token is unknown or was deleted");
     return rc == 1 ? 0 : -1;
@@ -732,9 +688,9 @@ int ck_store_token_lookup(struct ck_store *st, const uint8_t hash[32], struct ck
 int ck_store_token_list(struct ck_store *st, int64_t tenant_id, struct ck_token **out, size_t *n,
                         ck_error *err)
 {
-    return query_all(st, TOKEN_SELECT " WHERE k.tenant_id = ?1 ORDER BY k.id",
-                     ARGS(A_INT(tenant_id)), "listing tokens", read_token, free_token_row,
-                     sizeof(**out), (void **)out, n, err);
+    return ck_sql_query_all(st, TOKEN_SELECT " WHERE k.tenant_id = ?1 ORDER BY k.id",
+                            ARGS(A_INT(tenant_id)), "listing tokens", read_token, free_token_row,
+                            sizeof(**out), (void **)out, n, err);
 }
 
 struct token_ref {
@@ -745,9 +701,9 @@ static int token_remove(struct ck_store *st, void *ctx, ck_error *err)
 {
     const struct token_ref *r = ctx;
     int64_t changes = 0;
-    if (exec_args(st, "DELETE FROM tokens WHERE id = ?1 AND tenant_id = ?2",
-                  ARGS(A_INT(r->token_id), A_INT(r->tenant_id)), "deleting a token", &changes,
-                  err) != 0)
+    if (ck_sql_exec_args(st, "DELETE FROM tokens WHERE id = ?1 AND tenant_id = ?2",
+                         ARGS(A_INT(r->token_id), A_INT(r->tenant_id)), "deleting a token",
+                         &changes, err) != 0)
         return -1;
     if (changes == 0)
         return ck_error_set(err, 404, "not_found", "no token %lld", (long long)r->token_id);
@@ -757,7 +713,7 @@ static int token_remove(struct ck_store *st, void *ctx, ck_error *err)
 int ck_store_token_delete(struct ck_store *st, int64_t tenant_id, int64_t token_id, ck_error *err)
 {
     struct token_ref r = {.tenant_id = tenant_id, .token_id = token_id};
-    return in_transaction(st, token_remove, &r, err);
+    return ck_sql_in_transaction(st, token_remove, &r, err);
 }
 
 void ck_token_array_free(struct ck_token *a, size_t n)
@@ -782,29 +738,30 @@ static int read_enrollment(sqlite3_stmt *s, void *row, ck_error *err)
     int ret = -1;
     e->id = sqlite3_column_int64(s, 0);
     e->tenant_id = sqlite3_column_int64(s, 1);
-    e->name = col_text(s, 2, &ok);
-    e->cn = col_text(s, 3, &ok);
-    e->subject.o = col_text(s, 5, &ok);
-    e->subject.ou = col_text(s, 6, &ok);
-    e->subject.l = col_text(s, 7, &ok);
-    e->subject.st = col_text(s, 8, &ok);
-    e->subject.c = col_text(s, 9, &ok);
-    e->issuer = col_text(s, 12, &ok);
-    e->policy.lifetime = col_text(s, 14, &ok);
-    e->policy.renew_before = col_text(s, 15, &ok);
-    e->policy.deploy_before = col_text(s, 16, &ok);
+    e->name = ck_sql_col_text(s, 2, &ok);
+    e->cn = ck_sql_col_text(s, 3, &ok);
+    e->subject.o = ck_sql_col_text(s, 5, &ok);
+    e->subject.ou = ck_sql_col_text(s, 6, &ok);
+    e->subject.l = ck_sql_col_text(s, 7, &ok);
+    e->subject.st = ck_sql_col_text(s, 8, &ok);
+    e->subject.c = ck_sql_col_text(s, 9, &ok);
+    e->issuer = ck_sql_col_text(s, 12, &ok);
+    e->policy.lifetime = ck_sql_col_text(s, 14, &ok);
+    e->policy.renew_before = ck_sql_col_text(s, 15, &ok);
+    e->policy.deploy_before = ck_sql_col_text(s, 16, &ok);
     e->policy.always_test_on_staging = sqlite3_column_int64(s, 17) != 0;
     e->staging_order_id = sqlite3_column_int64(s, 18);
     e->production_order_id = sqlite3_column_int64(s, 19);
     e->created_at = sqlite3_column_int64(s, 20);
     e->updated_at = sqlite3_column_int64(s, 21);
     if (!ok) {
-        out_of_memory(err);
+        ck_sql_out_of_memory(err);
         goto cleanup;
     }
-    if (col_json_strv(s, 4, &e->sans, err) != 0 || col_key_type(s, 10, &e->key_type, err) != 0 ||
+    if (ck_sql_col_json_strv(s, 4, &e->sans, err) != 0 ||
+        col_key_type(s, 10, &e->key_type, err) != 0 ||
         col_validation(s, 11, &e->validation, err) != 0 ||
-        col_json_strv(s, 13, &e->contacts, err) != 0)
+        ck_sql_col_json_strv(s, 13, &e->contacts, err) != 0)
         goto cleanup;
     ret = 0;
 cleanup:
@@ -854,8 +811,8 @@ static void user_field_args(const struct enrollment_write *w, struct arg a[USER_
 
 static int encode_lists(struct enrollment_write *w, ck_error *err)
 {
-    w->sans = strv_to_json(&w->e->sans);
-    w->contacts = strv_to_json(&w->e->contacts);
+    w->sans = ck_sql_strv_to_json(&w->e->sans);
+    w->contacts = ck_sql_strv_to_json(&w->e->contacts);
     if (w->sans == NULL || w->contacts == NULL)
         return ck_error_set(err, 400, "invalid_field",
                             "the SANs and contacts of enrollment %s must be UTF-8 text",
@@ -873,14 +830,15 @@ static int enrollment_insert(struct ck_store *st, void *ctx, ck_error *err)
     args[USER_FIELD_COUNT + 2] = (struct arg)A_ID(w->e->staging_order_id);
     args[USER_FIELD_COUNT + 3] = (struct arg)A_ID(w->e->production_order_id);
     args[USER_FIELD_COUNT + 4] = (struct arg)A_INT(w->now);
-    int rc = exec_args(st,
-                       "INSERT INTO enrollments (cn, sans, subject_o, subject_ou, subject_l, "
-                       "subject_st, subject_c, key_type, validation, issuer, contacts, lifetime, "
-                       "renew_before, deploy_before, always_test_on_staging, updated_at, "
-                       "tenant_id, name, staging_order_id, production_order_id, created_at) "
-                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
-                       "?16, ?17, ?18, ?19, ?20, ?21)",
-                       args, CK_ARRAY_LEN(args), "creating an enrollment", NULL, err);
+    int rc = ck_sql_exec_args(
+        st,
+        "INSERT INTO enrollments (cn, sans, subject_o, subject_ou, subject_l, "
+        "subject_st, subject_c, key_type, validation, issuer, contacts, lifetime, "
+        "renew_before, deploy_before, always_test_on_staging, updated_at, "
+        "tenant_id, name, staging_order_id, production_order_id, created_at) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
+        "?16, ?17, ?18, ?19, ?20, ?21)",
+        args, CK_ARRAY_LEN(args), "creating an enrollment", NULL, err);
     if (rc == CONFLICT)
         return ck_error_set(err, 409, "enrollment_exists", "enrollment %s already exists",
                             w->e->name);
@@ -898,13 +856,14 @@ static int enrollment_change(struct ck_store *st, void *ctx, ck_error *err)
     user_field_args(w, args);
     args[USER_FIELD_COUNT] = (struct arg)A_INT(w->e->id);
     args[USER_FIELD_COUNT + 1] = (struct arg)A_INT(w->e->tenant_id);
-    if (exec_args(st,
-                  "UPDATE enrollments SET cn = ?1, sans = ?2, subject_o = ?3, subject_ou = ?4, "
-                  "subject_l = ?5, subject_st = ?6, subject_c = ?7, key_type = ?8, "
-                  "validation = ?9, issuer = ?10, contacts = ?11, lifetime = ?12, "
-                  "renew_before = ?13, deploy_before = ?14, always_test_on_staging = ?15, "
-                  "updated_at = ?16 WHERE id = ?17 AND tenant_id = ?18",
-                  args, CK_ARRAY_LEN(args), "updating an enrollment", &changes, err) != 0)
+    if (ck_sql_exec_args(
+            st,
+            "UPDATE enrollments SET cn = ?1, sans = ?2, subject_o = ?3, subject_ou = ?4, "
+            "subject_l = ?5, subject_st = ?6, subject_c = ?7, key_type = ?8, "
+            "validation = ?9, issuer = ?10, contacts = ?11, lifetime = ?12, "
+            "renew_before = ?13, deploy_before = ?14, always_test_on_staging = ?15, "
+            "updated_at = ?16 WHERE id = ?17 AND tenant_id = ?18",
+            args, CK_ARRAY_LEN(args), "updating an enrollment", &changes, err) != 0)
         return -1;
     if (changes == 0 && w->e->name != NULL)
         return ck_error_set(err, 404, "not_found", "no enrollment named %s", w->e->name);
@@ -918,7 +877,7 @@ static int enrollment_write(struct ck_store *st, struct enrollment_write *w, tx_
                             ck_error *err)
 {
     int ret = -1;
-    if (encode_lists(w, err) != 0 || in_transaction(st, body, w, err) != 0)
+    if (encode_lists(w, err) != 0 || ck_sql_in_transaction(st, body, w, err) != 0)
         goto cleanup;
     ret = 0;
 cleanup:
@@ -949,9 +908,9 @@ int ck_store_enrollment_update(struct ck_store *st, struct ck_enrollment *e, ck_
 int ck_store_enrollment_get(struct ck_store *st, int64_t tenant_id, const char *name,
                             struct ck_enrollment *out, ck_error *err)
 {
-    int rc = query_one(st, ENROLLMENT_SELECT " WHERE tenant_id = ?1 AND name = ?2",
-                       ARGS(A_INT(tenant_id), A_TEXT(name)), "reading an enrollment",
-                       read_enrollment, out, err);
+    int rc = ck_sql_query_one(st, ENROLLMENT_SELECT " WHERE tenant_id = ?1 AND name = ?2",
+                              ARGS(A_INT(tenant_id), A_TEXT(name)), "reading an enrollment",
+                              read_enrollment, out, err);
     if (rc == 0)
         return ck_error_set(err, 404, "not_found", "no enrollment named %s", name);
     return rc == 1 ? 0 : -1;
@@ -960,9 +919,9 @@ int ck_store_enrollment_get(struct ck_store *st, int64_t tenant_id, const char *
 int ck_store_enrollment_list(struct ck_store *st, int64_t tenant_id, struct ck_enrollment **out,
                              size_t *n, ck_error *err)
 {
-    return query_all(st, ENROLLMENT_SELECT " WHERE tenant_id = ?1 ORDER BY name",
-                     ARGS(A_INT(tenant_id)), "listing enrollments", read_enrollment,
-                     free_enrollment_row, sizeof(**out), (void **)out, n, err);
+    return ck_sql_query_all(st, ENROLLMENT_SELECT " WHERE tenant_id = ?1 ORDER BY name",
+                            ARGS(A_INT(tenant_id)), "listing enrollments", read_enrollment,
+                            free_enrollment_row, sizeof(**out), (void **)out, n, err);
 }
 
 void ck_enrollment_array_free(struct ck_enrollment *a, size_t n)
@@ -992,11 +951,11 @@ static int refuse_open_order(struct ck_store *st, int64_t enrollment_id, const c
                              const char *advice, ck_error *err)
 {
     struct order_brief open;
-    int rc = query_one(st,
-                       "SELECT id, state, tenant_id FROM orders WHERE enrollment_id = ?1 "
-                       "AND state IN " CK_STORE_OPEN_ORDER_STATES,
-                       ARGS(A_INT(enrollment_id)), "looking for an open order", read_order_brief,
-                       &open, err);
+    int rc = ck_sql_query_one(st,
+                              "SELECT id, state, tenant_id FROM orders WHERE enrollment_id = ?1 "
+                              "AND state IN " CK_STORE_OPEN_ORDER_STATES,
+                              ARGS(A_INT(enrollment_id)), "looking for an open order",
+                              read_order_brief, &open, err);
     if (rc == 1)
         return ck_error_set(err, 409, "order_open",
                             "enrollment %s already has open order %lld (%s); %s", name,
@@ -1013,9 +972,9 @@ static int enrollment_remove(struct ck_store *st, void *ctx, ck_error *err)
 {
     const struct enrollment_ref *r = ctx;
     int64_t id;
-    int rc = query_one(st, "SELECT id FROM enrollments WHERE tenant_id = ?1 AND name = ?2",
-                       ARGS(A_INT(r->tenant_id), A_TEXT(r->name)), "deleting an enrollment",
-                       read_id, &id, err);
+    int rc = ck_sql_query_one(st, "SELECT id FROM enrollments WHERE tenant_id = ?1 AND name = ?2",
+                              ARGS(A_INT(r->tenant_id), A_TEXT(r->name)), "deleting an enrollment",
+                              ck_sql_read_id, &id, err);
     if (rc == 0)
         return ck_error_set(err, 404, "not_found", "no enrollment named %s", r->name);
     if (rc < 0 ||
@@ -1023,8 +982,9 @@ static int enrollment_remove(struct ck_store *st, void *ctx, ck_error *err)
         return -1;
     /* Orders, jobs, logs, artifacts and targets go with it (ON DELETE CASCADE); its deployed
      * order leaves the edge with it. */
-    if (exec_args(st, "DELETE FROM enrollments WHERE id = ?1 AND tenant_id = ?2",
-                  ARGS(A_INT(id), A_INT(r->tenant_id)), "deleting an enrollment", NULL, err) != 0)
+    if (ck_sql_exec_args(st, "DELETE FROM enrollments WHERE id = ?1 AND tenant_id = ?2",
+                         ARGS(A_INT(id), A_INT(r->tenant_id)), "deleting an enrollment", NULL,
+                         err) != 0)
         return -1;
     return edge_bump(st, err);
 }
@@ -1033,7 +993,7 @@ int ck_store_enrollment_delete(struct ck_store *st, int64_t tenant_id, const cha
                                ck_error *err)
 {
     struct enrollment_ref r = {.tenant_id = tenant_id, .name = name};
-    return in_transaction(st, enrollment_remove, &r, err);
+    return ck_sql_in_transaction(st, enrollment_remove, &r, err);
 }
 
 /* ==== job rows written by orders and imports ==== */
@@ -1053,14 +1013,15 @@ static int job_insert(struct ck_store *st, const struct job_row *j, int64_t *job
     bool over = j->state == CK_JOB_FINISHED || j->state == CK_JOB_FAILED;
     char what[48];
     snprintf(what, sizeof(what), "recording the order's %s job", ck_job_type_name(j->type));
-    if (exec_args(st,
-                  "INSERT INTO jobs (tenant_id, enrollment_id, order_id, type, state, created_at, "
-                  "started_at, finished_at, error, params_json) "
-                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)",
-                  ARGS(A_INT(j->tenant_id), A_ID(j->enrollment_id), A_ID(j->order_id),
-                       A_TEXT(ck_job_type_name(j->type)), A_TEXT(ck_job_state_name(j->state)),
-                       A_INT(now), A_ID(over ? now : 0), A_TEXT(j->error), A_TEXT(j->params_json)),
-                  what, NULL, err) != 0)
+    if (ck_sql_exec_args(
+            st,
+            "INSERT INTO jobs (tenant_id, enrollment_id, order_id, type, state, created_at, "
+            "started_at, finished_at, error, params_json) "
+            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)",
+            ARGS(A_INT(j->tenant_id), A_ID(j->enrollment_id), A_ID(j->order_id),
+                 A_TEXT(ck_job_type_name(j->type)), A_TEXT(ck_job_state_name(j->state)), A_INT(now),
+                 A_ID(over ? now : 0), A_TEXT(j->error), A_TEXT(j->params_json)),
+            what, NULL, err) != 0)
         return -1;
     *job_id = sqlite3_last_insert_rowid(st->db);
     return 0;
@@ -1069,20 +1030,21 @@ static int job_insert(struct ck_store *st, const struct job_row *j, int64_t *job
 static int log_insert(struct ck_store *st, int64_t job_id, const char *level, const char *message,
                       ck_error *err)
 {
-    return exec_args(st,
-                     "INSERT INTO job_logs (job_id, at, level, message) VALUES (?1, ?2, ?3, ?4)",
-                     ARGS(A_INT(job_id), A_INT(ck_clock_now()), A_TEXT(level), A_TEXT(message)),
-                     "appending to a job's log", NULL, err);
+    return ck_sql_exec_args(
+        st, "INSERT INTO job_logs (job_id, at, level, message) VALUES (?1, ?2, ?3, ?4)",
+        ARGS(A_INT(job_id), A_INT(ck_clock_now()), A_TEXT(level), A_TEXT(message)),
+        "appending to a job's log", NULL, err);
 }
 
 static int csr_artifact_insert(struct ck_store *st, int64_t job_id, const char *csr_pem,
                                ck_error *err)
 {
-    return exec_args(st,
-                     "INSERT INTO job_artifacts (job_id, name, content_type, data, created_at) "
-                     "VALUES (?1, 'csr', 'application/pkcs10', ?2, ?3)",
-                     ARGS(A_INT(job_id), A_BLOB(csr_pem, strlen(csr_pem)), A_INT(ck_clock_now())),
-                     "saving the CSR artifact", NULL, err);
+    return ck_sql_exec_args(
+        st,
+        "INSERT INTO job_artifacts (job_id, name, content_type, data, created_at) "
+        "VALUES (?1, 'csr', 'application/pkcs10', ?2, ?3)",
+        ARGS(A_INT(job_id), A_BLOB(csr_pem, strlen(csr_pem)), A_INT(ck_clock_now())),
+        "saving the CSR artifact", NULL, err);
 }
 
 /* ==== events ==== */
@@ -1098,18 +1060,18 @@ static int read_event(sqlite3_stmt *s, void *row, ck_error *err)
     bool ok = true;
     v->id = sqlite3_column_int64(s, 0);
     v->tenant_id = sqlite3_column_int64(s, 1);
-    v->type = col_text(s, 2, &ok);
+    v->type = ck_sql_col_text(s, 2, &ok);
     v->enrollment_id = sqlite3_column_int64(s, 3);
-    v->enrollment_name = col_text(s, 4, &ok);
+    v->enrollment_name = ck_sql_col_text(s, 4, &ok);
     v->order_id = sqlite3_column_int64(s, 5);
-    v->message = col_text(s, 6, &ok);
-    v->data_json = col_text(s, 7, &ok);
+    v->message = ck_sql_col_text(s, 6, &ok);
+    v->data_json = ck_sql_col_text(s, 7, &ok);
     v->created_at = sqlite3_column_int64(s, 8);
     v->confirmed_at = sqlite3_column_int64(s, 9);
     if (ok)
         return 0;
     ck_event_free(v);
-    return out_of_memory(err);
+    return ck_sql_out_of_memory(err);
 }
 
 static void free_event_row(void *row)
@@ -1126,9 +1088,10 @@ static int event_refs_resolve(struct ck_store *st, int64_t tenant_id, struct ck_
     int64_t enrollment_id;
     int rc;
     if (ev->order_id != 0) {
-        rc = query_one(st, "SELECT enrollment_id FROM orders WHERE id = ?1 AND tenant_id = ?2",
-                       ARGS(A_INT(ev->order_id), A_INT(tenant_id)), "adding an event", read_id,
-                       &enrollment_id, err);
+        rc = ck_sql_query_one(st,
+                              "SELECT enrollment_id FROM orders WHERE id = ?1 AND tenant_id = ?2",
+                              ARGS(A_INT(ev->order_id), A_INT(tenant_id)), "adding an event",
+                              ck_sql_read_id, &enrollment_id, err);
         if (rc == 0)
             return ck_error_set(err, 404, "not_found", "no order %lld", (long long)ev->order_id);
         if (rc < 0)
@@ -1142,9 +1105,9 @@ static int event_refs_resolve(struct ck_store *st, int64_t tenant_id, struct ck_
     }
     if (ev->enrollment_id == 0)
         return 0;
-    rc = query_one(st, "SELECT id FROM enrollments WHERE id = ?1 AND tenant_id = ?2",
-                   ARGS(A_INT(ev->enrollment_id), A_INT(tenant_id)), "adding an event", read_id,
-                   &enrollment_id, err);
+    rc = ck_sql_query_one(st, "SELECT id FROM enrollments WHERE id = ?1 AND tenant_id = ?2",
+                          ARGS(A_INT(ev->enrollment_id), A_INT(tenant_id)), "adding an event",
+                          ck_sql_read_id, &enrollment_id, err);
     if (rc == 0)
         return ck_error_set(err, 404, "not_found", "no enrollment %lld",
                             (long long)ev->enrollment_id);
@@ -1160,12 +1123,13 @@ static int event_insert(struct ck_store *st, int64_t tenant_id, const struct ck_
     if (event_refs_resolve(st, tenant_id, &ev, err) != 0)
         return -1;
     /* data_json is stored as given: the caller built it with jansson. */
-    if (exec_args(st,
-                  "INSERT INTO events (tenant_id, type, enrollment_id, order_id, message, "
-                  "data_json, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                  ARGS(A_INT(tenant_id), A_TEXT(ev.type), A_ID(ev.enrollment_id), A_ID(ev.order_id),
-                       A_TEXT(ev.message), A_TEXT(ev.data_json), A_INT(ck_clock_now())),
-                  "adding an event", NULL, err) != 0)
+    if (ck_sql_exec_args(st,
+                         "INSERT INTO events (tenant_id, type, enrollment_id, order_id, message, "
+                         "data_json, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                         ARGS(A_INT(tenant_id), A_TEXT(ev.type), A_ID(ev.enrollment_id),
+                              A_ID(ev.order_id), A_TEXT(ev.message), A_TEXT(ev.data_json),
+                              A_INT(ck_clock_now())),
+                         "adding an event", NULL, err) != 0)
         return -1;
     if (event_id != NULL)
         *event_id = sqlite3_last_insert_rowid(st->db);
@@ -1202,7 +1166,7 @@ int ck_store_event_add(struct ck_store *st, int64_t tenant_id, const struct ck_e
     struct event_write w = {.tenant_id = tenant_id, .ev = ev};
     if (ev == NULL)
         return ck_error_set(err, 400, "invalid_field", "an event needs a type and a message");
-    if (in_transaction(st, event_add_body, &w, err) != 0)
+    if (ck_sql_in_transaction(st, event_add_body, &w, err) != 0)
         return -1;
     if (event_id != NULL)
         *event_id = w.id;
@@ -1228,12 +1192,12 @@ int ck_store_event_poll(struct ck_store *st, int64_t tenant_id, struct ck_event 
 {
     struct event_poll p = {0};
     /* One statement, so the count and the event come from the same snapshot. */
-    int rc = query_one(st,
-                       EVENT_COLUMNS ", (SELECT COUNT(*) FROM events WHERE tenant_id = ?1 "
-                                     "AND confirmed_at IS NULL) - 1" EVENT_FROM
-                                     " WHERE v.tenant_id = ?1 AND v.confirmed_at IS NULL "
-                                     "ORDER BY v.id LIMIT 1",
-                       ARGS(A_INT(tenant_id)), "polling events", read_event_poll, &p, err);
+    int rc = ck_sql_query_one(st,
+                              EVENT_COLUMNS ", (SELECT COUNT(*) FROM events WHERE tenant_id = ?1 "
+                                            "AND confirmed_at IS NULL) - 1" EVENT_FROM
+                                            " WHERE v.tenant_id = ?1 AND v.confirmed_at IS NULL "
+                                            "ORDER BY v.id LIMIT 1",
+                              ARGS(A_INT(tenant_id)), "polling events", read_event_poll, &p, err);
     if (rc == 1) {
         *out = p.event;
         *remaining = p.remaining;
@@ -1250,11 +1214,11 @@ static int event_confirm_body(struct ck_store *st, void *ctx, ck_error *err)
     const struct event_ref *r = ctx;
     int64_t changes = 0;
     /* A second confirmation keeps the time of the first. */
-    if (exec_args(st,
-                  "UPDATE events SET confirmed_at = COALESCE(confirmed_at, ?3) "
-                  "WHERE id = ?1 AND tenant_id = ?2",
-                  ARGS(A_INT(r->event_id), A_INT(r->tenant_id), A_INT(ck_clock_now())),
-                  "confirming an event", &changes, err) != 0)
+    if (ck_sql_exec_args(st,
+                         "UPDATE events SET confirmed_at = COALESCE(confirmed_at, ?3) "
+                         "WHERE id = ?1 AND tenant_id = ?2",
+                         ARGS(A_INT(r->event_id), A_INT(r->tenant_id), A_INT(ck_clock_now())),
+                         "confirming an event", &changes, err) != 0)
         return -1;
     if (changes == 0)
         return ck_error_set(err, 404, "not_found", "no event %lld", (long long)r->event_id);
@@ -1264,18 +1228,18 @@ static int event_confirm_body(struct ck_store *st, void *ctx, ck_error *err)
 int ck_store_event_confirm(struct ck_store *st, int64_t tenant_id, int64_t event_id, ck_error *err)
 {
     struct event_ref r = {.tenant_id = tenant_id, .event_id = event_id};
-    return in_transaction(st, event_confirm_body, &r, err);
+    return ck_sql_in_transaction(st, event_confirm_body, &r, err);
 }
 
 int ck_store_event_list(struct ck_store *st, int64_t tenant_id, int64_t order_id, size_t limit,
                         struct ck_event **out, size_t *n, ck_error *err)
 {
     int64_t max = limit > (size_t)INT64_MAX ? INT64_MAX : (int64_t)limit;
-    return query_all(st,
-                     EVENT_COLUMNS EVENT_FROM " WHERE v.tenant_id = ?1 AND (?2 = 0 OR "
-                                              "v.order_id = ?2) ORDER BY v.id DESC LIMIT ?3",
-                     ARGS(A_INT(tenant_id), A_INT(order_id), A_INT(max)), "listing events",
-                     read_event, free_event_row, sizeof(**out), (void **)out, n, err);
+    return ck_sql_query_all(st,
+                            EVENT_COLUMNS EVENT_FROM " WHERE v.tenant_id = ?1 AND (?2 = 0 OR "
+                                                     "v.order_id = ?2) ORDER BY v.id DESC LIMIT ?3",
+                            ARGS(A_INT(tenant_id), A_INT(order_id), A_INT(max)), "listing events",
+                            read_event, free_event_row, sizeof(**out), (void **)out, n, err);
 }
 
 void ck_event_array_free(struct ck_event *a, size_t n)
@@ -1301,16 +1265,16 @@ static int read_order(sqlite3_stmt *s, void *row, ck_error *err)
     o->id = sqlite3_column_int64(s, 0);
     o->tenant_id = sqlite3_column_int64(s, 1);
     o->enrollment_id = sqlite3_column_int64(s, 2);
-    o->enrollment_name = col_text(s, 3, &ok);
-    o->sealed_key = col_blob(s, 6, &o->sealed_key_len, &ok);
-    o->csr_pem = col_text(s, 7, &ok);
-    o->error = col_text(s, 8, &ok);
+    o->enrollment_name = ck_sql_col_text(s, 3, &ok);
+    o->sealed_key = ck_sql_col_blob(s, 6, &o->sealed_key_len, &ok);
+    o->csr_pem = ck_sql_col_text(s, 7, &ok);
+    o->error = ck_sql_col_text(s, 8, &ok);
     o->created_at = sqlite3_column_int64(s, 9);
     o->updated_at = sqlite3_column_int64(s, 10);
     o->csr_uploaded = sqlite3_column_int64(s, 11) != 0;
-    o->cert_pem = col_text(s, 12, &ok);
-    o->chain_pem = col_text(s, 13, &ok);
-    o->findings_json = col_text(s, 14, &ok);
+    o->cert_pem = ck_sql_col_text(s, 12, &ok);
+    o->chain_pem = ck_sql_col_text(s, 13, &ok);
+    o->findings_json = ck_sql_col_text(s, 14, &ok);
     o->cert_not_after = sqlite3_column_int64(s, 15);
     o->staging_acked_at = sqlite3_column_int64(s, 16);
     o->deploy_not_before = sqlite3_column_int64(s, 17);
@@ -1319,7 +1283,7 @@ static int read_order(sqlite3_stmt *s, void *row, ck_error *err)
     if (!ok || col_order_state(s, 4, &o->state, err) != 0 ||
         col_key_type(s, 5, &o->key_type, err) != 0) {
         ck_order_free(o);
-        return ok ? -1 : out_of_memory(err);
+        return ok ? -1 : ck_sql_out_of_memory(err);
     }
     return 0;
 }
@@ -1335,13 +1299,14 @@ static int order_brief_get(struct ck_store *st, int64_t tenant_id, int64_t order
                            struct order_brief *out, ck_error *err)
 {
     int rc = tenant_id != 0
-                 ? query_one(st,
-                             "SELECT id, state, tenant_id FROM orders WHERE id = ?1 "
-                             "AND tenant_id = ?2",
-                             ARGS(A_INT(order_id), A_INT(tenant_id)), "reading an order",
-                             read_order_brief, out, err)
-                 : query_one(st, "SELECT id, state, tenant_id FROM orders WHERE id = ?1",
-                             ARGS(A_INT(order_id)), "reading an order", read_order_brief, out, err);
+                 ? ck_sql_query_one(st,
+                                    "SELECT id, state, tenant_id FROM orders WHERE id = ?1 "
+                                    "AND tenant_id = ?2",
+                                    ARGS(A_INT(order_id), A_INT(tenant_id)), "reading an order",
+                                    read_order_brief, out, err)
+                 : ck_sql_query_one(st, "SELECT id, state, tenant_id FROM orders WHERE id = ?1",
+                                    ARGS(A_INT(order_id)), "reading an order", read_order_brief,
+                                    out, err);
     if (rc == 0)
         return ck_error_set(err, 404, "not_found", "no order %lld", (long long)order_id);
     return rc == 1 ? 0 : -1;
@@ -1355,9 +1320,9 @@ static int read_enrollment_brief(sqlite3_stmt *s, void *row, ck_error *err)
 {
     struct enrollment_brief *e = row;
     bool ok = true;
-    e->name = col_text(s, 0, &ok);
-    e->key_type = col_text(s, 1, &ok);
-    return ok ? 0 : out_of_memory(err);
+    e->name = ck_sql_col_text(s, 0, &ok);
+    e->key_type = ck_sql_col_text(s, 1, &ok);
+    return ok ? 0 : ck_sql_out_of_memory(err);
 }
 
 struct order_new {
@@ -1372,15 +1337,15 @@ static int order_row_insert(struct ck_store *st, struct order_new *o, const char
 {
     bool uploaded = o->csr_pem != NULL;
     enum ck_order_state state = uploaded ? CK_ORDER_CSR_READY : CK_ORDER_NEW;
-    int rc = exec_args(st,
-                       "INSERT INTO orders (tenant_id, enrollment_id, state, key_type, csr_pem, "
-                       "csr_uploaded, created_at, updated_at) "
-                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-                       ARGS(A_INT(o->tenant_id), A_INT(o->enrollment_id),
-                            A_TEXT(ck_order_state_name(state)),
-                            A_TEXT(uploaded ? ck_key_type_name(o->key_type) : key_type),
-                            A_TEXT(o->csr_pem), A_INT(uploaded ? 1 : 0), A_INT(ck_clock_now())),
-                       "creating an order", NULL, err);
+    int rc = ck_sql_exec_args(
+        st,
+        "INSERT INTO orders (tenant_id, enrollment_id, state, key_type, csr_pem, "
+        "csr_uploaded, created_at, updated_at) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+        ARGS(A_INT(o->tenant_id), A_INT(o->enrollment_id), A_TEXT(ck_order_state_name(state)),
+             A_TEXT(uploaded ? ck_key_type_name(o->key_type) : key_type), A_TEXT(o->csr_pem),
+             A_INT(uploaded ? 1 : 0), A_INT(ck_clock_now())),
+        "creating an order", NULL, err);
     /* The partial unique index, for a writer that got past the check some other way. */
     if (rc == CONFLICT)
         return ck_error_set(err, 409, "order_open",
@@ -1417,10 +1382,10 @@ static int order_insert(struct ck_store *st, void *ctx, ck_error *err)
     struct order_new *o = ctx;
     struct enrollment_brief e = {0};
     int ret = -1;
-    int rc =
-        query_one(st, "SELECT name, key_type FROM enrollments WHERE id = ?1 AND tenant_id = ?2",
-                  ARGS(A_INT(o->enrollment_id), A_INT(o->tenant_id)), "creating an order",
-                  read_enrollment_brief, &e, err);
+    int rc = ck_sql_query_one(
+        st, "SELECT name, key_type FROM enrollments WHERE id = ?1 AND tenant_id = ?2",
+        ARGS(A_INT(o->enrollment_id), A_INT(o->tenant_id)), "creating an order",
+        read_enrollment_brief, &e, err);
     if (rc == 0)
         ck_error_set(err, 404, "not_found", "no enrollment %lld", (long long)o->enrollment_id);
     if (rc != 1 || refuse_open_order(st, o->enrollment_id, e.name, "cancel it first", err) != 0 ||
@@ -1436,7 +1401,7 @@ cleanup:
 static int order_create(struct ck_store *st, struct order_new *o, int64_t *order_id,
                         int64_t *job_id, ck_error *err)
 {
-    if (in_transaction(st, order_insert, o, err) != 0)
+    if (ck_sql_in_transaction(st, order_insert, o, err) != 0)
         return -1;
     *order_id = o->order_id;
     *job_id = o->job_id;
@@ -1468,9 +1433,9 @@ int ck_store_order_create_from_csr(struct ck_store *st, int64_t tenant_id, int64
 int ck_store_order_get(struct ck_store *st, int64_t tenant_id, int64_t order_id,
                        struct ck_order *out, ck_error *err)
 {
-    int rc = query_one(st, ORDER_SELECT " WHERE o.id = ?1 AND o.tenant_id = ?2",
-                       ARGS(A_INT(order_id), A_INT(tenant_id)), "reading an order", read_order, out,
-                       err);
+    int rc = ck_sql_query_one(st, ORDER_SELECT " WHERE o.id = ?1 AND o.tenant_id = ?2",
+                              ARGS(A_INT(order_id), A_INT(tenant_id)), "reading an order",
+                              read_order, out, err);
     if (rc == 0)
         return ck_error_set(err, 404, "not_found", "no order %lld", (long long)order_id);
     return rc == 1 ? 0 : -1;
@@ -1480,12 +1445,12 @@ int ck_store_order_list(struct ck_store *st, int64_t tenant_id, const struct ck_
                         struct ck_order **out, size_t *n, ck_error *err)
 {
     const char *state = f && f->state >= 0 ? ck_order_state_name(f->state) : NULL;
-    return query_all(st,
-                     ORDER_SELECT " WHERE o.tenant_id = ?1 AND (?2 IS NULL OR e.name = ?2) "
-                                  "AND (?3 IS NULL OR o.state = ?3) ORDER BY o.id DESC",
-                     ARGS(A_INT(tenant_id), A_TEXT(f ? f->enrollment : NULL), A_TEXT(state)),
-                     "listing orders", read_order, free_order_row, sizeof(**out), (void **)out, n,
-                     err);
+    return ck_sql_query_all(st,
+                            ORDER_SELECT " WHERE o.tenant_id = ?1 AND (?2 IS NULL OR e.name = ?2) "
+                                         "AND (?3 IS NULL OR o.state = ?3) ORDER BY o.id DESC",
+                            ARGS(A_INT(tenant_id), A_TEXT(f ? f->enrollment : NULL), A_TEXT(state)),
+                            "listing orders", read_order, free_order_row, sizeof(**out),
+                            (void **)out, n, err);
 }
 
 void ck_order_array_free(struct ck_order *a, size_t n)
@@ -1499,7 +1464,7 @@ void ck_order_array_free(struct ck_order *a, size_t n)
 static int fail_order_jobs(struct ck_store *st, int64_t order_id, const char *reason,
                            bool running_too, ck_error *err)
 {
-    return exec_args(
+    return ck_sql_exec_args(
         st,
         "UPDATE jobs SET state = 'failed', error = ?2, finished_at = ?3, "
         "lease_until = NULL WHERE order_id = ?1 "
@@ -1526,10 +1491,11 @@ static int order_end(struct ck_store *st, void *ctx, ck_error *err)
     if (!ck_order_state_is_open(o.state))
         return ck_error_set(err, 409, "order_closed", "order %lld is %s, no longer open",
                             (long long)o.id, ck_order_state_name(o.state));
-    if (exec_args(st, "UPDATE orders SET state = ?2, error = ?3, updated_at = ?4 WHERE id = ?1",
-                  ARGS(A_INT(o.id), A_TEXT(ck_order_state_name(r->to)), A_TEXT(r->reason),
-                       A_INT(ck_clock_now())),
-                  "closing an order", NULL, err) != 0)
+    if (ck_sql_exec_args(st,
+                         "UPDATE orders SET state = ?2, error = ?3, updated_at = ?4 WHERE id = ?1",
+                         ARGS(A_INT(o.id), A_TEXT(ck_order_state_name(r->to)), A_TEXT(r->reason),
+                              A_INT(ck_clock_now())),
+                         "closing an order", NULL, err) != 0)
         return -1;
     bool cancelled = r->to == CK_ORDER_CANCELLED;
     return fail_order_jobs(st, o.id, cancelled ? "order cancelled" : "order failed", cancelled,
@@ -1539,13 +1505,13 @@ static int order_end(struct ck_store *st, void *ctx, ck_error *err)
 int ck_store_order_cancel(struct ck_store *st, int64_t tenant_id, int64_t order_id, ck_error *err)
 {
     struct order_end r = {.tenant_id = tenant_id, .order_id = order_id, .to = CK_ORDER_CANCELLED};
-    return in_transaction(st, order_end, &r, err);
+    return ck_sql_in_transaction(st, order_end, &r, err);
 }
 
 int ck_store_order_fail(struct ck_store *st, int64_t order_id, const char *reason, ck_error *err)
 {
     struct order_end r = {.order_id = order_id, .to = CK_ORDER_FAILED, .reason = reason};
-    return in_transaction(st, order_end, &r, err);
+    return ck_sql_in_transaction(st, order_end, &r, err);
 }
 
 /* A job reduced to what state checks need. */
@@ -1564,8 +1530,8 @@ static int read_job_brief(sqlite3_stmt *s, void *row, ck_error *err)
 /* The job's order and state, of any tenant (job runner entry points). 0, or -1 with 404. */
 static int job_brief_get(struct ck_store *st, int64_t job_id, struct job_brief *out, ck_error *err)
 {
-    int rc = query_one(st, "SELECT order_id, state FROM jobs WHERE id = ?1", ARGS(A_INT(job_id)),
-                       "reading a job", read_job_brief, out, err);
+    int rc = ck_sql_query_one(st, "SELECT order_id, state FROM jobs WHERE id = ?1",
+                              ARGS(A_INT(job_id)), "reading a job", read_job_brief, out, err);
     if (rc == 0)
         return ck_error_set(err, 404, "not_found", "no job %lld", (long long)job_id);
     return rc == 1 ? 0 : -1;
@@ -1602,21 +1568,22 @@ static int csr_commit(struct ck_store *st, void *ctx, ck_error *err)
     struct order_brief o;
     if (csr_commit_check(st, c, &o, err) != 0)
         return -1;
-    if (exec_args(st,
-                  "UPDATE orders SET state = ?2, sealed_key = ?3, csr_pem = ?4, updated_at = ?5 "
-                  "WHERE id = ?1",
-                  ARGS(A_INT(c->order_id), A_TEXT(ck_order_state_name(CK_ORDER_CSR_READY)),
-                       A_BLOB(c->sealed_key, c->sealed_key_len), A_TEXT(c->csr_pem),
-                       A_INT(ck_clock_now())),
-                  "saving the order's key and CSR", NULL, err) != 0 ||
+    if (ck_sql_exec_args(
+            st,
+            "UPDATE orders SET state = ?2, sealed_key = ?3, csr_pem = ?4, updated_at = ?5 "
+            "WHERE id = ?1",
+            ARGS(A_INT(c->order_id), A_TEXT(ck_order_state_name(CK_ORDER_CSR_READY)),
+                 A_BLOB(c->sealed_key, c->sealed_key_len), A_TEXT(c->csr_pem),
+                 A_INT(ck_clock_now())),
+            "saving the order's key and CSR", NULL, err) != 0 ||
         csr_artifact_insert(st, c->job_id, c->csr_pem, err) != 0)
         return -1;
-    if (exec_args(st,
-                  "UPDATE jobs SET state = ?2, finished_at = ?3, lease_until = NULL "
-                  "WHERE id = ?1",
-                  ARGS(A_INT(c->job_id), A_TEXT(ck_job_state_name(CK_JOB_FINISHED)),
-                       A_INT(ck_clock_now())),
-                  "finishing the csr job", NULL, err) != 0)
+    if (ck_sql_exec_args(st,
+                         "UPDATE jobs SET state = ?2, finished_at = ?3, lease_until = NULL "
+                         "WHERE id = ?1",
+                         ARGS(A_INT(c->job_id), A_TEXT(ck_job_state_name(CK_JOB_FINISHED)),
+                              A_INT(ck_clock_now())),
+                         "finishing the csr job", NULL, err) != 0)
         return -1;
     return order_event(st, o.tenant_id, c->order_id, c->event, err);
 }
@@ -1631,7 +1598,7 @@ int ck_store_order_csr_ready(struct ck_store *st, int64_t order_id, int64_t job_
                            .sealed_key_len = sealed_key_len,
                            .csr_pem = csr_pem,
                            .event = event};
-    return in_transaction(st, csr_commit, &c, err);
+    return ck_sql_in_transaction(st, csr_commit, &c, err);
 }
 
 struct order_move {
@@ -1667,17 +1634,17 @@ static int order_move_body(struct ck_store *st, void *ctx, ck_error *err)
     const struct order_move *m = ctx;
     const struct ck_order_update none = {0}, *u = m->update ? m->update : &none;
     int64_t changes = 0;
-    if (exec_args(st,
-                  "UPDATE orders SET state = ?4, cert_pem = COALESCE(?5, cert_pem), "
-                  "chain_pem = COALESCE(?6, chain_pem), "
-                  "findings_json = COALESCE(?7, findings_json), "
-                  "cert_not_after = COALESCE(?8, cert_not_after), updated_at = ?9 "
-                  "WHERE id = ?1 AND tenant_id = ?2 AND state = ?3",
-                  ARGS(A_INT(m->order_id), A_INT(m->tenant_id),
-                       A_TEXT(ck_order_state_name(m->from)), A_TEXT(ck_order_state_name(m->to)),
-                       A_TEXT(u->cert_pem), A_TEXT(u->chain_pem), A_TEXT(u->findings_json),
-                       A_ID(u->cert_not_after), A_INT(ck_clock_now())),
-                  "changing an order's state", &changes, err) != 0)
+    if (ck_sql_exec_args(
+            st,
+            "UPDATE orders SET state = ?4, cert_pem = COALESCE(?5, cert_pem), "
+            "chain_pem = COALESCE(?6, chain_pem), "
+            "findings_json = COALESCE(?7, findings_json), "
+            "cert_not_after = COALESCE(?8, cert_not_after), updated_at = ?9 "
+            "WHERE id = ?1 AND tenant_id = ?2 AND state = ?3",
+            ARGS(A_INT(m->order_id), A_INT(m->tenant_id), A_TEXT(ck_order_state_name(m->from)),
+                 A_TEXT(ck_order_state_name(m->to)), A_TEXT(u->cert_pem), A_TEXT(u->chain_pem),
+                 A_TEXT(u->findings_json), A_ID(u->cert_not_after), A_INT(ck_clock_now())),
+            "changing an order's state", &changes, err) != 0)
         return -1;
     if (changes == 0)
         return order_move_refused(st, m, err);
@@ -1698,7 +1665,7 @@ int ck_store_order_transition(struct ck_store *st, int64_t tenant_id, int64_t or
     /* tenant 0 would mean "any tenant" to order_brief_get; no tenant has that id. */
     if (tenant_id == 0)
         return ck_error_set(err, 404, "not_found", "no order %lld", (long long)order_id);
-    return in_transaction(st, order_move_body, &m, err);
+    return ck_sql_in_transaction(st, order_move_body, &m, err);
 }
 
 struct import_record {
@@ -1718,9 +1685,10 @@ static int import_record_body(struct ck_store *st, void *ctx, ck_error *err)
                           .type = CK_JOB_IMPORT,
                           .state = r->accepted ? CK_JOB_FINISHED : CK_JOB_FAILED,
                           .error = r->accepted ? NULL : r->summary};
-    int rc = query_one(st, "SELECT enrollment_id FROM orders WHERE id = ?1 AND tenant_id = ?2",
-                       ARGS(A_INT(r->order_id), A_INT(r->tenant_id)), "recording an import",
-                       read_id, &job.enrollment_id, err);
+    int rc =
+        ck_sql_query_one(st, "SELECT enrollment_id FROM orders WHERE id = ?1 AND tenant_id = ?2",
+                         ARGS(A_INT(r->order_id), A_INT(r->tenant_id)), "recording an import",
+                         ck_sql_read_id, &job.enrollment_id, err);
     if (rc == 0)
         return ck_error_set(err, 404, "not_found", "no order %lld", (long long)r->order_id);
     if (rc < 0 || job_insert(st, &job, &r->job_id, err) != 0)
@@ -1759,7 +1727,8 @@ int ck_store_import_job_record(struct ck_store *st, int64_t tenant_id, int64_t o
                               .summary = summary};
     if (summary == NULL)
         r.summary = accepted ? "certificate accepted" : "certificate refused";
-    if (import_lines_check(&r, err) != 0 || in_transaction(st, import_record_body, &r, err) != 0)
+    if (import_lines_check(&r, err) != 0 ||
+        ck_sql_in_transaction(st, import_record_body, &r, err) != 0)
         return -1;
     *job_id = r.job_id;
     return 0;
@@ -1779,10 +1748,10 @@ static int order_step_update(struct ck_store *st, const struct order_step *s, co
                              enum ck_order_state from, enum ck_order_state to, ck_error *err)
 {
     int64_t changes = 0;
-    if (exec_args(st, sql,
-                  ARGS(A_INT(s->order_id), A_INT(s->tenant_id), A_INT(s->now),
-                       A_TEXT(ck_order_state_name(to)), A_TEXT(ck_order_state_name(from))),
-                  "changing an order's state", &changes, err) != 0)
+    if (ck_sql_exec_args(st, sql,
+                         ARGS(A_INT(s->order_id), A_INT(s->tenant_id), A_INT(s->now),
+                              A_TEXT(ck_order_state_name(to)), A_TEXT(ck_order_state_name(from))),
+                         "changing an order's state", &changes, err) != 0)
         return -1;
     if (changes == 0)
         return order_refused(st, s->tenant_id, s->order_id, ck_order_state_name(from), err);
@@ -1793,8 +1762,8 @@ static int order_step_update(struct ck_store *st, const struct order_step *s, co
  * name) at it. */
 static int enrollment_point(struct ck_store *st, int64_t order_id, const char *sql, ck_error *err)
 {
-    return exec_args(st, sql, ARGS(A_INT(order_id)), "pointing the enrollment at the order", NULL,
-                     err);
+    return ck_sql_exec_args(st, sql, ARGS(A_INT(order_id)), "pointing the enrollment at the order",
+                            NULL, err);
 }
 
 /* What every staging and production change ends with. */
@@ -1828,7 +1797,7 @@ static int order_step_run(struct ck_store *st, struct order_step *s, tx_body bod
     if (s->tenant_id == 0)
         return ck_error_set(err, 404, "not_found", "no order %lld", (long long)s->order_id);
     s->now = ck_clock_now();
-    return in_transaction(st, body, ctx, err);
+    return ck_sql_in_transaction(st, body, ctx, err);
 }
 
 int ck_store_order_stage(struct ck_store *st, int64_t tenant_id, int64_t order_id,
@@ -1864,12 +1833,13 @@ static int order_not_before_body(struct ck_store *st, void *ctx, ck_error *err)
 {
     const struct not_before_set *n = ctx;
     int64_t changes = 0;
-    if (exec_args(st,
-                  "UPDATE orders SET deploy_not_before = ?3, updated_at = ?4 "
-                  "WHERE id = ?1 AND tenant_id = ?2 AND state IN " CK_STORE_OPEN_ORDER_STATES,
-                  ARGS(A_INT(n->step.order_id), A_INT(n->step.tenant_id), A_ID(n->not_before),
-                       A_INT(n->step.now)),
-                  "setting an order's not-before date", &changes, err) != 0)
+    if (ck_sql_exec_args(
+            st,
+            "UPDATE orders SET deploy_not_before = ?3, updated_at = ?4 "
+            "WHERE id = ?1 AND tenant_id = ?2 AND state IN " CK_STORE_OPEN_ORDER_STATES,
+            ARGS(A_INT(n->step.order_id), A_INT(n->step.tenant_id), A_ID(n->not_before),
+                 A_INT(n->step.now)),
+            "setting an order's not-before date", &changes, err) != 0)
         return -1;
     if (changes == 0)
         return order_refused(st, n->step.tenant_id, n->step.order_id, "open", err);
@@ -1889,13 +1859,13 @@ int ck_store_order_set_not_before(struct ck_store *st, int64_t tenant_id, int64_
 /* Any other deployed order of the enrollment gives way to order_id. */
 static int supersede_others(struct ck_store *st, int64_t order_id, int64_t now, ck_error *err)
 {
-    return exec_args(st,
-                     "UPDATE orders SET state = ?3, updated_at = ?2 WHERE id <> ?1 AND state = ?4 "
-                     "AND enrollment_id = (SELECT enrollment_id FROM orders WHERE id = ?1)",
-                     ARGS(A_INT(order_id), A_INT(now),
-                          A_TEXT(ck_order_state_name(CK_ORDER_SUPERSEDED)),
-                          A_TEXT(ck_order_state_name(CK_ORDER_DEPLOYED))),
-                     "superseding the previous production order", NULL, err);
+    return ck_sql_exec_args(
+        st,
+        "UPDATE orders SET state = ?3, updated_at = ?2 WHERE id <> ?1 AND state = ?4 "
+        "AND enrollment_id = (SELECT enrollment_id FROM orders WHERE id = ?1)",
+        ARGS(A_INT(order_id), A_INT(now), A_TEXT(ck_order_state_name(CK_ORDER_SUPERSEDED)),
+             A_TEXT(ck_order_state_name(CK_ORDER_DEPLOYED))),
+        "superseding the previous production order", NULL, err);
 }
 
 #define POINT_PRODUCTION                                                                           \
@@ -1933,21 +1903,21 @@ struct rollback {
 static int rollback_candidate(struct ck_store *st, int64_t enrollment_id, int64_t at,
                               int64_t *order_id, ck_error *err)
 {
-    return query_one(
+    return ck_sql_query_one(
         st,
         "SELECT id FROM orders WHERE enrollment_id = ?1 AND state = ?2 "
         "AND cert_pem IS NOT NULL AND cert_not_after > ?3 ORDER BY id DESC LIMIT 1",
         ARGS(A_INT(enrollment_id), A_TEXT(ck_order_state_name(CK_ORDER_SUPERSEDED)), A_INT(at)),
-        "looking for the previous production order", read_id, order_id, err);
+        "looking for the previous production order", ck_sql_read_id, order_id, err);
 }
 
 static int rollback_body(struct ck_store *st, void *ctx, ck_error *err)
 {
     struct rollback *r = ctx;
     int64_t enrollment_id;
-    int rc = query_one(st, "SELECT id FROM enrollments WHERE tenant_id = ?1 AND name = ?2",
-                       ARGS(A_INT(r->step.tenant_id), A_TEXT(r->enrollment)),
-                       "rolling back an enrollment", read_id, &enrollment_id, err);
+    int rc = ck_sql_query_one(st, "SELECT id FROM enrollments WHERE tenant_id = ?1 AND name = ?2",
+                              ARGS(A_INT(r->step.tenant_id), A_TEXT(r->enrollment)),
+                              "rolling back an enrollment", ck_sql_read_id, &enrollment_id, err);
     if (rc == 0)
         return ck_error_set(err, 404, "not_found", "no enrollment named %s", r->enrollment);
     if (rc == 1)
@@ -1959,10 +1929,10 @@ static int rollback_body(struct ck_store *st, void *ctx, ck_error *err)
                             r->enrollment);
     if (rc < 0)
         return -1;
-    if (exec_args(st, "UPDATE orders SET state = ?2, updated_at = ?3 WHERE id = ?1",
-                  ARGS(A_INT(r->step.order_id), A_TEXT(ck_order_state_name(CK_ORDER_DEPLOYED)),
-                       A_INT(r->step.now)),
-                  "putting the previous order back", NULL, err) != 0 ||
+    if (ck_sql_exec_args(st, "UPDATE orders SET state = ?2, updated_at = ?3 WHERE id = ?1",
+                         ARGS(A_INT(r->step.order_id),
+                              A_TEXT(ck_order_state_name(CK_ORDER_DEPLOYED)), A_INT(r->step.now)),
+                         "putting the previous order back", NULL, err) != 0 ||
         supersede_others(st, r->step.order_id, r->step.now, err) != 0 ||
         enrollment_point(st, r->step.order_id, POINT_PRODUCTION, err) != 0)
         return -1;
@@ -1978,7 +1948,7 @@ int ck_store_enrollment_rollback(struct ck_store *st, int64_t tenant_id, const c
                          .valid_at = now};
     if (enrollment == NULL)
         return ck_error_set(err, 400, "invalid_field", "a rollback needs the enrollment's name");
-    if (in_transaction(st, rollback_body, &r, err) != 0)
+    if (ck_sql_in_transaction(st, rollback_body, &r, err) != 0)
         return -1;
     *order_id = r.step.order_id;
     return 0;
@@ -1988,8 +1958,8 @@ int ck_store_enrollment_rollback(struct ck_store *st, int64_t tenant_id, const c
 
 int ck_store_edge_generation(struct ck_store *st, int64_t *generation, ck_error *err)
 {
-    int rc = query_one(st, "SELECT generation FROM edge_generation WHERE id = 1", NO_ARGS,
-                       "reading the edge generation", read_id, generation, err);
+    int rc = ck_sql_query_one(st, "SELECT generation FROM edge_generation WHERE id = 1", NO_ARGS,
+                              "reading the edge generation", ck_sql_read_id, generation, err);
     if (rc == 0)
         return ck_error_set(err, 500, "storage_failed",
                             "the database has no edge generation row; was it edited by hand?");
@@ -2013,13 +1983,13 @@ static int read_edge_entry(sqlite3_stmt *s, void *row, ck_error *err)
     e->tenant_id = sqlite3_column_int64(s, 0);
     e->enrollment_id = sqlite3_column_int64(s, 1);
     e->order_id = sqlite3_column_int64(s, 2);
-    e->cert_pem = col_text(s, 4, &ok);
-    e->chain_pem = col_text(s, 5, &ok);
-    e->sealed_key = col_blob(s, 6, &e->sealed_key_len, &ok);
+    e->cert_pem = ck_sql_col_text(s, 4, &ok);
+    e->chain_pem = ck_sql_col_text(s, 5, &ok);
+    e->sealed_key = ck_sql_col_blob(s, 6, &e->sealed_key_len, &ok);
     e->cert_not_after = sqlite3_column_int64(s, 7);
-    if (!ok || col_json_strv(s, 3, &e->names, err) != 0) {
+    if (!ok || ck_sql_col_json_strv(s, 3, &e->names, err) != 0) {
         ck_edge_entry_free(e);
-        return ok ? -1 : out_of_memory(err);
+        return ok ? -1 : ck_sql_out_of_memory(err);
     }
     return 0;
 }
@@ -2041,9 +2011,9 @@ static int edge_read_body(struct ck_store *st, void *ctx, ck_error *err)
     struct edge_read *r = ctx;
     if (ck_store_edge_generation(st, &r->generation, err) != 0)
         return -1;
-    return query_all(st, edge_queries[r->env], NO_ARGS, "listing what the edge serves",
-                     read_edge_entry, free_edge_entry_row, sizeof(*r->entries),
-                     (void **)&r->entries, &r->n, err);
+    return ck_sql_query_all(st, edge_queries[r->env], NO_ARGS, "listing what the edge serves",
+                            read_edge_entry, free_edge_entry_row, sizeof(*r->entries),
+                            (void **)&r->entries, &r->n, err);
 }
 
 int ck_store_edge_entries(struct ck_store *st, enum ck_environment env, struct ck_edge_entry **out,
@@ -2085,9 +2055,10 @@ static int job_enqueue_body(struct ck_store *st, void *ctx, ck_error *err)
                           .type = q->type,
                           .state = CK_JOB_QUEUED,
                           .params_json = q->params_json};
-    int rc = query_one(st, "SELECT enrollment_id FROM orders WHERE id = ?1 AND tenant_id = ?2",
-                       ARGS(A_INT(q->order_id), A_INT(q->tenant_id)), "queueing a job", read_id,
-                       &job.enrollment_id, err);
+    int rc =
+        ck_sql_query_one(st, "SELECT enrollment_id FROM orders WHERE id = ?1 AND tenant_id = ?2",
+                         ARGS(A_INT(q->order_id), A_INT(q->tenant_id)), "queueing a job",
+                         ck_sql_read_id, &job.enrollment_id, err);
     if (rc == 0)
         return ck_error_set(err, 404, "not_found", "no order %lld", (long long)q->order_id);
     if (rc < 0)
@@ -2117,7 +2088,7 @@ int ck_store_job_enqueue(struct ck_store *st, int64_t tenant_id, int64_t order_i
     if ((int)type < 0 || type >= CK_JOB_TYPE_COUNT)
         return ck_error_set(err, 400, "invalid_field", "unknown job type %d", (int)type);
     if (job_params_check(params_json, err) != 0 ||
-        in_transaction(st, job_enqueue_body, &q, err) != 0)
+        ck_sql_in_transaction(st, job_enqueue_body, &q, err) != 0)
         return -1;
     *job_id = q.job_id;
     return 0;
@@ -2147,14 +2118,14 @@ static int read_target(sqlite3_stmt *s, void *row, ck_error *err)
     t->id = sqlite3_column_int64(s, 0);
     t->tenant_id = sqlite3_column_int64(s, 1);
     t->enrollment_id = sqlite3_column_int64(s, 2);
-    t->directory = col_text(s, 4, &ok);
-    t->reload_command = col_text(s, 5, &ok);
+    t->directory = ck_sql_col_text(s, 4, &ok);
+    t->reload_command = ck_sql_col_text(s, 5, &ok);
     t->timeout_seconds = sqlite3_column_int(s, 6);
-    t->probe_endpoint = col_text(s, 7, &ok);
+    t->probe_endpoint = ck_sql_col_text(s, 7, &ok);
     t->created_at = sqlite3_column_int64(s, 8);
     if (!ok || col_environment(s, 3, &t->environment, err) != 0) {
         ck_target_free(t);
-        return ok ? -1 : out_of_memory(err);
+        return ok ? -1 : ck_sql_out_of_memory(err);
     }
     return 0;
 }
@@ -2169,9 +2140,9 @@ static int enrollment_visible(struct ck_store *st, int64_t tenant_id, int64_t en
                               ck_error *err)
 {
     int64_t id;
-    int rc = query_one(st, "SELECT id FROM enrollments WHERE id = ?1 AND tenant_id = ?2",
-                       ARGS(A_INT(enrollment_id), A_INT(tenant_id)), "reading an enrollment",
-                       read_id, &id, err);
+    int rc = ck_sql_query_one(st, "SELECT id FROM enrollments WHERE id = ?1 AND tenant_id = ?2",
+                              ARGS(A_INT(enrollment_id), A_INT(tenant_id)), "reading an enrollment",
+                              ck_sql_read_id, &id, err);
     if (rc == 0)
         return ck_error_set(err, 404, "not_found", "no enrollment %lld", (long long)enrollment_id);
     return rc == 1 ? 0 : -1;
@@ -2187,15 +2158,15 @@ static int target_insert(struct ck_store *st, void *ctx, ck_error *err)
     struct target_new *n = ctx;
     const struct ck_target *t = n->t;
     if (enrollment_visible(st, t->tenant_id, t->enrollment_id, err) != 0 ||
-        exec_args(st,
-                  "INSERT INTO targets (tenant_id, enrollment_id, environment, directory, "
-                  "reload_command, timeout_seconds, probe_endpoint, created_at) "
-                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                  ARGS(A_INT(t->tenant_id), A_INT(t->enrollment_id),
-                       A_TEXT(ck_environment_name(t->environment)), A_TEXT(t->directory),
-                       A_TEXT(t->reload_command), A_INT(t->timeout_seconds),
-                       A_TEXT(t->probe_endpoint), A_INT(n->now)),
-                  "adding a target", NULL, err) != 0)
+        ck_sql_exec_args(st,
+                         "INSERT INTO targets (tenant_id, enrollment_id, environment, directory, "
+                         "reload_command, timeout_seconds, probe_endpoint, created_at) "
+                         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                         ARGS(A_INT(t->tenant_id), A_INT(t->enrollment_id),
+                              A_TEXT(ck_environment_name(t->environment)), A_TEXT(t->directory),
+                              A_TEXT(t->reload_command), A_INT(t->timeout_seconds),
+                              A_TEXT(t->probe_endpoint), A_INT(n->now)),
+                         "adding a target", NULL, err) != 0)
         return -1;
     n->t->id = sqlite3_last_insert_rowid(st->db);
     return 0;
@@ -2209,7 +2180,7 @@ int ck_store_target_add(struct ck_store *st, struct ck_target *t, ck_error *err)
     if (t->environment != CK_ENV_STAGING && t->environment != CK_ENV_PRODUCTION)
         return ck_error_set(err, 400, "invalid_field", "unknown environment %d",
                             (int)t->environment);
-    if (in_transaction(st, target_insert, &n, err) != 0) {
+    if (ck_sql_in_transaction(st, target_insert, &n, err) != 0) {
         t->id = 0;
         return -1;
     }
@@ -2222,9 +2193,10 @@ int ck_store_target_list(struct ck_store *st, int64_t tenant_id, int64_t enrollm
 {
     if (enrollment_visible(st, tenant_id, enrollment_id, err) != 0)
         return -1;
-    return query_all(st, TARGET_SELECT " WHERE tenant_id = ?1 AND enrollment_id = ?2 ORDER BY id",
-                     ARGS(A_INT(tenant_id), A_INT(enrollment_id)), "listing targets", read_target,
-                     free_target_row, sizeof(**out), (void **)out, n, err);
+    return ck_sql_query_all(
+        st, TARGET_SELECT " WHERE tenant_id = ?1 AND enrollment_id = ?2 ORDER BY id",
+        ARGS(A_INT(tenant_id), A_INT(enrollment_id)), "listing targets", read_target,
+        free_target_row, sizeof(**out), (void **)out, n, err);
 }
 
 struct target_ref {
@@ -2235,9 +2207,9 @@ static int target_remove(struct ck_store *st, void *ctx, ck_error *err)
 {
     const struct target_ref *r = ctx;
     int64_t changes = 0;
-    if (exec_args(st, "DELETE FROM targets WHERE id = ?1 AND tenant_id = ?2",
-                  ARGS(A_INT(r->target_id), A_INT(r->tenant_id)), "deleting a target", &changes,
-                  err) != 0)
+    if (ck_sql_exec_args(st, "DELETE FROM targets WHERE id = ?1 AND tenant_id = ?2",
+                         ARGS(A_INT(r->target_id), A_INT(r->tenant_id)), "deleting a target",
+                         &changes, err) != 0)
         return -1;
     if (changes == 0)
         return ck_error_set(err, 404, "not_found", "no target %lld", (long long)r->target_id);
@@ -2247,7 +2219,7 @@ static int target_remove(struct ck_store *st, void *ctx, ck_error *err)
 int ck_store_target_delete(struct ck_store *st, int64_t tenant_id, int64_t target_id, ck_error *err)
 {
     struct target_ref r = {.tenant_id = tenant_id, .target_id = target_id};
-    return in_transaction(st, target_remove, &r, err);
+    return ck_sql_in_transaction(st, target_remove, &r, err);
 }
 
 void ck_target_array_free(struct ck_target *a, size_t n)
@@ -2271,16 +2243,16 @@ static int read_job(sqlite3_stmt *s, void *row, ck_error *err)
     j->id = sqlite3_column_int64(s, 0);
     j->tenant_id = sqlite3_column_int64(s, 1);
     j->enrollment_id = sqlite3_column_int64(s, 2);
-    j->enrollment_name = col_text(s, 3, &ok);
+    j->enrollment_name = ck_sql_col_text(s, 3, &ok);
     j->order_id = sqlite3_column_int64(s, 4);
     j->created_at = sqlite3_column_int64(s, 7);
     j->started_at = sqlite3_column_int64(s, 8);
     j->finished_at = sqlite3_column_int64(s, 9);
-    j->error = col_text(s, 10, &ok);
-    j->params_json = col_text(s, 11, &ok);
+    j->error = ck_sql_col_text(s, 10, &ok);
+    j->params_json = ck_sql_col_text(s, 11, &ok);
     if (!ok || col_job_type(s, 5, &j->type, err) != 0 || col_job_state(s, 6, &j->state, err) != 0) {
         ck_job_free(j);
-        return ok ? -1 : out_of_memory(err);
+        return ok ? -1 : ck_sql_out_of_memory(err);
     }
     return 0;
 }
@@ -2295,13 +2267,13 @@ static int load_artifact_names(struct ck_store *st, struct ck_job *j, ck_error *
     char **names = NULL;
     size_t n = 0;
     int ret = -1;
-    if (query_all(st, "SELECT name FROM job_artifacts WHERE job_id = ?1 ORDER BY name",
-                  ARGS(A_INT(j->id)), "listing a job's artifacts", read_text, free_text_row,
-                  sizeof(*names), (void **)&names, &n, err) != 0)
+    if (ck_sql_query_all(st, "SELECT name FROM job_artifacts WHERE job_id = ?1 ORDER BY name",
+                         ARGS(A_INT(j->id)), "listing a job's artifacts", ck_sql_read_text,
+                         free_text_row, sizeof(*names), (void **)&names, &n, err) != 0)
         return -1;
     for (size_t i = 0; i < n; i++)
         if (ck_strv_push(&j->artifacts, names[i]) != 0) {
-            out_of_memory(err);
+            ck_sql_out_of_memory(err);
             goto cleanup;
         }
     ret = 0;
@@ -2317,8 +2289,9 @@ cleanup:
 static int job_read(struct ck_store *st, int64_t tenant_id, int64_t job_id, struct ck_job *out,
                     ck_error *err)
 {
-    int rc = query_one(st, JOB_SELECT " WHERE j.id = ?1 AND (?2 = 0 OR j.tenant_id = ?2)",
-                       ARGS(A_INT(job_id), A_INT(tenant_id)), "reading a job", read_job, out, err);
+    int rc = ck_sql_query_one(st, JOB_SELECT " WHERE j.id = ?1 AND (?2 = 0 OR j.tenant_id = ?2)",
+                              ARGS(A_INT(job_id), A_INT(tenant_id)), "reading a job", read_job, out,
+                              err);
     if (rc == 1 && load_artifact_names(st, out, err) != 0) {
         ck_job_free(out);
         return -1;
@@ -2344,15 +2317,16 @@ int ck_store_job_list(struct ck_store *st, int64_t tenant_id, const struct ck_jo
     size_t count = 0;
     if (f == NULL)
         f = &all;
-    if (query_all(st,
-                  JOB_SELECT " WHERE j.tenant_id = ?1 AND (?2 IS NULL OR j.state = ?2) "
-                             "AND (?3 IS NULL OR j.type = ?3) AND (?4 IS NULL OR e.name = ?4) "
-                             "AND (?5 = 0 OR j.order_id = ?5) ORDER BY j.id DESC",
-                  ARGS(A_INT(tenant_id), A_TEXT(f->state >= 0 ? ck_job_state_name(f->state) : NULL),
-                       A_TEXT(f->type >= 0 ? ck_job_type_name(f->type) : NULL),
-                       A_TEXT(f->enrollment), A_INT(f->order_id)),
-                  "listing jobs", read_job, free_job_row, sizeof(*jobs), (void **)&jobs, &count,
-                  err) != 0)
+    if (ck_sql_query_all(
+            st,
+            JOB_SELECT " WHERE j.tenant_id = ?1 AND (?2 IS NULL OR j.state = ?2) "
+                       "AND (?3 IS NULL OR j.type = ?3) AND (?4 IS NULL OR e.name = ?4) "
+                       "AND (?5 = 0 OR j.order_id = ?5) ORDER BY j.id DESC",
+            ARGS(A_INT(tenant_id), A_TEXT(f->state >= 0 ? ck_job_state_name(f->state) : NULL),
+                 A_TEXT(f->type >= 0 ? ck_job_type_name(f->type) : NULL), A_TEXT(f->enrollment),
+                 A_INT(f->order_id)),
+            "listing jobs", read_job, free_job_row, sizeof(*jobs), (void **)&jobs, &count,
+            err) != 0)
         return -1;
     for (size_t i = 0; i < count; i++)
         if (load_artifact_names(st, &jobs[i], err) != 0) {
@@ -2384,13 +2358,14 @@ static int job_claim_body(struct ck_store *st, void *ctx, ck_error *err)
 {
     struct job_claim *c = ctx;
     int64_t now = ck_clock_now(), id = 0;
-    int rc = query_one(st,
-                       "UPDATE jobs SET state = 'running', started_at = ?1, worker = ?2, "
-                       "lease_until = ?3 WHERE id = (SELECT id FROM jobs WHERE state = 'queued' "
-                       "OR (state = 'running' AND lease_until < ?1) ORDER BY id LIMIT 1) "
-                       "RETURNING id",
-                       ARGS(A_INT(now), A_TEXT(c->worker), A_INT(now + c->lease_seconds)),
-                       "claiming a job", read_id, &id, err);
+    int rc =
+        ck_sql_query_one(st,
+                         "UPDATE jobs SET state = 'running', started_at = ?1, worker = ?2, "
+                         "lease_until = ?3 WHERE id = (SELECT id FROM jobs WHERE state = 'queued' "
+                         "OR (state = 'running' AND lease_until < ?1) ORDER BY id LIMIT 1) "
+                         "RETURNING id",
+                         ARGS(A_INT(now), A_TEXT(c->worker), A_INT(now + c->lease_seconds)),
+                         "claiming a job", ck_sql_read_id, &id, err);
     if (rc <= 0)
         return rc;
     c->found = job_read(st, 0, id, &c->job, err);
@@ -2401,7 +2376,7 @@ int ck_store_job_claim(struct ck_store *st, const char *worker, int64_t lease_se
                        struct ck_job *out, ck_error *err)
 {
     struct job_claim c = {.worker = worker, .lease_seconds = lease_seconds};
-    if (in_transaction(st, job_claim_body, &c, err) != 0) {
+    if (ck_sql_in_transaction(st, job_claim_body, &c, err) != 0) {
         ck_job_free(&c.job);
         return -1;
     }
@@ -2431,7 +2406,7 @@ int ck_store_job_log(struct ck_store *st, int64_t job_id, const char *level, con
     struct job_line l = {.job_id = job_id, .level = level, .message = message ? message : ""};
     for (size_t i = 0; level != NULL && i < CK_ARRAY_LEN(levels); i++)
         if (strcmp(level, levels[i]) == 0)
-            return in_transaction(st, job_log_body, &l, err);
+            return ck_sql_in_transaction(st, job_log_body, &l, err);
     return ck_error_set(err, 400, "invalid_field", "log level %s is not one of: info, warn, error",
                         level ? level : "(none)");
 }
@@ -2451,13 +2426,13 @@ static int job_finish_body(struct ck_store *st, void *ctx, ck_error *err)
     if (j.state != CK_JOB_QUEUED && j.state != CK_JOB_RUNNING)
         return ck_error_set(err, 409, "job_closed", "job %lld is already %s", (long long)e->job_id,
                             ck_job_state_name(j.state));
-    return exec_args(st,
-                     "UPDATE jobs SET state = ?2, error = ?3, finished_at = ?4, lease_until = NULL "
-                     "WHERE id = ?1",
-                     ARGS(A_INT(e->job_id), A_TEXT(ck_job_state_name(e->state)),
-                          A_TEXT(e->state == CK_JOB_FAILED ? e->error : NULL),
-                          A_INT(ck_clock_now())),
-                     "finishing a job", NULL, err);
+    return ck_sql_exec_args(
+        st,
+        "UPDATE jobs SET state = ?2, error = ?3, finished_at = ?4, lease_until = NULL "
+        "WHERE id = ?1",
+        ARGS(A_INT(e->job_id), A_TEXT(ck_job_state_name(e->state)),
+             A_TEXT(e->state == CK_JOB_FAILED ? e->error : NULL), A_INT(ck_clock_now())),
+        "finishing a job", NULL, err);
 }
 
 int ck_store_job_finish(struct ck_store *st, int64_t job_id, enum ck_job_state state,
@@ -2467,15 +2442,16 @@ int ck_store_job_finish(struct ck_store *st, int64_t job_id, enum ck_job_state s
     if (state != CK_JOB_FINISHED && state != CK_JOB_FAILED)
         return ck_error_set(err, 400, "invalid_field", "a job ends finished or failed, not %s",
                             ck_job_state_name(state));
-    return in_transaction(st, job_finish_body, &e, err);
+    return ck_sql_in_transaction(st, job_finish_body, &e, err);
 }
 
 /* 0 when the job exists for that tenant, -1 with 404 otherwise. */
 static int job_visible(struct ck_store *st, int64_t tenant_id, int64_t job_id, ck_error *err)
 {
     int64_t id;
-    int rc = query_one(st, "SELECT id FROM jobs WHERE id = ?1 AND tenant_id = ?2",
-                       ARGS(A_INT(job_id), A_INT(tenant_id)), "reading a job", read_id, &id, err);
+    int rc = ck_sql_query_one(st, "SELECT id FROM jobs WHERE id = ?1 AND tenant_id = ?2",
+                              ARGS(A_INT(job_id), A_INT(tenant_id)), "reading a job",
+                              ck_sql_read_id, &id, err);
     if (rc == 0)
         return ck_error_set(err, 404, "not_found", "no job %lld", (long long)job_id);
     return rc == 1 ? 0 : -1;
@@ -2486,13 +2462,13 @@ static int read_log_line(sqlite3_stmt *s, void *row, ck_error *err)
     struct ck_job_log_line *l = row;
     bool ok = true;
     l->at = sqlite3_column_int64(s, 0);
-    l->level = col_text(s, 1, &ok);
-    l->message = col_text(s, 2, &ok);
+    l->level = ck_sql_col_text(s, 1, &ok);
+    l->message = ck_sql_col_text(s, 2, &ok);
     if (ok)
         return 0;
     free(l->level);
     free(l->message);
-    return out_of_memory(err);
+    return ck_sql_out_of_memory(err);
 }
 
 static void free_log_line_row(void *row)
@@ -2507,9 +2483,10 @@ int ck_store_job_log_lines(struct ck_store *st, int64_t tenant_id, int64_t job_i
 {
     if (job_visible(st, tenant_id, job_id, err) != 0)
         return -1;
-    return query_all(st, "SELECT at, level, message FROM job_logs WHERE job_id = ?1 ORDER BY id",
-                     ARGS(A_INT(job_id)), "reading a job's log", read_log_line, free_log_line_row,
-                     sizeof(**out), (void **)out, n, err);
+    return ck_sql_query_all(st,
+                            "SELECT at, level, message FROM job_logs WHERE job_id = ?1 ORDER BY id",
+                            ARGS(A_INT(job_id)), "reading a job's log", read_log_line,
+                            free_log_line_row, sizeof(**out), (void **)out, n, err);
 }
 
 struct artifact {
@@ -2522,13 +2499,13 @@ static int read_artifact(sqlite3_stmt *s, void *row, ck_error *err)
 {
     struct artifact *a = row;
     bool ok = true;
-    a->content_type = col_text(s, 0, &ok);
-    a->data = col_blob(s, 1, &a->len, &ok);
+    a->content_type = ck_sql_col_text(s, 0, &ok);
+    a->data = ck_sql_col_blob(s, 1, &a->len, &ok);
     if (ok && a->data != NULL)
         return 0;
     free(a->content_type);
     free(a->data);
-    return out_of_memory(err);
+    return ck_sql_out_of_memory(err);
 }
 
 int ck_store_job_artifact_get(struct ck_store *st, int64_t tenant_id, int64_t job_id,
@@ -2538,11 +2515,11 @@ int ck_store_job_artifact_get(struct ck_store *st, int64_t tenant_id, int64_t jo
     struct artifact a = {0};
     if (job_visible(st, tenant_id, job_id, err) != 0)
         return -1;
-    int rc = query_one(st,
-                       "SELECT content_type, data FROM job_artifacts WHERE job_id = ?1 "
-                       "AND name = ?2",
-                       ARGS(A_INT(job_id), A_TEXT(name)), "reading a job artifact", read_artifact,
-                       &a, err);
+    int rc = ck_sql_query_one(st,
+                              "SELECT content_type, data FROM job_artifacts WHERE job_id = ?1 "
+                              "AND name = ?2",
+                              ARGS(A_INT(job_id), A_TEXT(name)), "reading a job artifact",
+                              read_artifact, &a, err);
     if (rc == 0)
         return ck_error_set(err, 404, "not_found", "job %lld has no artifact named %s",
                             (long long)job_id, name);
@@ -2565,15 +2542,15 @@ static int read_root(sqlite3_stmt *s, void *row, ck_error *err)
     bool ok = true;
     r->id = sqlite3_column_int64(s, 0);
     r->tenant_id = sqlite3_column_int64(s, 1);
-    r->subject = col_text(s, 2, &ok);
-    r->sha256_fingerprint = col_text(s, 3, &ok);
-    r->pem = col_text(s, 4, &ok);
+    r->subject = ck_sql_col_text(s, 2, &ok);
+    r->sha256_fingerprint = ck_sql_col_text(s, 3, &ok);
+    r->pem = ck_sql_col_text(s, 4, &ok);
     r->not_after = sqlite3_column_int64(s, 5);
     r->created_at = sqlite3_column_int64(s, 6);
     if (ok)
         return 0;
     ck_root_free(r);
-    return out_of_memory(err);
+    return ck_sql_out_of_memory(err);
 }
 
 static void free_root_row(void *row)
@@ -2590,12 +2567,13 @@ static int root_insert(struct ck_store *st, void *ctx, ck_error *err)
 {
     struct root_new *n = ctx;
     const struct ck_root *r = n->root;
-    int rc = exec_args(st,
-                       "INSERT INTO roots (tenant_id, subject, sha256_fingerprint, pem, not_after, "
-                       "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                       ARGS(A_INT(n->tenant_id), A_TEXT(r->subject), A_TEXT(r->sha256_fingerprint),
-                            A_TEXT(r->pem), A_INT(r->not_after), A_INT(n->now)),
-                       "adding a trusted root", NULL, err);
+    int rc = ck_sql_exec_args(
+        st,
+        "INSERT INTO roots (tenant_id, subject, sha256_fingerprint, pem, not_after, "
+        "created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        ARGS(A_INT(n->tenant_id), A_TEXT(r->subject), A_TEXT(r->sha256_fingerprint), A_TEXT(r->pem),
+             A_INT(r->not_after), A_INT(n->now)),
+        "adding a trusted root", NULL, err);
     if (rc == CONFLICT)
         return ck_error_set(err, 409, "root_exists",
                             "a root with fingerprint %s (%s) is already trusted",
@@ -2612,7 +2590,7 @@ int ck_store_root_add(struct ck_store *st, int64_t tenant_id, struct ck_root *ro
     if (root->subject == NULL || root->sha256_fingerprint == NULL || root->pem == NULL)
         return ck_error_set(err, 400, "invalid_field",
                             "a trusted root needs its subject, fingerprint and PEM");
-    if (in_transaction(st, root_insert, &n, err) != 0)
+    if (ck_sql_in_transaction(st, root_insert, &n, err) != 0)
         return -1;
     root->id = n.id;
     root->tenant_id = tenant_id;
@@ -2623,9 +2601,9 @@ int ck_store_root_add(struct ck_store *st, int64_t tenant_id, struct ck_root *ro
 int ck_store_root_list(struct ck_store *st, int64_t tenant_id, struct ck_root **out, size_t *n,
                        ck_error *err)
 {
-    return query_all(st, ROOT_SELECT " WHERE tenant_id = ?1 ORDER BY id", ARGS(A_INT(tenant_id)),
-                     "listing trusted roots", read_root, free_root_row, sizeof(**out), (void **)out,
-                     n, err);
+    return ck_sql_query_all(st, ROOT_SELECT " WHERE tenant_id = ?1 ORDER BY id",
+                            ARGS(A_INT(tenant_id)), "listing trusted roots", read_root,
+                            free_root_row, sizeof(**out), (void **)out, n, err);
 }
 
 struct root_ref {
@@ -2636,9 +2614,9 @@ static int root_remove(struct ck_store *st, void *ctx, ck_error *err)
 {
     const struct root_ref *r = ctx;
     int64_t changes = 0;
-    if (exec_args(st, "DELETE FROM roots WHERE id = ?1 AND tenant_id = ?2",
-                  ARGS(A_INT(r->root_id), A_INT(r->tenant_id)), "deleting a trusted root", &changes,
-                  err) != 0)
+    if (ck_sql_exec_args(st, "DELETE FROM roots WHERE id = ?1 AND tenant_id = ?2",
+                         ARGS(A_INT(r->root_id), A_INT(r->tenant_id)), "deleting a trusted root",
+                         &changes, err) != 0)
         return -1;
     if (changes == 0)
         return ck_error_set(err, 404, "not_found", "no trusted root %lld", (long long)r->root_id);
@@ -2648,7 +2626,7 @@ static int root_remove(struct ck_store *st, void *ctx, ck_error *err)
 int ck_store_root_delete(struct ck_store *st, int64_t tenant_id, int64_t root_id, ck_error *err)
 {
     struct root_ref r = {.tenant_id = tenant_id, .root_id = root_id};
-    return in_transaction(st, root_remove, &r, err);
+    return ck_sql_in_transaction(st, root_remove, &r, err);
 }
 
 void ck_root_array_free(struct ck_root *a, size_t n)
