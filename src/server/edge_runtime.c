@@ -1,0 +1,325 @@
+/* The daemon's edge: listeners, tables built from the store, and the generation watch. */
+#include "server/edge_runtime.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "common/log.h"
+#include "core/model.h"
+#include "edge/edge_tables.h"
+#include "edge/listener.h"
+#include "edge/sni_table.h"
+#include "server/http01.h"
+
+#define RUNTIME_MAGIC      0x636b6572u /* "cker" */
+#define WATCH_INTERVAL_SEC 1
+
+struct env_edge {
+    ck_edge_tables *tables;
+    ck_edge_listener **listeners;
+    size_t n_listeners;
+    bool built;
+    int64_t generation; /* the store's edge generation the published table was read at */
+};
+
+struct ck_edge_runtime {
+    uint32_t magic;
+    struct event_base *base;
+    struct ck_store *store;
+    ck_master_key key;      /* a copy: the key loader of every table uses it */
+    struct env_edge env[2]; /* indexed by enum ck_environment */
+    struct ck_http01 *http;
+    ck_strv bound[CK_EDGE_KIND_COUNT];
+    struct event *watch;
+};
+
+const char *ck_edge_kind_name(enum ck_edge_kind kind)
+{
+    static const char *const names[] = {"staging", "production", "http"};
+    return (unsigned)kind < CK_EDGE_KIND_COUNT ? names[kind] : "?";
+}
+
+int ck_edge_address_split(const char *address, char *host, size_t host_len, int *port,
+                          ck_error *err)
+{
+    const char *colon = address ? strrchr(address, ':') : NULL;
+    const char *start = address;
+    size_t len = colon ? (size_t)(colon - address) : 0;
+    if (colon != NULL && address[0] == '[') {
+        const char *close = strchr(address, ']');
+        if (close == NULL || close + 1 != colon)
+            colon = NULL;
+        start = address + 1;
+        len = colon ? (size_t)(close - start) : 0;
+    }
+    char *end = NULL;
+    long p = colon ? strtol(colon + 1, &end, 10) : -1;
+    if (colon == NULL || len == 0 || len >= host_len || colon[1] == '\0' || *end != '\0' || p < 0 ||
+        p > 65535)
+        return ck_error_set(err, 400, "invalid_address",
+                            "\"%.200s\" is not IP:PORT (e.g. 127.0.0.1:8444, [::1]:8444)",
+                            address ? address : "");
+    memcpy(host, start, len);
+    host[len] = '\0';
+    *port = (int)p;
+    return 0;
+}
+
+/* ---- building tables ---- */
+
+static EVP_PKEY *load_key(void *arg, const char *label, const uint8_t *blob, size_t blob_len,
+                          ck_error *err)
+{
+    return ck_unseal_private_key(arg, label, blob, blob_len, err);
+}
+
+/* Appends the DER of every certificate of pem (but `skip`, the leaf if the chain repeats it)
+ * to *der. */
+static int pem_to_der(const char *pem, X509 *skip, uint8_t **der, size_t *len, X509 **first,
+                      ck_error *err)
+{
+    int rc = -1;
+    X509 *cert = NULL;
+    BIO *in = BIO_new_mem_buf(pem, -1);
+    if (in == NULL)
+        return ck_error_set(err, 500, "out_of_memory", "out of memory reading a certificate");
+    while ((cert = PEM_read_bio_X509(in, NULL, NULL, NULL)) != NULL) {
+        if (skip == NULL || X509_cmp(cert, skip) != 0) {
+            int n = i2d_X509(cert, NULL);
+            uint8_t *grown = n > 0 ? realloc(*der, *len + (size_t)n) : NULL;
+            if (grown == NULL) {
+                ck_error_set(err, 500, "out_of_memory", "out of memory reading a certificate");
+                goto cleanup;
+            }
+            *der = grown;
+            uint8_t *p = grown + *len;
+            *len += (size_t)i2d_X509(cert, &p);
+        }
+        if (first != NULL && *first == NULL) {
+            *first = cert;
+            cert = NULL;
+        }
+        X509_free(cert);
+        cert = NULL;
+    }
+    ERR_clear_error(); /* the end of the PEM text */
+    rc = 0;
+cleanup:
+    X509_free(cert);
+    BIO_free(in);
+    return rc;
+}
+
+static int add_entry(ck_sni_builder *b, const struct ck_edge_entry *e, ck_error *err)
+{
+    int rc = -1;
+    uint8_t *leaf_der = NULL, *chain_der = NULL;
+    size_t leaf_len = 0, chain_len = 0;
+    X509 *leaf = NULL;
+    char aad[64];
+    if (e->sealed_key == NULL || e->cert_pem == NULL)
+        return ck_error_set(err, 409, "no_key", "no certificate or no key inside certkeep");
+    if (pem_to_der(e->cert_pem, NULL, &leaf_der, &leaf_len, &leaf, err) != 0 ||
+        pem_to_der(e->chain_pem ? e->chain_pem : "", leaf, &chain_der, &chain_len, NULL, err) != 0)
+        goto cleanup;
+    ck_order_key_aad(e->order_id, aad, sizeof(aad));
+    const struct ck_sni_entry entry = {.names = (const char *const *)e->names.items,
+                                       .name_count = e->names.len,
+                                       .leaf_der = leaf_der,
+                                       .leaf_der_len = leaf_len,
+                                       .chain_der = chain_der,
+                                       .chain_der_len = chain_len,
+                                       .key_blob = e->sealed_key,
+                                       .key_blob_len = e->sealed_key_len,
+                                       .key_label = aad};
+    rc = ck_sni_builder_add(b, &entry, err);
+cleanup:
+    X509_free(leaf);
+    free(leaf_der);
+    free(chain_der);
+    return rc;
+}
+
+/* A new table with every certificate the store says env serves; entries that cannot be served
+ * are logged and left out, so one bad certificate does not take the others down. */
+static ck_sni_table *build_table(struct ck_edge_runtime *rt, enum ck_environment env,
+                                 int64_t *generation, ck_error *err)
+{
+    struct ck_edge_entry *entries = NULL;
+    size_t n = 0;
+    if (ck_store_edge_entries(rt->store, env, &entries, &n, generation, err) != 0)
+        return NULL;
+    ck_sni_table *table = NULL;
+    ck_sni_builder *b = ck_sni_builder_new(load_key, &rt->key, err);
+    for (size_t i = 0; b != NULL && i < n; i++) {
+        ck_error entry_err;
+        if (add_entry(b, &entries[i], &entry_err) != 0)
+            ck_log(CK_LOG_WARN, "edge %s: order %lld is not served: %s", ck_environment_name(env),
+                   (long long)entries[i].order_id, entry_err.message);
+    }
+    if (b != NULL)
+        table = ck_sni_builder_finish(b, err);
+    ck_edge_entry_array_free(entries, n);
+    return table;
+}
+
+static void rebuild(struct ck_edge_runtime *rt, enum ck_environment env)
+{
+    struct env_edge *e = &rt->env[env];
+    int64_t generation = 0;
+    ck_error err;
+    ck_sni_table *table = build_table(rt, env, &generation, &err);
+    if (table == NULL) {
+        ck_log(CK_LOG_ERROR, "edge %s: could not rebuild the table (kept the current one): %s",
+               ck_environment_name(env), err.message);
+        return;
+    }
+    size_t count = ck_sni_table_cert_count(table);
+    ck_edge_tables_publish(e->tables, table);
+    e->built = true;
+    e->generation = generation;
+    ck_log(CK_LOG_INFO, "edge %s: serving %zu certificate%s (generation %lld)",
+           ck_environment_name(env), count, count == 1 ? "" : "s", (long long)generation);
+}
+
+void ck_edge_runtime_refresh(struct ck_edge_runtime *rt)
+{
+    if (rt == NULL)
+        return;
+    int64_t generation;
+    ck_error err;
+    if (ck_store_edge_generation(rt->store, &generation, &err) != 0) {
+        ck_log(CK_LOG_ERROR, "edge: cannot read the edge generation: %s", err.message);
+        return;
+    }
+    for (int env = CK_ENV_STAGING; env <= CK_ENV_PRODUCTION; env++) {
+        struct env_edge *e = &rt->env[env];
+        if (e->n_listeners > 0 && (!e->built || e->generation != generation))
+            rebuild(rt, (enum ck_environment)env);
+    }
+}
+
+static void on_watch(evutil_socket_t fd, short events, void *arg)
+{
+    (void)fd;
+    (void)events;
+    struct ck_edge_runtime *rt = arg;
+    if (rt == NULL || rt->magic != RUNTIME_MAGIC)
+        abort(); /* a wrong context: stop before using it */
+    ck_edge_runtime_refresh(rt);
+}
+
+/* ---- listeners ---- */
+
+static int bound_address(const char *address, int port, ck_strv *bound, ck_error *err)
+{
+    char host[256], text[300];
+    int ignored;
+    if (ck_edge_address_split(address, host, sizeof(host), &ignored, err) != 0)
+        return -1;
+    snprintf(text, sizeof(text), strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+    if (ck_strv_push(bound, text) != 0)
+        return ck_error_set(err, 500, "out_of_memory", "out of memory starting the edge");
+    return 0;
+}
+
+static int start_env(struct ck_edge_runtime *rt, enum ck_environment env, const ck_strv *addresses,
+                     ck_strv *bound, ck_error *err)
+{
+    struct env_edge *e = &rt->env[env];
+    if (addresses->len == 0)
+        return 0;
+    e->tables = ck_edge_tables_new(0, err);
+    e->listeners = calloc(addresses->len, sizeof(*e->listeners));
+    if (e->tables == NULL || e->listeners == NULL)
+        return e->tables == NULL ? -1 : ck_error_set(err, 500, "out_of_memory", "out of memory");
+    for (size_t i = 0; i < addresses->len; i++) {
+        const struct ck_edge_listener_options opts = {.address = addresses->items[i],
+                                                      .tables = e->tables};
+        e->listeners[i] = ck_edge_listener_new(rt->base, &opts, err);
+        if (e->listeners[i] == NULL)
+            return -1;
+        e->n_listeners++;
+        if (bound_address(addresses->items[i], ck_edge_listener_port(e->listeners[i]), bound,
+                          err) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int start_watch(struct ck_edge_runtime *rt, ck_error *err)
+{
+    const struct timeval every = {.tv_sec = WATCH_INTERVAL_SEC};
+    rt->watch = event_new(rt->base, -1, EV_PERSIST, on_watch, rt);
+    if (rt->watch == NULL || event_add(rt->watch, &every) != 0)
+        return ck_error_set(err, 500, "event_failed", "could not start the edge's reload timer");
+    return 0;
+}
+
+int ck_edge_runtime_start(struct event_base *base, struct ck_store *st, const ck_master_key *key,
+                          const ck_strv addresses[CK_EDGE_KIND_COUNT], struct ck_edge_runtime **out,
+                          ck_error *err)
+{
+    struct ck_edge_runtime *rt = calloc(1, sizeof(*rt));
+    if (rt == NULL)
+        return ck_error_set(err, 500, "out_of_memory", "out of memory starting the edge");
+    rt->magic = RUNTIME_MAGIC;
+    rt->base = base;
+    rt->store = st;
+    rt->key = *key;
+    if (start_env(rt, CK_ENV_STAGING, &addresses[CK_EDGE_STAGING], &rt->bound[CK_EDGE_STAGING],
+                  err) != 0 ||
+        start_env(rt, CK_ENV_PRODUCTION, &addresses[CK_EDGE_PRODUCTION],
+                  &rt->bound[CK_EDGE_PRODUCTION], err) != 0)
+        goto cleanup;
+    if (addresses[CK_EDGE_HTTP].len > 0 &&
+        ck_http01_start(base, st, &addresses[CK_EDGE_HTTP], &rt->bound[CK_EDGE_HTTP], &rt->http,
+                        err) != 0)
+        goto cleanup;
+    if (rt->env[CK_ENV_STAGING].n_listeners + rt->env[CK_ENV_PRODUCTION].n_listeners > 0 &&
+        start_watch(rt, err) != 0)
+        goto cleanup;
+    ck_edge_runtime_refresh(rt);
+    *out = rt;
+    return 0;
+cleanup:
+    ck_edge_runtime_free(rt);
+    return -1;
+}
+
+void ck_edge_runtime_free(struct ck_edge_runtime *rt)
+{
+    if (rt == NULL)
+        return;
+    if (rt->watch != NULL)
+        event_free(rt->watch);
+    ck_http01_free(rt->http);
+    for (int env = CK_ENV_STAGING; env <= CK_ENV_PRODUCTION; env++) {
+        struct env_edge *e = &rt->env[env];
+        /* listeners first: the tables must outlive every handshake (listener.h) */
+        for (size_t i = 0; i < e->n_listeners; i++)
+            ck_edge_listener_free(e->listeners[i]);
+        free(e->listeners);
+        ck_edge_tables_free(e->tables);
+    }
+    for (int k = 0; k < CK_EDGE_KIND_COUNT; k++)
+        ck_strv_free(&rt->bound[k]);
+    ck_master_key_wipe(&rt->key);
+    rt->magic = 0;
+    free(rt);
+}
+
+const ck_strv *ck_edge_runtime_addresses(const struct ck_edge_runtime *rt, enum ck_edge_kind kind)
+{
+    static const ck_strv none = {0};
+    if (rt == NULL || (unsigned)kind >= CK_EDGE_KIND_COUNT)
+        return &none;
+    return &rt->bound[kind];
+}

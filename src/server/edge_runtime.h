@@ -1,0 +1,51 @@
+/* edge_runtime.h — private to src/server: the daemon's edge. The staging and production TLS
+ * listeners (src/edge) serving tables built from the store, the plain HTTP listener for ACME
+ * http-01 (http01.h), and hot reload.
+ *
+ * Everything runs on the daemon's event loop and uses its store connection. A table is rebuilt
+ * from ck_store_edge_entries whenever ck_store_edge_generation differs from the generation the
+ * table was built from: a 1 s timer checks it (several daemons sharing one database converge
+ * within a second) and the API calls ck_edge_runtime_refresh right after its own changes. */
+#ifndef CK_SERVER_EDGE_RUNTIME_H
+#define CK_SERVER_EDGE_RUNTIME_H
+
+#include <stddef.h>
+
+#include <event2/event.h>
+
+#include "common/error.h"
+#include "common/util.h"
+#include "crypto/seal.h"
+#include "store/store.h"
+
+enum ck_edge_kind { CK_EDGE_STAGING, CK_EDGE_PRODUCTION, CK_EDGE_HTTP, CK_EDGE_KIND_COUNT };
+
+/* "staging", "production", "http": the keys of GET /v1/edge. */
+const char *ck_edge_kind_name(enum ck_edge_kind kind);
+
+struct ck_edge_runtime;
+
+/* addresses[kind]: "IP:PORT" each (port 0 picks a free one), possibly empty. base, st and key are
+ * not owned and must outlive the runtime. Builds and publishes the first tables before it
+ * returns, so the listeners serve from their first connection. */
+int ck_edge_runtime_start(struct event_base *base, struct ck_store *st, const ck_master_key *key,
+                          const ck_strv addresses[CK_EDGE_KIND_COUNT], struct ck_edge_runtime **out,
+                          ck_error *err);
+
+/* Rebuilds and publishes the tables whose generation changed. Loop thread only. NULL is fine. */
+void ck_edge_runtime_refresh(struct ck_edge_runtime *rt);
+
+/* Closes every listener and frees everything. Loop thread, or the loop is not running; give
+ * the loop one more turn before event_base_free (see listener.h). NULL is fine. */
+void ck_edge_runtime_free(struct ck_edge_runtime *rt);
+
+/* The addresses actually bound, "127.0.0.1:8444" / "[::1]:8444" (a port 0 replaced by the port
+ * picked). NULL rt gives an empty list. */
+const ck_strv *ck_edge_runtime_addresses(const struct ck_edge_runtime *rt, enum ck_edge_kind kind);
+
+/* Splits "IP:PORT" or "[IPv6]:PORT" into host (without brackets) and port (0..65535).
+ * 400 "invalid_address" otherwise. */
+int ck_edge_address_split(const char *address, char *host, size_t host_len, int *port,
+                          ck_error *err);
+
+#endif
