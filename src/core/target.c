@@ -573,7 +573,7 @@ static int roll_back(const ck_strv *argv, const char *command, int timeout_secon
     } else {
         char what2[128];
         describe_run(&second, timeout_seconds, what2, sizeof(what2));
-        snprintf(again, sizeof(again), "run again with the previous files it %s too", what2);
+        snprintf(again, sizeof(again), "it ran again with the previous files and %s too", what2);
     }
     target_log(log, run_succeeded(&second) ? "info" : "error", "reload command: %s", again);
     free(second.output);
