@@ -171,7 +171,61 @@ static const char migration_3[] =
     "CREATE INDEX targets_enrollment ON targets(enrollment_id, id);"
     "CREATE INDEX targets_tenant ON targets(tenant_id, id);";
 
-static const char *const migrations[] = {migration_1, migration_2, migration_3};
+/* Version 4 (issue 5): issuers, DNS providers, local CAs, ACME state, http-01 tokens. Sealed
+ * secrets are nullable because the store writes them by UPDATE after the INSERT (their AAD
+ * names the row's id). local_cas.tenant_id carries no foreign key: 0 is the shared CA, which
+ * belongs to no tenants row (the store checks other ids itself). */
+static const char migration_4[] =
+    "CREATE TABLE issuers ("
+    "  id INTEGER PRIMARY KEY,"
+    "  tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,"
+    "  name TEXT NOT NULL,"
+    "  type TEXT NOT NULL,"
+    "  directory_url TEXT,"
+    "  ca_bundle_pem TEXT,"
+    "  eab_kid TEXT,"
+    "  sealed_eab_hmac BLOB,"
+    "  contacts TEXT NOT NULL,"
+    "  account_url TEXT,"
+    "  sealed_account_key BLOB,"
+    "  created_at INTEGER NOT NULL,"
+    "  UNIQUE (tenant_id, name));"
+
+    "CREATE TABLE dns_providers ("
+    "  id INTEGER PRIMARY KEY,"
+    "  tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,"
+    "  name TEXT NOT NULL,"
+    "  mode TEXT NOT NULL,"
+    "  server TEXT,"
+    "  zone TEXT,"
+    "  tsig_name TEXT,"
+    "  tsig_alg TEXT,"
+    "  sealed_tsig_secret BLOB,"
+    "  hook_path TEXT,"
+    "  check_servers TEXT NOT NULL,"
+    "  ttl INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  UNIQUE (tenant_id, name));"
+
+    "CREATE TABLE local_cas ("
+    "  id INTEGER PRIMARY KEY,"
+    "  tenant_id INTEGER NOT NULL UNIQUE,"
+    "  cert_pem TEXT NOT NULL,"
+    "  sealed_key BLOB,"
+    "  created_at INTEGER NOT NULL);"
+
+    "CREATE TABLE http01_tokens ("
+    "  token TEXT NOT NULL PRIMARY KEY,"
+    "  key_authorization TEXT NOT NULL,"
+    "  order_id INTEGER NOT NULL REFERENCES orders(id) ON DELETE CASCADE,"
+    "  expires_at INTEGER NOT NULL);"
+    "CREATE INDEX http01_tokens_order ON http01_tokens(order_id);"
+
+    "ALTER TABLE enrollments ADD COLUMN challenge TEXT;"
+    "ALTER TABLE enrollments ADD COLUMN dns TEXT;"
+    "ALTER TABLE orders ADD COLUMN acme_state_json TEXT;";
+
+static const char *const migrations[] = {migration_1, migration_2, migration_3, migration_4};
 
 const char *const *ck_store_migrations(size_t *count)
 {

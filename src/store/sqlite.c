@@ -728,8 +728,8 @@ void ck_token_array_free(struct ck_token *a, size_t n)
 #define ENROLLMENT_SELECT                                                                          \
     "SELECT id, tenant_id, name, cn, sans, subject_o, subject_ou, subject_l, subject_st, "         \
     "subject_c, key_type, validation, issuer, contacts, lifetime, renew_before, deploy_before, "   \
-    "always_test_on_staging, staging_order_id, production_order_id, created_at, updated_at "       \
-    "FROM enrollments"
+    "always_test_on_staging, staging_order_id, production_order_id, created_at, updated_at, "      \
+    "challenge, dns FROM enrollments"
 
 static int read_enrollment(sqlite3_stmt *s, void *row, ck_error *err)
 {
@@ -754,6 +754,8 @@ static int read_enrollment(sqlite3_stmt *s, void *row, ck_error *err)
     e->production_order_id = sqlite3_column_int64(s, 19);
     e->created_at = sqlite3_column_int64(s, 20);
     e->updated_at = sqlite3_column_int64(s, 21);
+    e->challenge = ck_sql_col_text(s, 22, &ok);
+    e->dns = ck_sql_col_text(s, 23, &ok);
     if (!ok) {
         ck_sql_out_of_memory(err);
         goto cleanup;
@@ -782,9 +784,9 @@ struct enrollment_write {
     int64_t now, id;
 };
 
-#define USER_FIELD_COUNT 16
+#define USER_FIELD_COUNT 18
 
-/* The fields a user can change, as ?1..?16 of both the INSERT and the UPDATE below. */
+/* The fields a user can change, as ?1..?18 of both the INSERT and the UPDATE below. */
 static void user_field_args(const struct enrollment_write *w, struct arg a[USER_FIELD_COUNT])
 {
     const struct ck_enrollment *e = w->e;
@@ -805,6 +807,8 @@ static void user_field_args(const struct enrollment_write *w, struct arg a[USER_
         A_TEXT(e->policy.deploy_before),
         A_INT(e->policy.always_test_on_staging ? 1 : 0),
         A_INT(w->now),
+        A_TEXT(e->challenge),
+        A_TEXT(e->dns),
     };
     memcpy(a, fields, sizeof(fields));
 }
@@ -834,10 +838,10 @@ static int enrollment_insert(struct ck_store *st, void *ctx, ck_error *err)
         st,
         "INSERT INTO enrollments (cn, sans, subject_o, subject_ou, subject_l, "
         "subject_st, subject_c, key_type, validation, issuer, contacts, lifetime, "
-        "renew_before, deploy_before, always_test_on_staging, updated_at, "
+        "renew_before, deploy_before, always_test_on_staging, updated_at, challenge, dns, "
         "tenant_id, name, staging_order_id, production_order_id, created_at) "
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
-        "?16, ?17, ?18, ?19, ?20, ?21)",
+        "?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
         args, CK_ARRAY_LEN(args), "creating an enrollment", NULL, err);
     if (rc == CONFLICT)
         return ck_error_set(err, 409, "enrollment_exists", "enrollment %s already exists",
@@ -862,7 +866,7 @@ static int enrollment_change(struct ck_store *st, void *ctx, ck_error *err)
             "subject_l = ?5, subject_st = ?6, subject_c = ?7, key_type = ?8, "
             "validation = ?9, issuer = ?10, contacts = ?11, lifetime = ?12, "
             "renew_before = ?13, deploy_before = ?14, always_test_on_staging = ?15, "
-            "updated_at = ?16 WHERE id = ?17 AND tenant_id = ?18",
+            "updated_at = ?16, challenge = ?17, dns = ?18 WHERE id = ?19 AND tenant_id = ?20",
             args, CK_ARRAY_LEN(args), "updating an enrollment", &changes, err) != 0)
         return -1;
     if (changes == 0 && w->e->name != NULL)
@@ -1255,7 +1259,7 @@ void ck_event_array_free(struct ck_event *a, size_t n)
     "SELECT o.id, o.tenant_id, o.enrollment_id, e.name, o.state, o.key_type, o.sealed_key, "       \
     "o.csr_pem, o.error, o.created_at, o.updated_at, o.csr_uploaded, o.cert_pem, o.chain_pem, "    \
     "o.findings_json, o.cert_not_after, o.staging_acked_at, o.deploy_not_before, o.staged_at, "    \
-    "o.deployed_at FROM orders o "                                                                 \
+    "o.deployed_at, o.acme_state_json FROM orders o "                                              \
     "JOIN enrollments e ON e.id = o.enrollment_id"
 
 static int read_order(sqlite3_stmt *s, void *row, ck_error *err)
@@ -1280,6 +1284,7 @@ static int read_order(sqlite3_stmt *s, void *row, ck_error *err)
     o->deploy_not_before = sqlite3_column_int64(s, 17);
     o->staged_at = sqlite3_column_int64(s, 18);
     o->deployed_at = sqlite3_column_int64(s, 19);
+    o->acme_state_json = ck_sql_col_text(s, 20, &ok);
     if (!ok || col_order_state(s, 4, &o->state, err) != 0 ||
         col_key_type(s, 5, &o->key_type, err) != 0) {
         ck_order_free(o);
