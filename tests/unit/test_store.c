@@ -12,6 +12,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "common/clock.h"
 #include "store/sqlite_internal.h"
 #include "store/store.h"
 
@@ -873,9 +874,11 @@ static void test_migration_2_upgrades_version_1(void **state)
 {
     struct fixture *f = *state;
     ck_error err = {0};
+    size_t count;
+    ck_store_migrations(&count);
     write_version_1_database(f->path);
     assert_int_equal(ck_store_open(f->path, &f->st, &err), 0);
-    assert_int_equal(ck_store_schema_version(f->st), 2);
+    assert_int_equal(ck_store_schema_version(f->st), (int)count);
 
     /* The old order reads with the new fields at their defaults. */
     struct ck_order o = {0};
@@ -896,13 +899,13 @@ static void test_migration_2_upgrades_version_1(void **state)
     assert_true(event_id > 0);
     struct ck_root root = {.subject = "CN=Old Root", .sha256_fingerprint = "AA", .pem = "PEM"};
     assert_int_equal(ck_store_root_add(f->st, CK_OPERATOR_TENANT_ID, &root, &err), 0);
-    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM schema_migrations"), 2);
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM schema_migrations"), (int64_t)count);
 }
 
-static void test_fresh_database_is_version_2(void **state)
+static void test_fresh_database_has_migration_2(void **state)
 {
     struct fixture *f = *state;
-    assert_int_equal(ck_store_schema_version(f->st), 2);
+    assert_true(ck_store_schema_version(f->st) >= 2);
     assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' "
                                       "AND name = 'events_poll'"),
                      1);
@@ -1382,6 +1385,541 @@ static void test_roots(void **state)
     ck_root_array_free(list, n);
 }
 
+/* ---- issue 4: migration 3 ---- */
+
+/* A database as a certkeep that knew only migrations 1 and 2 left it: an issued order with a key
+ * and certificate, and a queued job. */
+static void write_version_2_database(const char *path)
+{
+    size_t count;
+    const char *const *scripts = ck_store_migrations(&count);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+                                  "applied_at INTEGER NOT NULL);"
+                                  "INSERT INTO schema_migrations VALUES (1, 1700000000);"
+                                  "INSERT INTO schema_migrations VALUES (2, 1700000001);",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, scripts[0], NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, scripts[1], NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "INSERT INTO enrollments (tenant_id, name, cn, sans, key_type, "
+                                  "validation, issuer, contacts, created_at, updated_at) VALUES "
+                                  "(1, 'old', 'old.example.com', '[\"old.example.com\"]', "
+                                  "'ec-p256', 'dv', 'manual', '[]', 5, 5);"
+                                  "INSERT INTO orders (tenant_id, enrollment_id, state, key_type, "
+                                  "sealed_key, csr_pem, cert_pem, chain_pem, cert_not_after, "
+                                  "created_at, updated_at) VALUES (1, 1, 'issued', 'ec-p256', "
+                                  "X'0102', 'CSR', 'CERT', 'CHAIN', 2000000000, 5, 5);"
+                                  "INSERT INTO jobs (tenant_id, enrollment_id, order_id, type, "
+                                  "state, created_at) VALUES (1, 1, 1, 'import', 'queued', 5);",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+}
+
+static int64_t edge_generation(struct ck_store *st)
+{
+    int64_t generation = -1;
+    ck_error err = {0};
+    assert_int_equal(ck_store_edge_generation(st, &generation, &err), 0);
+    return generation;
+}
+
+static void test_migration_3_upgrades_version_2(void **state)
+{
+    struct fixture *f = *state;
+    ck_error err = {0};
+    size_t count;
+    ck_store_migrations(&count);
+    write_version_2_database(f->path);
+    assert_int_equal(ck_store_open(f->path, &f->st, &err), 0);
+    assert_int_equal(ck_store_schema_version(f->st), (int)count);
+
+    /* The old rows read with the new fields at their defaults. */
+    struct ck_order o = {0};
+    assert_int_equal(ck_store_order_get(f->st, CK_OPERATOR_TENANT_ID, 1, &o, &err), 0);
+    assert_int_equal(o.state, CK_ORDER_ISSUED);
+    assert_string_equal(o.cert_pem, "CERT");
+    assert_int_equal(o.staging_acked_at, 0);
+    assert_int_equal(o.deploy_not_before, 0);
+    assert_int_equal(o.staged_at, 0);
+    assert_int_equal(o.deployed_at, 0);
+    ck_order_free(&o);
+    struct ck_job j = {0};
+    assert_int_equal(ck_store_job_get(f->st, CK_OPERATOR_TENANT_ID, 1, &j, &err), 0);
+    assert_null(j.params_json);
+    ck_job_free(&j);
+    assert_int_equal(edge_generation(f->st), 0);
+
+    /* The old order can go to staging, and the new tables work. */
+    assert_int_equal(ck_store_order_stage(f->st, CK_OPERATOR_TENANT_ID, 1, NULL, &err), 0);
+    assert_int_equal(edge_generation(f->st), 1);
+    struct ck_edge_entry *entries = NULL;
+    size_t n = 0;
+    int64_t generation = -1;
+    assert_int_equal(ck_store_edge_entries(f->st, CK_ENV_STAGING, &entries, &n, &generation, &err),
+                     0);
+    assert_int_equal(n, 1);
+    assert_string_equal(entries[0].names.items[0], "old.example.com");
+    ck_edge_entry_array_free(entries, n);
+    struct ck_target t = {.tenant_id = CK_OPERATOR_TENANT_ID,
+                          .enrollment_id = 1,
+                          .environment = CK_ENV_PRODUCTION,
+                          .directory = "/srv/old"};
+    assert_int_equal(ck_store_target_add(f->st, &t, &err), 0);
+    assert_true(t.id > 0);
+}
+
+static void test_fresh_database_has_migration_3(void **state)
+{
+    struct fixture *f = *state;
+    assert_true(ck_store_schema_version(f->st) >= 3);
+    assert_int_equal(edge_generation(f->st), 0);
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM edge_generation"), 1);
+    /* The table holds one row: a second one is refused. */
+    assert_int_equal(raw_int(f->path, "INSERT INTO edge_generation VALUES (2, 0)"), -1);
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM targets"), 0);
+}
+
+/* ---- issue 4: staging and production ---- */
+
+static void order_cert(int64_t order, char *buf, size_t len)
+{
+    snprintf(buf, len, "-----BEGIN CERTIFICATE-----\norder %lld\n-----END CERTIFICATE-----\n",
+             (long long)order);
+}
+
+/* An issued order of the enrollment with a sealed key; its certificate names the order and is
+ * valid until not_after. */
+static int64_t make_issued_order(struct fixture *f, int64_t tenant_id, int64_t enrollment_id,
+                                 int64_t not_after)
+{
+    ck_error err = {0};
+    int64_t order = 0, job = 0;
+    char cert[128];
+    make_order(f->st, tenant_id, enrollment_id, &order, &job);
+    claim(f->st, job);
+    assert_int_equal(
+        ck_store_order_csr_ready(f->st, order, job, sealed, sizeof(sealed), csr_pem, NULL, &err),
+        0);
+    order_cert(order, cert, sizeof(cert));
+    const struct ck_order_update update = {
+        .cert_pem = cert, .chain_pem = chain_pem, .cert_not_after = not_after};
+    assert_int_equal(ck_store_order_transition(f->st, tenant_id, order, CK_ORDER_CSR_READY,
+                                               CK_ORDER_ISSUED, &update, NULL, &err),
+                     0);
+    return order;
+}
+
+static void stage_and_deploy(struct fixture *f, int64_t tenant_id, int64_t order)
+{
+    ck_error err = {0};
+    assert_int_equal(ck_store_order_stage(f->st, tenant_id, order, NULL, &err), 0);
+    assert_int_equal(ck_store_order_ack_staging(f->st, tenant_id, order, &err), 0);
+    assert_int_equal(ck_store_order_deploy(f->st, tenant_id, order, NULL, &err), 0);
+}
+
+static struct ck_order get_order(struct fixture *f, int64_t tenant_id, int64_t order)
+{
+    struct ck_order o = {0};
+    ck_error err = {0};
+    assert_int_equal(ck_store_order_get(f->st, tenant_id, order, &o, &err), 0);
+    return o;
+}
+
+static void assert_state(struct fixture *f, int64_t order, enum ck_order_state expected)
+{
+    struct ck_order o = get_order(f, CK_OPERATOR_TENANT_ID, order);
+    assert_string_equal(ck_order_state_name(o.state), ck_order_state_name(expected));
+    ck_order_free(&o);
+}
+
+/* Asserts the enrollment's staging and production pointers. */
+static void assert_pointers(struct fixture *f, int64_t tenant_id, const char *name, int64_t staging,
+                            int64_t production)
+{
+    struct ck_enrollment e = {0};
+    ck_error err = {0};
+    assert_int_equal(ck_store_enrollment_get(f->st, tenant_id, name, &e, &err), 0);
+    assert_int_equal(e.staging_order_id, staging);
+    assert_int_equal(e.production_order_id, production);
+    ck_enrollment_free(&e);
+}
+
+static void test_stage(void **state)
+{
+    struct fixture *f = *state;
+    ck_error err = {0};
+    int64_t other = make_tenant(f->st, "other");
+    int64_t shop = make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "shop");
+    int64_t order = make_issued_order(f, CK_OPERATOR_TENANT_ID, shop, 2000000000);
+    int64_t before = edge_generation(f->st);
+    const struct ck_event_new ev = {.type = "staged", .message = "shop is on staging"};
+    assert_int_equal(ck_store_order_stage(f->st, CK_OPERATOR_TENANT_ID, order, &ev, &err), 0);
+
+    struct ck_order o = get_order(f, CK_OPERATOR_TENANT_ID, order);
+    assert_int_equal(o.state, CK_ORDER_STAGED);
+    assert_true(o.staged_at > 0);
+    assert_int_equal(o.deployed_at, 0);
+    assert_int_equal(o.staging_acked_at, 0);
+    ck_order_free(&o);
+    assert_pointers(f, CK_OPERATOR_TENANT_ID, "shop", order, 0);
+    assert_int_equal(edge_generation(f->st), before + 1);
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events WHERE order_id = 1 AND "
+                                      "type = 'staged' AND enrollment_id = 1"),
+                     1);
+
+    /* An order that is not issued is refused, and nothing is written. */
+    int64_t blog = make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "blog");
+    int64_t pending = 0, job = 0;
+    make_order(f->st, CK_OPERATOR_TENANT_ID, blog, &pending, &job);
+    assert_error(ck_store_order_stage(f->st, CK_OPERATOR_TENANT_ID, pending, &ev, &err), &err, 409,
+                 "order_state_changed");
+    assert_non_null(strstr(err.message, "new"));
+    assert_error(ck_store_order_stage(f->st, CK_OPERATOR_TENANT_ID, order, &ev, &err), &err, 409,
+                 "order_state_changed");
+    assert_state(f, pending, CK_ORDER_NEW);
+    assert_pointers(f, CK_OPERATOR_TENANT_ID, "blog", 0, 0);
+    assert_int_equal(edge_generation(f->st), before + 1);
+    assert_int_equal(count_rows(f, "events"), 1);
+
+    /* Another tenant's order does not exist. */
+    assert_error(ck_store_order_stage(f->st, other, order, NULL, &err), &err, 404, "not_found");
+    assert_error(ck_store_order_stage(f->st, CK_OPERATOR_TENANT_ID, 999, NULL, &err), &err, 404,
+                 "not_found");
+}
+
+static void test_ack_staging_and_not_before(void **state)
+{
+    struct fixture *f = *state;
+    ck_error err = {0};
+    int64_t other = make_tenant(f->st, "other");
+    int64_t shop = make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "shop");
+    int64_t order = make_issued_order(f, CK_OPERATOR_TENANT_ID, shop, 2000000000);
+
+    /* Only a staged order can be acknowledged. */
+    assert_error(ck_store_order_ack_staging(f->st, CK_OPERATOR_TENANT_ID, order, &err), &err, 409,
+                 "order_state_changed");
+    assert_int_equal(
+        ck_store_order_set_not_before(f->st, CK_OPERATOR_TENANT_ID, order, 1900000000, &err), 0);
+    struct ck_order o = get_order(f, CK_OPERATOR_TENANT_ID, order);
+    assert_int_equal(o.deploy_not_before, 1900000000);
+    assert_int_equal(o.staging_acked_at, 0);
+    ck_order_free(&o);
+
+    assert_int_equal(ck_store_order_stage(f->st, CK_OPERATOR_TENANT_ID, order, NULL, &err), 0);
+    int64_t generation = edge_generation(f->st);
+    assert_int_equal(ck_store_order_ack_staging(f->st, CK_OPERATOR_TENANT_ID, order, &err), 0);
+    o = get_order(f, CK_OPERATOR_TENANT_ID, order);
+    assert_true(o.staging_acked_at > 0);
+    assert_int_equal(o.deploy_not_before, 1900000000);
+    ck_order_free(&o);
+    /* Acknowledging again keeps the first time. */
+    assert_int_equal(raw_int(f->path, "UPDATE orders SET staging_acked_at = 5"), 1);
+    assert_int_equal(ck_store_order_ack_staging(f->st, CK_OPERATOR_TENANT_ID, order, &err), 0);
+    assert_int_equal(ck_store_order_set_not_before(f->st, CK_OPERATOR_TENANT_ID, order, 0, &err),
+                     0);
+    o = get_order(f, CK_OPERATOR_TENANT_ID, order);
+    assert_int_equal(o.staging_acked_at, 5);
+    assert_int_equal(o.deploy_not_before, 0);
+    ck_order_free(&o);
+    /* Neither changes what the edge serves. */
+    assert_int_equal(edge_generation(f->st), generation);
+
+    assert_error(ck_store_order_ack_staging(f->st, other, order, &err), &err, 404, "not_found");
+    assert_error(ck_store_order_set_not_before(f->st, other, order, 7, &err), &err, 404,
+                 "not_found");
+    /* A deployed order is no longer open. */
+    assert_int_equal(ck_store_order_deploy(f->st, CK_OPERATOR_TENANT_ID, order, NULL, &err), 0);
+    assert_error(ck_store_order_set_not_before(f->st, CK_OPERATOR_TENANT_ID, order, 7, &err), &err,
+                 409, "order_state_changed");
+    assert_non_null(strstr(err.message, "deployed"));
+}
+
+static void test_deploy_supersedes_the_previous_order(void **state)
+{
+    struct fixture *f = *state;
+    ck_error err = {0};
+    int64_t shop = make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "shop");
+    int64_t first = make_issued_order(f, CK_OPERATOR_TENANT_ID, shop, 2000000000);
+    /* Only a staged order can be deployed. */
+    int64_t generation = edge_generation(f->st);
+    assert_error(ck_store_order_deploy(f->st, CK_OPERATOR_TENANT_ID, first, NULL, &err), &err, 409,
+                 "order_state_changed");
+    assert_int_equal(edge_generation(f->st), generation);
+    assert_state(f, first, CK_ORDER_ISSUED);
+
+    stage_and_deploy(f, CK_OPERATOR_TENANT_ID, first);
+    struct ck_order o = get_order(f, CK_OPERATOR_TENANT_ID, first);
+    assert_int_equal(o.state, CK_ORDER_DEPLOYED);
+    assert_true(o.deployed_at >= o.staged_at && o.staged_at > 0);
+    ck_order_free(&o);
+    assert_pointers(f, CK_OPERATOR_TENANT_ID, "shop", first, first);
+    assert_int_equal(edge_generation(f->st), generation + 2);
+
+    /* A renewal: staging moves first, production stays until the new one is deployed. */
+    int64_t second = make_issued_order(f, CK_OPERATOR_TENANT_ID, shop, 2100000000);
+    assert_int_equal(ck_store_order_stage(f->st, CK_OPERATOR_TENANT_ID, second, NULL, &err), 0);
+    assert_pointers(f, CK_OPERATOR_TENANT_ID, "shop", second, first);
+    const struct ck_event_new ev = {.type = "deployed", .message = "shop is in production"};
+    assert_int_equal(ck_store_order_deploy(f->st, CK_OPERATOR_TENANT_ID, second, &ev, &err), 0);
+    assert_state(f, second, CK_ORDER_DEPLOYED);
+    assert_state(f, first, CK_ORDER_SUPERSEDED);
+    assert_pointers(f, CK_OPERATOR_TENANT_ID, "shop", second, second);
+    assert_int_equal(edge_generation(f->st), generation + 4);
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events WHERE type = 'deployed' AND "
+                                      "order_id = 2"),
+                     1);
+
+    assert_error(ck_store_order_deploy(f->st, CK_OPERATOR_TENANT_ID, second, &ev, &err), &err, 409,
+                 "order_state_changed");
+    assert_int_equal(count_rows(f, "events"), 1);
+}
+
+static void test_rollback(void **state)
+{
+    struct fixture *f = *state;
+    ck_error err = {0};
+    int64_t other = make_tenant(f->st, "other");
+    int64_t shop = make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "shop");
+    int64_t rollback_to = 0;
+    int64_t now = ck_clock_now();
+    assert_error(ck_store_enrollment_rollback(f->st, CK_OPERATOR_TENANT_ID, "shop", now, NULL,
+                                              &rollback_to, &err),
+                 &err, 409, "nothing_to_roll_back");
+    int64_t first = make_issued_order(f, CK_OPERATOR_TENANT_ID, shop, now + 1000);
+    stage_and_deploy(f, CK_OPERATOR_TENANT_ID, first);
+    assert_error(ck_store_enrollment_rollback(f->st, CK_OPERATOR_TENANT_ID, "shop", now, NULL,
+                                              &rollback_to, &err),
+                 &err, 409, "nothing_to_roll_back");
+    int64_t second = make_issued_order(f, CK_OPERATOR_TENANT_ID, shop, now + 2000);
+    stage_and_deploy(f, CK_OPERATOR_TENANT_ID, second);
+
+    /* Once the previous certificate has expired at `now`, there is nothing to go back to. */
+    int64_t generation = edge_generation(f->st);
+    assert_error(ck_store_enrollment_rollback(f->st, CK_OPERATOR_TENANT_ID, "shop", now + 1000,
+                                              NULL, &rollback_to, &err),
+                 &err, 409, "nothing_to_roll_back");
+    assert_state(f, second, CK_ORDER_DEPLOYED);
+    assert_state(f, first, CK_ORDER_SUPERSEDED);
+    assert_int_equal(edge_generation(f->st), generation);
+    assert_error(ck_store_enrollment_rollback(f->st, other, "shop", now, NULL, &rollback_to, &err),
+                 &err, 404, "not_found");
+    assert_error(ck_store_enrollment_rollback(f->st, CK_OPERATOR_TENANT_ID, "nope", now, NULL,
+                                              &rollback_to, &err),
+                 &err, 404, "not_found");
+
+    const struct ck_event_new ev = {.type = "rolled_back", .message = "shop rolled back"};
+    assert_int_equal(ck_store_enrollment_rollback(f->st, CK_OPERATOR_TENANT_ID, "shop", now, &ev,
+                                                  &rollback_to, &err),
+                     0);
+    assert_int_equal(rollback_to, first);
+    assert_state(f, first, CK_ORDER_DEPLOYED);
+    assert_state(f, second, CK_ORDER_SUPERSEDED);
+    assert_pointers(f, CK_OPERATOR_TENANT_ID, "shop", second, first);
+    assert_int_equal(edge_generation(f->st), generation + 1);
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events WHERE type = 'rolled_back' AND "
+                                      "order_id = 1"),
+                     1);
+}
+
+/* Asserts that entry is order's, of that tenant and enrollment, with everything the edge needs. */
+static void assert_edge_entry(const struct ck_edge_entry *e, int64_t tenant_id,
+                              int64_t enrollment_id, int64_t order, const char *cn)
+{
+    char cert[128];
+    order_cert(order, cert, sizeof(cert));
+    assert_int_equal(e->tenant_id, tenant_id);
+    assert_int_equal(e->enrollment_id, enrollment_id);
+    assert_int_equal(e->order_id, order);
+    assert_int_equal(e->names.len, 2);
+    assert_string_equal(e->names.items[0], cn);
+    assert_string_equal(e->names.items[1], "www.example.com");
+    assert_string_equal(e->cert_pem, cert);
+    assert_string_equal(e->chain_pem, chain_pem);
+    assert_int_equal(e->sealed_key_len, sizeof(sealed));
+    assert_memory_equal(e->sealed_key, sealed, sizeof(sealed));
+    assert_int_equal(e->cert_not_after, 2000000000);
+}
+
+static void list_edge(struct fixture *f, enum ck_environment env, struct ck_edge_entry **entries,
+                      size_t *n)
+{
+    ck_error err = {0};
+    int64_t generation = -1;
+    assert_int_equal(ck_store_edge_entries(f->st, env, entries, n, &generation, &err), 0);
+    assert_int_equal(generation, edge_generation(f->st));
+}
+
+static void test_edge_entries(void **state)
+{
+    struct fixture *f = *state;
+    ck_error err = {0};
+    int64_t other = make_tenant(f->st, "other");
+    int64_t shop = make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "shop");
+    int64_t theirs = make_enrollment(f->st, other, "theirs");
+    int64_t plain = make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "plain");
+    int64_t uploaded = make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "uploaded");
+    int64_t live = make_issued_order(f, CK_OPERATOR_TENANT_ID, shop, 2000000000);
+    stage_and_deploy(f, CK_OPERATOR_TENANT_ID, live);
+    int64_t renewal = make_issued_order(f, CK_OPERATOR_TENANT_ID, shop, 2000000000);
+    assert_int_equal(ck_store_order_stage(f->st, CK_OPERATOR_TENANT_ID, renewal, NULL, &err), 0);
+    int64_t their_order = make_issued_order(f, other, theirs, 2000000000);
+    assert_int_equal(ck_store_order_stage(f->st, other, their_order, NULL, &err), 0);
+    make_issued_order(f, CK_OPERATOR_TENANT_ID, plain, 2000000000); /* issued only */
+    /* Staged, but without a key inside certkeep: the edge cannot serve it. */
+    int64_t no_key = 0, job = 0;
+    assert_int_equal(ck_store_order_create_from_csr(f->st, CK_OPERATOR_TENANT_ID, uploaded,
+                                                    CK_KEY_EC_P256, csr_pem, NULL, &no_key, &job,
+                                                    &err),
+                     0);
+    const struct ck_order_update update = {.cert_pem = cert_pem, .cert_not_after = 2000000000};
+    assert_int_equal(ck_store_order_transition(f->st, CK_OPERATOR_TENANT_ID, no_key,
+                                               CK_ORDER_CSR_READY, CK_ORDER_ISSUED, &update, NULL,
+                                               &err),
+                     0);
+    assert_int_equal(ck_store_order_stage(f->st, CK_OPERATOR_TENANT_ID, no_key, NULL, &err), 0);
+
+    struct ck_edge_entry *entries = NULL;
+    size_t n = 0;
+    list_edge(f, CK_ENV_STAGING, &entries, &n);
+    assert_int_equal(n, 2);
+    assert_edge_entry(&entries[0], CK_OPERATOR_TENANT_ID, shop, renewal, "shop.example.com");
+    assert_edge_entry(&entries[1], other, theirs, their_order, "theirs.example.com");
+    ck_edge_entry_array_free(entries, n);
+    list_edge(f, CK_ENV_PRODUCTION, &entries, &n);
+    assert_int_equal(n, 1);
+    assert_edge_entry(&entries[0], CK_OPERATOR_TENANT_ID, shop, live, "shop.example.com");
+    ck_edge_entry_array_free(entries, n);
+
+    /* Deploying the renewal and the other tenant's order changes production. */
+    assert_int_equal(ck_store_order_deploy(f->st, CK_OPERATOR_TENANT_ID, renewal, NULL, &err), 0);
+    assert_int_equal(ck_store_order_deploy(f->st, other, their_order, NULL, &err), 0);
+    list_edge(f, CK_ENV_PRODUCTION, &entries, &n);
+    assert_int_equal(n, 2);
+    assert_edge_entry(&entries[0], CK_OPERATOR_TENANT_ID, shop, renewal, "shop.example.com");
+    assert_edge_entry(&entries[1], other, theirs, their_order, "theirs.example.com");
+    ck_edge_entry_array_free(entries, n);
+}
+
+static void test_job_enqueue_with_params(void **state)
+{
+    struct fixture *f = *state;
+    ck_error err = {0};
+    int64_t other = make_tenant(f->st, "other");
+    int64_t shop = make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "shop");
+    int64_t order = make_csr_ready_order(f, shop); /* its csr job is finished */
+    const char params[] = "{\"environment\":\"staging\",\"names\":[\"shop.example.com\"]}";
+    int64_t job = 0, bare = 0;
+    assert_int_equal(ck_store_job_enqueue(f->st, CK_OPERATOR_TENANT_ID, order, CK_JOB_STAGING_TEST,
+                                          params, &job, &err),
+                     0);
+    assert_int_equal(
+        ck_store_job_enqueue(f->st, CK_OPERATOR_TENANT_ID, order, CK_JOB_PROBE, NULL, &bare, &err),
+        0);
+
+    struct ck_job j = {0};
+    assert_int_equal(ck_store_job_claim(f->st, "worker-1", 300, &j, &err), 1);
+    assert_int_equal(j.id, job);
+    assert_int_equal(j.type, CK_JOB_STAGING_TEST);
+    assert_int_equal(j.order_id, order);
+    assert_int_equal(j.enrollment_id, shop);
+    assert_string_equal(j.params_json, params);
+    ck_job_free(&j);
+    assert_int_equal(ck_store_job_get(f->st, CK_OPERATOR_TENANT_ID, bare, &j, &err), 0);
+    assert_int_equal(j.state, CK_JOB_QUEUED);
+    assert_int_equal(j.type, CK_JOB_PROBE);
+    assert_null(j.params_json);
+    ck_job_free(&j);
+
+    int64_t refused = 0;
+    assert_error(ck_store_job_enqueue(f->st, CK_OPERATOR_TENANT_ID, order, CK_JOB_DEPLOY, "[1]",
+                                      &refused, &err),
+                 &err, 400, "invalid_field");
+    assert_error(ck_store_job_enqueue(f->st, other, order, CK_JOB_DEPLOY, NULL, &refused, &err),
+                 &err, 404, "not_found");
+    assert_int_equal(count_rows(f, "jobs"), 3);
+}
+
+static void assert_target_equal(const struct ck_target *a, const struct ck_target *b)
+{
+    assert_int_equal(a->id, b->id);
+    assert_int_equal(a->tenant_id, b->tenant_id);
+    assert_int_equal(a->enrollment_id, b->enrollment_id);
+    assert_int_equal(a->environment, b->environment);
+    assert_string_equal(a->directory, b->directory);
+    assert_optional_string(a->reload_command, b->reload_command);
+    assert_int_equal(a->timeout_seconds, b->timeout_seconds);
+    assert_optional_string(a->probe_endpoint, b->probe_endpoint);
+    assert_int_equal(a->created_at, b->created_at);
+}
+
+static void test_targets(void **state)
+{
+    struct fixture *f = *state;
+    ck_error err = {0};
+    int64_t other = make_tenant(f->st, "other");
+    int64_t shop = make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "shop");
+    int64_t theirs = make_enrollment(f->st, other, "theirs");
+    struct ck_target prod = {.tenant_id = CK_OPERATOR_TENANT_ID,
+                             .enrollment_id = shop,
+                             .environment = CK_ENV_PRODUCTION,
+                             .directory = "/srv/tls/shop",
+                             .reload_command = "[\"systemctl\",\"reload\",\"nginx\"]",
+                             .timeout_seconds = 30,
+                             .probe_endpoint = "shop.example.com:443"};
+    struct ck_target staging = {.tenant_id = CK_OPERATOR_TENANT_ID,
+                                .enrollment_id = shop,
+                                .environment = CK_ENV_STAGING,
+                                .directory = "/srv/tls/shop-staging",
+                                .timeout_seconds = 10};
+    assert_int_equal(ck_store_target_add(f->st, &prod, &err), 0);
+    assert_int_equal(ck_store_target_add(f->st, &staging, &err), 0);
+    assert_true(prod.id > 0 && staging.id > prod.id);
+    assert_true(prod.created_at > 0);
+    assert_string_equal(ck_environment_name(CK_ENV_PRODUCTION), "production");
+    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM targets WHERE environment = "
+                                      "'production' AND id = 1"),
+                     1);
+
+    struct ck_target *list = NULL;
+    size_t n = 0;
+    assert_int_equal(ck_store_target_list(f->st, CK_OPERATOR_TENANT_ID, shop, &list, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_target_equal(&list[0], &prod);
+    assert_target_equal(&list[1], &staging);
+    ck_target_array_free(list, n);
+
+    /* Another tenant's enrollment and targets do not exist. */
+    struct ck_target foreign = {.tenant_id = CK_OPERATOR_TENANT_ID,
+                                .enrollment_id = theirs,
+                                .environment = CK_ENV_PRODUCTION,
+                                .directory = "/srv/x"};
+    assert_error(ck_store_target_add(f->st, &foreign, &err), &err, 404, "not_found");
+    assert_error(ck_store_target_list(f->st, CK_OPERATOR_TENANT_ID, theirs, &list, &n, &err), &err,
+                 404, "not_found");
+    assert_error(ck_store_target_list(f->st, other, shop, &list, &n, &err), &err, 404, "not_found");
+    assert_error(ck_store_target_delete(f->st, other, prod.id, &err), &err, 404, "not_found");
+    assert_int_equal(count_rows(f, "targets"), 2);
+
+    assert_int_equal(ck_store_target_delete(f->st, CK_OPERATOR_TENANT_ID, prod.id, &err), 0);
+    assert_error(ck_store_target_delete(f->st, CK_OPERATOR_TENANT_ID, prod.id, &err), &err, 404,
+                 "not_found");
+    assert_int_equal(ck_store_target_list(f->st, CK_OPERATOR_TENANT_ID, shop, &list, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_target_equal(&list[0], &staging);
+    ck_target_array_free(list, n);
+
+    /* The targets go with their enrollment, and the edge is told to look again. */
+    int64_t generation = edge_generation(f->st);
+    assert_int_equal(ck_store_enrollment_delete(f->st, CK_OPERATOR_TENANT_ID, "shop", &err), 0);
+    assert_int_equal(count_rows(f, "targets"), 0);
+    assert_int_equal(edge_generation(f->st), generation + 1);
+}
+
 #define STORE_TEST(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -1406,7 +1944,7 @@ int main(void)
         STORE_TEST(test_enrollment_delete_with_orders),
         cmocka_unit_test_setup_teardown(test_migration_2_upgrades_version_1, setup_no_store,
                                         teardown),
-        STORE_TEST(test_fresh_database_is_version_2),
+        STORE_TEST(test_fresh_database_has_migration_2),
         STORE_TEST(test_csr_ready_adds_its_event),
         STORE_TEST(test_order_create_from_csr),
         STORE_TEST(test_order_transition),
@@ -1415,6 +1953,16 @@ int main(void)
         STORE_TEST(test_events_poll_and_confirm),
         STORE_TEST(test_events_list_keeps_history),
         STORE_TEST(test_roots),
+        cmocka_unit_test_setup_teardown(test_migration_3_upgrades_version_2, setup_no_store,
+                                        teardown),
+        STORE_TEST(test_fresh_database_has_migration_3),
+        STORE_TEST(test_stage),
+        STORE_TEST(test_ack_staging_and_not_before),
+        STORE_TEST(test_deploy_supersedes_the_previous_order),
+        STORE_TEST(test_rollback),
+        STORE_TEST(test_edge_entries),
+        STORE_TEST(test_job_enqueue_with_params),
+        STORE_TEST(test_targets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
