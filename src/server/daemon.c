@@ -30,7 +30,9 @@ enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
 static const char usage_init[] = "usage: certkeep init --data DIR";
 static const char usage_serve[] =
     "usage: certkeep serve --data DIR --api ADDR:PORT [--api-cert FILE --api-key FILE]\n"
-    "                      [--insecure-http] [--workers N]";
+    "                      [--insecure-http] [--workers N]\n"
+    "                      [--staging ADDR:PORT]... [--production ADDR:PORT]...\n"
+    "                      [--http ADDR:PORT]...";
 static const char usage_export[] = "usage: certkeep key export --data DIR [--tenant NAME] ORDER_ID";
 
 __attribute__((format(printf, 2, 3))) static int usage_error(const char *usage, const char *fmt,
@@ -169,7 +171,8 @@ struct serve_options {
     const char *data, *api, *cert, *key;
     bool insecure_http;
     int workers;
-    char host[256]; /* from api, without brackets */
+    ck_strv edge[CK_EDGE_KIND_COUNT]; /* --staging, --production, --http addresses */
+    char host[256];                   /* from api, without brackets */
     unsigned short port;
 };
 
@@ -209,13 +212,12 @@ static bool host_is_loopback(const char *host)
 
 static int parse_serve_options(int argc, char **argv, struct serve_options *o)
 {
-    static const struct option options[] = {{"data", required_argument, NULL, 'd'},
-                                            {"api", required_argument, NULL, 'a'},
-                                            {"api-cert", required_argument, NULL, 'c'},
-                                            {"api-key", required_argument, NULL, 'k'},
-                                            {"insecure-http", no_argument, NULL, 'i'},
-                                            {"workers", required_argument, NULL, 'w'},
-                                            {NULL, 0, NULL, 0}};
+    static const struct option options[] = {
+        {"data", required_argument, NULL, 'd'},     {"api", required_argument, NULL, 'a'},
+        {"api-cert", required_argument, NULL, 'c'}, {"api-key", required_argument, NULL, 'k'},
+        {"insecure-http", no_argument, NULL, 'i'},  {"workers", required_argument, NULL, 'w'},
+        {"staging", required_argument, NULL, 'S'},  {"production", required_argument, NULL, 'P'},
+        {"http", required_argument, NULL, 'H'},     {NULL, 0, NULL, 0}};
     char *end;
     int c;
     o->workers = DEFAULT_WORKERS;
@@ -243,6 +245,15 @@ static int parse_serve_options(int argc, char **argv, struct serve_options *o)
             if (*end != '\0' || o->workers < 1 || o->workers > CK_WORKERS_MAX)
                 return usage_error(usage_serve, "--workers must be a number from 1 to %d",
                                    CK_WORKERS_MAX);
+            break;
+        case 'S':
+        case 'P':
+        case 'H':
+            if (ck_strv_push(&o->edge[c == 'S'   ? CK_EDGE_STAGING
+                                      : c == 'P' ? CK_EDGE_PRODUCTION
+                                                 : CK_EDGE_HTTP],
+                             optarg) != 0)
+                return usage_error(usage_serve, "out of memory");
             break;
         default:
             return usage_error(usage_serve, "unknown or incomplete option %s", argv[optind - 1]);
@@ -348,12 +359,17 @@ static int daemon_start(struct ck_daemon *d, const struct serve_options *o, ck_e
     if (add_signal(d, SIGTERM, &d->on_sigterm, err) != 0 ||
         add_signal(d, SIGINT, &d->on_sigint, err) != 0)
         return -1;
+    if (ck_edge_runtime_start(d->base, d->store, &d->master_key, o->edge, &d->edge, err) != 0)
+        return -1;
     return ck_job_runner_start(db, &d->master_key, o->workers, &d->runner, err);
 }
 
 static void daemon_stop(struct ck_daemon *d)
 {
     ck_job_runner_stop(d->runner);
+    ck_edge_runtime_free(d->edge);
+    if (d->base != NULL)
+        event_base_loop(d->base, EVLOOP_NONBLOCK); /* releases closed edge connections */
     if (d->on_sigterm != NULL)
         event_free(d->on_sigterm);
     if (d->on_sigint != NULL)
@@ -368,12 +384,20 @@ static void daemon_stop(struct ck_daemon *d)
     memset(d, 0, sizeof(*d));
 }
 
+static void serve_options_free(struct serve_options *o)
+{
+    for (int k = 0; k < CK_EDGE_KIND_COUNT; k++)
+        ck_strv_free(&o->edge[k]);
+}
+
 int ck_daemon_cmd_serve(int argc, char **argv)
 {
     struct serve_options o = {0};
     int rc = parse_serve_options(argc, argv, &o);
-    if (rc != EXIT_OK)
+    if (rc != EXIT_OK) {
+        serve_options_free(&o);
         return rc;
+    }
     umask(077);
     signal(SIGPIPE, SIG_IGN); /* a client gone mid-answer is an error code, not a death */
     struct ck_daemon d = {.magic = CK_DAEMON_MAGIC};
@@ -387,6 +411,7 @@ int ck_daemon_cmd_serve(int argc, char **argv)
         ck_log(CK_LOG_INFO, "stopped");
     }
     daemon_stop(&d);
+    serve_options_free(&o);
     return rc;
 }
 

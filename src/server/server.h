@@ -16,6 +16,7 @@
 #include "core/enrollment_input.h"
 #include "core/model.h"
 #include "crypto/seal.h"
+#include "server/edge_runtime.h"
 #include "server/jobs.h"
 #include "store/store.h"
 
@@ -33,6 +34,7 @@ struct ck_daemon {
     SSL_CTX *tls; /* NULL for plain HTTP */
     struct event *on_sigterm, *on_sigint;
     struct ck_job_runner *runner;
+    struct ck_edge_runtime *edge; /* edge_runtime.h; NULL without --staging/--production/--http */
 };
 
 #define CK_ROUTE_PARAMS_MAX 4
@@ -115,5 +117,8 @@ int ck_api_event_list(struct ck_request *r, ck_error *err);
 int ck_api_job_list(struct ck_request *r, ck_error *err);
 int ck_api_job_get(struct ck_request *r, ck_error *err);
 int ck_api_job_artifact(struct ck_request *r, ck_error *err);
+int ck_api_target_add(struct ck_request *r, ck_error *err);
+int ck_api_target_list(struct ck_request *r, ck_error *err);
+int ck_api_target_delete(struct ck_request *r, ck_error *err);
 
 #endif
