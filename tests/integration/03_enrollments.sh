@@ -75,8 +75,8 @@ LPORT=$(free_port)
 openssl s_server -accept "127.0.0.1:$LPORT" -cert "$WORK/other.crt" -key "$WORK/other.key" \
     -servername live.example.org -cert2 "$WORK/live.crt" -key2 "$WORK/live.key" -www -quiet >/dev/null 2>&1 &
 EXTRA_PIDS=$!
-for i in $(seq 1 50); do (exec 3<>/dev/tcp/127.0.0.1/$LPORT) 2>/dev/null && break; sleep 0.1; done
-ck enrollment create fromhost --from-host "127.0.0.1:$LPORT" --sni live.example.org --key ec-p256 >/dev/null 2>&1
+for i in $(seq 1 200); do (exec 3<>/dev/tcp/127.0.0.1/$LPORT) 2>/dev/null && break; sleep 0.1; done
+ck enrollment create fromhost --from-host "127.0.0.1:$LPORT" --sni live.example.org --key ec-p256 >/dev/null 2>"$WORK/fromhost.err" || diag "$(cat "$WORK/fromhost.err")"
 check_eq "create from a live HOST:PORT with SNI" 0 $?
 BODY=$(ck enrollment show fromhost --json)
 check_eq "copies the served certificate's CN (chosen by SNI)" live.example.org "$(json .cn)"
