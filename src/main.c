@@ -55,6 +55,7 @@ static const struct top_command commands[] = {
     {"roots", ck_cmd_roots, NULL, ck_usage_roots},
     {"poll", ck_cmd_poll, NULL, ck_usage_poll},
     {"events", ck_cmd_events, NULL, ck_usage_events},
+    {"target", ck_cmd_target, NULL, ck_usage_target},
     {"ca", ck_cmd_ca, NULL, ck_usage_ca},
     {"issuer", ck_cmd_issuer, NULL, ck_usage_issuer},
     {"dns", ck_cmd_dns, NULL, ck_usage_dns},

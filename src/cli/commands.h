@@ -18,6 +18,7 @@ int ck_cmd_cert(const struct ck_cli *cli, int argc, char **argv);
 int ck_cmd_roots(const struct ck_cli *cli, int argc, char **argv);  /* events.c */
 int ck_cmd_poll(const struct ck_cli *cli, int argc, char **argv);   /* events.c */
 int ck_cmd_events(const struct ck_cli *cli, int argc, char **argv); /* events.c */
+int ck_cmd_target(const struct ck_cli *cli, int argc, char **argv); /* targets.c */
 
 extern const char ck_usage_tenant[];
 extern const char ck_usage_token[];
@@ -30,5 +31,6 @@ extern const char ck_usage_cert[];
 extern const char ck_usage_roots[];
 extern const char ck_usage_poll[];
 extern const char ck_usage_events[];
+extern const char ck_usage_target[];
 
 #endif
