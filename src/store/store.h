@@ -59,7 +59,8 @@ int ck_store_enrollment_get(struct ck_store *st, int64_t tenant_id, const char *
 int ck_store_enrollment_list(struct ck_store *st, int64_t tenant_id, struct ck_enrollment **out,
                              size_t *n, ck_error *err);
 /* Replaces every field a user can change (cn, sans, subject, key_type, validation, issuer,
- * contacts, policy) of the enrollment e->id of e->tenant_id; sets e->updated_at. */
+ * contacts, policy, challenge, dns) of the enrollment e->id of e->tenant_id; sets
+ * e->updated_at. */
 int ck_store_enrollment_update(struct ck_store *st, struct ck_enrollment *e, ck_error *err);
 /* Deletes the enrollment with its orders, jobs and artifacts. 409 "order_open" while one of its
  * orders is open. */
@@ -195,7 +196,8 @@ void ck_target_array_free(struct ck_target *a, size_t n);
  * (model.h), which exists only inside the transaction, so the store calls back
  * seal(seal_ctx, id, what, &sealed, &len, err) there — what = "eab" (issuer), "tsig" (DNS
  * provider), "key" (local CA) — and writes the result. The callback returns 0 with *sealed NULL
- * when there is nothing to seal; a failing callback rolls everything back. */
+ * when there is nothing to seal (seal itself may be NULL); *sealed must come from malloc (the
+ * store frees it). A failing callback rolls everything back. */
 typedef int (*ck_store_seal_fn)(void *ctx, int64_t id, const char *what, uint8_t **sealed,
                                 size_t *sealed_len, ck_error *err);
 int ck_store_issuer_create(struct ck_store *st, struct ck_issuer *issuer, ck_store_seal_fn seal,
