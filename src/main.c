@@ -8,6 +8,7 @@
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "cli/issuer_commands.h"
+#include "cli/probe_cmd.h"
 #include "cli/verify_cmd.h"
 #include "server/daemon.h"
 
@@ -60,6 +61,7 @@ static const struct top_command commands[] = {
     {"issuer", ck_cmd_issuer, NULL, ck_usage_issuer},
     {"dns", ck_cmd_dns, NULL, ck_usage_dns},
     {"verify", NULL, ck_cmd_verify, NULL},
+    {"probe", ck_cmd_probe, NULL, ck_usage_probe},
 };
 
 static void print_usage(FILE *out)
