@@ -361,6 +361,7 @@ static int daemon_start(struct ck_daemon *d, const struct serve_options *o, ck_e
         return -1;
     if (ck_edge_runtime_start(d->base, d->store, &d->master_key, o->edge, &d->edge, err) != 0)
         return -1;
+    ck_edge_runtime_on_tick(d->edge, ck_edge_deploy_due, d);
     return ck_job_runner_start(db, &d->master_key, o->workers, &d->runner, err);
 }
 

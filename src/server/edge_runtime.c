@@ -38,6 +38,8 @@ struct ck_edge_runtime {
     struct ck_http01 *http;
     ck_strv bound[CK_EDGE_KIND_COUNT];
     struct event *watch;
+    void (*on_tick)(void *arg);
+    void *on_tick_arg;
 };
 
 const char *ck_edge_kind_name(enum ck_edge_kind kind)
@@ -191,7 +193,8 @@ static void rebuild(struct ck_edge_runtime *rt, enum ck_environment env)
 
 void ck_edge_runtime_refresh(struct ck_edge_runtime *rt)
 {
-    if (rt == NULL)
+    if (rt == NULL ||
+        rt->env[CK_ENV_STAGING].n_listeners + rt->env[CK_ENV_PRODUCTION].n_listeners == 0)
         return;
     int64_t generation;
     ck_error err;
@@ -214,6 +217,14 @@ static void on_watch(evutil_socket_t fd, short events, void *arg)
     if (rt == NULL || rt->magic != RUNTIME_MAGIC)
         abort(); /* a wrong context: stop before using it */
     ck_edge_runtime_refresh(rt);
+    if (rt->on_tick != NULL)
+        rt->on_tick(rt->on_tick_arg);
+}
+
+void ck_edge_runtime_on_tick(struct ck_edge_runtime *rt, void (*fn)(void *arg), void *arg)
+{
+    rt->on_tick = fn;
+    rt->on_tick_arg = arg;
 }
 
 /* ---- listeners ---- */
@@ -283,8 +294,7 @@ int ck_edge_runtime_start(struct event_base *base, struct ck_store *st, const ck
         ck_http01_start(base, st, &addresses[CK_EDGE_HTTP], &rt->bound[CK_EDGE_HTTP], &rt->http,
                         err) != 0)
         goto cleanup;
-    if (rt->env[CK_ENV_STAGING].n_listeners + rt->env[CK_ENV_PRODUCTION].n_listeners > 0 &&
-        start_watch(rt, err) != 0)
+    if (start_watch(rt, err) != 0)
         goto cleanup;
     ck_edge_runtime_refresh(rt);
     *out = rt;

@@ -32,6 +32,10 @@ int ck_edge_runtime_start(struct event_base *base, struct ck_store *st, const ck
                           const ck_strv addresses[CK_EDGE_KIND_COUNT], struct ck_edge_runtime **out,
                           ck_error *err);
 
+/* Calls fn(arg) on every tick of the 1 s timer, after the tables are refreshed (the daemon's
+ * deferred deploys). */
+void ck_edge_runtime_on_tick(struct ck_edge_runtime *rt, void (*fn)(void *arg), void *arg);
+
 /* Rebuilds and publishes the tables whose generation changed. Loop thread only. NULL is fine. */
 void ck_edge_runtime_refresh(struct ck_edge_runtime *rt);
 

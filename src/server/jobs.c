@@ -10,6 +10,7 @@
 
 #include "common/log.h"
 #include "core/csr_job.h"
+#include "core/edge_jobs.h"
 #include "store/store.h"
 
 #define RUNNER_MAGIC      0x636b6a72u /* "ckjr" */
@@ -63,6 +64,10 @@ static void run_job(struct worker *w, const struct ck_job *job)
            ck_job_type_name(job->type));
     if (job->type == CK_JOB_CSR) {
         ck_csr_job_run(w->store, &w->runner->key, job);
+        return;
+    }
+    if (ck_edge_job_handles(job->type)) {
+        ck_edge_job_run(w->store, &w->runner->key, job);
         return;
     }
     ck_error err;

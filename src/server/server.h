@@ -117,6 +117,14 @@ int ck_api_event_list(struct ck_request *r, ck_error *err);
 int ck_api_job_list(struct ck_request *r, ck_error *err);
 int ck_api_job_get(struct ck_request *r, ck_error *err);
 int ck_api_job_artifact(struct ck_request *r, ck_error *err);
+/* api_edge.c */
+int ck_api_edge(struct ck_request *r, ck_error *err);
+int ck_api_order_stage(struct ck_request *r, ck_error *err);
+int ck_api_order_ack_staging(struct ck_request *r, ck_error *err);
+int ck_api_order_deploy(struct ck_request *r, ck_error *err);
+int ck_api_order_rollback(struct ck_request *r, ck_error *err);
+/* Deploys the staged orders whose not_before has come (the edge runtime's tick; arg: daemon). */
+void ck_edge_deploy_due(void *daemon);
 int ck_api_target_add(struct ck_request *r, ck_error *err);
 int ck_api_target_list(struct ck_request *r, ck_error *err);
 int ck_api_target_delete(struct ck_request *r, ck_error *err);
