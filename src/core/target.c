@@ -386,6 +386,12 @@ static void exec_child(const char *program, char *const argv[], char *const env[
 {
     static const char msg[] = "certkeep: could not execute the reload command\n";
     setpgid(0, 0); /* its own group, so a timeout kills whatever it started too */
+    /* Ignored signals and the blocked mask survive exec: the daemon ignores SIGPIPE, which would
+     * change how pipelines in a reload script end. */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGPIPE, SIG_DFL);
     int devnull = open("/dev/null", O_RDONLY);
     if (devnull < 0 || dup2(devnull, STDIN_FILENO) < 0 || dup2(out_fd, STDOUT_FILENO) < 0 ||
         dup2(out_fd, STDERR_FILENO) < 0)
