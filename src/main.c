@@ -7,6 +7,7 @@
 
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "cli/edge.h"
 #include "cli/issuer_commands.h"
 #include "cli/probe_cmd.h"
 #include "cli/verify_cmd.h"
@@ -56,6 +57,7 @@ static const struct top_command commands[] = {
     {"roots", ck_cmd_roots, NULL, ck_usage_roots},
     {"poll", ck_cmd_poll, NULL, ck_usage_poll},
     {"events", ck_cmd_events, NULL, ck_usage_events},
+    {"edge", ck_cmd_edge, NULL, ck_usage_edge},
     {"target", ck_cmd_target, NULL, ck_usage_target},
     {"ca", ck_cmd_ca, NULL, ck_usage_ca},
     {"issuer", ck_cmd_issuer, NULL, ck_usage_issuer},

@@ -7,6 +7,7 @@
 
 #include "cli/client.h"
 #include "cli/commands.h"
+#include "cli/edge.h"
 #include "cli/output.h"
 
 /* order start waits for the csr job: one look every 100 ms, for at most 120 s. */
@@ -21,7 +22,7 @@ const char ck_usage_order[] = "usage: certkeep order start ENROLLMENT [--no-wait
                               "       certkeep order list [--enrollment NAME] [--state STATE]\n"
                               "       certkeep order show ID | order csr ID | order cancel ID\n"
                               "       certkeep order import ID --cert FILE [--chain FILE]\n"
-                              "       certkeep order ack ID | order cert ID\n"
+                              "       certkeep order ack ID | order cert ID\n" CK_USAGE_ORDER_EDGE
                               "       certkeep order dns-published ID\n";
 
 static int show_order(const json_t *o)
@@ -301,6 +302,10 @@ int ck_cmd_order(const struct ck_cli *cli, int argc, char **argv)
         {"dns-published", NULL, &order_dns_published_def},
         {"ack", NULL, &order_ack_def},
         {"cert", NULL, &order_cert_def},
+        {"stage", ck_cmd_order_stage, NULL},
+        {"ack-staging", ck_cmd_order_ack_staging, NULL},
+        {"deploy", ck_cmd_order_deploy, NULL},
+        {"rollback", ck_cmd_order_rollback, NULL},
     };
     return ck_cli_dispatch(cli, cmds, CK_ARRAY_LEN(cmds), ck_usage_order, argc, argv);
 }
