@@ -121,12 +121,16 @@ int ck_probe(const struct ck_probe_request *req, struct ck_probe_result *out, ck
     STACK_OF(X509) *sent = NULL;
     char host[PROBE_HOST_MAX];
     int timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : CK_PROBE_DEFAULT_TIMEOUT_MS;
+    const char *asked_sni = req->sni != NULL && req->sni[0] != '\0' ? req->sni : NULL;
     if (req->endpoint == NULL)
         return ck_error_set(err, 400, "invalid_field", "an endpoint HOST:PORT is required");
-    if (ck_fetch_peer_certificate(req->endpoint, req->sni, timeout_ms, &out->leaf, &sent, err) != 0)
+    if (ck_fetch_peer_certificate(req->endpoint, asked_sni, timeout_ms, &out->leaf, &sent, err) !=
+        0)
         goto cleanup;
     endpoint_host(req->endpoint, host, sizeof(host));
-    const char *sni = req->sni != NULL ? req->sni : is_ip_literal(host) ? NULL : host;
+    /* What ck_fetch_peer_certificate sent: the host stands in for a missing SNI unless it is an
+     * IP literal (RFC 6066 forbids IP addresses in SNI). */
+    const char *sni = asked_sni != NULL || is_ip_literal(host) ? asked_sni : host;
     out->endpoint = ck_strdup(req->endpoint);
     out->sni = ck_strdup(sni);
     if (out->endpoint == NULL || (sni != NULL && out->sni == NULL)) {
