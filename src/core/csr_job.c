@@ -8,6 +8,7 @@
 #include <openssl/crypto.h>
 
 #include "common/log.h"
+#include "core/issue_job.h"
 #include "crypto/csr.h"
 #include "crypto/keys.h"
 
@@ -95,6 +96,20 @@ static void record_failure(struct ck_store *st, const struct ck_job *job, const 
                err.message);
 }
 
+/* Local and ACME issuers go on by themselves: the issue job gets the certificate. */
+static void queue_issue(struct ck_store *st, const struct ck_order *o,
+                        const struct ck_enrollment *e)
+{
+    int64_t issue_job;
+    ck_error err;
+    if (!ck_issue_needed(e))
+        return;
+    if (ck_store_job_enqueue(st, o->tenant_id, o->id, CK_JOB_ISSUE, NULL, &issue_job, &err) != 0 &&
+        ck_store_order_fail(st, o->id, err.message, &err) != 0)
+        ck_log(CK_LOG_ERROR, "order %lld: could not queue its issue job: %s", (long long)o->id,
+               err.message);
+}
+
 int ck_csr_job_run(struct ck_store *st, const ck_master_key *key, const struct ck_job *job)
 {
     int rc = -1;
@@ -116,6 +131,7 @@ int ck_csr_job_run(struct ck_store *st, const ck_master_key *key, const struct c
         commit_csr(st, job, &o, &e, csr_pem, sealed, sealed_len, &err) != 0)
         goto cleanup;
     rc = 0;
+    queue_issue(st, &o, &e);
 cleanup:
     if (rc != 0)
         record_failure(st, job, &err);

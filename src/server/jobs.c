@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "core/csr_job.h"
 #include "core/edge_jobs.h"
+#include "core/issue_job.h"
 #include "store/store.h"
 
 #define RUNNER_MAGIC      0x636b6a72u /* "ckjr" */
@@ -68,6 +69,10 @@ static void run_job(struct worker *w, const struct ck_job *job)
     }
     if (ck_edge_job_handles(job->type)) {
         ck_edge_job_run(w->store, &w->runner->key, job);
+        return;
+    }
+    if (job->type == CK_JOB_ISSUE) {
+        ck_issue_job_run(w->store, &w->runner->key, job);
         return;
     }
     ck_error err;
