@@ -37,6 +37,8 @@ enum ck_verify_skip {
                                                  leaf or an intermediate (not the anchor) */
     CK_VERIFY_SKIP_WEAK_SIGNATURE = 1 << 4,   /* a signature under 112 bits of security (SHA-1,
                                                  MD5) on the leaf or an intermediate */
+    CK_VERIFY_SKIP_ROOT_EKU = 1 << 5,         /* a self-issued anchor with an extended key usage
+                                                 (BR 7.1.2.1): private roots such as pebble's */
 };
 
 struct ck_verify_request {

@@ -184,7 +184,8 @@ static void check_ca_extensions(struct rules *r, int depth, X509 *cert, bool anc
 {
     if (ext_critical(cert, NID_policy_constraints) == 0)
         broke(r, depth, "has non-critical policy constraints");
-    if (anchor && self_issued(cert) && ext_critical(cert, NID_ext_key_usage) >= 0)
+    if (anchor && self_issued(cert) && ext_critical(cert, NID_ext_key_usage) >= 0 &&
+        (r->req->skip & CK_VERIFY_SKIP_ROOT_EKU) == 0)
         broke(r, depth, "is a root with an extended key usage extension");
 }
 
