@@ -19,6 +19,7 @@
 #define SINK_MAGIC         0x5745424bu /* "WEBK" */
 #define DEFAULT_TIMEOUT_MS 10000L
 #define HOST_MAX           256
+#define HEADER_VALUE_MAX   200
 
 static int hmac_sha256(const char *secret, const char *stamp, const char *body,
                        unsigned char md[32], ck_error *err)
@@ -131,6 +132,10 @@ static int check_header_value(const char *what, const char *value, ck_error *err
 {
     if (value == NULL || value[0] == '\0')
         return ck_error_set(err, 400, "invalid_webhook", "the webhook delivery has no %s", what);
+    if (strlen(value) > HEADER_VALUE_MAX)
+        return ck_error_set(err, 400, "invalid_webhook",
+                            "the webhook delivery's %s is longer than %d characters", what,
+                            HEADER_VALUE_MAX);
     for (const char *p = value; *p != '\0'; p++) {
         if ((unsigned char)*p < 0x20 || *p == 0x7f)
             return ck_error_set(err, 400, "invalid_webhook",
@@ -153,7 +158,7 @@ static struct curl_slist *delivery_headers(const struct ck_webhook_request *req,
     const char *names[] = {"X-Certkeep-Signature", "X-Certkeep-Event-Id", "X-Certkeep-Event-Type"};
     const char *values[] = {signature, req->event_id, req->event_type};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        snprintf(line, sizeof(line), "%s: %.400s", names[i], values[i]);
+        snprintf(line, sizeof(line), "%s: %s", names[i], values[i]);
         if ((next = curl_slist_append(list, line)) == NULL)
             goto cleanup;
         list = next;

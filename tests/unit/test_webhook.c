@@ -491,6 +491,13 @@ static void test_plain_http_only_to_loopback(void **state)
     assert_int_equal(ck_webhook_deliver(&req, &result, &err), -1);
     assert_contains(err.message, "event type");
     req.event_type = "certificate.deployed";
+    char long_id[300];
+    memset(long_id, 'a', sizeof(long_id) - 1);
+    long_id[sizeof(long_id) - 1] = '\0';
+    req.event_id = long_id;
+    assert_int_equal(ck_webhook_deliver(&req, &result, &err), -1);
+    assert_contains(err.message, "longer than 200");
+    req.event_id = "evt_42";
     req.secret = "";
     assert_int_equal(ck_webhook_deliver(&req, &result, &err), -1);
     assert_contains(err.message, "no secret");
