@@ -18,9 +18,9 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "core/probe.h"
 #include "core/target.h"
 #include "crypto/verify.h"
-#include "crypto/x509info.h"
 
 #define ANSWER_MAX    4096 /* bytes of the staging listener's answer read back */
 #define NAME_TEXT_MAX 256  /* a DNS name (253) and its NUL */
@@ -212,28 +212,34 @@ cleanup:
     return rc;
 }
 
-/* The system's roots and the tenant's. */
-static int test_roots(const struct edge_job *j, STACK_OF(X509) * *roots, ck_error *err)
+/* The tenant's roots (its private CAs), appended to *roots. */
+static int tenant_roots(const struct edge_job *j, STACK_OF(X509) * roots, ck_error *err)
 {
-    struct ck_root *tenant_roots = NULL;
+    struct ck_root *list = NULL;
     size_t n = 0;
     int rc = -1;
-    if (ck_verify_load_system_roots(roots, err) != 0 ||
-        ck_store_root_list(j->st, j->job->tenant_id, &tenant_roots, &n, err) != 0)
+    if (ck_store_root_list(j->st, j->job->tenant_id, &list, &n, err) != 0)
         return -1;
     for (size_t i = 0; i < n; i++) {
         STACK_OF(X509) *certs = NULL;
-        if (ck_verify_load_certs(tenant_roots[i].pem, strlen(tenant_roots[i].pem), &certs, err) !=
-            0)
+        if (ck_verify_load_certs(list[i].pem, strlen(list[i].pem), &certs, err) != 0)
             goto cleanup;
         while (sk_X509_num(certs) > 0)
-            sk_X509_push(*roots, sk_X509_shift(certs));
+            sk_X509_push(roots, sk_X509_shift(certs));
         sk_X509_pop_free(certs, X509_free);
     }
     rc = 0;
 cleanup:
-    ck_root_array_free(tenant_roots, n);
+    ck_root_array_free(list, n);
     return rc;
+}
+
+/* The system's roots and the tenant's. */
+static int test_roots(const struct edge_job *j, STACK_OF(X509) * *roots, ck_error *err)
+{
+    if (ck_verify_load_system_roots(roots, err) != 0)
+        return -1;
+    return tenant_roots(j, *roots, err);
 }
 
 static void add_event(const struct edge_job *j, const char *type, const char *message)
@@ -298,32 +304,35 @@ static void serial_text(X509 *cert, char *out, size_t len)
     BN_free(bn);
 }
 
-/* The production listener serves the order's certificate for name, asked a few times. */
-static int probe_name(const struct edge_job *j, const char *name, ck_error *err)
+/* The production listener serves the order's certificate for name (asked a few times: another
+ * daemon's listener may lag a second); *valid says whether its chain verifies. */
+static int probe_name(const struct edge_job *j, const char *name, STACK_OF(X509) * roots,
+                      bool *valid, ck_error *err)
 {
-    X509 *served = NULL;
+    const struct ck_probe_request req = {.endpoint = j->address,
+                                         .sni = name,
+                                         .extra_roots = roots,
+                                         .timeout_ms = CK_EDGE_JOB_TIMEOUT_MS};
+    char serial[128] = "";
     for (int attempt = 0; attempt < CK_EDGE_PROBE_ATTEMPTS; attempt++) {
         if (attempt > 0) {
             const struct timespec pause = {.tv_nsec = CK_EDGE_PROBE_PAUSE_MS * 1000000L};
             nanosleep(&pause, NULL);
         }
-        X509_free(served);
-        served = NULL;
-        if (ck_fetch_peer_certificate(j->address, name, CK_EDGE_JOB_TIMEOUT_MS, &served, NULL,
-                                      err) == 0 &&
-            same_certificate(served, j->leaf)) {
-            X509_free(served);
+        struct ck_probe_result res = {0};
+        int rc = ck_probe(&req, &res, err);
+        bool same = rc == 0 && same_certificate(res.leaf, j->leaf);
+        if (rc == 0 && !same)
+            serial_text(res.leaf, serial, sizeof(serial));
+        *valid = res.chain_valid;
+        ck_probe_result_free(&res);
+        if (same)
             return 0;
-        }
     }
-    if (served != NULL) {
-        char serial[128];
-        serial_text(served, serial, sizeof(serial));
+    if (serial[0] != '\0')
         ck_error_set(err, 502, "probe_mismatch",
                      "%s serves another certificate (serial %s) instead of order %lld's", name,
                      serial, (long long)j->order.id);
-    }
-    X509_free(served);
     return -1;
 }
 
@@ -331,19 +340,26 @@ static int run_probe(struct edge_job *j, ck_error *err)
 {
     char name[NAME_TEXT_MAX], serial[128], expiry[40];
     size_t failed = 0;
+    STACK_OF(X509) *roots = sk_X509_new_null();
+    if (roots == NULL || tenant_roots(j, roots, err) != 0) {
+        sk_X509_pop_free(roots, X509_free);
+        return roots ? -1 : ck_error_set(err, 500, "out_of_memory", "out of memory");
+    }
     serial_text(j->leaf, serial, sizeof(serial));
     ck_time_format(j->order.cert_not_after, expiry, sizeof(expiry));
     for (size_t i = 0; i < j->enrollment.sans.len; i++) {
         ck_error name_err;
+        bool valid = false;
         ck_edge_test_name(j->enrollment.sans.items[i], name, sizeof(name));
-        if (probe_name(j, name, &name_err) == 0) {
-            job_log(j, CK_LOG_INFO, "%s on %s: serves serial %s, expires %s", name, j->address,
-                    serial, expiry);
+        if (probe_name(j, name, roots, &valid, &name_err) == 0) {
+            job_log(j, CK_LOG_INFO, "%s on %s: serves serial %s, expires %s, chain %s", name,
+                    j->address, serial, expiry, valid ? "valid" : "NOT valid");
         } else {
             job_log(j, CK_LOG_ERROR, "%s on %s: %s", name, j->address, name_err.message);
             failed++;
         }
     }
+    sk_X509_pop_free(roots, X509_free);
     if (failed)
         return ck_error_set(err, 502, "probe_failed",
                             "%zu of %zu names do not serve the new certificate", failed,

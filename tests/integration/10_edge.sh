@@ -128,6 +128,7 @@ wait_job "$O1" probe
 check_eq "probe job finished (seed 004)" finished "$(json '.jobs[0].state')"
 api GET "/v1/jobs/$JOB"
 check_contains "probe logs the new expiry date" "new expiry date" "$BODY"
+check_contains "probe: the production chain verifies" "chain valid" "$BODY"
 
 # A second order, deployed while a client keeps connecting: not one failure (hot reload).
 new_order 60
