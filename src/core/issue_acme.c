@@ -427,8 +427,10 @@ static int step_loop(struct acme_run *a, ck_error *err)
         enum ck_acme_next next = ck_acme_step(a->client, &a->s, &step_err);
         if (state_save(a, err) != 0)
             return -1;
+        bool ordered = a->s.step == CK_ACME_STEP_ORDERED && a->s.order_url != NULL;
         if (a->s.step != before)
-            ck_issue_log(a->c, CK_LOG_INFO, "acme: %s", ck_acme_step_name(a->s.step));
+            ck_issue_log(a->c, CK_LOG_INFO, "acme: %s%s%s", ck_acme_step_name(a->s.step),
+                         ordered ? " " : "", ordered ? a->s.order_url : "");
         switch (next) {
         case CK_ACME_NEXT_CONTINUE:
             break;

@@ -37,25 +37,33 @@ openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=lo
 printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >pebble.ext
 openssl x509 -req -in pebble.csr -CA minica.pem -CAkey minica.key -CAcreateserial -days 1 \
     -extfile pebble.ext -out pebble.pem 2>/dev/null
-PPORT=$(free_port)
-MPORT=$(free_port)
-cat >pebble.json <<JSON
+start_pebble() { # name extra_json nonce_reject: sets PPORT MPORT (pebble's ACME and management)
+    PPORT=$(free_port)
+    MPORT=$(free_port)
+    cat >"$1.json" <<JSON
 {"pebble": {"listenAddress": "127.0.0.1:$PPORT", "managementListenAddress": "127.0.0.1:$MPORT",
  "certificate": "$WORK/pebble.pem", "privateKey": "$WORK/pebble.key",
- "httpPort": $(free_port), "tlsPort": $(free_port), "ocspResponderURL": "",
- "domainBlocklist": ["blocked.example.test"]}}
+ "httpPort": $HTTP_PORT, "tlsPort": $(free_port), "ocspResponderURL": "",
+ "domainBlocklist": ["blocked.example.test"]$2}}
 JSON
-PEBBLE_VA_NOSLEEP=1 PEBBLE_AUTHZREUSE=0 PEBBLE_WFE_NONCEREJECT=${NONCE_REJECT:-0} \
-    pebble -config pebble.json -strict -dnsserver "127.0.0.1:$BIND_PORT" >pebble.log 2>&1 &
-EXTRA_PIDS="$EXTRA_PIDS $!"
-wait_for_http "https://127.0.0.1:$MPORT/roots/0" 15 || {
-    not_ok "pebble started"
-    tail -20 pebble.log | sed 's/^/#   /'
-    exit 1
+    PEBBLE_VA_NOSLEEP=1 PEBBLE_AUTHZREUSE=0 PEBBLE_WFE_NONCEREJECT=$3 \
+        pebble -config "$1.json" -strict -dnsserver "127.0.0.1:$BIND_PORT" >"$1.log" 2>&1 &
+    EXTRA_PIDS="$EXTRA_PIDS $!"
+    wait_for_http "https://127.0.0.1:$MPORT/roots/0" 15 || {
+        not_ok "pebble $1 started"
+        tail -20 "$1.log" | sed 's/^/#   /'
+        exit 1
+    }
 }
+HTTP_PORT=$(free_port) # certkeep's http-01 listener, where pebble validates http-01
+EAB_KEY=zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W
+start_pebble eab ', "externalAccountBindingRequired": true, "externalAccountMACKeys": {"kid-1": "'$EAB_KEY'"}' 30
+EAB_PPORT=$PPORT
+EAB_MPORT=$MPORT
+start_pebble pebble "" "${NONCE_REJECT:-0}"
 curl -s -k "https://127.0.0.1:$MPORT/roots/0" >pebble-root.pem
 
-start_daemon
+start_daemon --http "127.0.0.1:$HTTP_PORT"
 ck roots add pebble-root.pem >/dev/null 2>&1
 check_eq "pebble's root (it has an EKU: a private root) added to the tenant's roots" 0 $?
 
@@ -151,5 +159,79 @@ ORDER=$(last_order blocked)
 check_eq "a refused name fails the order" failed "$(wait_state "$ORDER" failed 30)"
 check_contains "with the CA's problem as it sent it" "rejectedIdentifier" \
     "$(ck order show "$ORDER" --json | jq -r .error)$(ck jobs --json | jq -c .)$(ck job show "$(ck jobs --json | jq -r --argjson o "$ORDER" '[.jobs[] | select(.order_id == $o and .type == "issue")][0].id')" --json | jq -c .log)"
+
+# ---- http-01, answered by certkeep serve --http ----
+printf 'server 127.0.0.1 %s\nupdate add web.example.test. 60 A 127.0.0.1\nsend\n' "$BIND_PORT" |
+    nsupdate -k "$WORK/bind/tsig.key"
+ck enrollment create web --cn web.example.test --issuer peb --challenge http-01 --key ec-p256 >/dev/null 2>&1
+ck order start web >/dev/null 2>&1
+ORDER=$(last_order web)
+state=$(wait_state "$ORDER" issued 60)
+check_eq "http-01: the order reaches issued" issued "$state"
+[ "$state" = issued ] || ck order show "$ORDER" 2>&1 | sed 's/^/#   /'
+ck order cert "$ORDER" >web-chain.pem
+check "its chain verifies against pebble's root" \
+    openssl verify -CAfile pebble-root.pem -untrusted web-chain.pem web-chain.pem
+
+# ---- external account binding, with 30% of the nonces refused ----
+curl -s -k "https://127.0.0.1:$EAB_MPORT/roots/0" >eab-root.pem
+ck roots add eab-root.pem >/dev/null 2>&1
+ck issuer create noeab --acme "https://127.0.0.1:$EAB_PPORT/dir" --ca-bundle minica.pem >/dev/null 2>&1
+ck issuer create witheab --acme "https://127.0.0.1:$EAB_PPORT/dir" --ca-bundle minica.pem \
+    --eab-kid kid-1 --eab-hmac "$EAB_KEY" >/dev/null 2>&1
+shown=$(ck issuer show witheab --json 2>&1)
+check_eq "the EAB key shows as configured" configured "$(jq -r .eab <<<"$shown")"
+check_not_contains "and is never shown" "$EAB_KEY" "$shown$(ck issuer list --json)"
+ck enrollment create noacct --cn noacct.example.test --issuer noeab --challenge dns-01 --dns lab \
+    --key ec-p256 >/dev/null 2>&1
+ck order start noacct >/dev/null 2>&1
+ORDER=$(last_order noacct)
+check_eq "without EAB the CA's refusal fails the order" failed "$(wait_state "$ORDER" failed 60)"
+check_contains "with the CA's problem" "externalAccountRequired" "$(ck order show "$ORDER" --json | jq -r .error)"
+for n in 1 2 3; do
+    ck enrollment create eab$n --cn eab$n.example.test --issuer witheab --challenge dns-01 \
+        --dns lab --key ec-p256 >/dev/null 2>&1
+    ck order start eab$n --no-wait >/dev/null 2>&1
+done
+for n in 1 2 3; do
+    ORDER=$(last_order eab$n)
+    state=$(wait_state "$ORDER" issued 90)
+    check_eq "EAB with 30% of nonces refused: order $n issued" issued "$state"
+    [ "$state" = issued ] || ck order show "$ORDER" 2>&1 | sed 's/^/#   /'
+done
+ck order cert "$ORDER" >eab-chain.pem
+check "its chain verifies against that pebble's root" \
+    openssl verify -CAfile eab-root.pem -untrusted eab-chain.pem eab-chain.pem
+
+# ---- kill -9 in the middle of an order: the restart continues the same ACME order ----
+ck enrollment create wiki2 --cn wiki2.example.test --issuer peb --challenge dns-01 --dns byhand \
+    --key ec-p256 >/dev/null 2>&1
+ck order start wiki2 >/dev/null 2>&1
+ORDER=$(last_order wiki2)
+line=""
+for _ in $(seq 1 100); do
+    line=$(ck events --order "$ORDER" --json 2>/dev/null |
+        jq -r '[.events[] | select(.type == "dns_records_needed")][0].data.records[0] // empty')
+    [ -n "$line" ] && break
+    sleep 0.1
+done
+issue_logs() { # all issue jobs' logs of order $1
+    ck jobs --json | jq -r --argjson o "$1" '.jobs[] | select(.order_id == $o and .type == "issue") | .id' |
+        while read -r j; do ck job show "$j" --json | jq -r '.log[].message'; done
+}
+url1=$(issue_logs "$ORDER" | sed -n 's/^acme: ordered //p' | head -1)
+check_contains "the order was placed with pebble" "https://127.0.0.1:$PPORT/" "$url1"
+kill -KILL "$DAEMON_PID"
+wait "$DAEMON_PID" 2>/dev/null
+DAEMON_PID=""
+start_daemon --http "127.0.0.1:$HTTP_PORT"
+value=$(sed 's/.*TXT "\(.*\)"/\1/' <<<"$line")
+printf 'server 127.0.0.1 %s\nupdate add _acme-challenge.wiki2.example.test. 60 TXT "%s"\nsend\n' \
+    "$BIND_PORT" "$value" | nsupdate -k "$WORK/bind/tsig.key"
+ck order dns-published "$ORDER" >/dev/null 2>&1
+check_eq "after kill -9 and a restart the order reaches issued" issued "$(wait_state "$ORDER" issued 60)"
+logs=$(issue_logs "$ORDER")
+check_contains "continuing the stored ACME order" "continuing the ACME order from step authorizations_fetched, order $url1" "$logs"
+check_eq "never ordering twice" 1 "$(grep -c '^acme: ordered' <<<"$logs")"
 
 finish
