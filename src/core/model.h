@@ -280,6 +280,38 @@ struct ck_local_ca_record {
 };
 void ck_local_ca_record_free(struct ck_local_ca_record *ca);
 
+/* ---- webhooks (issue 6) ---- */
+/* An HTTPS endpoint that receives every event of its tenant as signed JSON (notify/webhook.h).
+ * The secret is sealed with AAD "certkeep/webhook/<id>/secret". Free with ck_webhook_free
+ * (store.h). */
+struct ck_webhook {
+    int64_t id;
+    int64_t tenant_id;
+    char *url;
+    uint8_t *sealed_secret;
+    size_t sealed_secret_len;
+    bool active;
+    int64_t last_event_id; /* the newest event already turned into deliveries */
+    int64_t created_at;
+};
+
+/* One event for one webhook: retried until the endpoint answers 2xx (no giving up). */
+enum ck_delivery_state { CK_DELIVERY_PENDING, CK_DELIVERY_DELIVERED };
+
+struct ck_webhook_delivery {
+    int64_t id;
+    int64_t webhook_id;
+    int64_t event_id;
+    char *event_type;
+    enum ck_delivery_state state;
+    int attempts;
+    int64_t next_attempt_at;
+    long last_status; /* the last attempt's HTTP status; 0 = none or no answer */
+    char *last_error; /* NULL when the last attempt was acknowledged (or none was made) */
+    int64_t delivered_at; /* 0 = not yet */
+    int64_t created_at;
+};
+
 /* ---- trusted roots a tenant adds for its private CAs ---- */
 struct ck_root {
     int64_t id;

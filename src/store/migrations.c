@@ -225,7 +225,42 @@ static const char migration_4[] =
     "ALTER TABLE enrollments ADD COLUMN dns TEXT;"
     "ALTER TABLE orders ADD COLUMN acme_state_json TEXT;";
 
-static const char *const migrations[] = {migration_1, migration_2, migration_3, migration_4};
+/* Version 5 (issue 6): webhooks and their delivery log. last_event_id is the fan-out cursor: the
+ * worker turns the tenant's events after it into deliveries, so no code that writes events needs
+ * to know about webhooks; a new webhook starts at the newest event (it gets what happens next).
+ * A delivery is retried until acknowledged: there is no "failed" state, only pending and
+ * delivered. lease_until keeps two daemons from sending the same delivery at once. */
+static const char migration_5[] =
+    "CREATE TABLE webhooks ("
+    "  id INTEGER PRIMARY KEY,"
+    "  tenant_id INTEGER NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,"
+    "  url TEXT NOT NULL,"
+    "  sealed_secret BLOB,"
+    "  active INTEGER NOT NULL DEFAULT 1,"
+    "  last_event_id INTEGER NOT NULL DEFAULT 0,"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE INDEX webhooks_tenant ON webhooks(tenant_id, id);"
+
+    "CREATE TABLE webhook_deliveries ("
+    "  id INTEGER PRIMARY KEY,"
+    "  webhook_id INTEGER NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,"
+    "  event_id INTEGER NOT NULL REFERENCES events(id) ON DELETE CASCADE,"
+    "  state TEXT NOT NULL,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  next_attempt_at INTEGER NOT NULL,"
+    "  last_status INTEGER,"
+    "  last_error TEXT,"
+    "  delivered_at INTEGER,"
+    "  lease_holder TEXT,"
+    "  lease_until INTEGER,"
+    "  created_at INTEGER NOT NULL,"
+    "  UNIQUE (webhook_id, event_id));"
+    /* The worker's claim query: pending deliveries by due time. */
+    "CREATE INDEX webhook_deliveries_due ON webhook_deliveries(state, next_attempt_at);"
+    "CREATE INDEX webhook_deliveries_event ON webhook_deliveries(event_id);";
+
+static const char *const migrations[] = {migration_1, migration_2, migration_3, migration_4,
+                                         migration_5};
 
 const char *const *ck_store_migrations(size_t *count)
 {

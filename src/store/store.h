@@ -246,6 +246,88 @@ int ck_store_http01_get(struct ck_store *st, const char *token, int64_t now,
                         char **key_authorization, ck_error *err);
 int ck_store_http01_delete_order(struct ck_store *st, int64_t order_id, ck_error *err);
 
+/* ---- webhooks (issue 6) ---- */
+/* Creates a webhook (tenant_id and url set by the caller; fills id, created_at, active and
+ * last_event_id = the tenant's newest event, so it receives what happens from now on). The
+ * store calls seal(seal_ctx, id, "secret", ...) inside the transaction for the sealed secret. */
+int ck_store_webhook_create(struct ck_store *st, struct ck_webhook *w, ck_store_seal_fn seal,
+                            void *seal_ctx, ck_error *err);
+int ck_store_webhook_get(struct ck_store *st, int64_t tenant_id, int64_t webhook_id,
+                         struct ck_webhook *out, ck_error *err);
+int ck_store_webhook_list(struct ck_store *st, int64_t tenant_id, struct ck_webhook **out,
+                          size_t *n, ck_error *err);
+/* Deletes the webhook and its delivery log. */
+int ck_store_webhook_delete(struct ck_store *st, int64_t tenant_id, int64_t webhook_id,
+                            ck_error *err);
+/* The webhook's deliveries, newest first, at most limit. 404 for another tenant's webhook. */
+int ck_store_webhook_deliveries(struct ck_store *st, int64_t tenant_id, int64_t webhook_id,
+                                size_t limit, struct ck_webhook_delivery **out, size_t *n,
+                                ck_error *err);
+void ck_webhook_free(struct ck_webhook *w);
+void ck_webhook_array_free(struct ck_webhook *a, size_t n);
+void ck_webhook_delivery_array_free(struct ck_webhook_delivery *a, size_t n);
+const char *ck_delivery_state_name(enum ck_delivery_state s); /* "pending", "delivered" */
+
+/* The worker's side, across tenants. Fan-out: one transaction that adds a pending delivery
+ * (due at now) for every event after each active webhook's cursor, of the webhook's tenant, and
+ * moves the cursors; running it again, or in several daemons at once, adds nothing twice.
+ * *added (may be NULL) gets how many deliveries were added. */
+int ck_store_webhook_fan_out(struct ck_store *st, int64_t now, int64_t *added, ck_error *err);
+
+/* A claimed delivery with what sending it needs. Free with ck_webhook_claim_free. */
+struct ck_webhook_claim {
+    struct ck_webhook_delivery delivery;
+    struct ck_webhook webhook;
+    struct ck_event event;
+};
+void ck_webhook_claim_free(struct ck_webhook_claim *c);
+/* Claims the pending delivery that is due first (next_attempt_at <= now) and not leased by
+ * anyone (or whose lease ran out: its daemon died), leasing it to `worker` until
+ * now + lease_seconds. Returns 1 with *out, 0 when nothing is due, -1 on error. */
+int ck_store_webhook_claim(struct ck_store *st, const char *worker, int64_t now,
+                           int64_t lease_seconds, struct ck_webhook_claim *out, ck_error *err);
+/* Records one attempt of a delivery `worker` holds and releases the lease: acknowledged →
+ * delivered at now; otherwise attempts + 1 and due again at next_attempt_at. status is the HTTP
+ * status (0 = no answer), error NULL when acknowledged. 409 "lease_lost" (nothing written) when
+ * the worker does not hold the lease any more. */
+int ck_store_webhook_record(struct ck_store *st, int64_t delivery_id, const char *worker,
+                            bool acknowledged, long status, const char *error, int64_t now,
+                            int64_t next_attempt_at, ck_error *err);
+
+/* ---- scheduler (issue 6) ---- */
+/* What the daemon's scheduler needs about one enrollment of any tenant, read in one statement. */
+struct ck_sched_row {
+    int64_t tenant_id;
+    int64_t enrollment_id;
+    char *name;
+    char *issuer; /* "manual" or an issuer's name */
+    enum ck_validation validation;
+    struct ck_policy policy;
+    int64_t production_order_id; /* 0 = none */
+    char *production_cert_pem;   /* its certificate (for not_before), NULL when none */
+    int64_t production_not_after;
+    int64_t open_order_id; /* 0 = none */
+    enum ck_order_state open_state;
+    int64_t open_staging_acked_at;  /* 0 = not acknowledged */
+    int64_t open_deploy_not_before; /* 0 = none */
+    /* Failed orders since the newest order that neither failed nor was cancelled, and the
+     * newest of them (its id and when it failed); 0 when there is none. */
+    int failures;
+    int64_t last_failed_order_id;
+    int64_t last_failure_at;
+};
+void ck_sched_row_array_free(struct ck_sched_row *a, size_t n);
+/* At most `limit` enrollments of every tenant with id > after_id, by id: page through them by
+ * passing the last id seen. */
+int ck_store_sched_page(struct ck_store *st, int64_t after_id, size_t limit,
+                        struct ck_sched_row **out, size_t *n, ck_error *err);
+/* How many orders of automatic issuers are being worked on (new, csr_ready,
+ * pending_validation, checking) across every tenant: the scheduler's concurrency. */
+int ck_store_sched_orders_in_flight(struct ck_store *st, int64_t *count, ck_error *err);
+/* Whether an event of that type about that order exists (events raised once per order). */
+int ck_store_sched_event_exists(struct ck_store *st, int64_t order_id, const char *type,
+                                bool *exists, ck_error *err);
+
 /* ---- events ---- */
 int ck_store_event_add(struct ck_store *st, int64_t tenant_id, const struct ck_event_new *ev,
                        int64_t *event_id, ck_error *err);
