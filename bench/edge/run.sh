@@ -1,0 +1,311 @@
+#!/usr/bin/env bash
+# The edge benchmark (issue 4): full TLS 1.3 handshakes per second of certkeep's edge, nginx and
+# HAProxy with the same kind of ECDSA P-256 certificate, session resumption off, each server on
+# core 0 and the load client (hsload, which does no crypto) on core 1; then many certificates:
+# load time, resident memory per certificate and the rate with SNI picked at random.
+# Not a test: it prints figures and ratios. See bench/edge/README.md.
+#
+#   bench/edge/run.sh
+# Environment: DURATION (s, default 10), WARMUP (2), CONCURRENCY (64), COUNT (certificates for
+# certkeep, 100000), PEER_COUNT (for nginx and HAProxy, 10000), SKIP_MANY=1 (one-name part
+# only), S_TIME=1 (also run `openssl s_time` against nginx, to show a crypto client is the
+# bottleneck), CERTKEEP (binary, default build/certkeep), KEEP=1 (keep the temp folder).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+HERE=$ROOT/bench/edge
+CERTKEEP=${CERTKEEP:-$ROOT/build/certkeep}
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-2}
+CONCURRENCY=${CONCURRENCY:-64}
+COUNT=${COUNT:-100000}
+PEER_COUNT=${PEER_COUNT:-10000}
+LOAD_WAIT=${LOAD_WAIT:-900} # seconds a server may take to load its certificates
+SERVER_CPU=0
+CLIENT_CPU=1
+WORK=$(mktemp -d /tmp/certkeep-bench-edge.XXXXXX)
+BIN=$WORK/bin
+SERVER_PID=""
+
+cleanup() {
+    stop_server
+    if [ "${KEEP:-0}" = 1 ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say() { printf '%s\n' "$*"; }
+
+stop_server() {
+    [ -n "$SERVER_PID" ] || return 0
+    kill "$SERVER_PID" 2>/dev/null || true
+    local i
+    for i in $(seq 1 50); do
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -9 "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=""
+}
+
+install_peers() {
+    local missing=()
+    command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+    command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
+    [ ${#missing[@]} -eq 0 ] && return 0
+    say "installing ${missing[*]}"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+build_tools() {
+    local flags="-O2 -std=c17 -D_DEFAULT_SOURCE -D_XOPEN_SOURCE=700 -Wall -Wextra -Werror
+        -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla"
+    mkdir -p "$BIN"
+    # shellcheck disable=SC2086
+    cc $flags -o "$BIN/hsload" "$HERE/hsload.c" -lssl -lcrypto
+    # shellcheck disable=SC2086
+    cc $flags -o "$BIN/gencerts" "$HERE/gencerts.c" -lssl -lcrypto
+}
+
+free_port() {
+    local p i
+    for i in $(seq 1 50); do
+        p=$((20000 + RANDOM % 30000))
+        if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
+            echo "$p"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# wait_port PORT SECONDS: 0 once something accepts on 127.0.0.1:PORT.
+wait_port() {
+    local i
+    for i in $(seq 1 $(($2 * 20))); do
+        (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
+        kill -0 "$SERVER_PID" 2>/dev/null || return 1
+        sleep 0.05
+    done
+    return 1
+}
+
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+now() { date +%s.%N; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+
+# start_server NAME PORT SECONDS CMD...: starts CMD on the server core, waits for the port and
+# sets LOAD_SECONDS and RSS_KIB.
+start_server() {
+    local name=$1 port=$2 wait=$3 started
+    shift 3
+    started=$(now)
+    taskset -c $SERVER_CPU "$@" >>"$WORK/$name.log" 2>&1 &
+    SERVER_PID=$!
+    if ! wait_port "$port" "$wait"; then
+        say "$name: did not start on 127.0.0.1:$port within $wait s"
+        tail -5 "$WORK/$name.log"
+        stop_server
+        return 1
+    fi
+    LOAD_SECONDS=$(awk -v a="$started" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }')
+    RSS_KIB=$(rss_kib "$SERVER_PID")
+}
+
+# measure LABEL PORT hsload-args...: prints hsload's line and sets RATE.
+measure() {
+    local label=$1 port=$2 line
+    shift 2
+    line=$(taskset -c $CLIENT_CPU "$BIN/hsload" --connect "127.0.0.1:$port" --duration "$DURATION" \
+        --warmup "$WARMUP" --concurrency "$CONCURRENCY" --server-pid "$SERVER_PID" "$@") || {
+        say "$label: hsload failed"
+        RATE=0
+        return 0
+    }
+    RATE=$(printf '%s\n' "$line" | sed -n 's/.* rate=\([0-9.]*\).*/\1/p')
+    printf '%-34s %8.0f handshakes/s  (%s)\n' "$label" "$RATE" \
+        "$(printf '%s\n' "$line" | grep -o 'errors=[0-9]* .*per_server_cpu_second=[0-9.]*')"
+}
+
+make_ca() {
+    local d=$WORK/pki
+    mkdir -p "$d"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$d/ca.key" \
+        -out "$d/ca.pem" -days 30 -subj /CN=certkeep-bench-ca 2>/dev/null
+    "$BIN/gencerts" leaves "$d/ca.pem" "$d/ca.key" 1 "$d"
+    ONE_NAME=h1.bench.example
+    ONE_PEM=$d/pem/$ONE_NAME.pem
+}
+
+nginx_conf() { # FILE PORT SERVER_BLOCKS_FILE
+    cat >"$1" <<EOF
+worker_processes 1;
+master_process off;
+daemon off;
+pid $WORK/nginx.pid;
+error_log $WORK/nginx.err crit;
+events { worker_connections 8192; }
+http {
+    access_log off;
+    client_body_temp_path $WORK; proxy_temp_path $WORK; fastcgi_temp_path $WORK;
+    uwsgi_temp_path $WORK; scgi_temp_path $WORK;
+    server_names_hash_max_size 1048576;
+    server_names_hash_bucket_size 128;
+    ssl_protocols TLSv1.3;
+    ssl_session_cache off;
+    ssl_session_tickets off;
+    include $3;
+}
+EOF
+}
+
+nginx_servers() { # NAMES_FILE PORT PEM_DIR > server blocks, the first is the default
+    awk -v port="$2" -v dir="$3" '{
+        printf "server { listen 127.0.0.1:%s ssl%s; server_name %s; ", port, NR == 1 ? " default_server" : "", $1
+        printf "ssl_certificate %s/%s.pem; ssl_certificate_key %s/%s.pem; return 200; }\n", dir, $1, dir, $1
+    }' "$1"
+}
+
+haproxy_conf() { # FILE PORT CRT_LIST
+    cat >"$1" <<EOF
+global
+    nbthread 1
+    maxconn 4096
+    tune.ssl.cachesize 0
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 10s
+    timeout server 10s
+frontend edge
+    bind 127.0.0.1:$2 ssl crt-list $3 ssl-min-ver TLSv1.3 no-tls-tickets
+    http-request return status 200
+EOF
+}
+
+run_nginx() { # NAMES_FILE LABEL
+    local port
+    port=$(free_port)
+    nginx_servers "$1" "$port" "$PKI_DIR/pem" >"$WORK/nginx-servers.conf"
+    nginx_conf "$WORK/nginx.conf" "$port" "$WORK/nginx-servers.conf"
+    start_server nginx "$port" "$LOAD_WAIT" nginx -c "$WORK/nginx.conf" -p "$WORK" || return 1
+    PORT=$port
+}
+
+run_haproxy() { # NAMES_FILE
+    local port
+    port=$(free_port)
+    sed "s|^|$PKI_DIR/pem/|; s|$|.pem|" "$1" >"$WORK/crt-list"
+    haproxy_conf "$WORK/haproxy.cfg" "$port" "$WORK/crt-list"
+    start_server haproxy "$port" "$LOAD_WAIT" haproxy -db -f "$WORK/haproxy.cfg" || return 1
+    PORT=$port
+}
+
+certkeep_available() {
+    [ -x "$CERTKEEP" ] && "$CERTKEEP" serve --help 2>&1 | grep -q -- --production
+}
+
+# run_certkeep NAMES_FILE COUNT: provisions COUNT names through the API (only once), then
+# restarts the daemon so the load time is the edge's table built from the store.
+run_certkeep() {
+    local data=$WORK/certkeep api_port port
+    if [ ! -f "$data/provisioned.$2" ]; then
+        rm -rf "$data"
+        CERTKEEP_TOKEN=$("$CERTKEEP" init --data "$data")
+        export CERTKEEP_TOKEN
+        api_port=$(free_port)
+        export CERTKEEP_ADDR=http://127.0.0.1:$api_port
+        start_server certkeep "$api_port" 30 "$CERTKEEP" serve --data "$data" \
+            --api "127.0.0.1:$api_port" || return 1
+        "$CERTKEEP" roots add "$PKI_DIR/ca.pem" >/dev/null
+        python3 "$HERE/provision.py" "127.0.0.1:$api_port" "$1" "$2" "$WORK/provision" \
+            "$BIN/gencerts" "$PKI_DIR/ca.pem" "$PKI_DIR/ca.key" >>"$WORK/provision.log" || {
+            tail -3 "$WORK/provision.log"
+            stop_server
+            return 1
+        }
+        stop_server
+        touch "$data/provisioned.$2"
+    fi
+    api_port=$(free_port)
+    port=$(free_port)
+    start_server certkeep "$port" "$LOAD_WAIT" "$CERTKEEP" serve --data "$data" \
+        --api "127.0.0.1:$api_port" --production "127.0.0.1:$port" || return 1
+    PORT=$port
+}
+
+# one_name SERVER: the one-certificate figure; sets ONE_RATE[SERVER] and BASE_RSS[SERVER].
+declare -A ONE_RATE BASE_RSS MANY_RATE
+one_name() {
+    if "run_$1" "$WORK/one-name.txt" 1; then
+        BASE_RSS[$1]=$RSS_KIB
+        measure "$1, one certificate" "$PORT" --sni "$ONE_NAME"
+        ONE_RATE[$1]=$RATE
+        if [ "$1" = nginx ] && [ "${S_TIME:-0}" = 1 ]; then
+            say "openssl s_time against nginx (a client doing its own crypto, for comparison):"
+            taskset -c $CLIENT_CPU openssl s_time -connect "127.0.0.1:$PORT" -new -tls1_3 \
+                -time "$DURATION" 2>&1 | grep 'connections in .* real' || true
+        fi
+        stop_server
+    else
+        ONE_RATE[$1]=0
+    fi
+}
+
+# many SERVER COUNT: load time, memory per certificate, one-name and random-name rates.
+many() {
+    local server=$1 count=$2 names=$WORK/names.$2.txt per_cert
+    head -n "$count" "$PKI_DIR/names.txt" >"$names"
+    if ! "run_$server" "$names" "$count"; then
+        say "$server: could not load $count certificates"
+        return 0
+    fi
+    per_cert=$(awk -v a="$RSS_KIB" -v b="${BASE_RSS[$server]:-0}" -v n="$count" \
+        'BEGIN { printf "%.2f", (a - b) / n }')
+    say "$server, $count certificates: loaded in $LOAD_SECONDS s, VmRSS $RSS_KIB KiB," \
+        "$per_cert KiB per certificate over the one-certificate server"
+    measure "$server, $count certs, one name" "$PORT" --sni "$(head -n 1 "$names")"
+    local one=$RATE
+    measure "$server, $count certs, random names" "$PORT" --sni-file "$names" --check 3
+    say "$server: random names / one name = $(ratio "$RATE" "$one")"
+    MANY_RATE[$server]=$RATE
+    stop_server
+}
+
+main() {
+    install_peers
+    build_tools
+    make_ca
+    PKI_DIR=$WORK/pki
+    echo "$ONE_NAME" >"$WORK/one-name.txt"
+    say "edge benchmark: servers on core $SERVER_CPU, hsload on core $CLIENT_CPU," \
+        "$DURATION s after $WARMUP s warm-up, $CONCURRENCY connections in flight"
+    local servers=(nginx haproxy)
+    if certkeep_available; then
+        servers+=(certkeep)
+    else
+        say "certkeep: edge not available in this build"
+    fi
+    for s in "${servers[@]}"; do one_name "$s"; done
+    if [ -n "${ONE_RATE[certkeep]:-}" ]; then
+        say "certkeep/nginx = $(ratio "${ONE_RATE[certkeep]}" "${ONE_RATE[nginx]}")" \
+            "(target >= 1.1), certkeep/haproxy = $(ratio "${ONE_RATE[certkeep]}" "${ONE_RATE[haproxy]}")" \
+            "(target >= 1.1)"
+    fi
+    [ "${SKIP_MANY:-0}" = 1 ] && return 0
+    local most=$PEER_COUNT
+    [ -n "${ONE_RATE[certkeep]:-}" ] && [ "$COUNT" -gt "$most" ] && most=$COUNT
+    say "generating $most certificates (one shared key)..."
+    # The same CA and key; h1.bench.example is rewritten like the others.
+    "$BIN/gencerts" leaves "$PKI_DIR/ca.pem" "$PKI_DIR/ca.key" "$most" "$PKI_DIR"
+    many nginx "$PEER_COUNT"
+    many haproxy "$PEER_COUNT"
+    [ -n "${ONE_RATE[certkeep]:-}" ] && many certkeep "$COUNT"
+    [ "$COUNT" != "$PEER_COUNT" ] && say "note: nginx and HAProxy load $PEER_COUNT certificates," \
+        "certkeep $COUNT (PEER_COUNT and COUNT)"
+    return 0
+}
+
+main "$@"
