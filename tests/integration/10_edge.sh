@@ -153,7 +153,11 @@ check_eq "after rollback the first order is deployed" deployed "$(order_state "$
 check_eq "after rollback the second is superseded" superseded "$(order_state "$O2")"
 check_eq "production serves the first certificate again" "$(serial_of "o$O1.crt")" "$(served_serial "$PRD" shop.example.com)"
 
-# Deploy at a date: stored, answered 202, done by the daemon when the time comes.
+# Deploy at a date: stored, answered 202, done by the daemon when the time comes; a production
+# file target gets the certificate too.
+mkdir -p "$WORK/target"
+ck target add shop --environment production --dir "$WORK/target" --reload true >/dev/null 2>&1
+check_eq "a production file target" 0 $?
 new_order 30
 O3=$ORDER
 ck order stage "$O3" >/dev/null && ck order ack-staging "$O3" >/dev/null
@@ -164,6 +168,10 @@ check_eq "not deployed before its date" staged "$(order_state "$O3")"
 for i in $(seq 1 80); do [ "$(order_state "$O3")" = deployed ] && break; sleep 0.1; done
 check_eq "deployed once the date passed" deployed "$(order_state "$O3")"
 check_eq "production serves the third certificate" "$(serial_of "o$O3.crt")" "$(served_serial "$PRD" shop.example.com)"
+wait_job "$O3" deploy
+check_eq "deploy job (file target) finished" finished "$(json '.jobs[0].state')"
+check_eq "the target's cert.pem is the third certificate" "$(serial_of "o$O3.crt")" "$(serial_of "$WORK/target/cert.pem")"
+check_eq "the target's key.pem is 0600" 600 "$(stat -c %a "$WORK/target/key.pem")"
 
 # TLS 1.2 and 1.3 only.
 T=$(openssl s_client -connect "127.0.0.1:$PRD" -servername shop.example.com -tls1_1 -cipher 'DEFAULT:@SECLEVEL=0' </dev/null 2>&1)
