@@ -488,3 +488,38 @@ cleanup:
     run_free(&a);
     return rc;
 }
+
+/* ---- the order's view ---- */
+
+static json_t *record_json(const struct ck_acme_challenge *ch)
+{
+    bool dns = ch->type != NULL && strcmp(ch->type, "dns-01") == 0;
+    char *fqdn = dns ? ck_dns01_record_name(ch->name) : NULL;
+    char path[512];
+    snprintf(path, sizeof(path), "/.well-known/acme-challenge/%s", ch->token ? ch->token : "");
+    json_t *j =
+        json_pack("{s:s?,s:s?,s:s?,s:s?}", "name", ch->name, "type", ch->type, "record",
+                  dns ? fqdn : path, "value", dns ? ch->dns_txt_value : ch->key_authorization);
+    free(fqdn);
+    return j;
+}
+
+json_t *ck_issue_validation_json(const char *acme_state_json)
+{
+    struct ck_acme_order_state s = {0};
+    ck_error err;
+    json_t *doc = acme_state_json ? json_loads(acme_state_json, 0, NULL) : NULL;
+    json_t *view = NULL;
+    if (doc != NULL && ck_acme_order_state_from_json(doc, &s, &err) == 0) {
+        json_t *records = json_array();
+        for (size_t i = 0; records != NULL && i < s.challenge_count; i++)
+            json_array_append_new(records, record_json(&s.challenges[i]));
+        json_t *problem = ck_acme_problem_to_json(&s.problem);
+        view = json_pack("{s:s,s:s?,s:o,s:o}", "step", ck_acme_step_name(s.step), "order_url",
+                         s.order_url, "records", records ? records : json_array(), "problem",
+                         problem ? problem : json_null());
+    }
+    json_decref(doc);
+    ck_acme_order_state_free(&s);
+    return view != NULL ? view : json_null();
+}

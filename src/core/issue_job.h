@@ -17,6 +17,8 @@
 #ifndef CK_CORE_ISSUE_JOB_H
 #define CK_CORE_ISSUE_JOB_H
 
+#include <jansson.h>
+
 #include "core/model.h"
 #include "crypto/seal.h"
 #include "store/store.h"
@@ -34,6 +36,12 @@
 
 /* True when the enrollment's issuer needs an issue job after its csr job: anything but manual. */
 bool ck_issue_needed(const struct ck_enrollment *e);
+
+/* What an order's stored ACME state shows a person (the order JSON's "validation"): {"step",
+ * "order_url", "records": [{"name", "type", "record", "value"}], "problem"} where a dns-01
+ * record is the TXT name and value to publish and an http-01 one the token's path and body.
+ * JSON null when there is no state (or it does not parse). Never NULL. */
+json_t *ck_issue_validation_json(const char *acme_state_json);
 
 /* Runs a claimed issue job. On success the job is finished (the order issued, awaiting_ack, or
  * waiting for the user's DNS records or for a new job); on failure the job is failed and the

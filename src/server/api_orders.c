@@ -11,6 +11,7 @@
 #include "common/clock.h"
 #include "core/names.h"
 #include "crypto/x509info.h"
+#include "core/issue_job.h"
 #include "server/server.h"
 
 /* Each list of problems with an uploaded CSR stays readable. */
@@ -80,7 +81,8 @@ static json_t *order_json(struct ck_store *st, const struct ck_order *o, ck_erro
         (json_object_set_new(j, "csr_uploaded", json_boolean(o->csr_uploaded)) != 0 ||
          json_object_set_new(j, "certificate", order_cert_json(o)) != 0 ||
          json_object_set_new(j, "errors", order_findings_json(o, "errors")) != 0 ||
-         json_object_set_new(j, "warnings", order_findings_json(o, "warnings")) != 0)) {
+         json_object_set_new(j, "warnings", order_findings_json(o, "warnings")) != 0 ||
+         json_object_set_new(j, "validation", ck_issue_validation_json(o->acme_state_json)) != 0)) {
         json_decref(j);
         j = NULL;
     }

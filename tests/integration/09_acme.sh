@@ -144,6 +144,10 @@ done
 check_contains "manual: the order shows the zone line to create" \
     '_acme-challenge.wiki.example.test. 60 IN TXT "' "$line"
 check_eq "and waits in pending_validation" pending_validation "$(ck order show "$ORDER" --json | jq -r .state)"
+shown=$(ck order show "$ORDER" --json)
+check_eq "the order shows the record to create" "_acme-challenge.wiki.example.test" \
+    "$(jq -r '.validation.records[0].record' <<<"$shown")"
+check_contains "and its value" "$(jq -r '.validation.records[0].value' <<<"$shown")" "$line"
 value=$(sed 's/.*TXT "\(.*\)"/\1/' <<<"$line")
 printf 'server 127.0.0.1 %s\nupdate add _acme-challenge.wiki.example.test. 60 TXT "%s"\nsend\n' \
     "$BIND_PORT" "$value" | nsupdate -k "$WORK/bind/tsig.key"
