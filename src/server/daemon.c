@@ -22,6 +22,7 @@
 
 #include "common/log.h"
 #include "server/server.h"
+#include "server/webhook_worker.h"
 
 enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
 
@@ -362,11 +363,14 @@ static int daemon_start(struct ck_daemon *d, const struct serve_options *o, ck_e
     if (ck_edge_runtime_start(d->base, d->store, &d->master_key, o->edge, &d->edge, err) != 0)
         return -1;
     ck_edge_runtime_on_tick(d->edge, ck_edge_deploy_due, d);
-    return ck_job_runner_start(db, &d->master_key, o->workers, &d->runner, err);
+    if (ck_job_runner_start(db, &d->master_key, o->workers, &d->runner, err) != 0)
+        return -1;
+    return ck_webhook_worker_start(db, &d->master_key, &d->webhooks, err);
 }
 
 static void daemon_stop(struct ck_daemon *d)
 {
+    ck_webhook_worker_stop(d->webhooks);
     ck_job_runner_stop(d->runner);
     ck_edge_runtime_free(d->edge);
     if (d->base != NULL)

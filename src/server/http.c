@@ -10,6 +10,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "server/api_issuers.h"
+#include "server/api_webhooks.h"
 #include "server/server.h"
 
 #define PATH_SEGMENTS_MAX 8
@@ -79,6 +80,10 @@ static const struct route routes[] = {
     {EVHTTP_REQ_GET, "/v1/dns/{name}", ck_api_dns_get, ACCESS_VIEWER},
     {EVHTTP_REQ_DELETE, "/v1/dns/{name}", ck_api_dns_delete, ACCESS_ADMIN},
     {EVHTTP_REQ_POST, "/v1/orders/{id}/dns-published", ck_api_order_dns_published, ACCESS_EDITOR},
+    {EVHTTP_REQ_POST, "/v1/webhooks", ck_api_webhook_create, ACCESS_EDITOR},
+    {EVHTTP_REQ_GET, "/v1/webhooks", ck_api_webhook_list, ACCESS_EDITOR},
+    {EVHTTP_REQ_DELETE, "/v1/webhooks/{id}", ck_api_webhook_delete, ACCESS_EDITOR},
+    {EVHTTP_REQ_GET, "/v1/webhooks/{id}/deliveries", ck_api_webhook_deliveries, ACCESS_EDITOR},
 };
 
 /* ---- responses ---- */

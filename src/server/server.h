@@ -35,6 +35,7 @@ struct ck_daemon {
     struct event *on_sigterm, *on_sigint;
     struct ck_job_runner *runner;
     struct ck_edge_runtime *edge; /* edge_runtime.h; NULL without --staging/--production/--http */
+    struct ck_webhook_worker *webhooks; /* webhook_worker.h */
 };
 
 #define CK_ROUTE_PARAMS_MAX 4
