@@ -33,7 +33,8 @@ static const char usage_serve[] =
     "usage: certkeep serve --data DIR --api ADDR:PORT [--api-cert FILE --api-key FILE]\n"
     "                      [--insecure-http] [--workers N]\n"
     "                      [--staging ADDR:PORT]... [--production ADDR:PORT]...\n"
-    "                      [--http ADDR:PORT]...";
+    "                      [--http ADDR:PORT]...\n"
+    "                      [--max-concurrent-orders N] [--no-scheduler]";
 static const char usage_export[] = "usage: certkeep key export --data DIR [--tenant NAME] ORDER_ID";
 
 __attribute__((format(printf, 2, 3))) static int usage_error(const char *usage, const char *fmt,
@@ -173,6 +174,8 @@ struct serve_options {
     bool insecure_http;
     int workers;
     ck_strv edge[CK_EDGE_KIND_COUNT]; /* --staging, --production, --http addresses */
+    int max_orders;                   /* --max-concurrent-orders; 0 = the default */
+    bool no_scheduler;                /* --no-scheduler: every order step by hand */
     char host[256];                   /* from api, without brackets */
     unsigned short port;
 };
@@ -213,12 +216,18 @@ static bool host_is_loopback(const char *host)
 
 static int parse_serve_options(int argc, char **argv, struct serve_options *o)
 {
-    static const struct option options[] = {
-        {"data", required_argument, NULL, 'd'},     {"api", required_argument, NULL, 'a'},
-        {"api-cert", required_argument, NULL, 'c'}, {"api-key", required_argument, NULL, 'k'},
-        {"insecure-http", no_argument, NULL, 'i'},  {"workers", required_argument, NULL, 'w'},
-        {"staging", required_argument, NULL, 'S'},  {"production", required_argument, NULL, 'P'},
-        {"http", required_argument, NULL, 'H'},     {NULL, 0, NULL, 0}};
+    static const struct option options[] = {{"data", required_argument, NULL, 'd'},
+                                            {"api", required_argument, NULL, 'a'},
+                                            {"api-cert", required_argument, NULL, 'c'},
+                                            {"api-key", required_argument, NULL, 'k'},
+                                            {"insecure-http", no_argument, NULL, 'i'},
+                                            {"workers", required_argument, NULL, 'w'},
+                                            {"staging", required_argument, NULL, 'S'},
+                                            {"production", required_argument, NULL, 'P'},
+                                            {"http", required_argument, NULL, 'H'},
+                                            {"max-concurrent-orders", required_argument, NULL, 'M'},
+                                            {"no-scheduler", no_argument, NULL, 'N'},
+                                            {NULL, 0, NULL, 0}};
     char *end;
     int c;
     o->workers = DEFAULT_WORKERS;
@@ -255,6 +264,16 @@ static int parse_serve_options(int argc, char **argv, struct serve_options *o)
                                                  : CK_EDGE_HTTP],
                              optarg) != 0)
                 return usage_error(usage_serve, "out of memory");
+            break;
+        case 'M':
+            o->max_orders = (int)strtol(optarg, &end, 10);
+            if (*end != '\0' || o->max_orders < 1 || o->max_orders > CK_SCHED_IN_FLIGHT_MAX)
+                return usage_error(usage_serve,
+                                   "--max-concurrent-orders must be a number from 1 to %d",
+                                   CK_SCHED_IN_FLIGHT_MAX);
+            break;
+        case 'N':
+            o->no_scheduler = true;
             break;
         default:
             return usage_error(usage_serve, "unknown or incomplete option %s", argv[optind - 1]);
@@ -368,8 +387,28 @@ static int daemon_start(struct ck_daemon *d, const struct serve_options *o, ck_e
     return ck_webhook_worker_start(db, &d->master_key, &d->webhooks, err);
 }
 
+/* The scheduler, on its own thread and store connection, after the runner it wakes and the
+ * edge whose addresses its jobs test. */
+static int scheduler_start(struct ck_daemon *d, const struct serve_options *o, ck_error *err)
+{
+    char db[PATH_MAX];
+    const ck_strv *staging = ck_edge_runtime_addresses(d->edge, CK_EDGE_STAGING);
+    const ck_strv *production = ck_edge_runtime_addresses(d->edge, CK_EDGE_PRODUCTION);
+    const struct ck_scheduler_config cfg = {
+        .max_in_flight = o->max_orders,
+        .staging_address = staging->len > 0 ? staging->items[0] : NULL,
+        .production_address = production->len > 0 ? production->items[0] : NULL,
+        .runner = d->runner};
+    if (o->no_scheduler)
+        return 0;
+    if (data_path(o->data, "certkeep.db", db, err) != 0)
+        return -1;
+    return ck_scheduler_start(db, &cfg, &d->scheduler, err);
+}
+
 static void daemon_stop(struct ck_daemon *d)
 {
+    ck_scheduler_free(d->scheduler); /* first: it uses the runner and the edge's addresses */
     ck_webhook_worker_stop(d->webhooks);
     ck_job_runner_stop(d->runner);
     ck_edge_runtime_free(d->edge);
@@ -407,7 +446,7 @@ int ck_daemon_cmd_serve(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN); /* a client gone mid-answer is an error code, not a death */
     struct ck_daemon d = {.magic = CK_DAEMON_MAGIC};
     ck_error err = {0};
-    if (daemon_start(&d, &o, &err) != 0) {
+    if (daemon_start(&d, &o, &err) != 0 || scheduler_start(&d, &o, &err) != 0) {
         rc = failed(&err);
     } else {
         ck_log(CK_LOG_INFO, "listening on %s://%s with %d worker%s", d.tls ? "https" : "http",

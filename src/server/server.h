@@ -18,6 +18,7 @@
 #include "crypto/seal.h"
 #include "server/edge_runtime.h"
 #include "server/jobs.h"
+#include "server/scheduler.h"
 #include "store/store.h"
 
 #define CK_BODY_MAX      (1024 * 1024)      /* larger request bodies get 413 body_too_large */
@@ -36,6 +37,7 @@ struct ck_daemon {
     struct ck_job_runner *runner;
     struct ck_edge_runtime *edge; /* edge_runtime.h; NULL without --staging/--production/--http */
     struct ck_webhook_worker *webhooks; /* webhook_worker.h */
+    struct ck_scheduler *scheduler;     /* scheduler.h; NULL with --no-scheduler */
 };
 
 #define CK_ROUTE_PARAMS_MAX 4
