@@ -611,6 +611,11 @@ static int reload(const struct ck_target *t, struct target_file_state files[FILE
         restore_files(files, log);
         goto cleanup;
     }
+    if (r.truncated)
+        target_log(log, "warn",
+                   "the reload command printed more than %d bytes; the rest was "
+                   "dropped",
+                   CK_TARGET_OUTPUT_MAX);
     if (!run_succeeded(&r)) {
         roll_back(&argv, command, t->timeout_seconds, &r, files, log, err);
     } else {
@@ -635,8 +640,12 @@ int ck_target_apply(const struct ck_target *t, const char *cert_pem, const char 
     struct target_file_state files[FILE_COUNT] = {0};
     if (output != NULL)
         *output = NULL;
-    if (t->directory == NULL || t->directory[0] != '/' || cert_pem == NULL) {
+    if (t->directory == NULL || t->directory[0] != '/') {
         ck_error_set(err, 400, "invalid_field", "a target needs an absolute directory");
+        goto cleanup;
+    }
+    if (cert_pem == NULL || cert_pem[0] == '\0') {
+        ck_error_set(err, 409, "certificate_not_ready", "the order has no certificate to deploy");
         goto cleanup;
     }
     if (prepare_files(t, cert_pem, chain_pem, key, files, err) != 0 ||

@@ -445,6 +445,29 @@ static void test_reload_past_timeout_is_killed(void **state)
     cert_free(&leaf);
 }
 
+static void test_output_is_bounded_and_a_background_child_does_not_hold_it(void **state)
+{
+    struct fixture *f = *state;
+    /* 100 KiB of output, then a child left running with the output pipe open. */
+    char *script = write_script(f, "chatty.sh",
+                                "head -c 102400 /dev/zero | tr '\\0' x\n"
+                                "sleep 3 &\n"
+                                "exit 0");
+    set_reload(f, (const char *[]){script}, 1);
+    struct cert leaf = make_cert(f->key, 5101, 30);
+    char *output = NULL;
+    ck_error err = {0};
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    assert_int_equal(ck_target_apply(&f->target, leaf.pem, NULL, f->key, NULL, &output, &err), 0);
+    assert_true(elapsed_ms(&start) < 2500);
+    assert_int_equal(strlen(output), CK_TARGET_OUTPUT_MAX);
+    assert_int_equal(strspn(output, "x"), CK_TARGET_OUTPUT_MAX);
+    free(output);
+    free(script);
+    cert_free(&leaf);
+}
+
 static void test_unknown_program(void **state)
 {
     struct fixture *f = *state;
@@ -719,6 +742,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failing_reload_removes_files_that_were_not_there,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_past_timeout_is_killed, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_output_is_bounded_and_a_background_child_does_not_hold_it, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_program, setup, teardown),
         cmocka_unit_test(test_validate),
         cmocka_unit_test_setup_teardown(test_nginx_serves_each_deployment, nginx_setup,
