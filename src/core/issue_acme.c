@@ -122,41 +122,42 @@ static int account_key(struct acme_run *a, ck_error *err)
     return a->account_key != NULL ? 0 : -1;
 }
 
-/* First use of the issuer: register the new key's account and store both. */
-static int register_account(struct acme_run *a, ck_error *err)
+/* First use of the issuer: register the new key's account and store both. Fills *url. */
+static int register_account(struct acme_run *a, char **url, ck_error *err)
 {
     struct ck_issue_ctx *c = a->c;
     char aad[96];
-    char *url = NULL;
     uint8_t *sealed = NULL;
     size_t sealed_len = 0;
     int rc = -1;
-    if (c->issuer.sealed_account_key != NULL)
-        return 0;
     ck_issue_log(c, CK_LOG_INFO, "creating the ACME account of issuer %s", c->issuer.name);
     account_aad(c, aad, sizeof(aad));
-    if (ck_acme_account(a->client, &url, err) != 0 ||
+    if (ck_acme_account(a->client, url, err) != 0 ||
         ck_seal_private_key(c->mk, aad, a->account_key, &sealed, &sealed_len, err) != 0 ||
-        ck_store_issuer_set_account(c->st, c->issuer.tenant_id, c->issuer.id, url, sealed,
+        ck_store_issuer_set_account(c->st, c->issuer.tenant_id, c->issuer.id, *url, sealed,
                                     sealed_len, err) != 0)
         goto cleanup;
-    ck_issue_log(c, CK_LOG_INFO, "ACME account %s", url);
+    ck_issue_log(c, CK_LOG_INFO, "ACME account %s", *url);
     rc = 0;
 cleanup:
-    free(url);
     OPENSSL_free(sealed);
     return rc;
 }
 
-static int client_open(struct acme_run *a, ck_error *err)
+/* The issuer as stored now: another job may have registered its account meanwhile. */
+static int issuer_reload(struct ck_issue_ctx *c, ck_error *err)
+{
+    struct ck_issuer fresh = {0};
+    if (ck_store_issuer_get(c->st, c->order.tenant_id, c->issuer.name, &fresh, err) != 0)
+        return -1;
+    ck_issuer_free(&c->issuer);
+    c->issuer = fresh;
+    return 0;
+}
+
+static int client_new(struct acme_run *a, ck_error *err)
 {
     struct ck_issue_ctx *c = a->c;
-    char aad[96];
-    snprintf(aad, sizeof(aad), "certkeep/issuer/%lld/eab", (long long)c->issuer.id);
-    if (account_key(a, err) != 0 || write_ca_file(a, err) != 0 ||
-        unseal_text(c, aad, c->issuer.sealed_eab_hmac, c->issuer.sealed_eab_hmac_len, &a->eab_hmac,
-                    err) != 0)
-        return -1;
     const struct ck_acme_client_options opt = {
         .directory_url = c->issuer.directory_url,
         .ca_file = a->ca_file[0] != '\0' ? a->ca_file : NULL,
@@ -166,9 +167,45 @@ static int client_open(struct acme_run *a, ck_error *err)
         .eab_kid = a->eab_hmac != NULL ? c->issuer.eab_kid : NULL,
         .eab_hmac_key = a->eab_hmac,
     };
-    if ((a->client = ck_acme_client_new(&opt, err)) == NULL)
+    ck_acme_client_free(a->client);
+    a->client = ck_acme_client_new(&opt, err);
+    return a->client != NULL ? 0 : -1;
+}
+
+/* Two jobs registering the issuer's first account at once: the account stored last is the one
+ * every later order (and a resumed one) uses, so a job whose own was overwritten adopts it. */
+static int adopt_stored_account(struct acme_run *a, const char *own_url, ck_error *err)
+{
+    struct ck_issue_ctx *c = a->c;
+    if (issuer_reload(c, err) != 0)
         return -1;
-    return register_account(a, err);
+    if (c->issuer.account_url == NULL || strcmp(c->issuer.account_url, own_url) == 0)
+        return 0;
+    ck_issue_log(c, CK_LOG_INFO, "another job registered account %s at the same time: using it",
+                 c->issuer.account_url);
+    EVP_PKEY_free(a->account_key);
+    a->account_key = NULL;
+    if (account_key(a, err) != 0)
+        return -1;
+    return client_new(a, err);
+}
+
+static int client_open(struct acme_run *a, ck_error *err)
+{
+    struct ck_issue_ctx *c = a->c;
+    char aad[96];
+    char *url = NULL;
+    snprintf(aad, sizeof(aad), "certkeep/issuer/%lld/eab", (long long)c->issuer.id);
+    if (issuer_reload(c, err) != 0 || account_key(a, err) != 0 || write_ca_file(a, err) != 0 ||
+        unseal_text(c, aad, c->issuer.sealed_eab_hmac, c->issuer.sealed_eab_hmac_len, &a->eab_hmac,
+                    err) != 0 ||
+        client_new(a, err) != 0)
+        return -1;
+    if (c->issuer.sealed_account_key != NULL)
+        return 0;
+    int rc = register_account(a, &url, err) == 0 ? adopt_stored_account(a, url, err) : -1;
+    free(url);
+    return rc;
 }
 
 /* The enrollment's DNS provider as a dns01.h configuration; the TSIG secret unsealed. */
