@@ -11,6 +11,7 @@
 #include "cli/issuer_commands.h"
 #include "cli/probe_cmd.h"
 #include "cli/verify_cmd.h"
+#include "cli/webhook_cmd.h"
 #include "server/daemon.h"
 
 #ifndef CK_VERSION
@@ -64,6 +65,7 @@ static const struct top_command commands[] = {
     {"dns", ck_cmd_dns, NULL, ck_usage_dns},
     {"verify", NULL, ck_cmd_verify, NULL},
     {"probe", ck_cmd_probe, NULL, ck_usage_probe},
+    {"webhook", ck_cmd_webhook, NULL, ck_usage_webhook},
 };
 
 static void print_usage(FILE *out)
