@@ -74,6 +74,8 @@ static X509 *make_leaf(const struct issuer *ca, EVP_PKEY *pubkey, const char *na
               add_ext(cert, ca->cert, NID_key_usage, "critical,digitalSignature") &&
               add_ext(cert, ca->cert, NID_ext_key_usage, "serverAuth") &&
               add_ext(cert, ca->cert, NID_subject_alt_name, san) &&
+              add_ext(cert, ca->cert, NID_subject_key_identifier, "hash") &&
+              add_ext(cert, ca->cert, NID_authority_key_identifier, "keyid:always") &&
               X509_sign(cert, ca->key, EVP_sha256()) > 0;
     X509_NAME_free(subject);
     if (!ok) {
