@@ -6,7 +6,9 @@
 # Not a test: it prints figures and ratios. See bench/edge/README.md.
 #
 #   bench/edge/run.sh
-# Environment: DURATION (s, default 10), WARMUP (2), CONCURRENCY (64), COUNT (certificates for
+# Environment: DURATION (s per round, default 10), WARMUP (2), ROUNDS (3: the servers are
+# measured in turn ROUNDS times and the median is kept, so that a neighbour's load on a shared
+# machine hits every server alike), CONCURRENCY (64), COUNT (certificates for
 # certkeep, 100000), PEER_COUNT (for nginx and HAProxy, 10000), SKIP_MANY=1 (one-name part
 # only), S_TIME=1 (also run `openssl s_time` against nginx, to show a crypto client is the
 # bottleneck), CERTKEEP (binary, default build/certkeep), FORCE_CERTKEEP=1 (measure certkeep
@@ -17,6 +19,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 HERE=$ROOT/bench/edge
 CERTKEEP=${CERTKEEP:-$ROOT/build/certkeep}
 DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-3}
 WARMUP=${WARMUP:-2}
 CONCURRENCY=${CONCURRENCY:-64}
 COUNT=${COUNT:-100000}
@@ -26,10 +29,11 @@ SERVER_CPU=0
 CLIENT_CPU=1
 WORK=$(mktemp -d /tmp/certkeep-bench-edge.XXXXXX)
 BIN=$WORK/bin
-SERVER_PID=""
+declare -A PID ONE_RATE ONE_CPU_RATE BASE_RSS
 
 cleanup() {
-    stop_server
+    local name
+    for name in "${!PID[@]}"; do stop_server "$name"; done
     if [ "${KEEP:-0}" = 1 ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
@@ -37,17 +41,17 @@ trap 'exit 130' INT TERM
 
 say() { printf '%s\n' "$*"; }
 
-stop_server() {
-    [ -n "$SERVER_PID" ] || return 0
-    kill "$SERVER_PID" 2>/dev/null || true
-    local i
+stop_server() { # NAME
+    local pid=${PID[$1]:-} i
+    [ -n "$pid" ] || return 0
+    kill "$pid" 2>/dev/null || true
     for i in $(seq 1 50); do
-        kill -0 "$SERVER_PID" 2>/dev/null || break
+        kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
-    kill -9 "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    unset "PID[$1]"
 }
 
 install_peers() {
@@ -82,12 +86,12 @@ free_port() {
     return 1
 }
 
-# wait_port PORT SECONDS: 0 once something accepts on 127.0.0.1:PORT.
+# wait_port PORT SECONDS PID: 0 once something accepts on 127.0.0.1:PORT.
 wait_port() {
     local i
     for i in $(seq 1 $(($2 * 20))); do
         (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
-        kill -0 "$SERVER_PID" 2>/dev/null || return 1
+        kill -0 "$3" 2>/dev/null || return 1
         sleep 0.05
     done
     return 1
@@ -96,6 +100,7 @@ wait_port() {
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 now() { date +%s.%N; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print NR ? v[int((NR + 1) / 2)] : 0 }'; }
 
 # start_server NAME PORT SECONDS CMD...: starts CMD on the server core, waits for the port and
 # sets LOAD_SECONDS and RSS_KIB.
@@ -104,30 +109,58 @@ start_server() {
     shift 3
     started=$(now)
     taskset -c $SERVER_CPU "$@" >>"$WORK/$name.log" 2>&1 &
-    SERVER_PID=$!
-    if ! wait_port "$port" "$wait"; then
+    PID[$name]=$!
+    if ! wait_port "$port" "$wait" "${PID[$name]}"; then
         say "$name: did not start on 127.0.0.1:$port within $wait s"
         tail -5 "$WORK/$name.log"
-        stop_server
+        stop_server "$name"
         return 1
     fi
     LOAD_SECONDS=$(awk -v a="$started" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }')
-    RSS_KIB=$(rss_kib "$SERVER_PID")
+    RSS_KIB=$(rss_kib "${PID[$name]}")
 }
 
-# measure LABEL PORT hsload-args...: prints hsload's line and sets RATE.
-measure() {
-    local label=$1 port=$2 line
+# measure_once NAME PORT hsload-args...: one window against server NAME; sets RATE (handshakes
+# per second) and CPU_RATE (per second of CPU the server used), appends hsload's line to the log.
+measure_once() {
+    local name=$1 port=$2 line
     shift 2
     line=$(taskset -c $CLIENT_CPU "$BIN/hsload" --connect "127.0.0.1:$port" --duration "$DURATION" \
-        --warmup "$WARMUP" --concurrency "$CONCURRENCY" --server-pid "$SERVER_PID" "$@") || {
-        say "$label: hsload failed"
-        RATE=0
+        --warmup "$WARMUP" --concurrency "$CONCURRENCY" --server-pid "${PID[$name]}" "$@") || {
+        say "$name: hsload failed (see above)"
+        RATE=0 CPU_RATE=0
         return 0
     }
+    printf '%s\n' "$line" >>"$WORK/hsload.log"
     RATE=$(printf '%s\n' "$line" | sed -n 's/.* rate=\([0-9.]*\).*/\1/p')
-    printf '%-34s %8.0f handshakes/s  (%s)\n' "$label" "$RATE" \
-        "$(printf '%s\n' "$line" | grep -o 'errors=[0-9]* .*per_server_cpu_second=[0-9.]*')"
+    CPU_RATE=$(printf '%s\n' "$line" | sed -n 's/.* per_server_cpu_second=\([0-9.]*\).*/\1/p')
+    SERVER_SHARE=$(printf '%s\n' "$line" | sed -n 's/.* server_cpu=\([0-9]*%\).*/\1/p')
+    CLIENT_SHARE=$(printf '%s\n' "$line" | sed -n 's/.* client_cpu=\([0-9]*%\).*/\1/p')
+}
+
+# rounds "LABEL|NAME|PORT|hsload args" ...: measures each in turn ROUNDS times and prints the
+# medians; sets MEDIAN[LABEL] and CPU_MEDIAN[LABEL].
+declare -A MEDIAN CPU_MEDIAN
+rounds() {
+    local -A rates cpu_rates shares
+    local r spec label name port
+    for r in $(seq 1 "$ROUNDS"); do
+        for spec in "$@"; do
+            IFS='|' read -r label name port args <<<"$spec"
+            # shellcheck disable=SC2086
+            measure_once "$name" "$port" $args
+            rates[$label]+="$RATE "
+            cpu_rates[$label]+="$CPU_RATE "
+            shares[$label]+="$SERVER_SHARE/$CLIENT_SHARE "
+        done
+    done
+    for spec in "$@"; do
+        label=${spec%%|*}
+        MEDIAN[$label]=$(median <<<"${rates[$label]}")
+        CPU_MEDIAN[$label]=$(median <<<"${cpu_rates[$label]}")
+        printf '%-36s %7.0f handshakes/s  %7.0f per server CPU second  (server/client CPU: %s)\n' \
+            "$label" "${MEDIAN[$label]}" "${CPU_MEDIAN[$label]}" "${shares[$label]% }"
+    done
 }
 
 make_ca() {
@@ -226,10 +259,10 @@ run_certkeep() {
         python3 "$HERE/provision.py" "127.0.0.1:$api_port" "$1" "$2" "$WORK/provision" \
             "$BIN/gencerts" "$PKI_DIR/ca.pem" "$PKI_DIR/ca.key" >>"$WORK/provision.log" || {
             tail -3 "$WORK/provision.log"
-            stop_server
+            stop_server certkeep
             return 1
         }
-        stop_server
+        stop_server certkeep
         touch "$data/provisioned.$2"
     fi
     api_port=$(free_port)
@@ -239,27 +272,34 @@ run_certkeep() {
     PORT=$port
 }
 
-# one_name SERVER: the one-certificate figure; sets ONE_RATE[SERVER] and BASE_RSS[SERVER].
-declare -A ONE_RATE BASE_RSS MANY_RATE
+# one_name SERVERS...: starts each with one certificate, then measures them in turn.
 one_name() {
-    if "run_$1" "$WORK/one-name.txt" 1; then
-        BASE_RSS[$1]=$RSS_KIB
-        measure "$1, one certificate" "$PORT" --sni "$ONE_NAME"
-        ONE_RATE[$1]=$RATE
-        if [ "$1" = nginx ] && [ "${S_TIME:-0}" = 1 ]; then
-            say "openssl s_time against nginx (a client doing its own crypto, for comparison):"
-            taskset -c $CLIENT_CPU openssl s_time -connect "127.0.0.1:$PORT" -new -tls1_3 \
-                -time "$DURATION" 2>&1 | grep 'connections in .* real' || true
+    local specs=() server
+    for server in "$@"; do
+        if "run_$server" "$WORK/one-name.txt" 1; then
+            BASE_RSS[$server]=$RSS_KIB
+            specs+=("$server, one certificate|$server|$PORT|--sni $ONE_NAME")
+            [ "$server" = nginx ] && NGINX_PORT=$PORT
         fi
-        stop_server
-    else
-        ONE_RATE[$1]=0
+    done
+    [ ${#specs[@]} -gt 0 ] || return 0
+    rounds "${specs[@]}"
+    for server in "$@"; do
+        [ -n "${MEDIAN[$server, one certificate]:-}" ] || continue
+        ONE_RATE[$server]=${MEDIAN[$server, one certificate]}
+        ONE_CPU_RATE[$server]=${CPU_MEDIAN[$server, one certificate]}
+    done
+    if [ "${S_TIME:-0}" = 1 ] && [ -n "${PID[nginx]:-}" ]; then
+        say "openssl s_time against nginx (a client doing its own crypto, for comparison):"
+        taskset -c $CLIENT_CPU openssl s_time -connect "127.0.0.1:$NGINX_PORT" -new -tls1_3 \
+            -time "$DURATION" 2>&1 | grep 'connections in .* real' || true
     fi
+    for server in "$@"; do stop_server "$server"; done
 }
 
 # many SERVER COUNT: load time, memory per certificate, one-name and random-name rates.
 many() {
-    local server=$1 count=$2 names=$WORK/names.$2.txt per_cert
+    local server=$1 count=$2 names=$WORK/names.$2.txt per_cert one random
     head -n "$count" "$PKI_DIR/names.txt" >"$names"
     if ! "run_$server" "$names" "$count"; then
         say "$server: could not load $count certificates"
@@ -269,12 +309,16 @@ many() {
         'BEGIN { printf "%.2f", (a - b) / n }')
     say "$server, $count certificates: loaded in $LOAD_SECONDS s, VmRSS $RSS_KIB KiB," \
         "$per_cert KiB per certificate over the one-certificate server"
-    measure "$server, $count certs, one name" "$PORT" --sni "$(head -n 1 "$names")"
-    local one=$RATE
-    measure "$server, $count certs, random names" "$PORT" --sni-file "$names" --check 3
-    say "$server: random names / one name = $(ratio "$RATE" "$one")"
-    MANY_RATE[$server]=$RATE
-    stop_server
+    one="$server, $count certs, one name"
+    random="$server, $count certs, random names"
+    # A first short pass checks that random names get their own certificates.
+    "$BIN/hsload" --connect "127.0.0.1:$PORT" --sni-file "$names" --check 5 --duration 0.2 \
+        --warmup 0 >/dev/null || say "$server: the certificate check failed"
+    rounds "$one|$server|$PORT|--sni $(head -n 1 "$names") --check 0" \
+        "$random|$server|$PORT|--sni-file $names --check 0"
+    say "$server: random names / one name = $(ratio "${MEDIAN[$random]}" "${MEDIAN[$one]}")" \
+        "(per server CPU second: $(ratio "${CPU_MEDIAN[$random]}" "${CPU_MEDIAN[$one]}"))"
+    stop_server "$server"
 }
 
 main() {
@@ -291,11 +335,13 @@ main() {
     else
         say "certkeep: edge not available in this build"
     fi
-    for s in "${servers[@]}"; do one_name "$s"; done
+    one_name "${servers[@]}"
     if [ -n "${ONE_RATE[certkeep]:-}" ]; then
-        say "certkeep/nginx = $(ratio "${ONE_RATE[certkeep]}" "${ONE_RATE[nginx]}")" \
-            "(target >= 1.1), certkeep/haproxy = $(ratio "${ONE_RATE[certkeep]}" "${ONE_RATE[haproxy]}")" \
-            "(target >= 1.1)"
+        say "certkeep/nginx = $(ratio "${ONE_RATE[certkeep]}" "${ONE_RATE[nginx]:-0}")," \
+            "certkeep/haproxy = $(ratio "${ONE_RATE[certkeep]}" "${ONE_RATE[haproxy]:-0}")" \
+            "(targets >= 1.1); per server CPU second:" \
+            "$(ratio "${ONE_CPU_RATE[certkeep]}" "${ONE_CPU_RATE[nginx]:-0}")," \
+            "$(ratio "${ONE_CPU_RATE[certkeep]}" "${ONE_CPU_RATE[haproxy]:-0}")"
     fi
     [ "${SKIP_MANY:-0}" = 1 ] && return 0
     local most=$PEER_COUNT
@@ -306,7 +352,7 @@ main() {
     many nginx "$PEER_COUNT"
     many haproxy "$PEER_COUNT"
     [ -n "${ONE_RATE[certkeep]:-}" ] && many certkeep "$COUNT"
-    [ "$COUNT" != "$PEER_COUNT" ] && say "note: nginx and HAProxy load $PEER_COUNT certificates," \
+    [ -n "${ONE_RATE[certkeep]:-}" ] && [ "$COUNT" != "$PEER_COUNT" ] && say "note: nginx and HAProxy load $PEER_COUNT certificates," \
         "certkeep $COUNT (PEER_COUNT and COUNT)"
     return 0
 }
