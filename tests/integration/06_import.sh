@@ -2,7 +2,7 @@
 # Certificate import: every error refused with the order unchanged, warnings acknowledged,
 # download, events to poll, tenant roots and uploaded CSRs (seeds 000, 001, 002).
 source "$(dirname "$0")/lib.sh"
-start_daemon
+start_daemon --no-scheduler
 cd "$WORK" || exit 1
 
 # A private CA made by the test: root -> intermediate -> leaves, signed with `openssl ca` so

@@ -2,7 +2,7 @@
 # The local CA issuer (issue 5): `ca init`, an enrollment with --issuer on it, and an order that
 # goes from start to issued by itself; the served chain verifies against `certkeep ca root`.
 source "$(dirname "$0")/lib.sh"
-start_daemon
+start_daemon --no-scheduler
 cd "$WORK" || exit 1
 
 wait_state() { # order state [seconds]: polls until the order is in state (or failed)

@@ -63,7 +63,7 @@ EAB_MPORT=$MPORT
 start_pebble pebble "" "${NONCE_REJECT:-0}"
 curl -s -k "https://127.0.0.1:$MPORT/roots/0" >pebble-root.pem
 
-start_daemon --http "127.0.0.1:$HTTP_PORT"
+start_daemon --no-scheduler --http "127.0.0.1:$HTTP_PORT"
 ck roots add pebble-root.pem >/dev/null 2>&1
 check_eq "pebble's root (it has an EKU: a private root) added to the tenant's roots" 0 $?
 
@@ -228,7 +228,7 @@ check_contains "the order was placed with pebble" "https://127.0.0.1:$PPORT/" "$
 kill -KILL "$DAEMON_PID"
 wait "$DAEMON_PID" 2>/dev/null
 DAEMON_PID=""
-start_daemon --http "127.0.0.1:$HTTP_PORT"
+start_daemon --no-scheduler --http "127.0.0.1:$HTTP_PORT"
 value=$(sed 's/.*TXT "\(.*\)"/\1/' <<<"$line")
 printf 'server 127.0.0.1 %s\nupdate add _acme-challenge.wiki2.example.test. 60 TXT "%s"\nsend\n' \
     "$BIND_PORT" "$value" | nsupdate -k "$WORK/bind/tsig.key"

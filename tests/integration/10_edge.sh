@@ -6,7 +6,7 @@ source "$(dirname "$0")/lib.sh"
 STG=$(free_port)
 PRD=$(free_port)
 HTP=$(free_port)
-start_daemon --staging "127.0.0.1:$STG" --production "127.0.0.1:$PRD" --http "127.0.0.1:$HTP"
+start_daemon --no-scheduler --staging "127.0.0.1:$STG" --production "127.0.0.1:$PRD" --http "127.0.0.1:$HTP"
 cd "$WORK" || exit 1
 
 # A private CA made by the test: root -> intermediate -> leaves.

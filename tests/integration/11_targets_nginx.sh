@@ -3,7 +3,7 @@
 # with 400; then a real nginx started by the test on loopback, serving TARGETDIR/fullchain.pem and
 # key.pem, whose served certificate is checked after each deployment and after a broken reload.
 source "$(dirname "$0")/lib.sh"
-start_daemon
+start_daemon --no-scheduler
 cd "$WORK" || exit 1
 
 ck enrollment create shop --cn shop.example.com --key ec-p256 >/dev/null 2>&1
