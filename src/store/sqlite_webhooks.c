@@ -293,7 +293,17 @@ static int fan_out_body(struct ck_store *st, void *ctx, ck_error *err)
 int ck_store_webhook_fan_out(struct ck_store *st, int64_t now, int64_t *added, ck_error *err)
 {
     struct fan_out f = {.now = now};
-    if (ck_sql_in_transaction(st, fan_out_body, &f, err) != 0)
+    int64_t behind;
+    /* A read first: the worker calls this every second, and most seconds there is nothing new,
+     * which should not cost every daemon sharing the database a write lock. */
+    int rc = ck_sql_query_one(st,
+                              "SELECT w.id FROM webhooks w WHERE w.active = 1 AND EXISTS "
+                              "(SELECT 1 FROM events v WHERE v.tenant_id = w.tenant_id "
+                              "AND v.id > w.last_event_id) LIMIT 1",
+                              NO_ARGS, "looking for new events", ck_sql_read_id, &behind, err);
+    if (rc < 0)
+        return -1;
+    if (rc == 1 && ck_sql_in_transaction(st, fan_out_body, &f, err) != 0)
         return -1;
     if (added != NULL)
         *added = f.added;
