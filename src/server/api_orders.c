@@ -82,7 +82,12 @@ static json_t *order_json(struct ck_store *st, const struct ck_order *o, ck_erro
          json_object_set_new(j, "certificate", order_cert_json(o)) != 0 ||
          json_object_set_new(j, "errors", order_findings_json(o, "errors")) != 0 ||
          json_object_set_new(j, "warnings", order_findings_json(o, "warnings")) != 0 ||
-         json_object_set_new(j, "validation", ck_issue_validation_json(o->acme_state_json)) != 0)) {
+         json_object_set_new(j, "validation", ck_issue_validation_json(o->acme_state_json)) != 0 ||
+         json_object_set_new(j, "not_after", ck_time_json(o->cert_not_after)) != 0 ||
+         json_object_set_new(j, "staged_at", ck_time_json(o->staged_at)) != 0 ||
+         json_object_set_new(j, "staging_acked_at", ck_time_json(o->staging_acked_at)) != 0 ||
+         json_object_set_new(j, "deploy_not_before", ck_time_json(o->deploy_not_before)) != 0 ||
+         json_object_set_new(j, "deployed_at", ck_time_json(o->deployed_at)) != 0)) {
         json_decref(j);
         j = NULL;
     }
