@@ -25,6 +25,23 @@ const char ck_usage_order[] = "usage: certkeep order start ENROLLMENT [--no-wait
                               "       certkeep order ack ID | order cert ID\n" CK_USAGE_ORDER_EDGE
                               "       certkeep order dns-published ID\n";
 
+/* An ACME order's progress and the records it needs published ("validation" in docs/API.md). */
+static void show_validation(const json_t *v)
+{
+    size_t i;
+    const json_t *r;
+    if (!json_is_object(v))
+        return;
+    ck_out_field(stdout, "acme", ck_json_str(v, "step") ? ck_json_str(v, "step") : "?");
+    json_array_foreach(json_object_get(v, "records"), i, r)
+    {
+        printf("%-*s%s %s %s\n", CK_OUT_LABEL_WIDTH, "record",
+               ck_json_str(r, "type") ? ck_json_str(r, "type") : "?",
+               ck_json_str(r, "record") ? ck_json_str(r, "record") : "?",
+               ck_json_str(r, "value") ? ck_json_str(r, "value") : "?");
+    }
+}
+
 static int show_order(const json_t *o)
 {
     static const struct ck_view_row rows[] = {
@@ -51,6 +68,7 @@ static int show_order(const json_t *o)
         printf("warning: %s: %s\n", ck_json_str(w, "code") ? ck_json_str(w, "code") : "?",
                ck_json_str(w, "message") ? ck_json_str(w, "message") : "");
     }
+    show_validation(json_object_get(o, "validation"));
     return CK_EXIT_OK;
 }
 

@@ -148,6 +148,7 @@ shown=$(ck order show "$ORDER" --json)
 check_eq "the order shows the record to create" "_acme-challenge.wiki.example.test" \
     "$(jq -r '.validation.records[0].record' <<<"$shown")"
 check_contains "and its value" "$(jq -r '.validation.records[0].value' <<<"$shown")" "$line"
+check_contains "order show prints it too" "dns-01 _acme-challenge.wiki.example.test" "$(ck order show "$ORDER")"
 value=$(sed 's/.*TXT "\(.*\)"/\1/' <<<"$line")
 printf 'server 127.0.0.1 %s\nupdate add _acme-challenge.wiki.example.test. 60 TXT "%s"\nsend\n' \
     "$BIND_PORT" "$value" | nsupdate -k "$WORK/bind/tsig.key"
