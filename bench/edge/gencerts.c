@@ -3,8 +3,8 @@
  *   gencerts leaves CA_CERT CA_KEY COUNT OUT_DIR
  *       One P-256 key shared by every leaf (a key per leaf would make the set-up, not the
  *       servers, the slow part). Writes OUT_DIR/names.txt (hN.bench.example, one a line) and
- *       OUT_DIR/pem/NAME.pem holding the leaf, the CA and the shared key, which nginx (certificate
- *       and key from one file) and HAProxy (crt directory) both read.
+ *       OUT_DIR/pem/NAME.pem holding the leaf and the shared key, which nginx (certificate and key
+ *       from one file) and HAProxy (crt-list) both read.
  *   gencerts sign CA_CERT CA_KEY DIR
  *       For every DIR/NAME.csr writes DIR/NAME.crt: the CSR's subject and key, SAN DNS:CN.
  */
@@ -68,7 +68,7 @@ static X509 *make_leaf(const struct issuer *ca, EVP_PKEY *pubkey, const char *na
               X509_set_subject_name(cert, subject) == 1 &&
               X509_set_issuer_name(cert, X509_get_subject_name(ca->cert)) == 1 &&
               X509_gmtime_adj(X509_getm_notBefore(cert), -3600) != NULL &&
-              X509_gmtime_adj(X509_getm_notAfter(cert), 30L * 86400) != NULL &&
+              X509_gmtime_adj(X509_getm_notAfter(cert), 90L * 86400) != NULL &&
               X509_set_pubkey(cert, pubkey) == 1 &&
               add_ext(cert, ca->cert, NID_basic_constraints, "critical,CA:FALSE") &&
               add_ext(cert, ca->cert, NID_key_usage, "critical,digitalSignature") &&
@@ -85,12 +85,14 @@ static X509 *make_leaf(const struct issuer *ca, EVP_PKEY *pubkey, const char *na
     return cert;
 }
 
-static bool write_bundle(const char *path, X509 *leaf, X509 *ca_cert, EVP_PKEY *key)
+/* No CA in the file: certkeep drops a root from the chain it serves, so the peers send the same
+ * first flight (leaf only) as certkeep. */
+static bool write_bundle(const char *path, X509 *leaf, EVP_PKEY *key)
 {
     FILE *f = fopen(path, "w");
     if (f == NULL)
         return false;
-    bool ok = PEM_write_X509(f, leaf) == 1 && PEM_write_X509(f, ca_cert) == 1 &&
+    bool ok = PEM_write_X509(f, leaf) == 1 &&
               PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL) == 1;
     return fclose(f) == 0 && ok;
 }
@@ -109,7 +111,7 @@ static int make_leaves(const struct issuer *ca, long count, const char *out_dir)
         snprintf(name, sizeof name, "h%ld.bench.example", i);
         X509 *leaf = make_leaf(ca, key, name, 0x100000 + i);
         snprintf(path, sizeof path, "%s/pem/%s.pem", out_dir, name);
-        bool ok = leaf != NULL && write_bundle(path, leaf, ca->cert, key);
+        bool ok = leaf != NULL && write_bundle(path, leaf, key);
         X509_free(leaf);
         if (!ok)
             goto cleanup;

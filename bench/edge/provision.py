@@ -13,9 +13,12 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 CSR_WAIT_SECONDS = 1800
+CONNECTIONS = 4  # the daemon answers several requests at once; one connection waits on each
 
 
 class Api:
@@ -49,23 +52,44 @@ class Api:
 
 
 def progress(label, done, total, started):
-    if done == total or done % 5000 == 0:
+    if done == total or done % 2000 == 0:
         print(f"provision: {label} {done}/{total} ({time.time() - started:.0f} s)", flush=True)
+
+
+def in_parallel(addr, token, names, fn, label, started):
+    """Runs fn(api, name) for every name on CONNECTIONS keep-alive connections."""
+    local = threading.local()
+    done = [0]
+    lock = threading.Lock()
+
+    def one(name):
+        if not hasattr(local, "api"):
+            local.api = Api(addr, token)
+        result = fn(local.api, name)
+        with lock:
+            done[0] += 1
+            progress(label, done[0], len(names), started)
+        return result
+
+    with ThreadPoolExecutor(CONNECTIONS) as pool:
+        return dict(zip(names, pool.map(one, names)))
 
 
 def main():
     addr, names_file, count, work, gencerts, ca_cert, ca_key = sys.argv[1:8]
-    api = Api(addr, os.environ["CERTKEEP_TOKEN"])
+    token = os.environ["CERTKEEP_TOKEN"]
+    api = Api(addr, token)
     with open(names_file) as f:
         names = [line.strip() for line in f if line.strip()][: int(count)]
     with open(ca_cert) as f:
         chain = f.read()
     started = time.time()
-    orders = {}
-    for i, name in enumerate(names, 1):
-        api.must("POST", "/v1/enrollments", {"name": name, "cn": name, "key_type": "ec-p256"})
-        orders[name] = api.must("POST", f"/v1/enrollments/{name}/orders", {})["id"]
-        progress("orders started", i, len(names), started)
+
+    def start(api_, name):
+        api_.must("POST", "/v1/enrollments", {"name": name, "cn": name, "key_type": "ec-p256"})
+        return api_.must("POST", f"/v1/enrollments/{name}/orders", {})["id"]
+
+    orders = in_parallel(addr, token, names, start, "orders started", started)
     csr_dir = os.path.join(work, "csr")
     os.makedirs(csr_dir, exist_ok=True)
     pending = list(names)
@@ -88,16 +112,18 @@ def main():
     if pending:
         sys.exit(f"provision: {len(pending)} CSRs still not ready after {CSR_WAIT_SECONDS} s")
     subprocess.run([gencerts, "sign", ca_cert, ca_key, csr_dir], check=True)
-    for i, name in enumerate(names, 1):
+
+    def deploy(api_, name):
         oid = orders[name]
         with open(os.path.join(csr_dir, name + ".crt")) as f:
-            order = api.must("POST", f"/v1/orders/{oid}/certificate",
-                             {"certificate": f.read(), "chain": chain})
+            order = api_.must("POST", f"/v1/orders/{oid}/certificate",
+                              {"certificate": f.read(), "chain": chain})
         if order.get("state", order.get("order", {}).get("state")) == "awaiting_ack":
-            api.must("POST", f"/v1/orders/{oid}/acknowledge", {})
-        api.must("POST", f"/v1/orders/{oid}/stage", {})
-        api.must("POST", f"/v1/orders/{oid}/deploy", {})
-        progress("deployed", i, len(names), started)
+            api_.must("POST", f"/v1/orders/{oid}/acknowledge", {})
+        api_.must("POST", f"/v1/orders/{oid}/stage", {})
+        api_.must("POST", f"/v1/orders/{oid}/deploy", {})
+
+    in_parallel(addr, token, names, deploy, "deployed", started)
 
 
 if __name__ == "__main__":

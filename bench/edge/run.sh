@@ -167,7 +167,7 @@ make_ca() {
     local d=$WORK/pki
     mkdir -p "$d"
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$d/ca.key" \
-        -out "$d/ca.pem" -days 30 -subj /CN=certkeep-bench-ca \
+        -out "$d/ca.pem" -days 365 -subj /CN=certkeep-bench-ca \
         -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
     "$BIN/gencerts" leaves "$d/ca.pem" "$d/ca.key" 1 "$d"
     ONE_NAME=h1.bench.example
@@ -267,9 +267,23 @@ run_certkeep() {
     fi
     api_port=$(free_port)
     port=$(free_port)
+    local log_lines started
+    touch "$WORK/certkeep.log"
+    log_lines=$(wc -l <"$WORK/certkeep.log")
+    started=$(now)
     start_server certkeep "$port" "$LOAD_WAIT" "$CERTKEEP" serve --data "$data" \
         --api "127.0.0.1:$api_port" --production "127.0.0.1:$port" || return 1
     PORT=$port
+    # The listener may accept before the table is built: the load ends with the edge's
+    # "edge production: serving N certificates" line.
+    local i
+    for i in $(seq 1 $((LOAD_WAIT * 20))); do
+        tail -n +"$((log_lines + 1))" "$WORK/certkeep.log" | grep -q 'edge production: serving' && break
+        sleep 0.05
+    done
+    LOAD_SECONDS=$(awk -v a="$started" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }')
+    RSS_KIB=$(rss_kib "${PID[certkeep]}")
+    tail -n +"$((log_lines + 1))" "$WORK/certkeep.log" | grep -o 'edge production: serving.*' || true
 }
 
 # one_name SERVERS...: starts each with one certificate, then measures them in turn.
@@ -329,6 +343,11 @@ main() {
     echo "$ONE_NAME" >"$WORK/one-name.txt"
     say "edge benchmark: servers on core $SERVER_CPU, hsload on core $CLIENT_CPU," \
         "$DURATION s after $WARMUP s warm-up, $CONCURRENCY connections in flight"
+    local load
+    load=$(cut -d' ' -f1 /proc/loadavg)
+    awk -v l="$load" 'BEGIN { exit !(l > 0.5) }' &&
+        say "warning: load average $load: other work shares these cores; compare the figures" \
+            "per server CPU second, or run again on an idle machine"
     local servers=(nginx haproxy)
     if certkeep_available; then
         servers+=(certkeep)
