@@ -1,5 +1,7 @@
 #include "server/jobs.h"
 
+#include <errno.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -154,6 +156,24 @@ static int runner_init(struct ck_job_runner *r, const ck_master_key *key, int wo
     return 0;
 }
 
+static bool pid_alive(long pid)
+{
+    return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
+/* Jobs a crashed daemon of this host was running go back to the queue now rather than when
+ * their leases expire (a restart then continues an order at once). */
+static void requeue_dead_workers_jobs(struct ck_store *st, const char *host)
+{
+    ck_error err = {0};
+    int requeued = 0;
+    if (ck_store_job_requeue_dead(st, host, pid_alive, &requeued, &err) != 0)
+        ck_log(CK_LOG_WARN, "could not requeue the jobs of dead workers: %s", err.message);
+    else if (requeued > 0)
+        ck_log(CK_LOG_INFO, "requeued %d job(s) left running by a process that has ended",
+               requeued);
+}
+
 int ck_job_runner_start(const char *db_path, const ck_master_key *key, int workers,
                         struct ck_job_runner **out, ck_error *err)
 {
@@ -178,6 +198,8 @@ int ck_job_runner_start(const char *db_path, const ck_master_key *key, int worke
         snprintf(w->id, sizeof(w->id), "%s:%ld:%zu", host, (long)getpid(), i + 1);
         if (ck_store_open(db_path, &w->store, err) != 0)
             goto cleanup;
+        if (i == 0)
+            requeue_dead_workers_jobs(w->store, host);
         if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
             ck_error_set(err, 500, "thread_failed", "could not start worker thread %zu", i + 1);
             goto cleanup;

@@ -358,6 +358,12 @@ void ck_root_array_free(struct ck_root *a, size_t n);
  * Returns 1 with *out filled, 0 when there is nothing to do, -1 on error. */
 int ck_store_job_claim(struct ck_store *st, const char *worker, int64_t lease_seconds,
                        struct ck_job *out, ck_error *err);
+/* Puts back in the queue the running jobs whose worker ran on this host (worker ids
+ * "HOST:PID:N") in a process that no longer exists: a daemon restarted after a crash resumes them
+ * at once instead of waiting for their leases. Jobs of live processes and of other hosts are left
+ * alone (their leases protect them). pid_alive(pid) tells whether a process exists. */
+int ck_store_job_requeue_dead(struct ck_store *st, const char *host, bool (*pid_alive)(long pid),
+                              int *requeued, ck_error *err);
 /* Appends a log line (level "info" | "warn" | "error") to a job. */
 int ck_store_job_log(struct ck_store *st, int64_t job_id, const char *level, const char *message,
                      ck_error *err);
