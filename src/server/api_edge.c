@@ -7,6 +7,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "core/edge_jobs.h"
+#include "core/order_flow.h"
 #include "edge/sni_table.h"
 #include "server/server.h"
 
@@ -28,85 +29,34 @@ static int order_param(struct ck_request *r, struct ck_order *o, ck_error *err)
     return rc;
 }
 
-static bool has_targets(struct ck_store *st, const struct ck_order *o, enum ck_environment env)
+static void edge_refresh(void *ctx)
 {
-    struct ck_target *targets = NULL;
-    size_t n = 0;
-    bool found = false;
-    ck_error err;
-    if (ck_store_target_list(st, o->tenant_id, o->enrollment_id, &targets, &n, &err) != 0) {
-        ck_log(CK_LOG_ERROR, "order %lld: cannot list its targets: %s", (long long)o->id,
-               err.message);
-        return false;
-    }
-    for (size_t i = 0; i < n; i++)
-        found = found || targets[i].environment == env;
-    ck_target_array_free(targets, n);
-    return found;
+    struct ck_daemon *d = ctx;
+    ck_edge_runtime_refresh(d->edge);
 }
 
-/* Queues a job for the order ({"address": address} when address is not NULL). A failure is
- * logged: the state change it follows is done and stays done. */
-static void queue_job(struct ck_daemon *d, const struct ck_order *o, enum ck_job_type type,
-                      const char *address)
+static void runner_wake(void *ctx)
 {
-    json_t *object = address ? json_pack("{s:s}", "address", address) : NULL;
-    char *params = object ? json_dumps(object, 0) : NULL;
-    json_decref(object);
-    int64_t job_id;
-    ck_error err;
-    if ((address != NULL && params == NULL) ||
-        ck_store_job_enqueue(d->store, o->tenant_id, o->id, type, params, &job_id, &err) != 0)
-        ck_log(CK_LOG_ERROR, "order %lld: could not queue its %s job: %s", (long long)o->id,
-               ck_job_type_name(type), params ? err.message : "out of memory");
-    free(params);
+    struct ck_daemon *d = ctx;
     ck_job_runner_wake(d->runner);
 }
 
-/* The jobs that follow an order's arrival in production. */
-static void after_deploy(struct ck_daemon *d, const struct ck_order *o)
+/* The API's way through core/order_flow.h, the one the scheduler takes too; on the loop thread,
+ * so the edge is rebuilt at once after a change. */
+static struct ck_order_flow flow_of(struct ck_daemon *d)
 {
-    ck_edge_runtime_refresh(d->edge); /* before the probe: it checks what is served */
-    if (first_address(d, CK_EDGE_PRODUCTION) != NULL)
-        queue_job(d, o, CK_JOB_PROBE, first_address(d, CK_EDGE_PRODUCTION));
-    if (has_targets(d->store, o, CK_ENV_PRODUCTION))
-        queue_job(d, o, CK_JOB_DEPLOY, NULL);
+    return (struct ck_order_flow){.store = d->store,
+                                  .staging_address = first_address(d, CK_EDGE_STAGING),
+                                  .production_address = first_address(d, CK_EDGE_PRODUCTION),
+                                  .edge_changed = edge_refresh,
+                                  .job_queued = runner_wake,
+                                  .ctx = d};
 }
 
 static int deploy_now(struct ck_daemon *d, const struct ck_order *o, ck_error *err)
 {
-    char message[CK_ERROR_MSG_MAX];
-    snprintf(message, sizeof(message), "order %lld (%s) is deployed to production",
-             (long long)o->id, o->enrollment_name ? o->enrollment_name : "?");
-    const struct ck_event_new event = {.type = "deployed",
-                                       .enrollment_id = o->enrollment_id,
-                                       .order_id = o->id,
-                                       .message = message};
-    if (ck_store_order_deploy(d->store, o->tenant_id, o->id, &event, err) != 0)
-        return -1;
-    after_deploy(d, o);
-    return 0;
-}
-
-/* 409 naming what is missing before o may go to production. */
-static int deploy_allowed(struct ck_store *st, const struct ck_order *o, ck_error *err)
-{
-    struct ck_enrollment e = {0};
-    int rc = 0;
-    if (o->state != CK_ORDER_STAGED)
-        return ck_error_set(err, 409, "order_not_staged",
-                            "order %lld is %s: only a staged order can be deployed (stage it "
-                            "first: certkeep order stage %lld)",
-                            (long long)o->id, ck_order_state_name(o->state), (long long)o->id);
-    if (ck_store_enrollment_get(st, o->tenant_id, o->enrollment_name, &e, err) != 0)
-        return -1;
-    if (e.policy.always_test_on_staging && o->staging_acked_at == 0)
-        rc = ck_error_set(err, 409, "staging_not_acknowledged",
-                          "enrollment %s always tests on staging: acknowledge the staging test "
-                          "of order %lld first (certkeep order ack-staging %lld)",
-                          e.name, (long long)o->id, (long long)o->id);
-    ck_enrollment_free(&e);
-    return rc;
+    const struct ck_order_flow f = flow_of(d);
+    return ck_order_flow_deploy(&f, o, err);
 }
 
 static int reply_order(struct ck_request *r, int status, int64_t id, ck_error *err)
@@ -120,31 +70,11 @@ static int reply_order(struct ck_request *r, int status, int64_t id, ck_error *e
 
 int ck_api_order_stage(struct ck_request *r, ck_error *err)
 {
-    struct ck_daemon *d = r->daemon;
     struct ck_order o = {0};
-    char message[CK_ERROR_MSG_MAX];
+    const struct ck_order_flow f = flow_of(r->daemon);
     int rc = -1;
-    if (order_param(r, &o, err) != 0)
-        goto cleanup;
-    if (o.state != CK_ORDER_ISSUED) {
-        ck_error_set(err, 409, "order_not_issued",
-                     "order %lld is %s: only an issued order can be staged", (long long)o.id,
-                     ck_order_state_name(o.state));
-        goto cleanup;
-    }
-    snprintf(message, sizeof(message), "order %lld (%s) is on staging", (long long)o.id,
-             o.enrollment_name ? o.enrollment_name : "?");
-    const struct ck_event_new event = {
-        .type = "staged", .enrollment_id = o.enrollment_id, .order_id = o.id, .message = message};
-    if (ck_store_order_stage(d->store, r->caller.tenant_id, o.id, &event, err) != 0)
-        goto cleanup;
-    ck_edge_runtime_refresh(d->edge); /* serving now, before the test connects */
-    if (has_targets(d->store, &o, CK_ENV_STAGING))
-        queue_job(d, &o, CK_JOB_STAGE, NULL);
-    if (first_address(d, CK_EDGE_STAGING) != NULL)
-        queue_job(d, &o, CK_JOB_STAGING_TEST, first_address(d, CK_EDGE_STAGING));
-    rc = reply_order(r, 200, o.id, err);
-cleanup:
+    if (order_param(r, &o, err) == 0 && ck_order_flow_stage(&f, &o, err) == 0)
+        rc = reply_order(r, 200, o.id, err);
     ck_order_free(&o);
     return rc;
 }
@@ -204,7 +134,7 @@ int ck_api_order_deploy(struct ck_request *r, ck_error *err)
     int rc = -1;
     if (ck_http_param_id(r, 0, "order", &id, err) != 0 || deploy_body(r, &at, err) != 0 ||
         ck_store_order_get(d->store, r->caller.tenant_id, id, &o, err) != 0 ||
-        deploy_allowed(d->store, &o, err) != 0)
+        ck_order_flow_deploy_allowed(d->store, &o, err) != 0)
         goto cleanup;
     if (at != 0 && ck_store_order_set_not_before(d->store, o.tenant_id, o.id, at, err) != 0)
         goto cleanup;
@@ -247,7 +177,8 @@ int ck_api_order_rollback(struct ck_request *r, ck_error *err)
                                      &back_id, err) != 0 ||
         ck_store_order_get(d->store, o.tenant_id, back_id, &back, err) != 0)
         goto cleanup;
-    after_deploy(d, &back);
+    const struct ck_order_flow f = flow_of(d);
+    ck_order_flow_after_deploy(&f, &back);
     rc = reply_order(r, 200, back_id, err);
 cleanup:
     ck_order_free(&back);
@@ -273,7 +204,7 @@ static void deploy_due_for(struct ck_daemon *d, int64_t tenant_id, int64_t now)
         if (o->deploy_not_before == 0 || o->deploy_not_before > now)
             continue;
         /* another daemon sharing the database may have deployed it: 409, nothing to say */
-        if (deploy_allowed(d->store, o, &err) != 0 || deploy_now(d, o, &err) != 0) {
+        if (ck_order_flow_deploy_allowed(d->store, o, &err) != 0 || deploy_now(d, o, &err) != 0) {
             if (err.status != 409 || strcmp(err.code, "order_state_changed") != 0)
                 ck_log(CK_LOG_WARN, "order %lld is not deployed at its date: %s", (long long)o->id,
                        err.message);
