@@ -249,7 +249,7 @@ run_certkeep() {
     local data=$WORK/certkeep api_port port
     if [ ! -f "$data/provisioned.$2" ]; then
         rm -rf "$data"
-        CERTKEEP_TOKEN=$("$CERTKEEP" init --data "$data")
+        CERTKEEP_TOKEN=$("$CERTKEEP" init --data "$data" 2>>"$WORK/certkeep.log")
         export CERTKEEP_TOKEN
         api_port=$(free_port)
         export CERTKEEP_ADDR=http://127.0.0.1:$api_port
