@@ -18,17 +18,11 @@
 #define CK_VERSION "0.1.0"
 #endif
 
-static const char usage_init[] = "usage: certkeep init --data DIR\n";
-static const char usage_serve[] =
-    "usage: certkeep serve --data DIR --api ADDR:PORT [--api-cert FILE --api-key FILE]\n"
-    "           [--insecure-http] [--workers N]\n";
-static const char usage_key[] = "usage: certkeep key export --data DIR ORDER_ID\n";
-
 static int key_command(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "export") != 0) {
         fprintf(stderr, "certkeep: %s\n%s",
-                argc < 2 ? "key needs a sub-command" : "unknown command", usage_key);
+                argc < 2 ? "key needs a sub-command" : "unknown command", ck_daemon_usage_key);
         return CK_EXIT_USAGE;
     }
     return ck_daemon_cmd_key_export(argc - 1, argv + 1);
@@ -44,9 +38,9 @@ struct top_command {
 };
 
 static const struct top_command commands[] = {
-    {"init", NULL, ck_daemon_cmd_init, usage_init},
-    {"serve", NULL, ck_daemon_cmd_serve, usage_serve},
-    {"key", NULL, key_command, usage_key},
+    {"init", NULL, ck_daemon_cmd_init, ck_daemon_usage_init},
+    {"serve", NULL, ck_daemon_cmd_serve, ck_daemon_usage_serve},
+    {"key", NULL, key_command, ck_daemon_usage_key},
     {"tenant", ck_cmd_tenant, NULL, ck_usage_tenant},
     {"token", ck_cmd_token, NULL, ck_usage_token},
     {"enrollment", ck_cmd_enrollment, NULL, ck_usage_enrollment},

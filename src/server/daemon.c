@@ -28,14 +28,15 @@ enum { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2 };
 
 #define DEFAULT_WORKERS 2
 
-static const char usage_init[] = "usage: certkeep init --data DIR";
-static const char usage_serve[] =
+const char ck_daemon_usage_init[] = "usage: certkeep init --data DIR\n";
+const char ck_daemon_usage_serve[] =
     "usage: certkeep serve --data DIR --api ADDR:PORT [--api-cert FILE --api-key FILE]\n"
     "                      [--insecure-http] [--workers N]\n"
     "                      [--staging ADDR:PORT]... [--production ADDR:PORT]...\n"
     "                      [--http ADDR:PORT]...\n"
-    "                      [--max-concurrent-orders N] [--no-scheduler]";
-static const char usage_export[] = "usage: certkeep key export --data DIR [--tenant NAME] ORDER_ID";
+    "                      [--max-concurrent-orders N] [--no-scheduler]\n";
+const char ck_daemon_usage_key[] =
+    "usage: certkeep key export --data DIR [--tenant NAME] ORDER_ID\n";
 
 __attribute__((format(printf, 2, 3))) static int usage_error(const char *usage, const char *fmt,
                                                              ...)
@@ -44,7 +45,7 @@ __attribute__((format(printf, 2, 3))) static int usage_error(const char *usage, 
     va_start(ap, fmt);
     fputs("certkeep: ", stderr);
     vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n%s\n", usage);
+    fprintf(stderr, "\n%s", usage);
     va_end(ap);
     return EXIT_USAGE;
 }
@@ -157,11 +158,12 @@ int ck_daemon_cmd_init(int argc, char **argv)
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":", options, NULL)) != -1) {
         if (c != 'd')
-            return usage_error(usage_init, "unknown or incomplete option %s", argv[optind - 1]);
+            return usage_error(ck_daemon_usage_init, "unknown or incomplete option %s",
+                               argv[optind - 1]);
         data = optarg;
     }
     if (data == NULL || optind != argc)
-        return usage_error(usage_init, "init needs --data DIR and nothing else");
+        return usage_error(ck_daemon_usage_init, "init needs --data DIR and nothing else");
     umask(077); /* the database, its WAL and the key file: owner only */
     ck_error err = {0};
     return init_data(data, &err) == 0 ? EXIT_OK : failed(&err);
@@ -253,7 +255,7 @@ static int parse_serve_options(int argc, char **argv, struct serve_options *o)
         case 'w':
             o->workers = (int)strtol(optarg, &end, 10);
             if (*end != '\0' || o->workers < 1 || o->workers > CK_WORKERS_MAX)
-                return usage_error(usage_serve, "--workers must be a number from 1 to %d",
+                return usage_error(ck_daemon_usage_serve, "--workers must be a number from 1 to %d",
                                    CK_WORKERS_MAX);
             break;
         case 'S':
@@ -263,12 +265,12 @@ static int parse_serve_options(int argc, char **argv, struct serve_options *o)
                                       : c == 'P' ? CK_EDGE_PRODUCTION
                                                  : CK_EDGE_HTTP],
                              optarg) != 0)
-                return usage_error(usage_serve, "out of memory");
+                return usage_error(ck_daemon_usage_serve, "out of memory");
             break;
         case 'M':
             o->max_orders = (int)strtol(optarg, &end, 10);
             if (*end != '\0' || o->max_orders < 1 || o->max_orders > CK_SCHED_IN_FLIGHT_MAX)
-                return usage_error(usage_serve,
+                return usage_error(ck_daemon_usage_serve,
                                    "--max-concurrent-orders must be a number from 1 to %d",
                                    CK_SCHED_IN_FLIGHT_MAX);
             break;
@@ -276,15 +278,16 @@ static int parse_serve_options(int argc, char **argv, struct serve_options *o)
             o->no_scheduler = true;
             break;
         default:
-            return usage_error(usage_serve, "unknown or incomplete option %s", argv[optind - 1]);
+            return usage_error(ck_daemon_usage_serve, "unknown or incomplete option %s",
+                               argv[optind - 1]);
         }
     }
     if (o->data == NULL || o->api == NULL || optind != argc)
-        return usage_error(usage_serve, "serve needs --data DIR and --api ADDR:PORT");
+        return usage_error(ck_daemon_usage_serve, "serve needs --data DIR and --api ADDR:PORT");
     if ((o->cert == NULL) != (o->key == NULL))
-        return usage_error(usage_serve, "--api-cert and --api-key go together");
+        return usage_error(ck_daemon_usage_serve, "--api-cert and --api-key go together");
     if (parse_api_address(o) != 0)
-        return usage_error(usage_serve,
+        return usage_error(ck_daemon_usage_serve,
                            "--api %s is not ADDR:PORT (e.g. 127.0.0.1:8443, [::1]:8443)", o->api);
     if (o->cert == NULL && !o->insecure_http && !host_is_loopback(o->host)) {
         fprintf(stderr,
@@ -521,14 +524,15 @@ int ck_daemon_cmd_key_export(int argc, char **argv)
         else if (c == 't')
             tenant = optarg;
         else
-            return usage_error(usage_export, "unknown or incomplete option %s", argv[optind - 1]);
+            return usage_error(ck_daemon_usage_key, "unknown or incomplete option %s",
+                               argv[optind - 1]);
     }
     if (data == NULL || optind != argc - 1)
-        return usage_error(usage_export, "key export needs --data DIR and one ORDER_ID");
+        return usage_error(ck_daemon_usage_key, "key export needs --data DIR and one ORDER_ID");
     const char *id_text = argv[optind];
     size_t digits = strspn(id_text, "0123456789");
     if (digits == 0 || digits > 18 || id_text[digits] != '\0')
-        return usage_error(usage_export, "%s is not an order id", id_text);
+        return usage_error(ck_daemon_usage_key, "%s is not an order id", id_text);
     ck_error err = {0};
     return export_key(data, tenant, strtoll(id_text, NULL, 10), &err) == 0 ? EXIT_OK : failed(&err);
 }
