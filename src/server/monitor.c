@@ -104,8 +104,11 @@ static void observe(const struct ck_monitor *m, const struct target *t, const ch
         snprintf(o->serial, sizeof(o->serial), "%s", pr.certificate.serial_hex);
         o->not_after = pr.certificate.not_after;
     }
-    if (ck_watch_decide(&obs, t->now, &o->status, &err) != 0)
-        o->status = CK_WATCH_EXPIRING; /* a policy that no longer parses: say so */
+    if (ck_watch_decide(&obs, t->now, &o->status, &err) != 0) {
+        /* renew_before was checked on input; if it no longer parses, judge by the match alone */
+        ck_log(CK_LOG_WARN, "monitor: enrollment %s: %s", t->row->name, err.message);
+        o->status = CK_WATCH_OK;
+    }
     char expiry[32];
     ck_time_format(o->not_after, expiry, sizeof(expiry));
     switch (o->status) {

@@ -85,11 +85,25 @@ out=$(ck enrollment create bad --cn bad.example.com --watch 127.0.0.1:65536 2>&1
 check "the CLI exits non-zero for --watch 127.0.0.1:65536" test $? -ne 0
 check_contains "and prints which endpoint is wrong" "127.0.0.1:65536" "$out"
 
+# ---- a second daemon on the same database: each endpoint still raises one event ----
+PORT2=$(free_port)
+PRD2=$(free_port)
+"$CERTKEEP" serve --data "$DATA" --api "127.0.0.1:$PORT2" --production "127.0.0.1:$PRD2" \
+    --monitor-interval 2s >>"$WORK/daemon2.log" 2>&1 &
+DAEMON2_PID=$!
+EXTRA_PIDS="${EXTRA_PIDS:-} $DAEMON2_PID"
+check "a second daemon shares the database" wait_for_http "http://127.0.0.1:$PORT2/healthz" 15
+
 # ---- the enrollment: deployed by the scheduler, watched by the monitor ----
 out=$(ck enrollment create api --cn api.example.com --issuer mine \
     --watch "127.0.0.1:$NPORT/API.example.com" --watch "127.0.0.1:$DEAD" 2>&1)
 check_eq "enrollment create with two --watch" 0 $?
 check_contains "show lists the watched endpoints (SNI lower-cased)" "127.0.0.1:$NPORT/api.example.com" "$out"
+# A 60-second certificate renewed 50 s before expiry: the production listener serves a
+# certificate inside its renewal window until the renewal is deployed 5 s before expiry.
+out=$(ck enrollment create soon --cn soon.example.com --issuer mine --lifetime 60s \
+    --renew-before 50s --deploy-before 5s 2>&1)
+check_eq "enrollment create soon (60 s lifetime, renewal window 50 s)" 0 $?
 api GET /v1/enrollments/api
 check_eq "the API shows watch" "[\"127.0.0.1:$NPORT/api.example.com\",\"127.0.0.1:$DEAD\"]" "$(json -c .watch)"
 
@@ -121,10 +135,13 @@ wait_event() { # type endpoint seconds
 check "endpoint_mismatch for the nginx (within 30 s)" wait_event endpoint_mismatch "127.0.0.1:$NPORT/api.example.com" 30
 check "endpoint_unreachable for the closed port (within 15 s)" wait_event endpoint_unreachable "127.0.0.1:$DEAD" 15
 sleep 5 # two more intervals: the statuses hold, no new event
-check_eq "endpoint_mismatch raised once, not every probe" 1 "$(count_events endpoint_mismatch)"
+check_eq "endpoint_mismatch raised once, not every probe (two daemons probing)" 1 "$(count_events endpoint_mismatch)"
 check_eq "endpoint_unreachable raised once" 1 "$(count_events endpoint_unreachable)"
 api GET /v1/events
-check_eq "no event about the production listener" 0 "$(json '[.events[] | select(.type | startswith("endpoint_")) | select(.data.endpoint | startswith("production/"))] | length')"
+check_eq "no event about the production listener for api" 0 "$(json '[.events[] | select(.type | startswith("endpoint_")) | select(.data.endpoint == "production/api.example.com")] | length')"
+check "endpoint_expiring for soon on the production listener (within 30 s)" \
+    wait_event endpoint_expiring production/soon.example.com 30
+check_eq "raised once" 1 "$(count_events endpoint_expiring production/soon.example.com)"
 check_contains "the mismatch event says what is served" "not the deployed one" \
     "$(json '[.events[] | select(.type == "endpoint_mismatch")][0].message')"
 NGINX_SERIAL=$(openssl x509 -in "$NDIR/cert.pem" -noout -serial | cut -d= -f2 | tr 'A-F' 'a-f' | sed 's/^0*//')
@@ -135,6 +152,9 @@ api GET /v1/enrollments/api/watch
 check_eq "GET .../watch: 200" 200 "$STATUS"
 st() { json ".endpoints[] | select(.endpoint == \"$1\") | .status"; }
 check_eq "the production listener: ok" ok "$(st production/api.example.com)"
+api GET /v1/enrollments/soon/watch
+check_eq "soon on the production listener: expiring" expiring "$(st production/soon.example.com)"
+api GET /v1/enrollments/api/watch
 check_eq "the nginx: mismatch" mismatch "$(st "127.0.0.1:$NPORT/api.example.com")"
 check_eq "the closed port: unreachable" unreachable "$(st "127.0.0.1:$DEAD")"
 check_eq "kinds" "production custom custom" "$(json '[.endpoints[].kind] | join(" ")')"
@@ -168,7 +188,7 @@ check_contains "TYPE line" "# TYPE certkeep_certificate_expiry_timestamp_seconds
 NOT_AFTER=$(date -d "$(printf '%s' "$PEM" | openssl x509 -noout -enddate | cut -d= -f2)" +%s)
 check_contains "the expiry equals the served certificate's notAfter" \
     "certkeep_certificate_expiry_timestamp_seconds{tenant=\"default\",enrollment=\"api\"} $NOT_AFTER" "$M"
-check_contains "orders by state" 'certkeep_orders{tenant="default",state="deployed"} 1' "$M"
+check_contains "orders by state" 'certkeep_orders{tenant="default",state="deployed"} 2' "$M"
 check_contains "job failures by type" 'certkeep_job_failures_total{type="issue"} 0' "$M"
 check_contains "webhook failures family" "# TYPE certkeep_webhook_delivery_failures_total counter" "$M"
 check_contains "watched endpoints by status" 'certkeep_watch_endpoints{tenant="default",status="mismatch"} 1' "$M"
@@ -201,5 +221,13 @@ api GET /v1/enrollments/api/watch
 check_eq "only the production listener is left" "production/api.example.com" "$(json '[.endpoints[].endpoint] | join(" ")')"
 out=$(ck enrollment update api --watch 127.0.0.1:1 --no-watch 2>&1)
 check_eq "--watch with --no-watch is a usage error" 2 $?
+
+kill -TERM "$DAEMON2_PID"
+wait "$DAEMON2_PID"
+check_eq "the second daemon stopped cleanly on SIGTERM" 0 $?
+if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$WORK/daemon2.log"; then
+    not_ok "no sanitizer report in the second daemon's log"
+    grep -E -A8 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$WORK/daemon2.log" | head -40 | sed 's/^/#   /'
+fi
 
 finish
