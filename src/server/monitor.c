@@ -81,6 +81,31 @@ struct observation {
     int64_t not_after;
 };
 
+/* o->detail: what a person reads in the event and the watch view. */
+static void describe(struct observation *o, const char *why_unreachable)
+{
+    char expiry[32];
+    ck_time_format(o->not_after, expiry, sizeof(expiry));
+    switch (o->status) {
+    case CK_WATCH_UNREACHABLE:
+        snprintf(o->detail, sizeof(o->detail), "%s", why_unreachable);
+        break;
+    case CK_WATCH_MISMATCH:
+        snprintf(o->detail, sizeof(o->detail),
+                 "serves certificate %.64s (expires %s), not the deployed one", o->serial, expiry);
+        break;
+    case CK_WATCH_EXPIRING:
+        snprintf(o->detail, sizeof(o->detail),
+                 "serves the deployed certificate, which expires at %s and is inside its "
+                 "renewal window",
+                 expiry);
+        break;
+    default:
+        snprintf(o->detail, sizeof(o->detail), "serves the deployed certificate (expires %s)",
+                 expiry);
+    }
+}
+
 static void observe(const struct ck_monitor *m, const struct target *t, const char *key,
                     struct observation *o)
 {
@@ -109,26 +134,7 @@ static void observe(const struct ck_monitor *m, const struct target *t, const ch
         ck_log(CK_LOG_WARN, "monitor: enrollment %s: %s", t->row->name, err.message);
         o->status = CK_WATCH_OK;
     }
-    char expiry[32];
-    ck_time_format(o->not_after, expiry, sizeof(expiry));
-    switch (o->status) {
-    case CK_WATCH_UNREACHABLE:
-        snprintf(o->detail, sizeof(o->detail), "%s", err.message);
-        break;
-    case CK_WATCH_MISMATCH:
-        snprintf(o->detail, sizeof(o->detail),
-                 "serves certificate %.64s (expires %s), not the deployed one", o->serial, expiry);
-        break;
-    case CK_WATCH_EXPIRING:
-        snprintf(o->detail, sizeof(o->detail),
-                 "serves the deployed certificate, which expires at %s and is inside its "
-                 "renewal window",
-                 expiry);
-        break;
-    default:
-        snprintf(o->detail, sizeof(o->detail), "serves the deployed certificate (expires %s)",
-                 expiry);
-    }
+    describe(o, err.message);
     ck_probe_result_free(&pr);
 }
 

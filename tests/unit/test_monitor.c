@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "common/prom.h"
+#include "core/enrollment_input.h"
 #include "core/watch.h"
 #include "server/metrics.h"
 #include "store/store.h"
@@ -95,6 +96,42 @@ static void test_keys(void **state)
     ck_strv_free(&keys);
     ck_strv_free(&names);
     ck_strv_free(&watch);
+}
+
+/* ---- the enrollment's watch field ---- */
+
+static void test_enrollment_watch_field(void **state)
+{
+    (void)state;
+    struct ck_enrollment e = {0};
+    struct ck_input_errors errs = {0};
+    json_t *body =
+        json_pack("{s:s,s:s,s:[s,s,s]}", "name", "api", "cn", "api.example.com", "watch",
+                  "10.0.0.1:443/API.Example.com", "[::1]:8443", "10.0.0.1:443/api.example.com");
+    assert_int_equal(ck_enrollment_input_create(body, NULL, &e, &errs), 0);
+    assert_int_equal(e.watch.len, 2); /* normalised, then de-duplicated */
+    assert_string_equal(e.watch.items[0], "10.0.0.1:443/api.example.com");
+    assert_string_equal(e.watch.items[1], "[::1]:8443");
+    json_t *out = ck_enrollment_to_json(&e);
+    assert_int_equal(json_array_size(json_object_get(out, "watch")), 2);
+    json_decref(out);
+    json_decref(body);
+
+    /* every bad endpoint is reported, and the enrollment keeps its list */
+    body = json_pack("{s:[s,s,s]}", "watch", "10.0.0.1:0", "ok.example.com:443", "bad host:1");
+    assert_int_equal(ck_enrollment_input_update(body, &e, &errs), -1);
+    assert_int_equal(errs.count, 2);
+    assert_string_equal(errs.first.code, "invalid_watch");
+    assert_non_null(strstr(errs.first.message, "10.0.0.1:0"));
+    assert_int_equal(e.watch.len, 2);
+    ck_input_errors_free(&errs);
+    json_decref(body);
+
+    body = json_pack("{s:[]}", "watch");
+    assert_int_equal(ck_enrollment_input_update(body, &e, &errs), 0);
+    assert_int_equal(e.watch.len, 0);
+    json_decref(body);
+    ck_enrollment_free(&e);
 }
 
 /* ---- decisions ---- */
@@ -420,6 +457,7 @@ int main(void)
         cmocka_unit_test(test_endpoints_good),
         cmocka_unit_test(test_endpoints_bad),
         cmocka_unit_test(test_keys),
+        cmocka_unit_test(test_enrollment_watch_field),
         cmocka_unit_test(test_decide),
         cmocka_unit_test(test_event_types),
         cmocka_unit_test(test_prom_escaping),
