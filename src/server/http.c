@@ -77,8 +77,8 @@ static const struct route routes[] = {
     {EVHTTP_REQ_POST, "/v1/webhooks", ck_api_webhook_create, ACCESS_EDITOR},
     {EVHTTP_REQ_GET, "/v1/webhooks", ck_api_webhook_list, ACCESS_EDITOR},
     {EVHTTP_REQ_DELETE, "/v1/webhooks/{id}", ck_api_webhook_delete, ACCESS_EDITOR},
-    {EVHTTP_REQ_GET, "/v1/enrollments/{name}/watch", ck_api_enrollment_watch, ACCESS_VIEWER},
     {EVHTTP_REQ_GET, "/v1/webhooks/{id}/deliveries", ck_api_webhook_deliveries, ACCESS_EDITOR},
+    {EVHTTP_REQ_GET, "/v1/enrollments/{name}/watch", ck_api_enrollment_watch, ACCESS_VIEWER},
 };
 
 /* ---- responses ---- */
