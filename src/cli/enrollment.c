@@ -16,19 +16,19 @@ const char ck_usage_enrollment[] =
     "           [--key rsa-2048|rsa-3072|rsa-4096|ec-p256|ec-p384] [--validation dv|ov|ev]\n"
     "           [--issuer NAME [--challenge dns-01|http-01] [--dns NAME]] [--contact ADDR]... "
     "[--lifetime D] [--renew-before D]\n"
-    "           [--deploy-before D] [--always-test-on-staging]\n"
+    "           [--deploy-before D] [--always-test-on-staging] [--watch HOST:PORT[/SNI]]...\n"
     "           [--from-cert FILE | --from-host HOST:PORT [--sni NAME]]\n"
-    "       certkeep enrollment list | show NAME | delete NAME\n"
+    "       certkeep enrollment list | show NAME | delete NAME | watch NAME\n"
     "       certkeep enrollment update NAME [same options as create, except --from-*]\n"
-    "           [--no-always-test-on-staging]\n";
+    "           [--no-always-test-on-staging] [--no-watch]\n";
 
 struct enrollment_opts {
     const char *cn, *org, *ou, *locality, *state, *country;
     const char *key, *validation, *issuer, *challenge, *dns;
     const char *lifetime, *renew_before, *deploy_before;
     const char *from_cert, *from_host, *sni;
-    ck_strv sans, contacts;
-    bool test_on_staging, no_test_on_staging;
+    ck_strv sans, contacts, watch;
+    bool test_on_staging, no_test_on_staging, no_watch;
 };
 
 struct given_field {
@@ -57,6 +57,7 @@ static size_t common_opts(struct enrollment_opts *o, struct ck_opt *t)
         {"renew-before", CK_OPT_STRING, &o->renew_before},
         {"deploy-before", CK_OPT_STRING, &o->deploy_before},
         {"always-test-on-staging", CK_OPT_FLAG, &o->test_on_staging},
+        {"watch", CK_OPT_LIST, &o->watch},
     };
     memcpy(t, common, sizeof(common));
     return CK_ARRAY_LEN(common);
@@ -66,6 +67,7 @@ static void enrollment_opts_free(struct enrollment_opts *o)
 {
     ck_strv_free(&o->sans);
     ck_strv_free(&o->contacts);
+    ck_strv_free(&o->watch);
 }
 
 /* body[key] = an object of the given fields (the API merges it key by key into the current
@@ -128,6 +130,10 @@ static int enrollment_body(const struct enrollment_opts *o, json_t *body)
     if (rc == CK_EXIT_OK)
         rc = ck_body_set_list(body, "contacts", &o->contacts);
     if (rc == CK_EXIT_OK)
+        rc = ck_body_set_list(body, "watch", &o->watch);
+    if (rc == CK_EXIT_OK && o->no_watch && json_object_set_new(body, "watch", json_array()) != 0)
+        rc = CK_EXIT_FAILED;
+    if (rc == CK_EXIT_OK)
         rc = set_object(body, "subject", subject, CK_ARRAY_LEN(subject), false);
     if (rc == CK_EXIT_OK)
         rc = set_policy(body, o);
@@ -167,8 +173,10 @@ static int show_enrollment(const json_t *e)
         {"always-test-on-staging", "policy.always_test_on_staging"}};
     static const struct ck_view_row orders[] = {{"staging", "staging_order_id"},
                                                 {"production", "production_order_id"}};
-    static const struct ck_view_row tail[] = {
-        {"contacts", "contacts"}, {"created", "created_at"}, {"updated", "updated_at"}};
+    static const struct ck_view_row tail[] = {{"contacts", "contacts"},
+                                              {"watch", "watch"},
+                                              {"created", "created_at"},
+                                              {"updated", "updated_at"}};
     ck_out_view(stdout, e, head, CK_ARRAY_LEN(head));
     print_subject(e);
     ck_out_pairs(stdout, e, key, CK_ARRAY_LEN(key));
@@ -240,6 +248,7 @@ static int enrollment_update(const struct ck_cli *cli, int argc, char **argv)
     struct ck_opt table[24];
     size_t n = common_opts(&o, table);
     table[n++] = (struct ck_opt){"no-always-test-on-staging", CK_OPT_FLAG, &o.no_test_on_staging};
+    table[n++] = (struct ck_opt){"no-watch", CK_OPT_FLAG, &o.no_watch};
     const struct ck_cli_spec spec = {ck_usage_enrollment, table, n, 1, 1};
     char **args;
     int n_args;
@@ -250,6 +259,9 @@ static int enrollment_update(const struct ck_cli *cli, int argc, char **argv)
         rc = ck_cli_usage_error(ck_usage_enrollment,
                                 "--always-test-on-staging and --no-always-test-on-staging "
                                 "contradict each other");
+    if (rc == CK_EXIT_OK && o.no_watch && o.watch.len > 0)
+        rc =
+            ck_cli_usage_error(ck_usage_enrollment, "--watch and --no-watch contradict each other");
     if (rc == CK_EXIT_OK)
         rc = enrollment_body(&o, body);
     if (rc == CK_EXIT_OK && json_object_size(body) == 0)
@@ -274,6 +286,22 @@ static const struct ck_simple_command enrollment_show_def = {.usage = ck_usage_e
                                                              .path = "/v1/enrollments/%s",
                                                              .show = show_enrollment};
 
+static int show_watch(const json_t *answer)
+{
+    static const struct ck_column cols[] = {
+        {"ENDPOINT", "endpoint"},  {"STATUS", "status"},      {"SERVED EXPIRY", "served_not_after"},
+        {"CHECKED", "checked_at"}, {"CHANGED", "changed_at"}, {"DETAIL", "detail"},
+    };
+    return ck_out_table(stdout, json_object_get(answer, "endpoints"), cols, CK_ARRAY_LEN(cols),
+                        "no endpoints watched (nothing deployed yet, or no production listener "
+                        "and no --watch)");
+}
+
+static const struct ck_simple_command enrollment_watch_def = {.usage = ck_usage_enrollment,
+                                                              .method = "GET",
+                                                              .path = "/v1/enrollments/%s/watch",
+                                                              .show = show_watch};
+
 static const struct ck_simple_command enrollment_delete_def = {.usage = ck_usage_enrollment,
                                                                .method = "DELETE",
                                                                .path = "/v1/enrollments/%s",
@@ -284,7 +312,7 @@ int ck_cmd_enrollment(const struct ck_cli *cli, int argc, char **argv)
     static const struct ck_cli_command cmds[] = {
         {"create", enrollment_create, NULL},      {"list", NULL, &enrollment_list_def},
         {"show", NULL, &enrollment_show_def},     {"update", enrollment_update, NULL},
-        {"delete", NULL, &enrollment_delete_def},
+        {"delete", NULL, &enrollment_delete_def}, {"watch", NULL, &enrollment_watch_def},
     };
     return ck_cli_dispatch(cli, cmds, CK_ARRAY_LEN(cmds), ck_usage_enrollment, argc, argv);
 }

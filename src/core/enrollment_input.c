@@ -10,6 +10,7 @@
 #include "common/duration.h"
 #include "common/log.h"
 #include "core/names.h"
+#include "core/watch.h"
 #include "crypto/keys.h"
 
 #define SUBJECT_FIELD_MAX 64 /* characters; the X.520 upper bound for O, OU, L and ST */
@@ -332,6 +333,38 @@ static void apply_contacts(const json_t *v, struct ck_enrollment *e, struct ck_i
     ck_strv_free(&contacts);
 }
 
+/* null or [] clears the list; each endpoint is checked and normalised, duplicates dropped. */
+static void apply_watch(const json_t *v, struct ck_enrollment *e, struct ck_input_errors *errs)
+{
+    if (!json_is_null(v) && (!json_is_array(v) || json_array_size(v) > CK_WATCH_MAX)) {
+        problem(errs, 400, "invalid_field",
+                "watch must be an array of at most %d endpoints \"HOST:PORT\" or "
+                "\"HOST:PORT/SNI\"",
+                CK_WATCH_MAX);
+        return;
+    }
+    size_t before = errs->count, i;
+    ck_strv watch = {0};
+    json_t *item;
+    json_array_foreach(v, i, item)
+    {
+        struct ck_watch_endpoint ep;
+        ck_error err = {0};
+        if (!json_is_string(item))
+            problem(errs, 400, "invalid_field", "watch[%zu] must be a string \"HOST:PORT\"", i);
+        else if (ck_watch_endpoint_parse(json_string_value(item), &ep, &err) != 0)
+            ck_input_errors_add(errs, &err);
+        else if (!ck_strv_contains(&watch, ep.text) && ck_strv_push(&watch, ep.text) != 0)
+            out_of_memory(errs);
+    }
+    if (errs->count == before) {
+        ck_strv_free(&e->watch);
+        e->watch = watch;
+        watch = (ck_strv){0};
+    }
+    ck_strv_free(&watch);
+}
+
 static void apply_duration(const char *key, const json_t *value, char **slot, bool percent_ok,
                            struct ck_input_errors *errs)
 {
@@ -390,6 +423,7 @@ static const struct field fields[] = {
     {"challenge", FOR_BOTH, apply_challenge},
     {"dns", FOR_BOTH, apply_dns},
     {"contacts", FOR_BOTH, apply_contacts},
+    {"watch", FOR_BOTH, apply_watch},
     {"policy", FOR_BOTH, apply_policy},
     {"from_pem", FOR_CREATE, NULL},
     {"from_host", FOR_CREATE, NULL},
@@ -464,13 +498,15 @@ static int enrollment_copy(struct ck_enrollment *dst, const struct ck_enrollment
     dst->dns = ck_strdup(src->dns);
     dst->sans = (ck_strv){0};
     dst->contacts = (ck_strv){0};
+    dst->watch = (ck_strv){0};
     dst->subject = (struct ck_subject){0};
     dst->policy.lifetime = ck_strdup(src->policy.lifetime);
     dst->policy.renew_before = ck_strdup(src->policy.renew_before);
     dst->policy.deploy_before = ck_strdup(src->policy.deploy_before);
     int rc = subject_copy(&dst->subject, &src->subject);
     if (ck_strv_copy(&dst->sans, &src->sans) != 0 ||
-        ck_strv_copy(&dst->contacts, &src->contacts) != 0)
+        ck_strv_copy(&dst->contacts, &src->contacts) != 0 ||
+        ck_strv_copy(&dst->watch, &src->watch) != 0)
         rc = -1;
     if ((src->name && !dst->name) || (src->cn && !dst->cn) || (src->issuer && !dst->issuer) ||
         (src->challenge && !dst->challenge) || (src->dns && !dst->dns) ||
@@ -777,13 +813,18 @@ json_t *ck_enrollment_to_json(const struct ck_enrollment *e)
         json_pack("{s:o,s:o,s:o,s:b}", "lifetime", text_or_null(p->lifetime), "renew_before",
                   text_or_null(p->renew_before), "deploy_before", text_or_null(p->deploy_before),
                   "always_test_on_staging", p->always_test_on_staging);
-    return json_pack("{s:I,s:s?,s:s?,s:o,s:o,s:s,s:s,s:s?,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "id",
-                     (json_int_t)e->id, "name", e->name, "cn", e->cn, "sans", strv_json(&e->sans),
-                     "subject", subject, "key_type", ck_key_type_name(e->key_type), "validation",
-                     ck_validation_name(e->validation), "issuer", e->issuer, "challenge",
-                     text_or_null(e->challenge), "dns", text_or_null(e->dns), "contacts",
-                     strv_json(&e->contacts), "policy", policy, "staging_order_id",
-                     id_or_null(e->staging_order_id), "production_order_id",
-                     id_or_null(e->production_order_id), "created_at", time_json(e->created_at),
-                     "updated_at", time_json(e->updated_at));
+    json_t *j = json_pack(
+        "{s:I,s:s?,s:s?,s:o,s:o,s:s,s:s,s:s?,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "id",
+        (json_int_t)e->id, "name", e->name, "cn", e->cn, "sans", strv_json(&e->sans), "subject",
+        subject, "key_type", ck_key_type_name(e->key_type), "validation",
+        ck_validation_name(e->validation), "issuer", e->issuer, "challenge",
+        text_or_null(e->challenge), "dns", text_or_null(e->dns), "contacts",
+        strv_json(&e->contacts), "policy", policy, "staging_order_id",
+        id_or_null(e->staging_order_id), "production_order_id", id_or_null(e->production_order_id),
+        "created_at", time_json(e->created_at), "updated_at", time_json(e->updated_at));
+    if (j != NULL && json_object_set_new(j, "watch", strv_json(&e->watch)) != 0) {
+        json_decref(j);
+        j = NULL;
+    }
+    return j;
 }

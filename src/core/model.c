@@ -143,6 +143,7 @@ void ck_enrollment_free(struct ck_enrollment *e)
     free(e->challenge);
     free(e->dns);
     ck_strv_free(&e->contacts);
+    ck_strv_free(&e->watch);
     free(e->policy.lifetime);
     free(e->policy.renew_before);
     free(e->policy.deploy_before);

@@ -110,6 +110,7 @@ struct ck_enrollment {
     char *dns;       /* for dns-01: the name of one of the tenant's DNS providers */
     ck_strv contacts;
     struct ck_policy policy;
+    ck_strv watch; /* endpoints to watch besides the production listener (core/watch.h) */
     int64_t staging_order_id;    /* 0 = none */
     int64_t production_order_id; /* 0 = none */
     int64_t created_at, updated_at;

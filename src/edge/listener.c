@@ -6,6 +6,7 @@
 #include "edge/listener.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -51,6 +52,8 @@ struct ck_edge_listener {
     struct timeval handshake_timeout, idle_timeout;
     size_t max_connections, connections;
     struct edge_conn *conns; /* every open connection, so free can close them */
+    /* for GET /metrics; atomic so a reader on another thread sees whole numbers */
+    atomic_uint_least64_t handshakes, handshake_errors;
 };
 
 struct edge_conn {
@@ -312,6 +315,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     struct edge_conn *c = conn_from(arg);
     if (what & BEV_EVENT_CONNECTED) {
+        atomic_fetch_add(&c->listener->handshakes, 1);
         /* Handshake done: from now on only the idle timeout applies. */
         if (c->handshake_timer != NULL)
             event_free(c->handshake_timer);
@@ -326,6 +330,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
             ck_log(CK_LOG_DEBUG, "edge: connection closed: %s", detail);
         }
     }
+    if (c->handshake_timer != NULL) /* closed before the handshake finished */
+        atomic_fetch_add(&c->listener->handshake_errors, 1);
     conn_free(c);
 }
 
@@ -335,6 +341,7 @@ static void on_handshake_timeout(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct edge_conn *c = conn_from(arg);
     ck_log(CK_LOG_DEBUG, "edge: handshake did not finish in time; connection closed");
+    atomic_fetch_add(&c->listener->handshake_errors, 1);
     conn_free(c);
 }
 
@@ -524,4 +531,10 @@ int ck_edge_listener_port(const ck_edge_listener *l)
 size_t ck_edge_listener_connections(const ck_edge_listener *l)
 {
     return l->connections;
+}
+
+void ck_edge_listener_stats(const ck_edge_listener *l, uint64_t *handshakes, uint64_t *errors)
+{
+    *handshakes = atomic_load(&l->handshakes);
+    *errors = atomic_load(&l->handshake_errors);
 }

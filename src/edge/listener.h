@@ -18,6 +18,7 @@
 #define CK_EDGE_LISTENER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <event2/event.h>
 
@@ -55,5 +56,10 @@ int ck_edge_listener_port(const ck_edge_listener *l);
 
 /* Open connections right now (handshaking or established). Loop thread only. */
 size_t ck_edge_listener_connections(const ck_edge_listener *l);
+
+/* Handshakes completed, and connections closed before their handshake completed (an unknown
+ * or missing SNI, a protocol error, a client that gave up, the handshake timeout), since the
+ * listener started. Any thread. */
+void ck_edge_listener_stats(const ck_edge_listener *l, uint64_t *handshakes, uint64_t *errors);
 
 #endif

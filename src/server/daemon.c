@@ -20,6 +20,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 
+#include "common/duration.h"
 #include "common/log.h"
 #include "server/server.h"
 #include "server/webhook_worker.h"
@@ -34,7 +35,8 @@ const char ck_daemon_usage_serve[] =
     "                      [--insecure-http] [--workers N]\n"
     "                      [--staging ADDR:PORT]... [--production ADDR:PORT]...\n"
     "                      [--http ADDR:PORT]...\n"
-    "                      [--max-concurrent-orders N] [--no-scheduler]\n";
+    "                      [--max-concurrent-orders N] [--no-scheduler]\n"
+    "                      [--monitor-interval DURATION]\n";
 const char ck_daemon_usage_key[] =
     "usage: certkeep key export --data DIR [--tenant NAME] ORDER_ID\n";
 
@@ -178,6 +180,7 @@ struct serve_options {
     ck_strv edge[CK_EDGE_KIND_COUNT]; /* --staging, --production, --http addresses */
     int max_orders;                   /* --max-concurrent-orders; 0 = the default */
     bool no_scheduler;                /* --no-scheduler: every order step by hand */
+    int64_t monitor_interval;         /* --monitor-interval, seconds */
     char host[256];                   /* from api, without brackets */
     unsigned short port;
 };
@@ -216,6 +219,16 @@ static bool host_is_loopback(const char *host)
     return inet_pton(AF_INET6, host, &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
 }
 
+static int parse_monitor_interval(const char *text, int64_t *out)
+{
+    int64_t seconds = 0;
+    if (ck_duration_parse(text, &seconds, NULL) != 0 || seconds < CK_MONITOR_INTERVAL_MIN ||
+        seconds > CK_MONITOR_INTERVAL_MAX)
+        return -1;
+    *out = seconds;
+    return 0;
+}
+
 static int parse_serve_options(int argc, char **argv, struct serve_options *o)
 {
     static const struct option options[] = {{"data", required_argument, NULL, 'd'},
@@ -229,10 +242,12 @@ static int parse_serve_options(int argc, char **argv, struct serve_options *o)
                                             {"http", required_argument, NULL, 'H'},
                                             {"max-concurrent-orders", required_argument, NULL, 'M'},
                                             {"no-scheduler", no_argument, NULL, 'N'},
+                                            {"monitor-interval", required_argument, NULL, 'm'},
                                             {NULL, 0, NULL, 0}};
     char *end;
     int c;
     o->workers = DEFAULT_WORKERS;
+    o->monitor_interval = CK_MONITOR_INTERVAL_DEFAULT;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":", options, NULL)) != -1) {
@@ -276,6 +291,13 @@ static int parse_serve_options(int argc, char **argv, struct serve_options *o)
             break;
         case 'N':
             o->no_scheduler = true;
+            break;
+        case 'm':
+            if (parse_monitor_interval(optarg, &o->monitor_interval) != 0)
+                return usage_error(ck_daemon_usage_serve,
+                                   "--monitor-interval %s is not a duration from 1s to 7d "
+                                   "(e.g. 30s, 15m, 1h)",
+                                   optarg);
             break;
         default:
             return usage_error(ck_daemon_usage_serve, "unknown or incomplete option %s",
@@ -409,8 +431,24 @@ static int scheduler_start(struct ck_daemon *d, const struct serve_options *o, c
     return ck_scheduler_start(db, &cfg, &d->scheduler, err);
 }
 
+/* Expiry monitoring, on its own thread and store connection, probing the production listener
+ * the edge bound (scheduler or not: watching needs no scheduler). */
+static int monitor_start(struct ck_daemon *d, const struct serve_options *o, ck_error *err)
+{
+    char db[PATH_MAX];
+    const ck_strv *production = ck_edge_runtime_addresses(d->edge, CK_EDGE_PRODUCTION);
+    const struct ck_monitor_config cfg = {.interval = o->monitor_interval,
+                                          .production_address =
+                                              production->len > 0 ? production->items[0] : NULL};
+    d->monitor_interval = o->monitor_interval;
+    if (data_path(o->data, "certkeep.db", db, err) != 0)
+        return -1;
+    return ck_monitor_start(db, &cfg, &d->monitor, err);
+}
+
 static void daemon_stop(struct ck_daemon *d)
 {
+    ck_monitor_free(d->monitor);
     ck_scheduler_free(d->scheduler); /* first: it uses the runner and the edge's addresses */
     ck_webhook_worker_stop(d->webhooks);
     ck_job_runner_stop(d->runner);
@@ -449,7 +487,8 @@ int ck_daemon_cmd_serve(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN); /* a client gone mid-answer is an error code, not a death */
     struct ck_daemon d = {.magic = CK_DAEMON_MAGIC};
     ck_error err = {0};
-    if (daemon_start(&d, &o, &err) != 0 || scheduler_start(&d, &o, &err) != 0) {
+    if (daemon_start(&d, &o, &err) != 0 || scheduler_start(&d, &o, &err) != 0 ||
+        monitor_start(&d, &o, &err) != 0) {
         rc = failed(&err);
     } else {
         ck_log(CK_LOG_INFO, "listening on %s://%s with %d worker%s", d.tls ? "https" : "http",

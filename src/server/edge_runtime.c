@@ -333,3 +333,15 @@ const ck_strv *ck_edge_runtime_addresses(const struct ck_edge_runtime *rt, enum 
         return &none;
     return &rt->bound[kind];
 }
+
+void ck_edge_runtime_handshakes(const struct ck_edge_runtime *rt, enum ck_environment env,
+                                uint64_t *handshakes, uint64_t *errors)
+{
+    *handshakes = *errors = 0;
+    for (size_t i = 0; rt != NULL && i < rt->env[env].n_listeners; i++) {
+        uint64_t ok, failed;
+        ck_edge_listener_stats(rt->env[env].listeners[i], &ok, &failed);
+        *handshakes += ok;
+        *errors += failed;
+    }
+}

@@ -10,6 +10,7 @@
 #define CK_SERVER_EDGE_RUNTIME_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <event2/event.h>
 
@@ -46,6 +47,11 @@ void ck_edge_runtime_free(struct ck_edge_runtime *rt);
 /* The addresses actually bound, "127.0.0.1:8444" / "[::1]:8444" (a port 0 replaced by the port
  * picked). NULL rt gives an empty list. */
 const ck_strv *ck_edge_runtime_addresses(const struct ck_edge_runtime *rt, enum ck_edge_kind kind);
+
+/* Handshakes completed and failed on every listener of env since the daemon started
+ * (listener.h, ck_edge_listener_stats); zeros without such a listener. NULL rt is fine. */
+void ck_edge_runtime_handshakes(const struct ck_edge_runtime *rt, enum ck_environment env,
+                                uint64_t *handshakes, uint64_t *errors);
 
 /* Splits "IP:PORT" or "[IPv6]:PORT" into host (without brackets) and port (0..65535).
  * 400 "invalid_address" otherwise. */

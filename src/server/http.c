@@ -25,15 +25,9 @@ struct route {
     enum access access;
 };
 
-static int health(struct ck_request *r, ck_error *err)
-{
-    (void)err;
-    ck_http_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
-    return 0;
-}
-
 static const struct route routes[] = {
-    {EVHTTP_REQ_GET, "/healthz", health, ACCESS_PUBLIC},
+    {EVHTTP_REQ_GET, "/healthz", ck_api_health, ACCESS_PUBLIC},
+    {EVHTTP_REQ_GET, "/metrics", ck_api_metrics, ACCESS_OPERATOR},
     {EVHTTP_REQ_POST, "/v1/tenants", ck_api_tenant_create, ACCESS_OPERATOR},
     {EVHTTP_REQ_GET, "/v1/tenants", ck_api_tenant_list, ACCESS_OPERATOR},
     {EVHTTP_REQ_POST, "/v1/tokens", ck_api_token_create, ACCESS_ADMIN},
@@ -84,6 +78,7 @@ static const struct route routes[] = {
     {EVHTTP_REQ_GET, "/v1/webhooks", ck_api_webhook_list, ACCESS_EDITOR},
     {EVHTTP_REQ_DELETE, "/v1/webhooks/{id}", ck_api_webhook_delete, ACCESS_EDITOR},
     {EVHTTP_REQ_GET, "/v1/webhooks/{id}/deliveries", ck_api_webhook_deliveries, ACCESS_EDITOR},
+    {EVHTTP_REQ_GET, "/v1/enrollments/{name}/watch", ck_api_enrollment_watch, ACCESS_VIEWER},
 };
 
 /* ---- responses ---- */
@@ -117,6 +112,8 @@ static const char *reason_phrase(int status)
         return "Unprocessable Content";
     case 502:
         return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
     case 504:
         return "Gateway Timeout";
     default:

@@ -18,6 +18,7 @@
 #include "crypto/seal.h"
 #include "server/edge_runtime.h"
 #include "server/jobs.h"
+#include "server/monitor.h"
 #include "server/scheduler.h"
 #include "store/store.h"
 
@@ -38,6 +39,8 @@ struct ck_daemon {
     struct ck_edge_runtime *edge; /* edge_runtime.h; NULL without --staging/--production/--http */
     struct ck_webhook_worker *webhooks; /* webhook_worker.h */
     struct ck_scheduler *scheduler;     /* scheduler.h; NULL with --no-scheduler */
+    struct ck_monitor *monitor;         /* monitor.h: expiry monitoring */
+    int64_t monitor_interval;           /* --monitor-interval, seconds */
 };
 
 #define CK_ROUTE_PARAMS_MAX 4
@@ -131,5 +134,9 @@ void ck_edge_deploy_due(void *daemon);
 int ck_api_target_add(struct ck_request *r, ck_error *err);
 int ck_api_target_list(struct ck_request *r, ck_error *err);
 int ck_api_target_delete(struct ck_request *r, ck_error *err);
+/* api_monitor.c */
+int ck_api_health(struct ck_request *r, ck_error *err);
+int ck_api_metrics(struct ck_request *r, ck_error *err);
+int ck_api_enrollment_watch(struct ck_request *r, ck_error *err);
 
 #endif

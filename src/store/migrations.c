@@ -259,8 +259,29 @@ static const char migration_5[] =
     "CREATE INDEX webhook_deliveries_due ON webhook_deliveries(state, next_attempt_at);"
     "CREATE INDEX webhook_deliveries_event ON webhook_deliveries(event_id);";
 
-static const char *const migrations[] = {migration_1, migration_2, migration_3, migration_4,
-                                         migration_5};
+/* Version 6 (issue 6, expiry monitoring): the endpoints each enrollment names to watch (a JSON
+ * list of "HOST:PORT[/SNI]"), and the last probe of every watched endpoint. Rows are keyed by
+ * the endpoint's text ("production/NAME" for the production listener). lease_holder and
+ * lease_until let one daemon of several probe an endpoint and raise its event; checked_at says
+ * when it is due again. */
+static const char migration_6[] =
+    "ALTER TABLE enrollments ADD COLUMN watch TEXT NOT NULL DEFAULT '[]';"
+
+    "CREATE TABLE watch_status ("
+    "  enrollment_id INTEGER NOT NULL REFERENCES enrollments(id) ON DELETE CASCADE,"
+    "  endpoint TEXT NOT NULL,"
+    "  status TEXT NOT NULL DEFAULT 'none',"
+    "  detail TEXT,"
+    "  served_serial TEXT,"
+    "  served_not_after INTEGER,"
+    "  checked_at INTEGER NOT NULL DEFAULT 0,"
+    "  changed_at INTEGER NOT NULL DEFAULT 0,"
+    "  lease_holder TEXT,"
+    "  lease_until INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (enrollment_id, endpoint));";
+
+static const char *const migrations[] = {migration_1, migration_2, migration_3,
+                                         migration_4, migration_5, migration_6};
 
 const char *const *ck_store_migrations(size_t *count)
 {

@@ -729,7 +729,7 @@ void ck_token_array_free(struct ck_token *a, size_t n)
     "SELECT id, tenant_id, name, cn, sans, subject_o, subject_ou, subject_l, subject_st, "         \
     "subject_c, key_type, validation, issuer, contacts, lifetime, renew_before, deploy_before, "   \
     "always_test_on_staging, staging_order_id, production_order_id, created_at, updated_at, "      \
-    "challenge, dns FROM enrollments"
+    "challenge, dns, watch FROM enrollments"
 
 static int read_enrollment(sqlite3_stmt *s, void *row, ck_error *err)
 {
@@ -763,7 +763,8 @@ static int read_enrollment(sqlite3_stmt *s, void *row, ck_error *err)
     if (ck_sql_col_json_strv(s, 4, &e->sans, err) != 0 ||
         col_key_type(s, 10, &e->key_type, err) != 0 ||
         col_validation(s, 11, &e->validation, err) != 0 ||
-        ck_sql_col_json_strv(s, 13, &e->contacts, err) != 0)
+        ck_sql_col_json_strv(s, 13, &e->contacts, err) != 0 ||
+        ck_sql_col_json_strv(s, 24, &e->watch, err) != 0)
         goto cleanup;
     ret = 0;
 cleanup:
@@ -780,7 +781,7 @@ static void free_enrollment_row(void *row)
 /* An enrollment on its way in, with its lists encoded as JSON. */
 struct enrollment_write {
     struct ck_enrollment *e;
-    char *sans, *contacts;
+    char *sans, *contacts, *watch;
     int64_t now, id;
 };
 
@@ -817,11 +818,27 @@ static int encode_lists(struct enrollment_write *w, ck_error *err)
 {
     w->sans = ck_sql_strv_to_json(&w->e->sans);
     w->contacts = ck_sql_strv_to_json(&w->e->contacts);
-    if (w->sans == NULL || w->contacts == NULL)
+    w->watch = ck_sql_strv_to_json(&w->e->watch);
+    if (w->sans == NULL || w->contacts == NULL || w->watch == NULL)
         return ck_error_set(err, 400, "invalid_field",
                             "the SANs and contacts of enrollment %s must be UTF-8 text",
                             w->e->name ? w->e->name : "(unnamed)");
     return 0;
+}
+
+/* The watch list (migration 6), and the statuses of endpoints no longer on it go. */
+static int enrollment_watch_write(struct ck_store *st, int64_t id, const char *watch, ck_error *err)
+{
+    if (ck_sql_exec_args(st, "UPDATE enrollments SET watch = ?1 WHERE id = ?2",
+                         ARGS(A_TEXT(watch), A_INT(id)), "saving the endpoints to watch", NULL,
+                         err) != 0)
+        return -1;
+    return ck_sql_exec_args(st,
+                            "DELETE FROM watch_status WHERE enrollment_id = ?1 AND endpoint NOT "
+                            "LIKE 'production/%' AND endpoint NOT IN (SELECT value FROM "
+                            "json_each(?2))",
+                            ARGS(A_INT(id), A_TEXT(watch)), "saving the endpoints to watch", NULL,
+                            err);
 }
 
 static int enrollment_insert(struct ck_store *st, void *ctx, ck_error *err)
@@ -849,7 +866,7 @@ static int enrollment_insert(struct ck_store *st, void *ctx, ck_error *err)
     if (rc != 0)
         return -1;
     w->id = sqlite3_last_insert_rowid(st->db);
-    return 0;
+    return enrollment_watch_write(st, w->id, w->watch, err);
 }
 
 static int enrollment_change(struct ck_store *st, void *ctx, ck_error *err)
@@ -873,7 +890,7 @@ static int enrollment_change(struct ck_store *st, void *ctx, ck_error *err)
         return ck_error_set(err, 404, "not_found", "no enrollment named %s", w->e->name);
     if (changes == 0)
         return ck_error_set(err, 404, "not_found", "no enrollment %lld", (long long)w->e->id);
-    return 0;
+    return enrollment_watch_write(st, w->e->id, w->watch, err);
 }
 
 /* Encodes w->e's lists and runs body (insert or update) in a transaction. */
@@ -887,6 +904,7 @@ static int enrollment_write(struct ck_store *st, struct enrollment_write *w, tx_
 cleanup:
     free(w->sans);
     free(w->contacts);
+    free(w->watch);
     return ret;
 }
 
@@ -1138,6 +1156,12 @@ static int event_insert(struct ck_store *st, int64_t tenant_id, const struct ck_
     if (event_id != NULL)
         *event_id = sqlite3_last_insert_rowid(st->db);
     return 0;
+}
+
+int ck_sql_event_insert(struct ck_store *st, int64_t tenant_id, const struct ck_event_new *ev,
+                        ck_error *err)
+{
+    return event_insert(st, tenant_id, ev, NULL, err);
 }
 
 /* The event (may be NULL) of a change to an order; it is about that order unless it names one. */

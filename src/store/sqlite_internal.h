@@ -93,4 +93,9 @@ char *ck_sql_strv_to_json(const ck_strv *v);
 int ck_sql_read_id(sqlite3_stmt *s, void *row, ck_error *err);
 int ck_sql_read_text(sqlite3_stmt *s, void *row, ck_error *err);
 
+/* Adds an event inside the caller's transaction (sqlite.c's own event writer). */
+struct ck_event_new;
+int ck_sql_event_insert(struct ck_store *st, int64_t tenant_id, const struct ck_event_new *ev,
+                        ck_error *err);
+
 #endif

@@ -390,4 +390,85 @@ int ck_store_job_artifact_get(struct ck_store *st, int64_t tenant_id, int64_t jo
                               const char *name, char **content_type, uint8_t **data, size_t *len,
                               ck_error *err);
 
+/* ---- expiry monitoring (issue 6) ---- */
+/* One enrollment as the daemon's monitor (server/monitor.h) sees it. */
+struct ck_watch_row {
+    int64_t tenant_id;
+    int64_t enrollment_id;
+    char *name;
+    ck_strv sans;  /* its names: the production listener is probed with each */
+    ck_strv watch; /* its own endpoints, "HOST:PORT[/SNI]" */
+    char *renew_before;
+    enum ck_validation validation;
+    int64_t production_order_id; /* 0 = nothing deployed: nothing to compare with */
+    char *production_cert_pem;
+    int64_t production_deployed_at;
+};
+void ck_watch_row_array_free(struct ck_watch_row *a, size_t n);
+/* At most `limit` enrollments of every tenant with id > after_id that have a production order,
+ * by id (page through them like ck_store_sched_page). */
+int ck_store_watch_page(struct ck_store *st, int64_t after_id, size_t limit,
+                        struct ck_watch_row **out, size_t *n, ck_error *err);
+/* Leases an endpoint's probe to `holder` until now + lease_seconds when its last probe is older
+ * than now - interval and nobody else holds it; creates its row the first time. Returns 1 with
+ * *status_before (at least 16 bytes: "none", "ok", "mismatch", ...), 0 when it is not due or
+ * another daemon has it, -1 on error. */
+int ck_store_watch_claim(struct ck_store *st, int64_t enrollment_id, const char *endpoint,
+                         const char *holder, int64_t now, int64_t interval, int64_t lease_seconds,
+                         char *status_before, size_t status_len, ck_error *err);
+/* What one probe found. */
+struct ck_watch_result {
+    const char *status;        /* "ok", "expiring", "mismatch", "unreachable" */
+    const char *detail;        /* a sentence for a person, or NULL */
+    const char *served_serial; /* hex, NULL when unreachable */
+    int64_t served_not_after;  /* 0 when unreachable */
+};
+/* Records a probe `holder` leased and releases the lease, adding event (may be NULL) in the
+ * same transaction. 409 "lease_lost" (nothing written) when holder does not hold it any more. */
+int ck_store_watch_record(struct ck_store *st, int64_t tenant_id, int64_t enrollment_id,
+                          const char *endpoint, const char *holder, int64_t now,
+                          const struct ck_watch_result *res, const struct ck_event_new *event,
+                          ck_error *err);
+/* Forgets the statuses of the enrollment's endpoints that are not in keep. */
+int ck_store_watch_prune(struct ck_store *st, int64_t enrollment_id, const ck_strv *keep,
+                         ck_error *err);
+/* The last probe of one endpoint. */
+struct ck_watch_state {
+    char *endpoint;
+    char *status; /* "none" until the first probe */
+    char *detail;
+    char *served_serial;
+    int64_t served_not_after;
+    int64_t checked_at, changed_at; /* 0 = never */
+};
+void ck_watch_state_array_free(struct ck_watch_state *a, size_t n);
+/* Every stored status of one of the tenant's enrollments, by endpoint. */
+int ck_store_watch_list(struct ck_store *st, int64_t tenant_id, int64_t enrollment_id,
+                        struct ck_watch_state **out, size_t *n, ck_error *err);
+
+/* ---- metrics and health (issue 6) ---- */
+/* One labelled number: tenant (NULL when not per tenant) and key (a state, a type; or NULL). */
+struct ck_metric_count {
+    char *tenant;
+    char *key;
+    int64_t value;
+};
+struct ck_store_metrics {
+    struct ck_metric_count *expiries; /* key: the enrollment; value: production notAfter */
+    size_t n_expiries;
+    struct ck_metric_count *orders; /* key: the state; value: how many orders */
+    size_t n_orders;
+    struct ck_metric_count *job_failures; /* key: the job type; tenant NULL */
+    size_t n_job_failures;
+    struct ck_metric_count *webhook_failures; /* delivery attempts not acknowledged; key NULL */
+    size_t n_webhook_failures;
+    struct ck_metric_count *watch; /* key: the status; value: how many endpoints */
+    size_t n_watch;
+};
+/* Everything GET /metrics shows from the database, every tenant, in a few queries. */
+int ck_store_metrics_read(struct ck_store *st, struct ck_store_metrics *out, ck_error *err);
+void ck_store_metrics_free(struct ck_store_metrics *m);
+/* A trivial query: whether the database answers (GET /healthz). */
+int ck_store_ping(struct ck_store *st, ck_error *err);
+
 #endif
