@@ -77,7 +77,7 @@ build_tools() {
 free_port() {
     local p i
     for i in $(seq 1 50); do
-        p=$((20000 + RANDOM % 30000))
+        p=$((10000 + RANDOM % 22000))
         if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
             echo "$p"
             return 0

@@ -22,7 +22,7 @@ BIND_TSIG_KEYGEN=${BIND_TSIG_KEYGEN:-/usr/sbin/tsig-keygen}
 _bind_free_port() { # a loopback port with no TCP listener (named then checks UDP by binding it)
     local p i
     for i in $(seq 1 50); do
-        p=$((20000 + RANDOM % 30000))
+        p=$((10000 + RANDOM % 22000))
         if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
             echo "$p"
             return 0

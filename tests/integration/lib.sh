@@ -63,7 +63,8 @@ check_not_contains() { # description needle haystack
 free_port() { # prints a loopback TCP port nobody listens on
     local p i
     for i in $(seq 1 50); do
-        p=$((20000 + RANDOM % 30000))
+        # below the ephemeral range (32768-60999), where no outgoing connection holds the port
+        p=$((10000 + RANDOM % 22000))
         if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
             echo "$p"
             return 0
