@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# The scheduler with an ACME CA (issue 6): a whole unattended life against pebble on loopback.
+# Nobody creates, stages or deploys an order: the daemon orders the first certificate from pebble
+# (http-01, answered by `serve --http`) as soon as the enrollment exists, deploys it to the
+# production listener, then renews it twice, each time with a new key, deploying each renewal
+# before the one in production expires. Pebble 2.4 (Debian) is run with a 60-second certificate
+# validity (its `certificateValidityPeriod`), so the real certificates it signs expire in a
+# minute and the renewal window (40 s before expiry) opens 20 s after issuance: no clock is
+# faked. Every event also reaches an HTTPS webhook once, signed.
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/bind.sh"
+source "$(dirname "$0")/receiver.sh"
+cd "$WORK" || exit 1
+
+if [ ! -x /usr/bin/pebble ] || [ ! -x "$BIND_NAMED" ]; then
+    echo "1..0 # SKIP pebble or named is not installed"
+    exit 0
+fi
+LIFETIME=60
+
+# pebble resolves the names it validates through this BIND only (never the machine's resolver).
+BIND_WATCH_PID=$$ bind_start "$WORK/bind" example.test || {
+    not_ok "BIND started"
+    exit 1
+}
+EXTRA_PIDS=$BIND_PID
+printf 'server 127.0.0.1 %s\nupdate add api.example.test. 60 A 127.0.0.1\nsend\n' "$BIND_PORT" |
+    nsupdate -k "$WORK/bind/tsig.key"
+
+# pebble's HTTPS certificate, from a throwaway CA the issuer is told to trust (--ca-bundle).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=minica \
+    -addext basicConstraints=critical,CA:TRUE -keyout minica.key -out minica.pem 2>/dev/null
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
+    -keyout pebble.key -out pebble.csr 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >pebble.ext
+openssl x509 -req -in pebble.csr -CA minica.pem -CAkey minica.key -CAcreateserial -days 1 \
+    -extfile pebble.ext -out pebble.pem 2>/dev/null
+HTTP_PORT=$(free_port) # certkeep's http-01 listener, where pebble validates
+PPORT=$(free_port)
+MPORT=$(free_port)
+cat >pebble.json <<JSON
+{"pebble": {"listenAddress": "127.0.0.1:$PPORT", "managementListenAddress": "127.0.0.1:$MPORT",
+ "certificate": "$WORK/pebble.pem", "privateKey": "$WORK/pebble.key",
+ "httpPort": $HTTP_PORT, "tlsPort": $(free_port), "ocspResponderURL": "",
+ "certificateValidityPeriod": $LIFETIME}}
+JSON
+PEBBLE_VA_NOSLEEP=1 PEBBLE_AUTHZREUSE=0 PEBBLE_WFE_NONCEREJECT=0 \
+    pebble -config pebble.json -strict -dnsserver "127.0.0.1:$BIND_PORT" >pebble.log 2>&1 &
+EXTRA_PIDS="$EXTRA_PIDS $!"
+wait_for_http "https://127.0.0.1:$MPORT/roots/0" 15 || {
+    not_ok "pebble started"
+    tail -20 pebble.log | sed 's/^/#   /'
+    exit 1
+}
+check_contains "pebble signs ${LIFETIME}-second certificates" \
+    "validity period of $LIFETIME seconds" "$(cat pebble.log)"
+curl -s -k "https://127.0.0.1:$MPORT/roots/0" >pebble-root.pem
+
+receiver_start "$WORK/hook" || {
+    not_ok "webhook receiver started"
+    exit 1
+}
+export CERTKEEP_WEBHOOK_CA_FILE=$RECEIVER_CA CERTKEEP_WEBHOOK_RETRY_BASE_MS=100
+PRD=$(free_port)
+start_daemon --http "127.0.0.1:$HTTP_PORT" --production "127.0.0.1:$PRD"
+receiver_register "$WORK/hook"
+check_eq "the receiver is registered as the tenant's webhook" 201 "$STATUS"
+
+ck roots add pebble-root.pem >/dev/null 2>&1
+check_eq "pebble's root added to the tenant's roots" 0 $?
+ck issuer create peb --acme "https://127.0.0.1:$PPORT/dir" --ca-bundle minica.pem \
+    --contact mailto:ops@example.test >/dev/null 2>&1
+check_eq "issuer create peb --acme (pebble)" 0 $?
+out=$(ck enrollment create api --cn api.example.test --issuer peb --challenge http-01 \
+    --key ec-p256 --lifetime ${LIFETIME}s --renew-before 40s --deploy-before 30s 2>&1)
+check_eq "enrollment create --issuer peb --lifetime ${LIFETIME}s --renew-before 40s --deploy-before 30s" 0 $?
+[ $? -eq 0 ] || diag "$out"
+
+# served SERIAL NOTAFTER KEYHASH ISSUER of the production listener's certificate for
+# api.example.test, empty when it serves none
+served() {
+    local pem
+    pem=$(openssl s_client -connect "127.0.0.1:$PRD" -servername api.example.test </dev/null \
+        2>/dev/null | openssl x509 2>/dev/null) || return 0
+    [ -n "$pem" ] || return 0
+    printf '%s %s %s %s\n' \
+        "$(printf '%s' "$pem" | openssl x509 -noout -serial | cut -d= -f2)" \
+        "$(printf '%s' "$pem" | openssl x509 -noout -enddate | cut -d= -f2 | xargs -I{} date -d {} +%s)" \
+        "$(printf '%s' "$pem" | openssl x509 -noout -pubkey | openssl sha256 | awk '{print $2}')" \
+        "$(printf '%s' "$pem" | openssl x509 -noout -issuer | tr -d ' ' | cut -c1-40)"
+}
+
+# wait_served PREVIOUS_SERIAL SECONDS: until the listener serves a certificate other than that
+wait_served() {
+    local i s
+    for i in $(seq 1 $(($2 * 2))); do
+        s=$(served)
+        if [ -n "$s" ] && [ "${s%% *}" != "$1" ]; then
+            echo "$s"
+            return 0
+        fi
+        sleep 0.5
+    done
+    return 1
+}
+
+START=$(date +%s)
+first=$(wait_served none 40)
+check "the first certificate from pebble is served without any order command (within 40 s)" \
+    test -n "$first"
+diag "first:  $first ($(($(date +%s) - START)) s)"
+second=$(wait_served "${first%% *}" 60)
+check "a renewal from pebble is deployed by itself (within 60 s more)" test -n "$second"
+diag "second: $second ($(($(date +%s) - START)) s)"
+third=$(wait_served "${second%% *}" 60)
+check "and a second renewal (within 60 s more)" test -n "$third"
+diag "third:  $third ($(($(date +%s) - START)) s)"
+
+read -r s1 e1 k1 i1 <<<"$first"
+read -r s2 e2 k2 _ <<<"${second:-x 0 x x}"
+read -r s3 e3 k3 _ <<<"${third:-x 0 x x}"
+check_contains "the served certificate is pebble's" "Pebble" "$i1"
+check "each renewal has a new key (1 -> 2)" test "$k1" != "$k2"
+check "each renewal has a new key (2 -> 3)" test "$k2" != "$k3"
+check "and a new serial and later expiry (1 -> 2)" test "$s1" != "$s2" -a "$e2" -gt "$e1"
+check "and a new serial and later expiry (2 -> 3)" test "$s2" != "$s3" -a "$e3" -gt "$e2"
+check "the served certificate has not expired" test "$e3" -gt "$(date +%s)"
+
+openssl s_client -connect "127.0.0.1:$PRD" -servername api.example.test -CAfile pebble-root.pem \
+    -verify_return_error </dev/null >verify.out 2>&1
+check "the served chain verifies against pebble's root" grep -q "Verify return code: 0" verify.out
+
+api GET "/v1/orders?enrollment=api"
+orders=$BODY
+check "at least 3 orders, all from the scheduler" test "$(jq '.orders | length' <<<"$orders")" -ge 3
+check_eq "exactly one deployed order" 1 "$(jq '[.orders[] | select(.state == "deployed")] | length' <<<"$orders")"
+check "the older ones are superseded" test "$(jq '[.orders[] | select(.state == "superseded")] | length' <<<"$orders")" -ge 2
+check_eq "no order failed" 0 "$(jq '[.orders[] | select(.state == "failed")] | length' <<<"$orders")"
+DEPLOYED=$(jq -r '[.orders[] | select(.state == "deployed")][0].id' <<<"$orders")
+api GET "/v1/orders/$DEPLOYED/certificate"
+[ "$STATUS" = 200 ] || BODY=$(ck order cert "$DEPLOYED" 2>/dev/null)
+check_eq "the deployed order's certificate is the one served" "$s3" \
+    "$(printf '%s' "$BODY" | openssl x509 -noout -serial 2>/dev/null | cut -d= -f2)"
+
+api GET /v1/events
+count() { json "[.events[] | select(.type == \"$1\")] | length"; }
+events=$(json '[.events[].type] | join(" ")')
+check "renewal_started events: at least 2 (got $(count renewal_started))" test "$(count renewal_started)" -ge 2
+check "certificate_issued events: at least 3 (got $(count certificate_issued))" test "$(count certificate_issued)" -ge 3
+check "deployed events: at least 3 (got $(count deployed))" test "$(count deployed)" -ge 3
+check_not_contains "no certificate_needed (no human step)" certificate_needed "$events"
+check_not_contains "no dns_records_needed" dns_records_needed "$events"
+check_not_contains "no renewal_failed" renewal_failed "$events"
+check_not_contains "no expiry_near" expiry_near "$events"
+check_contains "the renewal names why it started" '"basis":"explicit"' \
+    "$(json -c '[.events[] | select(.type == "renewal_started")][0].data')"
+
+receiver_check "$WORK/hook" 20
+check_eq "webhook: the deployed events arrived as JSON with the enrollment" "api" \
+    "$(grep '"type":"deployed"' "$WORK/hook/bodies" | head -1 | jq -r .enrollment)"
+
+finish
