@@ -27,6 +27,9 @@
 #define CK_SCHED_IN_FLIGHT_MAX     10000
 #define CK_SCHED_PAGE_SIZE         256
 #define CK_SCHED_TICK_MS           1000
+/* ACME Renewal Information checks one tick may make (each is up to two HTTPS requests): at
+ * twice a day per certificate, 2 a second covers 86,000 ACME certificates. */
+#define CK_SCHED_ARI_PER_TICK 2
 
 struct ck_scheduler_config {
     int max_in_flight;              /* <= 0: CK_SCHED_IN_FLIGHT_DEFAULT */
@@ -44,6 +47,7 @@ struct ck_scheduler_report {
     int failures_reported; /* renewal_failed events */
     int urgent_reported;   /* expiry_near events */
     int skipped_capacity;  /* due, but max_in_flight orders are in flight */
+    int ari_checked;       /* ACME Renewal Information checks made (answered or not) */
 };
 
 struct ck_scheduler;
