@@ -7,7 +7,9 @@
 # order's notAfter, which pebble 2.4 (Debian) honours although its own validity is 5 years: the
 # real certificates it signs expire in a minute and the renewal window (40 s before expiry) opens
 # 20 s after issuance, so no clock is faked. Every event also reaches an HTTPS webhook once,
-# signed.
+# signed. Then ACME Renewal Information (RFC 9773): pebble 2.4 has none, so ari_front.py adds
+# renewalInfo in front of it; the CA's suggested window beats the policy window, is asked once,
+# and the renewal's newOrder carries "replaces" with the certID computed here by hand.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/bind.sh"
 source "$(dirname "$0")/receiver.sh"
@@ -25,8 +27,8 @@ BIND_WATCH_PID=$$ bind_start "$WORK/bind" example.test || {
     exit 1
 }
 EXTRA_PIDS=$BIND_PID
-printf 'server 127.0.0.1 %s\nupdate add api.example.test. 60 A 127.0.0.1\nsend\n' "$BIND_PORT" |
-    nsupdate -k "$WORK/bind/tsig.key"
+printf 'server 127.0.0.1 %s\nupdate add api.example.test. 60 A 127.0.0.1\nupdate add ari.example.test. 60 A 127.0.0.1\nsend\n' \
+    "$BIND_PORT" | nsupdate -k "$WORK/bind/tsig.key"
 
 # pebble's HTTPS certificate, from a throwaway CA the issuer is told to trust (--ca-bundle).
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=minica \
@@ -77,10 +79,11 @@ check_eq "enrollment create --issuer peb --lifetime ${LIFETIME}s --renew-before 
 [ $? -eq 0 ] || diag "$out"
 
 # served SERIAL NOTAFTER KEYHASH ISSUER LIFETIME of the production listener's certificate for
-# api.example.test, empty when it serves none
+# $NAME (api.example.test), empty when it serves none
+NAME=api.example.test
 served() {
     local pem
-    pem=$(openssl s_client -connect "127.0.0.1:$PRD" -servername api.example.test </dev/null \
+    pem=$(openssl s_client -connect "127.0.0.1:$PRD" -servername "$NAME" </dev/null \
         2>/dev/null | openssl x509 2>/dev/null) || return 0
     [ -n "$pem" ] || return 0
     printf '%s %s %s %s %s\n' \
@@ -168,5 +171,61 @@ check_contains "the renewal names why it started" '"basis":"explicit"' \
 receiver_check "$WORK/hook" 20
 check_eq "webhook: the deployed events arrived as JSON with the enrollment" "api" \
     "$(grep '"type":"deployed"' "$WORK/hook/bodies" | head -1 | jq -r .enrollment)"
+
+# ---- ACME Renewal Information (RFC 9773) ----
+# pebble 2.4 has no renewalInfo, so a front (ari_front.py) passes every request to pebble and
+# adds renewalInfo to the directory, answering it itself. It suggests, for the first certificate
+# of "ari", a window that opens 8 s after the enrollment is created: long before its policy
+# window (renew-before 10s of 60s, at 50 s), which the CA's window must beat.
+mkdir -p ari
+python3 "$ROOT/tests/integration/ari_front.py" "$WORK/ari" "$PPORT" pebble.pem pebble.key minica.pem \
+    2>ari/front.log &
+EXTRA_PIDS="$EXTRA_PIDS $!"
+for _ in $(seq 1 50); do [ -f ari/port ] && break; sleep 0.1; done
+ck issuer create aripeb --acme "https://127.0.0.1:$(cat ari/port)/dir" --ca-bundle minica.pem >/dev/null 2>&1
+check_eq "issuer create aripeb --acme (pebble behind the ARI front)" 0 $?
+T0=$(date +%s)
+echo "$((T0 + 8)) $((T0 + 12)) 21600" >ari/window
+ck enrollment create ari --cn ari.example.test --issuer aripeb --challenge http-01 --key ec-p256 \
+    --lifetime ${LIFETIME}s --renew-before 10s --deploy-before 50s >/dev/null 2>&1
+check_eq "enrollment create ari (renew-before 10s of ${LIFETIME}s)" 0 $?
+NAME=ari.example.test
+afirst=$(wait_served none 40)
+check "its first certificate is served" test -n "$afirst"
+asecond=$(wait_served "${afirst%% *}" 40)
+check "and renewed within the CA's window, long before its policy window (after $(($(date +%s) - T0)) s)" \
+    test -n "$asecond"
+# certID by hand (RFC 9773 4.1): base64url(AKI keyIdentifier) "." base64url(serial DER value)
+ck order cert "$(ck order list --enrollment ari --json | jq -r '.orders[-1].id')" >ari-first.pem 2>/dev/null
+CERT_ID=$(python3 - ari-first.pem <<'PY'
+import base64, re, subprocess, sys
+text = subprocess.run(["openssl", "x509", "-in", sys.argv[1], "-noout", "-serial", "-ext",
+                       "authorityKeyIdentifier"], capture_output=True, text=True).stdout
+serial = re.search(r"serial=([0-9A-F]+)", text).group(1)
+serial = ("0" + serial) if len(serial) % 2 else serial
+raw = bytes.fromhex(serial)
+raw = b"\0" + raw if raw[0] & 0x80 else raw
+keyid = bytes.fromhex(re.search(r"((?:[0-9A-F]{2}:)+[0-9A-F]{2})", text.split("Identifier", 1)[1]).group(1).replace(":", ""))
+b64 = lambda b: base64.urlsafe_b64encode(b).decode().rstrip("=")
+print(b64(keyid) + "." + b64(raw))
+PY
+)
+check_eq "the scheduler asked renewalInfo for the production certificate's certID" "$CERT_ID" \
+    "$(head -1 ari/asked)"
+check_eq "once (twice a day at most; Retry-After 6 h)" 1 "$(grep -cx "$CERT_ID" ari/asked)"
+api GET /v1/events
+started=$(json -c '[.events[] | select(.type == "renewal_started" and .enrollment == "ari")][0].data')
+check_eq "renewal_started says the CA's window decided (basis ari, the window given)" \
+    "ari $((T0 + 8)) $((T0 + 12))" "$(jq -r '"\(.basis) \(.ari_window.start) \(.ari_window.end)"' <<<"$started")"
+at=$(date -d "$(json '[.events[] | select(.type == "renewal_started" and .enrollment == "ari")][0].created_at')" +%s)
+check "it started inside the window (at T0+$((at - T0)) s; the policy says T0+50 s or later)" \
+    test "$at" -ge $((T0 + 8)) -a "$at" -le $((T0 + 15))
+check_contains "the daemon logs the window the CA suggested" \
+    "($CERT_ID): the CA suggests renewing between $(date -u -d @$((T0 + 8)) +%Y-%m-%dT%H:%M:%SZ)" \
+    "$(cat "$DAEMON_LOG")"
+check_eq "the first newOrder named no certificate to replace" null "$(head -1 ari/orders | jq -r .replaces)"
+check_eq "the renewal's newOrder carries replaces: the certID" "$CERT_ID" \
+    "$(sed -n 2p ari/orders | jq -r .replaces)"
+check "and pebble issued it (the renewal is served: new serial)" test "${asecond%% *}" != "${afirst%% *}"
 
 finish
