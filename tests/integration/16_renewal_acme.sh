@@ -9,7 +9,8 @@
 # 20 s after issuance, so no clock is faked. Every event also reaches an HTTPS webhook once,
 # signed. Then ACME Renewal Information (RFC 9773): pebble 2.4 has none, so ari_front.py adds
 # renewalInfo in front of it; the CA's suggested window beats the policy window, is asked once,
-# and the renewal's newOrder carries "replaces" with the certID computed here by hand.
+# and the renewal's newOrder carries "replaces" with the certID computed here by hand. Last, the
+# front refuses notAfter as Let's Encrypt does, and the order is placed again without it.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/bind.sh"
 source "$(dirname "$0")/receiver.sh"
@@ -227,5 +228,23 @@ check_eq "the first newOrder named no certificate to replace" null "$(head -1 ar
 check_eq "the renewal's newOrder carries replaces: the certID" "$CERT_ID" \
     "$(sed -n 2p ari/orders | jq -r .replaces)"
 check "and pebble issued it (the renewal is served: new serial)" test "${asecond%% *}" != "${afirst%% *}"
+
+# ---- a CA that refuses notAfter (as Let's Encrypt does): ordered again without it ----
+touch ari/refuse_not_after
+printf 'server 127.0.0.1 %s\nupdate add le.example.test. 60 A 127.0.0.1\nsend\n' "$BIND_PORT" |
+    nsupdate -k "$WORK/bind/tsig.key"
+ck enrollment create le --cn le.example.test --issuer aripeb --challenge http-01 --key ec-p256 \
+    --lifetime ${LIFETIME}s >/dev/null 2>&1
+NAME=le.example.test
+lefirst=$(wait_served none 40)
+check "an enrollment whose CA refuses notAfter still gets its certificate" test -n "$lefirst"
+read -r _ _ _ _ lelife <<<"${lefirst:-x 0 x x 0}"
+check "with the CA's own lifetime ($lelife s), not the one asked" test "$lelife" -gt 86400
+check_eq "the refused newOrder had notAfter, the next one not" "true false" \
+    "$(grep '"le.example.test"' ari/orders | head -2 | jq -r 'has("notAfter")' | tr '\n' ' ' | sed 's/ $//')"
+LE_ORDER=$(ck order list --enrollment le --json | jq -r '.orders[0].id')
+JOB=$(ck jobs --json | jq -r --argjson o "$LE_ORDER" '[.jobs[] | select(.order_id == $o and .type == "issue")][0].id')
+check_contains "the job log says so" "the CA refused notAfter or replaces: ordered without them" \
+    "$(ck job show "$JOB" --json | jq -r '.log[].message')"
 
 finish

@@ -6,6 +6,8 @@
 #                 certID asked; any other certID gets 404 (no window: the policy applies)
 #   DIR/asked     one certID per renewalInfo request
 #   DIR/orders    the payload of every newOrder, one JSON per line
+#   DIR/refuse_not_after  while it exists, a newOrder with notAfter is refused as Let's Encrypt
+#                 refuses it (400 malformed), without reaching pebble
 # Usage: python3 ari_front.py DIR PEBBLE_PORT CERT KEY CA   (writes DIR/port once listening)
 import base64, http.client, http.server, json, os, ssl, sys, time
 
@@ -63,7 +65,13 @@ class Front(http.server.BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length", "0"))
         body = self.rfile.read(length) if length else None
         if self.path == "/order-plz" and body:
-            append("orders", b64url_decode(json.loads(body)["payload"]).decode())
+            payload = b64url_decode(json.loads(body)["payload"]).decode()
+            append("orders", payload)
+            if "notAfter" in json.loads(payload) and os.path.exists(os.path.join(work, "refuse_not_after")):
+                problem = {"type": "urn:ietf:params:acme:error:malformed",
+                           "detail": "NotBefore and NotAfter are not supported", "status": 400}
+                return self.reply(400, json.dumps(problem).encode(),
+                                  [("Content-Type", "application/problem+json")])
         conn = http.client.HTTPSConnection("127.0.0.1", pebble_port, context=upstream_tls, timeout=30)
         headers = {"Host": self.headers.get("Host", ""), "Content-Type": self.headers.get("Content-Type", "")}
         conn.request(self.command, self.path, body=body, headers=headers)
