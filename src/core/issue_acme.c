@@ -256,13 +256,13 @@ static int lifetime_seconds(const char *text, int64_t *seconds, ck_error *err)
 /* A renewal names the certificate in production (RFC 9773 "replaces"), so an ARI CA can tie
  * them together; the client sends it only where the directory offers renewalInfo. A certificate
  * without an Authority Key Identifier (imported from elsewhere) just is not named. */
-static int name_replaced(struct acme_run *a)
+static void name_replaced(struct acme_run *a)
 {
     struct ck_issue_ctx *c = a->c;
     struct ck_order prod = {0};
     ck_error why = {0};
     if (c->enrollment.production_order_id == 0 || c->enrollment.production_order_id == c->order.id)
-        return 0;
+        return;
     if (ck_store_order_get(c->st, c->order.tenant_id, c->enrollment.production_order_id, &prod,
                            &why) == 0 &&
         prod.cert_pem != NULL && ck_acme_ari_cert_id(prod.cert_pem, &a->s.replaces, &why) == 0)
@@ -271,6 +271,18 @@ static int name_replaced(struct acme_run *a)
     else if (why.message[0] != '\0')
         ck_issue_log(c, CK_LOG_INFO, "the order names no certificate it replaces: %s", why.message);
     ck_order_free(&prod);
+}
+
+/* A fresh state for this order: the enrollment's names, challenge, CSR, lifetime and the
+ * certificate it replaces. */
+static int state_new(struct acme_run *a, ck_error *err)
+{
+    struct ck_issue_ctx *c = a->c;
+    if (ck_acme_order_state_init(&a->s, &c->enrollment.sans, c->enrollment.challenge,
+                                 c->order.csr_pem, err) != 0 ||
+        lifetime_seconds(c->enrollment.policy.lifetime, &a->s.lifetime_s, err) != 0)
+        return -1;
+    name_replaced(a);
     return 0;
 }
 
@@ -279,11 +291,7 @@ static int state_open(struct acme_run *a, ck_error *err)
 {
     struct ck_issue_ctx *c = a->c;
     if (c->order.acme_state_json == NULL)
-        return ck_acme_order_state_init(&a->s, &c->enrollment.sans, c->enrollment.challenge,
-                                        c->order.csr_pem, err) != 0 ||
-                       lifetime_seconds(c->enrollment.policy.lifetime, &a->s.lifetime_s, err) != 0
-                   ? -1
-                   : name_replaced(a);
+        return state_new(a, err);
     json_error_t jerr;
     json_t *doc = json_loads(c->order.acme_state_json, 0, &jerr);
     int rc = doc != NULL ? ck_acme_order_state_from_json(doc, &a->s, err)
