@@ -2,9 +2,10 @@
 # (RFC 9773), which Debian's pebble 2.4 lacks, so a scenario can check certkeep's ARI client end
 # to end. Every request is passed to pebble as it came (same path, body and Host, so pebble's
 # URLs and the JWS "url" stay the front's); the directory gains "renewalInfo", answered here:
-#   DIR/window    "START END [RETRY_AFTER]" (epoch seconds): the window suggested for the first
-#                 certID asked; any other certID gets 404 (no window: the policy applies)
-#   DIR/asked     one certID per renewalInfo request
+#   DIR/window    "START END [RETRY_AFTER]": the window suggested for the first certID asked, in
+#                 epoch seconds, or "+N" for N seconds after the request; any other certID gets
+#                 404 (no window: the policy applies)
+#   DIR/asked     "CERTID EPOCH" per renewalInfo request
 #   DIR/orders    the payload of every newOrder, one JSON per line
 #   DIR/refuse_not_after  while it exists, a newOrder with notAfter is refused as Let's Encrypt
 #                 refuses it (400 malformed), without reaching pebble
@@ -43,9 +44,10 @@ class Front(http.server.BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def renewal_info(self, cert_id):
-        append("asked", cert_id)
+        now = int(time.time())
+        append("asked", "%s %d" % (cert_id, now))
         with open(os.path.join(work, "asked")) as f:
-            first = f.readline().strip()
+            first = f.readline().split()[0]
         try:
             with open(os.path.join(work, "window")) as f:
                 fields = f.read().split()
@@ -54,7 +56,8 @@ class Front(http.server.BaseHTTPRequestHandler):
         if cert_id != first or len(fields) < 2:
             return self.reply(404, b'{"type":"urn:ietf:params:acme:error:malformed"}',
                               [("Content-Type", "application/problem+json")])
-        body = json.dumps({"suggestedWindow": {"start": iso(fields[0]), "end": iso(fields[1])},
+        at = lambda field: now + int(field[1:]) if field.startswith("+") else int(field)
+        body = json.dumps({"suggestedWindow": {"start": iso(at(fields[0])), "end": iso(at(fields[1]))},
                            "explanationURL": "https://ari.example.test/why"}).encode()
         retry = fields[2] if len(fields) > 2 else "21600"
         self.reply(200, body, [("Content-Type", "application/json"), ("Retry-After", retry)])
