@@ -229,6 +229,18 @@ check_eq "the first newOrder named no certificate to replace" null "$(head -1 ar
 check_eq "the renewal's newOrder carries replaces: the certID" "$CERT_ID" \
     "$(sed -n 2p ari/orders | jq -r .replaces)"
 check "and pebble issued it (the renewal is served: new serial)" test "${asecond%% *}" != "${afirst%% *}"
+for _ in $(seq 1 20); do # the new production certificate is asked about at once: 404 here
+    api GET /v1/enrollments/ari
+    [ "$(json '.renewal_info.last_error // empty')" != "" ] && break
+    sleep 0.5
+done
+check_eq "enrollment show: the new certificate's renewal info (asked once, no window, 404)" \
+    "true null 43200" \
+    "$(json '"\(.renewal_info.offered) \(.renewal_info.window) \((.renewal_info.next_check_at | fromdate) - (.renewal_info.checked_at | fromdate))"')"
+check_contains "with the CA's answer as the error" "HTTP 404" "$(json .renewal_info.last_error)"
+api GET /v1/enrollments/api
+check_eq "an enrollment of plain pebble: no renewalInfo offered" "false null" \
+    "$(json '"\(.renewal_info.offered) \(.renewal_info.window)"')"
 
 # ---- a CA that refuses notAfter (as Let's Encrypt does): ordered again without it ----
 touch ari/refuse_not_after
