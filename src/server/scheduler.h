@@ -8,7 +8,10 @@
  *     through core/order_flow.h like the API;
  *   - after a failed order, starts a new one at ck_policy_retry_after (event "renewal_failed"
  *     once for each failed order), and raises "expiry_near" once per production certificate
- *     when ck_policy_is_urgent.
+ *     when ck_policy_is_urgent;
+ *   - for an ACME issuer, asks the CA's Renewal Information (RFC 9773, core/ari_check.h) for
+ *     the production certificate at most twice a day, CK_SCHED_ARI_PER_TICK a tick (blocking
+ *     HTTPS in this thread), and lets its window decide the renewal time.
  * At most max_in_flight orders of automatic issuers are worked on at once across the database
  * (and no more are started in one tick). Nothing is remembered between ticks that is not in the
  * store, so several daemons sharing one database agree: the store's one-open-order rule
