@@ -69,14 +69,18 @@ static int commit_csr(struct ck_store *st, const struct ck_job *job, const struc
                       const struct ck_enrollment *e, const char *csr_pem, const uint8_t *sealed,
                       size_t sealed_len, ck_error *err)
 {
-    char message[CK_ERROR_MSG_MAX];
+    char message[CK_ERROR_MSG_MAX], data[128];
     snprintf(message, sizeof(message),
              "the CSR for %s (order %lld) is ready: buy a certificate with it and import it", e->cn,
              (long long)o->id);
+    /* Where to download it: this job's csr artifact. */
+    snprintf(data, sizeof(data), "{\"job_id\":%lld,\"artifact\":\"/v1/jobs/%lld/artifacts/csr\"}",
+             (long long)job->id, (long long)job->id);
     const struct ck_event_new needed = {.type = "certificate_needed",
                                         .enrollment_id = o->enrollment_id,
                                         .order_id = o->id,
-                                        .message = message};
+                                        .message = message,
+                                        .data_json = data};
     bool manual = e->issuer == NULL || strcmp(e->issuer, "manual") == 0;
     return ck_store_order_csr_ready(st, o->id, job->id, sealed, sealed_len, csr_pem,
                                     manual ? &needed : NULL, err);

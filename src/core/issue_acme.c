@@ -9,6 +9,7 @@
 #include <openssl/crypto.h>
 
 #include "common/clock.h"
+#include "common/duration.h"
 #include "core/issue_internal.h"
 #include "core/issue_job.h"
 #include "crypto/keys.h"
@@ -245,13 +246,52 @@ static int dns_open(struct acme_run *a, ck_error *err)
     return 0;
 }
 
+/* The policy's lifetime, sent to the CA as notAfter; 0 (the CA's default) when none is set. */
+static int lifetime_seconds(const char *text, int64_t *seconds, ck_error *err)
+{
+    *seconds = 0;
+    return text != NULL ? ck_duration_parse(text, seconds, err) : 0;
+}
+
+/* A renewal names the certificate in production (RFC 9773 "replaces"), so an ARI CA can tie
+ * them together; the client sends it only where the directory offers renewalInfo. A certificate
+ * without an Authority Key Identifier (imported from elsewhere) just is not named. */
+static void name_replaced(struct acme_run *a)
+{
+    struct ck_issue_ctx *c = a->c;
+    struct ck_order prod = {0};
+    ck_error why = {0};
+    if (c->enrollment.production_order_id == 0 || c->enrollment.production_order_id == c->order.id)
+        return;
+    if (ck_store_order_get(c->st, c->order.tenant_id, c->enrollment.production_order_id, &prod,
+                           &why) == 0 &&
+        prod.cert_pem != NULL && ck_acme_ari_cert_id(prod.cert_pem, &a->s.replaces, &why) == 0)
+        ck_issue_log(c, CK_LOG_INFO, "renews order %lld, ARI certID %s", (long long)prod.id,
+                     a->s.replaces);
+    else if (why.message[0] != '\0')
+        ck_issue_log(c, CK_LOG_INFO, "the order names no certificate it replaces: %s", why.message);
+    ck_order_free(&prod);
+}
+
+/* A fresh state for this order: the enrollment's names, challenge, CSR, lifetime and the
+ * certificate it replaces. */
+static int state_new(struct acme_run *a, ck_error *err)
+{
+    struct ck_issue_ctx *c = a->c;
+    if (ck_acme_order_state_init(&a->s, &c->enrollment.sans, c->enrollment.challenge,
+                                 c->order.csr_pem, err) != 0 ||
+        lifetime_seconds(c->enrollment.policy.lifetime, &a->s.lifetime_s, err) != 0)
+        return -1;
+    name_replaced(a);
+    return 0;
+}
+
 /* The stored state (a restart, a wait, a confirmation), or a fresh one for the enrollment. */
 static int state_open(struct acme_run *a, ck_error *err)
 {
     struct ck_issue_ctx *c = a->c;
     if (c->order.acme_state_json == NULL)
-        return ck_acme_order_state_init(&a->s, &c->enrollment.sans, c->enrollment.challenge,
-                                        c->order.csr_pem, err);
+        return state_new(a, err);
     json_error_t jerr;
     json_t *doc = json_loads(c->order.acme_state_json, 0, &jerr);
     int rc = doc != NULL ? ck_acme_order_state_from_json(doc, &a->s, err)
@@ -456,6 +496,19 @@ static int failed(struct acme_run *a, ck_error *err)
     return -1;
 }
 
+/* What the placed order asked beyond its names, and what the CA would not take. */
+static void log_order_extensions(struct acme_run *a)
+{
+    if (a->s.not_after_sent != NULL)
+        ck_issue_log(a->c, CK_LOG_INFO, "acme: the order asks notAfter %s (lifetime %llds)",
+                     a->s.not_after_sent, (long long)a->s.lifetime_s);
+    if (a->s.replaces_sent)
+        ck_issue_log(a->c, CK_LOG_INFO, "acme: the order replaces %s (RFC 9773)", a->s.replaces);
+    if (a->s.extensions_refused)
+        ck_issue_log(a->c, CK_LOG_WARN,
+                     "acme: the CA refused notAfter or replaces: ordered without them");
+}
+
 static int step_loop(struct acme_run *a, ck_error *err)
 {
     for (int i = 0; i < STEPS_MAX; i++) {
@@ -468,6 +521,8 @@ static int step_loop(struct acme_run *a, ck_error *err)
         if (a->s.step != before)
             ck_issue_log(a->c, CK_LOG_INFO, "acme: %s%s%s", ck_acme_step_name(a->s.step),
                          ordered ? " " : "", ordered ? a->s.order_url : "");
+        if (a->s.step != before && ordered)
+            log_order_extensions(a);
         switch (next) {
         case CK_ACME_NEXT_CONTINUE:
             break;

@@ -1,4 +1,5 @@
 /* Enrollments: create (with pre-fill), list, show, update, delete. */
+#include "common/clock.h"
 #include "core/names.h"
 #include "server/api_issuers.h"
 #include "server/server.h"
@@ -53,6 +54,37 @@ int ck_api_enrollment_list(struct ck_request *r, ck_error *err)
     return 0;
 }
 
+static json_t *time_or_null(int64_t t)
+{
+    char text[32];
+    if (t == 0)
+        return json_null();
+    ck_time_format(t, text, sizeof(text));
+    return json_string(text);
+}
+
+/* What the production certificate's CA last said about renewing it (RFC 9773), or null. */
+static json_t *renewal_info_json(struct ck_request *r, int64_t production_order_id, ck_error *err)
+{
+    struct ck_ari_status a = {0};
+    int found = production_order_id != 0
+                    ? ck_store_ari_get(r->daemon->store, production_order_id, &a, err)
+                    : 0;
+    if (found <= 0)
+        return found < 0 ? NULL : json_null();
+    json_t *window = a.has_window ? json_pack("{s:o,s:o}", "start", time_or_null(a.window_start),
+                                              "end", time_or_null(a.window_end))
+                                  : json_null();
+    json_t *info = json_pack("{s:s?,s:b,s:o,s:s?,s:s?,s:o,s:o}", "cert_id", a.cert_id, "offered",
+                             a.offered, "window", window, "explanation_url", a.explanation_url,
+                             "last_error", a.last_error, "checked_at", time_or_null(a.checked_at),
+                             "next_check_at", time_or_null(a.next_check_at));
+    ck_ari_status_free(&a);
+    if (info == NULL)
+        ck_error_set(err, 500, "out_of_memory", "out of memory");
+    return info;
+}
+
 int ck_api_enrollment_get(struct ck_request *r, ck_error *err)
 {
     const char *name;
@@ -60,7 +92,15 @@ int ck_api_enrollment_get(struct ck_request *r, ck_error *err)
     if (param_name(r, &name, err) != 0 ||
         ck_store_enrollment_get(r->daemon->store, r->caller.tenant_id, name, &e, err) != 0)
         return -1;
-    ck_http_reply_json(r, 200, ck_enrollment_to_json(&e));
+    json_t *doc = ck_enrollment_to_json(&e);
+    json_t *info = renewal_info_json(r, e.production_order_id, err);
+    if (info == NULL) {
+        json_decref(doc);
+        ck_enrollment_free(&e);
+        return -1;
+    }
+    json_object_set_new(doc, "renewal_info", info);
+    ck_http_reply_json(r, 200, doc);
     ck_enrollment_free(&e);
     return 0;
 }

@@ -11,6 +11,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "core/ari_check.h"
 #include "core/order_flow.h"
 #include "core/policy.h"
 #include "crypto/x509info.h"
@@ -43,6 +44,7 @@ struct tick {
     int64_t now;
     int64_t in_flight;
     int started;
+    int ari_checks; /* made this tick, up to CK_SCHED_ARI_PER_TICK */
     struct ck_scheduler_report report;
 };
 
@@ -212,8 +214,10 @@ static bool is_manual(const struct ck_sched_row *r)
 static int renewal_due(struct ck_scheduler *s, const struct ck_sched_row *r, int64_t now, bool *due,
                        const char **basis, ck_error *err)
 {
+    const struct ck_ari_window ari = {r->ari_window_start, r->ari_window_end};
     struct ck_renewal_input in = {.renew_before = r->policy.renew_before,
                                   .validation = r->validation,
+                                  .ari = r->ari_has_window ? &ari : NULL,
                                   .seed = (uint64_t)r->enrollment_id};
     struct ck_renewal_time when;
     *due = false;
@@ -255,7 +259,7 @@ static void start_order(struct ck_scheduler *s, const struct ck_sched_row *r, co
                         struct tick *t)
 {
     int64_t order_id = 0, job_id = 0;
-    char message[CK_ERROR_MSG_MAX], data[128];
+    char message[CK_ERROR_MSG_MAX], data[256];
     ck_error err = {0};
     bool renewal = r->production_order_id != 0;
     if (ck_store_order_create(s->store, r->tenant_id, r->enrollment_id, &order_id, &job_id, &err) !=
@@ -276,8 +280,15 @@ static void start_order(struct ck_scheduler *s, const struct ck_sched_row *r, co
     t->report.retries_started += r->failures > 0;
     snprintf(message, sizeof(message), "renewal of %s started: order %lld (%s)", r->name,
              (long long)order_id, basis);
-    snprintf(data, sizeof(data), "{\"basis\":\"%s\",\"failures\":%d,\"replaces\":%lld}", basis,
-             r->failures, (long long)r->production_order_id);
+    if (r->ari_has_window && strcmp(basis, "ari") == 0)
+        snprintf(data, sizeof(data),
+                 "{\"basis\":\"%s\",\"failures\":%d,\"replaces\":%lld,"
+                 "\"ari_window\":{\"start\":%lld,\"end\":%lld}}",
+                 basis, r->failures, (long long)r->production_order_id,
+                 (long long)r->ari_window_start, (long long)r->ari_window_end);
+    else
+        snprintf(data, sizeof(data), "{\"basis\":\"%s\",\"failures\":%d,\"replaces\":%lld}", basis,
+                 r->failures, (long long)r->production_order_id);
     if (add_event(s, r, order_id, "renewal_started", message, data, &err) != 0)
         log_failure(r, "raising renewal_started", &err);
     ck_log(CK_LOG_INFO, "scheduler: %s", message);
@@ -301,9 +312,41 @@ static void maybe_start(struct ck_scheduler *s, const struct ck_sched_row *r, st
     start_order(s, r, r->failures > 0 ? "retry" : basis, t);
 }
 
-static void consider(struct ck_scheduler *s, const struct ck_sched_row *r, struct tick *t)
+/* RFC 9773: asks an ACME CA for the production certificate's renewal window when the last
+ * answer is older than the CA asked (twice a day at most), a few certificates per tick. The
+ * window found is used at once. */
+static void refresh_ari(struct ck_scheduler *s, struct ck_sched_row *r, struct tick *t)
+{
+    struct ck_ari_status got = {0};
+    ck_error err = {0};
+    if (!r->acme_issuer || r->production_order_id == 0 || r->production_cert_pem == NULL ||
+        r->ari_next_check_at > t->now || t->ari_checks >= CK_SCHED_ARI_PER_TICK)
+        return;
+    const struct ck_ari_check_input in = {.tenant_id = r->tenant_id,
+                                          .issuer = r->issuer,
+                                          .order_id = r->production_order_id,
+                                          .cert_pem = r->production_cert_pem,
+                                          .now = t->now};
+    int rc = ck_ari_check(s->store, &in, &got, &err);
+    if (rc < 0)
+        log_failure(r, "checking its ACME renewal information", &err);
+    if (rc != 1)
+        return;
+    t->ari_checks++;
+    t->report.ari_checked++;
+    if (got.has_window || !got.offered) {
+        r->ari_has_window = got.has_window;
+        r->ari_window_start = got.window_start;
+        r->ari_window_end = got.window_end;
+    }
+    ck_ari_status_free(&got);
+}
+
+static void consider(struct ck_scheduler *s, struct ck_sched_row *r, struct tick *t)
 {
     check_urgency(s, r, t);
+    if (r->open_order_id == 0)
+        refresh_ari(s, r, t);
     if (r->open_order_id == 0)
         maybe_start(s, r, t);
     else if (r->open_state == CK_ORDER_ISSUED)

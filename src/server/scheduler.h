@@ -8,7 +8,10 @@
  *     through core/order_flow.h like the API;
  *   - after a failed order, starts a new one at ck_policy_retry_after (event "renewal_failed"
  *     once for each failed order), and raises "expiry_near" once per production certificate
- *     when ck_policy_is_urgent.
+ *     when ck_policy_is_urgent;
+ *   - for an ACME issuer, asks the CA's Renewal Information (RFC 9773, core/ari_check.h) for
+ *     the production certificate at most twice a day, CK_SCHED_ARI_PER_TICK a tick (blocking
+ *     HTTPS in this thread), and lets its window decide the renewal time.
  * At most max_in_flight orders of automatic issuers are worked on at once across the database
  * (and no more are started in one tick). Nothing is remembered between ticks that is not in the
  * store, so several daemons sharing one database agree: the store's one-open-order rule
@@ -27,6 +30,9 @@
 #define CK_SCHED_IN_FLIGHT_MAX     10000
 #define CK_SCHED_PAGE_SIZE         256
 #define CK_SCHED_TICK_MS           1000
+/* ACME Renewal Information checks one tick may make (each is up to two HTTPS requests): at
+ * twice a day per certificate, 2 a second covers 86,000 ACME certificates. */
+#define CK_SCHED_ARI_PER_TICK 2
 
 struct ck_scheduler_config {
     int max_in_flight;              /* <= 0: CK_SCHED_IN_FLIGHT_DEFAULT */
@@ -44,6 +50,7 @@ struct ck_scheduler_report {
     int failures_reported; /* renewal_failed events */
     int urgent_reported;   /* expiry_near events */
     int skipped_capacity;  /* due, but max_in_flight orders are in flight */
+    int ari_checked;       /* ACME Renewal Information checks made (answered or not) */
 };
 
 struct ck_scheduler;

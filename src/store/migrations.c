@@ -280,8 +280,25 @@ static const char migration_6[] =
     "  lease_until INTEGER NOT NULL DEFAULT 0,"
     "  PRIMARY KEY (enrollment_id, endpoint));";
 
-static const char *const migrations[] = {migration_1, migration_2, migration_3,
-                                         migration_4, migration_5, migration_6};
+/* Version 7 (issue 6, ACME Renewal Information, RFC 9773): per production certificate (its
+ * order), what its CA last said about when to renew it. next_check_at is when to ask again (at
+ * most twice a day); lease_until lets one daemon of several ask. A failed check keeps the last
+ * window it had. */
+static const char migration_7[] =
+    "CREATE TABLE ari_status ("
+    "  order_id INTEGER PRIMARY KEY REFERENCES orders(id) ON DELETE CASCADE,"
+    "  cert_id TEXT,"
+    "  offered INTEGER NOT NULL DEFAULT 0,"
+    "  window_start INTEGER,"
+    "  window_end INTEGER,"
+    "  explanation_url TEXT,"
+    "  last_error TEXT,"
+    "  checked_at INTEGER NOT NULL DEFAULT 0,"
+    "  next_check_at INTEGER NOT NULL DEFAULT 0,"
+    "  lease_until INTEGER NOT NULL DEFAULT 0);";
+
+static const char *const migrations[] = {migration_1, migration_2, migration_3, migration_4,
+                                         migration_5, migration_6, migration_7};
 
 const char *const *ck_store_migrations(size_t *count)
 {

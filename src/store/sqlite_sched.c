@@ -14,7 +14,8 @@
 
 /* Column 0..: the enrollment; 9..11 its production order; 12..15 its open order (the one-open
  * index makes it unique); 16 the failures since the last order that got anywhere; 17..18 the
- * newest failed order. Only constant text: no user data in the SQL. */
+ * newest failed order; 19 its issuer's type; 20..22 its production certificate's ARI window and
+ * next check. Only constant text: no user data in the SQL. */
 static const char page_sql[] =
     "SELECT e.id, e.tenant_id, e.name, e.issuer, e.validation, e.lifetime, e.renew_before,"
     "  e.deploy_before, e.always_test_on_staging,"
@@ -23,12 +24,15 @@ static const char page_sql[] =
     "  (SELECT COUNT(*) FROM orders f WHERE f.enrollment_id = e.id AND f.state = 'failed'"
     "    AND f.id > COALESCE((SELECT MAX(g.id) FROM orders g WHERE g.enrollment_id = e.id"
     "      AND g.state NOT IN ('failed', 'cancelled')), 0)),"
-    "  lf.id, lf.updated_at"
+    "  lf.id, lf.updated_at,"
+    "  i.type, a.window_start, a.window_end, a.next_check_at"
     " FROM enrollments e"
     " LEFT JOIN orders p ON p.id = e.production_order_id"
     " LEFT JOIN orders o ON o.enrollment_id = e.id AND o.state IN " CK_STORE_OPEN_ORDER_STATES
     " LEFT JOIN orders lf ON lf.id = (SELECT MAX(h.id) FROM orders h"
     "   WHERE h.enrollment_id = e.id AND h.state = 'failed')"
+    " LEFT JOIN issuers i ON i.tenant_id = e.tenant_id AND i.name = e.issuer"
+    " LEFT JOIN ari_status a ON a.order_id = e.production_order_id"
     " WHERE e.id > ?1 ORDER BY e.id LIMIT ?2";
 
 static void sched_row_free(void *row)
@@ -85,6 +89,12 @@ static int read_sched_row(sqlite3_stmt *s, void *row, ck_error *err)
     r->failures = (int)sqlite3_column_int64(s, 16);
     r->last_failed_order_id = sqlite3_column_int64(s, 17);
     r->last_failure_at = sqlite3_column_int64(s, 18);
+    const char *issuer_type = (const char *)sqlite3_column_text(s, 19);
+    r->acme_issuer = issuer_type != NULL && strcmp(issuer_type, "acme") == 0;
+    r->ari_has_window = sqlite3_column_type(s, 20) != SQLITE_NULL;
+    r->ari_window_start = sqlite3_column_int64(s, 20);
+    r->ari_window_end = sqlite3_column_int64(s, 21);
+    r->ari_next_check_at = sqlite3_column_int64(s, 22);
     if (!ok || r->name == NULL || r->issuer == NULL) {
         sched_row_free(r);
         return ck_sql_out_of_memory(err);

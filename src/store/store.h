@@ -315,6 +315,12 @@ struct ck_sched_row {
     int failures;
     int64_t last_failed_order_id;
     int64_t last_failure_at;
+    /* ACME Renewal Information of the production certificate (ck_store_ari_*). */
+    bool acme_issuer;         /* the enrollment's issuer is an ACME CA */
+    bool ari_has_window;      /* its CA suggested a window: */
+    int64_t ari_window_start; /* epoch seconds */
+    int64_t ari_window_end;
+    int64_t ari_next_check_at; /* when to ask again; 0 = never asked */
 };
 void ck_sched_row_array_free(struct ck_sched_row *a, size_t n);
 /* At most `limit` enrollments of every tenant with id > after_id, by id: page through them by
@@ -327,6 +333,31 @@ int ck_store_sched_orders_in_flight(struct ck_store *st, int64_t *count, ck_erro
 /* Whether an event of that type about that order exists (events raised once per order). */
 int ck_store_sched_event_exists(struct ck_store *st, int64_t order_id, const char *type,
                                 bool *exists, ck_error *err);
+
+/* ---- ACME Renewal Information (RFC 9773), per production certificate (its order) ---- */
+struct ck_ari_status {
+    int64_t order_id;
+    char *cert_id; /* the certificate's RFC 9773 certID, NULL when it has none */
+    bool offered;  /* the CA's directory offers renewalInfo */
+    bool has_window;
+    int64_t window_start, window_end;
+    char *explanation_url; /* NULL when the CA gave none */
+    char *last_error;      /* why the last check failed; NULL when it was answered */
+    int64_t checked_at;    /* the last check, answered or not; 0 = never */
+    int64_t next_check_at; /* when to ask again */
+};
+void ck_ari_status_free(struct ck_ari_status *a);
+/* Claims the order's check when it is due (never asked, or next_check_at <= now) and no other
+ * daemon holds it, by holding it until lease_until: 1 claimed, 0 not due or held, -1 error. */
+int ck_store_ari_claim(struct ck_store *st, int64_t order_id, int64_t now, int64_t lease_until,
+                       ck_error *err);
+/* Stores a check's result and releases the claim. With has_window false, a window stored
+ * earlier is kept when the CA still offers renewalInfo (the check failed) and cleared when it
+ * does not. */
+int ck_store_ari_save(struct ck_store *st, const struct ck_ari_status *a, ck_error *err);
+/* 1 with *out filled, 0 when the order was never checked, -1 on error. */
+int ck_store_ari_get(struct ck_store *st, int64_t order_id, struct ck_ari_status *out,
+                     ck_error *err);
 
 /* ---- events ---- */
 int ck_store_event_add(struct ck_store *st, int64_t tenant_id, const struct ck_event_new *ev,

@@ -3,14 +3,24 @@
 # Nobody creates, stages or deploys an order: the daemon starts the first order as soon as the
 # enrollment exists, deploys it to the production listener, then renews it twice (new key,
 # later expiry each time) when the 30-second renewal window opens, deploying each renewal
-# 25 seconds before the one in production expires. With faketime (when installed): a 1-year DV
-# certificate bought by hand is not renewed today, and is renewed when the daemon runs 346 days
-# later (the 20-day DV default).
+# 25 seconds before the one in production expires; every event of that life reaches an HTTPS
+# webhook once, signed. With faketime (when installed): a 1-year DV certificate bought by hand
+# is not renewed today, and is renewed when the daemon runs 346 days later (the 20-day DV
+# default): the manual issuer's renewal order gets a CSR whose job artifact is downloadable and
+# a certificate_needed event naming it.
 source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/receiver.sh"
 cd "$WORK" || exit 1
 
+receiver_start "$WORK/hook" || {
+    not_ok "webhook receiver started"
+    exit 1
+}
+export CERTKEEP_WEBHOOK_CA_FILE=$RECEIVER_CA CERTKEEP_WEBHOOK_RETRY_BASE_MS=100
 PRD=$(free_port)
 start_daemon --production "127.0.0.1:$PRD"
+receiver_register "$WORK/hook"
+check_eq "a webhook receiver is registered for the tenant" 201 "$STATUS"
 
 ck ca init >/dev/null 2>&1
 check_eq "ca init" 0 $?
@@ -93,6 +103,12 @@ check "at least 3 orders, all from the scheduler" test "$(printf '%s' "$orders" 
 check_eq "exactly one deployed order" 1 "$(printf '%s' "$orders" | jq '[.orders[] | select(.state == "deployed")] | length')"
 check "the older ones are superseded" test "$(printf '%s' "$orders" | jq '[.orders[] | select(.state == "superseded")] | length')" -ge 2
 
+api GET /v1/events
+started=$(count renewal_started)
+receiver_check "$WORK/hook" 20
+check_eq "webhook: the renewal_started events arrived with their data" "$started" \
+    "$(grep -c '"type":"renewal_started".*"basis"' "$WORK/hook/bodies")"
+
 # ---- an unknown serve option value ----
 out=$("$CERTKEEP" serve --data "$DATA" --api 127.0.0.1:1 --max-concurrent-orders 0 2>&1)
 check_eq "--max-concurrent-orders 0 is a usage error (exit 2)" 2 $?
@@ -152,6 +168,31 @@ done
 check_eq "346 days later (19 days left, DV window 20 days): the renewal has started" 2 "$(orders_of_shop)"
 api GET /v1/events
 check_contains "with a renewal_started event" renewal_started "$(json '[.events[].type] | join(" ")')"
-check_contains "and the CSR-ready event of a manual issuer" certificate_needed "$(json '[.events[].type] | join(" ")')"
+RENEWAL=$(ck order list --enrollment shop --json | jq -r '.orders[0].id')
+needed=""
+for i in $(seq 1 20); do
+    api GET /v1/events
+    needed=$(json -c --argjson o "$RENEWAL" '[.events[] | select(.type == "certificate_needed" and .order_id == $o)][0] // empty')
+    [ -n "$needed" ] && break
+    sleep 0.5
+done
+check_contains "and the CSR-ready event of a manual issuer, for the renewal order" certificate_needed "$needed"
+ARTIFACT=$(jq -r '.data.artifact // empty' <<<"$needed")
+CSR_JOB=$(jq -r '.data.job_id // empty' <<<"$needed")
+check_eq "the event names the CSR job's artifact" "/v1/jobs/$CSR_JOB/artifacts/csr" "$ARTIFACT"
+api GET "/v1/jobs/$CSR_JOB"
+check_eq "that job is the renewal order's csr job" "csr $RENEWAL" "$(json '"\(.type) \(.order_id)"')"
+curl -s -o artifact.csr -w '%{http_code} %{content_type}' -H "Authorization: Bearer $CERTKEEP_TOKEN" \
+    "$CERTKEEP_ADDR$ARTIFACT" >artifact.status
+check_eq "GET the artifact: 200 application/pkcs10" "200 application/pkcs10" "$(cat artifact.status)"
+ck order csr "$RENEWAL" >renewal.csr 2>/dev/null
+check "the artifact's bytes are the renewal order's CSR" cmp artifact.csr renewal.csr
+ck job artifact "$CSR_JOB" csr >cli-artifact.csr 2>/dev/null
+check "certkeep job artifact gives the same bytes" cmp cli-artifact.csr renewal.csr
+check_contains "for the enrollment's name" "DNS:shop.example.com" \
+    "$(openssl req -in artifact.csr -noout -text 2>/dev/null | grep -A1 'Subject Alternative Name')"
+check "with a new key (not the one in production)" test \
+    "$(openssl req -in artifact.csr -noout -pubkey | openssl sha256)" != \
+    "$(openssl x509 -in shop.pem -noout -pubkey | openssl sha256)"
 unset FAKETIME
 finish

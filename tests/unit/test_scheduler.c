@@ -460,6 +460,147 @@ static void test_two_schedulers_one_order(void **state)
     ck_store_close(other_store);
 }
 
+/* ---- ACME Renewal Information (RFC 9773) ---- */
+
+/* An ACME issuer whose directory nobody serves (port 1 on loopback refuses at once). */
+static void make_acme_issuer(struct fixture *f, const char *name)
+{
+    struct ck_issuer issuer = {.tenant_id = CK_OPERATOR_TENANT_ID};
+    ck_error err = {0};
+    issuer.name = strdup(name);
+    issuer.type = strdup("acme");
+    issuer.directory_url = strdup("https://127.0.0.1:1/dir");
+    assert_int_equal(ck_store_issuer_create(f->st, &issuer, NULL, NULL, &err), 0);
+    ck_issuer_free(&issuer);
+}
+
+static struct ck_event *last_event(struct fixture *f, const char *type, struct ck_event **all,
+                                   size_t *n)
+{
+    ck_error err = {0};
+    assert_int_equal(ck_store_event_list(f->st, CK_OPERATOR_TENANT_ID, 0, 1000, all, n, &err), 0);
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp((*all)[i].type, type) == 0)
+            return &(*all)[i];
+    return NULL;
+}
+
+/* A stored window from the CA beats the policy: a 90-day certificate renews inside the window
+ * the CA suggested (days 10 to 11), not at day 60, and the event says so. */
+static void test_ari_window_wins(void **state)
+{
+    struct fixture *f = *state;
+    ck_error err = {0};
+    struct ck_event *events = NULL;
+    size_t n = 0;
+    make_acme_issuer(f, "le");
+    int64_t e = make_enrollment(f, "api", "le", NULL, false);
+    int64_t prod = make_order(f, e, CK_ORDER_DEPLOYED, f->t0, f->t0 + 90 * DAY);
+    struct ck_ari_status window = {.order_id = prod,
+                                   .offered = true,
+                                   .has_window = true,
+                                   .window_start = f->t0 + 10 * DAY,
+                                   .window_end = f->t0 + 11 * DAY,
+                                   .checked_at = f->t0,
+                                   .next_check_at = f->t0 + 365 * DAY};
+    assert_int_equal(ck_store_ari_claim(f->st, prod, f->t0, f->t0 + 60, &err), 1);
+    assert_int_equal(ck_store_ari_save(f->st, &window, &err), 0);
+
+    struct ck_scheduler_report r = tick(f, f->t0 + 10 * DAY - 1);
+    assert_int_equal(r.renewals_started, 0);
+    assert_int_equal(r.ari_checked, 0); /* not due: no request */
+    r = tick(f, f->t0 + 11 * DAY);
+    assert_int_equal(r.renewals_started, 1);
+    struct ck_event *ev = last_event(f, "renewal_started", &events, &n);
+    assert_non_null(ev);
+    char expected[128];
+    snprintf(expected, sizeof(expected), "\"ari_window\":{\"start\":%lld,\"end\":%lld}",
+             (long long)(f->t0 + 10 * DAY), (long long)(f->t0 + 11 * DAY));
+    assert_non_null(strstr(ev->data_json, "\"basis\":\"ari\""));
+    assert_non_null(strstr(ev->data_json, expected));
+    ck_event_array_free(events, n);
+}
+
+/* A CA that cannot be reached: the check is stored with its error, not repeated for 12 hours,
+ * and the policy decides meanwhile. */
+static void test_ari_unreachable_twice_a_day(void **state)
+{
+    struct fixture *f = *state;
+    ck_error err = {0};
+    struct ck_ari_status got = {0};
+    make_acme_issuer(f, "le");
+    int64_t e = make_enrollment(f, "api", "le", NULL, false);
+    int64_t prod = make_order(f, e, CK_ORDER_DEPLOYED, f->t0, f->t0 + 90 * DAY);
+    int64_t now = f->t0 + DAY;
+    struct ck_scheduler_report r = tick(f, now);
+    assert_int_equal(r.ari_checked, 1);
+    assert_int_equal(r.renewals_started, 0);
+    assert_int_equal(ck_store_ari_get(f->st, prod, &got, &err), 1);
+    assert_false(got.has_window);
+    assert_non_null(got.last_error);
+    assert_int_equal(got.checked_at, now);
+    assert_int_equal(got.next_check_at, now + 12 * 3600);
+    ck_ari_status_free(&got);
+    r = tick(f, now + 12 * 3600 - 1);
+    assert_int_equal(r.ari_checked, 0);
+    r = tick(f, now + 12 * 3600);
+    assert_int_equal(r.ari_checked, 1);
+    /* the policy still renews at day 60 */
+    r = tick(f, f->t0 + 61 * DAY);
+    assert_int_equal(r.renewals_started, 1);
+}
+
+/* Two daemons: a claimed check is not claimed again until its lease ends or it is saved; a
+ * failed check keeps the window from before. */
+static void test_ari_store_claim_and_keep(void **state)
+{
+    struct fixture *f = *state;
+    ck_error err = {0};
+    struct ck_ari_status got = {0};
+    int64_t e = make_enrollment(f, "api", "mine", NULL, false);
+    int64_t prod = make_order(f, e, CK_ORDER_DEPLOYED, f->t0, f->t0 + 90 * DAY);
+    int64_t now = f->t0;
+    assert_int_equal(ck_store_ari_get(f->st, prod, &got, &err), 0);
+    assert_int_equal(ck_store_ari_claim(f->st, prod, now, now + 60, &err), 1);
+    assert_int_equal(ck_store_ari_claim(f->st, prod, now + 1, now + 61, &err), 0);
+    struct ck_ari_status answer = {.order_id = prod,
+                                   .cert_id = "a.b",
+                                   .offered = true,
+                                   .has_window = true,
+                                   .window_start = now + 5,
+                                   .window_end = now + 9,
+                                   .explanation_url = "https://ca.example/why",
+                                   .checked_at = now,
+                                   .next_check_at = now + 100};
+    assert_int_equal(ck_store_ari_save(f->st, &answer, &err), 0);
+    assert_int_equal(ck_store_ari_claim(f->st, prod, now + 99, now + 159, &err), 0);
+    assert_int_equal(ck_store_ari_claim(f->st, prod, now + 100, now + 160, &err), 1);
+    const struct ck_ari_status failed = {.order_id = prod,
+                                         .cert_id = "a.b",
+                                         .offered = true,
+                                         .last_error = "HTTP 500",
+                                         .checked_at = now + 100,
+                                         .next_check_at = now + 200};
+    assert_int_equal(ck_store_ari_save(f->st, &failed, &err), 0);
+    assert_int_equal(ck_store_ari_get(f->st, prod, &got, &err), 1);
+    assert_true(got.has_window);
+    assert_int_equal(got.window_start, now + 5);
+    assert_int_equal(got.window_end, now + 9);
+    assert_string_equal(got.explanation_url, "https://ca.example/why");
+    assert_string_equal(got.last_error, "HTTP 500");
+    assert_int_equal(got.next_check_at, now + 200);
+    ck_ari_status_free(&got);
+    /* the CA stops offering ARI: the window goes */
+    assert_int_equal(ck_store_ari_claim(f->st, prod, now + 200, now + 260, &err), 1);
+    const struct ck_ari_status gone = {
+        .order_id = prod, .offered = false, .checked_at = now + 200, .next_check_at = now + 300};
+    assert_int_equal(ck_store_ari_save(f->st, &gone, &err), 0);
+    assert_int_equal(ck_store_ari_get(f->st, prod, &got, &err), 1);
+    assert_false(got.has_window);
+    assert_false(got.offered);
+    ck_ari_status_free(&got);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -480,6 +621,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_always_test_on_staging_needs_ack, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrency_cap, setup_cap2, teardown),
         cmocka_unit_test_setup_teardown(test_two_schedulers_one_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ari_window_wins, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ari_unreachable_twice_a_day, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ari_store_claim_and_keep, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

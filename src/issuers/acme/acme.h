@@ -34,7 +34,7 @@
 #include "common/error.h"
 #include "common/util.h"
 
-#define CK_ACME_MAX_RESPONSE     (1024 * 1024)
+#define CK_ACME_MAX_RESPONSE (1024 * 1024)
 /* A CA rejecting 30% of nonces fails one request in 0.3^(retries+1): 1 in 177,000 with 10,
  * where 5 left about one certificate in a hundred failing. */
 #define CK_ACME_BADNONCE_RETRIES 10
@@ -111,6 +111,10 @@ struct ck_acme_order_state {
     ck_strv names;        /* DNS identifiers ("*.example.com" allowed) */
     char *challenge_type; /* "dns-01" or "http-01"; NULL means http-01 */
     char *csr_pem;        /* the order's CSR (public data) */
+    int64_t lifetime_s;   /* the enrollment's lifetime, sent as notAfter = newOrder time + it;
+                             0: the CA's default */
+    char *replaces;       /* RFC 9773 certID of the certificate this order renews, or NULL; sent
+                             only when the directory offers renewalInfo */
     /* Progress, filled by the steps. */
     char *account_url;
     char *order_url;
@@ -120,11 +124,17 @@ struct ck_acme_order_state {
     ck_strv authorization_urls;
     struct ck_acme_challenge *challenges;
     size_t challenge_count;
-    int64_t retry_after;            /* epoch seconds: do not call ck_acme_step before */
-    int64_t wait_ms;                /* in-process hint: the delay that produced retry_after */
-    int poll_count;                 /* polls in the current step, for the backoff */
-    int transient_count;            /* transient failures in a row */
-    char ordering_id[33];           /* marks this process's own newOrder attempt (ORDERING) */
+    int64_t retry_after;  /* epoch seconds: do not call ck_acme_step before */
+    int64_t wait_ms;      /* in-process hint: the delay that produced retry_after */
+    int poll_count;       /* polls in the current step, for the backoff */
+    int transient_count;  /* transient failures in a row */
+    char ordering_id[33]; /* marks this process's own newOrder attempt (ORDERING) */
+    /* The CA refused a newOrder carrying notAfter or replaces (Let's Encrypt refuses notAfter;
+     * an ARI CA refuses replaces for a certificate already replaced): the order was placed
+     * again without them. */
+    bool extensions_refused;
+    char *not_after_sent; /* the notAfter the placed order carried (RFC 3339), NULL: none */
+    bool replaces_sent;   /* the placed order carried replaces */
     struct ck_acme_problem problem; /* the last problem from the CA */
     char *certificate_pem;          /* leaf + chain (PEM) once done */
 };
@@ -145,7 +155,9 @@ int ck_acme_order_state_from_json(const json_t *doc, struct ck_acme_order_state 
 struct ck_acme_client_options {
     const char *directory_url; /* https://... */
     const char *ca_file;       /* PEM bundle to trust; NULL: the system store */
-    EVP_PKEY *account_key;     /* borrowed: P-256 (or RSA); must outlive the client */
+    const char *ca_pem;        /* or the bundle itself (PEM text); ca_file wins when both */
+    EVP_PKEY *account_key;     /* borrowed: P-256 (or RSA); must outlive the client. NULL: a
+                                  client that only reads (directory, renewalInfo) */
     const ck_strv *contacts;   /* "mailto:..." URLs; may be NULL */
     bool terms_agreed;         /* termsOfServiceAgreed for a new account */
     const char *eab_kid;       /* external account binding, both or neither */
@@ -185,5 +197,48 @@ enum ck_acme_next ck_acme_step(struct ck_acme_client *c, struct ck_acme_order_st
 
 /* The caller has published every challenge: AUTHORIZATIONS_FETCHED -> CHALLENGES_READY. */
 int ck_acme_challenges_provisioned(struct ck_acme_order_state *s, ck_error *err);
+
+/* ---- ACME Renewal Information (RFC 9773), ari.c ----
+ *
+ * The CA suggests when to renew a certificate: GET <renewalInfo>/<certID> (no signature, no
+ * account) answers {"suggestedWindow":{"start","end"},"explanationURL"} with a Retry-After saying
+ * when to ask again. The scheduler asks at most twice a day per certificate. */
+
+#define CK_ACME_ARI_MIN_INTERVAL (12 * 3600) /* never asked more often than twice a day */
+#define CK_ACME_ARI_MAX_WAIT     86400 /* RFC 9773 4.3.2: a longer Retry-After counts as 1 d */
+
+/* The certID of a certificate (RFC 9773 section 4.1): base64url(the keyIdentifier of its
+ * Authority Key Identifier) "." base64url(the DER value bytes of its serial number, without tag
+ * and length), unpadded. Caller frees *out. 400 "invalid_certificate" when the PEM holds no
+ * certificate, 400 "ari_no_key_identifier" when it has no AKI keyIdentifier. */
+int ck_acme_ari_cert_id(const char *cert_pem, char **out, ck_error *err);
+
+struct ck_acme_renewal_info {
+    int64_t window_start, window_end; /* the suggested window, epoch seconds */
+    char *explanation_url;            /* NULL when the CA gave none */
+    int64_t retry_after_s;            /* the answer's Retry-After, -1 when it had none */
+};
+void ck_acme_renewal_info_free(struct ck_acme_renewal_info *ri);
+
+/* Reads a renewalInfo body into out (retry_after_s left as it is). 502 "acme_bad_renewal_info"
+ * when it is not JSON, has no suggestedWindow, a time is not RFC 3339, or the window ends before
+ * it starts (RFC 9773 4.3.3: such a window is ignored). */
+int ck_acme_renewal_info_parse(const char *body, size_t len, struct ck_acme_renewal_info *out,
+                               ck_error *err);
+
+/* When to ask again after asking at `now`: the answer's Retry-After (retry_after_s, -1: none)
+ * bounded to [CK_ACME_ARI_MIN_INTERVAL, CK_ACME_ARI_MAX_WAIT]; failed requests wait as long. */
+int64_t ck_acme_ari_next_check(int64_t now, int64_t retry_after_s);
+
+/* Whether the CA's directory offers renewalInfo (fetches the directory once): 1 yes, 0 no, -1
+ * when the directory could not be read (err says why). */
+int ck_acme_ari_offered(struct ck_acme_client *c, ck_error *err);
+
+/* Asks the CA for the certificate's window. 0 with *out filled; -1 with err when the CA cannot
+ * be reached (502/504 "acme_unreachable"), answers something else than 200 (its status,
+ * "acme_renewal_info_refused"), or the answer does not parse. out->retry_after_s is set either
+ * way; on -1 the rest of *out is empty. The directory must offer renewalInfo. */
+int ck_acme_renewal_info(struct ck_acme_client *c, const char *cert_id,
+                         struct ck_acme_renewal_info *out, ck_error *err);
 
 #endif

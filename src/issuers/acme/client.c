@@ -170,8 +170,13 @@ static int http_exchange(struct ck_acme_client *c, const char *method, const cha
     curl_easy_setopt(h, CURLOPT_WRITEDATA, resp);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &hctx);
-    if (c->ca_file != NULL)
+    if (c->ca_file != NULL) {
         curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
+    } else if (c->ca_pem != NULL) {
+        struct curl_blob blob = {
+            .data = c->ca_pem, .len = strlen(c->ca_pem), .flags = CURL_BLOB_NOCOPY};
+        curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &blob);
+    }
     if (strcmp(method, "HEAD") == 0)
         curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
     if (body != NULL) {
@@ -217,23 +222,22 @@ struct ck_acme_client *ck_acme_client_new(const struct ck_acme_client_options *o
         ck_error_set(err, 500, "out_of_memory", "out of memory");
         goto fail;
     }
-    if (opt->account_key == NULL ||
-        ck_acme_jwk_thumbprint(opt->account_key, c->thumbprint, err) != 0) {
-        if (opt->account_key == NULL)
-            ck_error_set(err, 400, "unsupported_account_key", "an ACME account key is needed");
+    if (opt->account_key != NULL &&
+        ck_acme_jwk_thumbprint(opt->account_key, c->thumbprint, err) != 0)
         goto fail;
-    }
     c->account_key = opt->account_key;
     c->terms_agreed = opt->terms_agreed;
     c->timeout_seconds = opt->timeout_seconds > 0 ? opt->timeout_seconds : DEFAULT_TIMEOUT_S;
     c->directory_url = ck_strdup(opt->directory_url);
     c->ca_file = ck_strdup(opt->ca_file);
+    c->ca_pem = ck_strdup(opt->ca_pem);
     c->user_agent = ck_strdup(opt->user_agent == NULL ? "certkeep" : opt->user_agent);
     c->eab_kid = ck_strdup(opt->eab_kid);
     c->eab_hmac_key = ck_strdup(opt->eab_hmac_key);
     c->curl = curl_easy_init();
     if (c->directory_url == NULL || c->user_agent == NULL || c->curl == NULL ||
         (opt->ca_file != NULL && c->ca_file == NULL) ||
+        (opt->ca_pem != NULL && c->ca_pem == NULL) ||
         (opt->eab_kid != NULL && (c->eab_kid == NULL || c->eab_hmac_key == NULL)) ||
         (opt->contacts != NULL && ck_strv_copy(&c->contacts, opt->contacts) != 0)) {
         ck_error_set(err, 500, "out_of_memory", "could not set up the ACME client");
@@ -253,6 +257,7 @@ void ck_acme_client_free(struct ck_acme_client *c)
         curl_easy_cleanup(c->curl);
     free(c->directory_url);
     free(c->ca_file);
+    free(c->ca_pem);
     free(c->user_agent);
     free(c->eab_kid);
     if (c->eab_hmac_key != NULL)
@@ -328,9 +333,18 @@ static bool is_bad_nonce(const struct ck_acme_response *r)
     return bad;
 }
 
+int ck_acme_get(struct ck_acme_client *c, const char *url, struct ck_acme_response *resp,
+                ck_error *err)
+{
+    return http_exchange(c, "GET", url, NULL, NULL, resp, err);
+}
+
 int ck_acme_post(struct ck_acme_client *c, const char *url, const char *payload, bool use_jwk,
                  const char *accept, struct ck_acme_response *resp, ck_error *err)
 {
+    if (c->account_key == NULL)
+        return ck_error_set(err, 500, "no_account_key",
+                            "this ACME client has no account key: it can only read");
     if (ck_acme_directory(c, err) != 0)
         return -1;
     for (int attempt = 0; attempt <= CK_ACME_BADNONCE_RETRIES; attempt++) {

@@ -12,6 +12,7 @@ struct ck_acme_client {
     CURL *curl;
     char *directory_url;
     char *ca_file;
+    char *ca_pem;
     char *user_agent;
     char *eab_kid;
     char *eab_hmac_key;
@@ -48,6 +49,11 @@ void ck_acme_response_problem(const struct ck_acme_response *r, struct ck_acme_p
 int ck_acme_directory(struct ck_acme_client *c, ck_error *err);
 /* A resource URL from the directory ("newOrder"), NULL when missing. */
 const char *ck_acme_resource(const struct ck_acme_client *c, const char *name);
+
+/* Unsigned GET (the directory, renewalInfo): 0 once the CA answered (any status), -1 with a
+ * 502/504 "acme_unreachable" error when it could not be reached. */
+int ck_acme_get(struct ck_acme_client *c, const char *url, struct ck_acme_response *resp,
+                ck_error *err);
 
 /* Signed POST (kid = c->account_url, or the JWK when use_jwk), retrying badNonce. payload NULL
  * is POST-as-GET. accept may be NULL. Returns 0 once the CA answered (any status) and -1 with a

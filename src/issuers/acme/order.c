@@ -183,8 +183,12 @@ cleanup:
     return next;
 }
 
-static char *new_order_payload(const struct ck_acme_order_state *s)
+/* The newOrder body: the identifiers, plus notAfter (the enrollment's lifetime) and replaces
+ * (RFC 9773, only where the directory offers renewalInfo) unless the CA refused them before.
+ * Records in s what the order carries. */
+static char *new_order_payload(struct ck_acme_client *c, struct ck_acme_order_state *s)
 {
+    char not_after[32];
     json_t *ids = json_array();
     for (size_t i = 0; ids != NULL && i < s->names.len; i++) {
         if (json_array_append_new(
@@ -194,9 +198,29 @@ static char *new_order_payload(const struct ck_acme_order_state *s)
         }
     }
     json_t *body = json_pack("{s:o}", "identifiers", ids);
+    bool with_not_after = body != NULL && s->lifetime_s > 0 && !s->extensions_refused;
+    bool with_replaces = body != NULL && s->replaces != NULL && !s->extensions_refused &&
+                         ck_acme_resource(c, "renewalInfo") != NULL;
+    free(s->not_after_sent);
+    s->not_after_sent = NULL;
+    s->replaces_sent = false;
+    if (with_not_after) {
+        ck_time_format(ck_clock_now() + s->lifetime_s, not_after, sizeof(not_after));
+        if (json_object_set_new(body, "notAfter", json_string(not_after)) != 0 ||
+            (s->not_after_sent = ck_strdup(not_after)) == NULL)
+            goto fail;
+    }
+    if (with_replaces) {
+        if (json_object_set_new(body, "replaces", json_string(s->replaces)) != 0)
+            goto fail;
+        s->replaces_sent = true;
+    }
     char *text = body == NULL ? NULL : json_dumps(body, JSON_COMPACT);
     json_decref(body);
     return text;
+fail:
+    json_decref(body);
+    return NULL;
 }
 
 /* Copies the order object's status, finalize URL, authorizations and certificate URL. */
@@ -328,25 +352,49 @@ static enum ck_acme_next step_ordering(struct ck_acme_client *c, struct ck_acme_
     return next;
 }
 
+/* A CA that refused (4xx, not a rate limit) a newOrder carrying notAfter or replaces is asked
+ * again without them: a certificate with the CA's lifetime, or a renewal that does not name the
+ * certificate it replaces, beats no certificate. Resets s from FAILED back to ORDERING. */
+static bool refused_extensions(struct ck_acme_order_state *s, const struct ck_acme_response *r)
+{
+    if (s->extensions_refused || (s->not_after_sent == NULL && !s->replaces_sent) ||
+        r->status < 400 || r->status >= 500 || r->status == 429)
+        return false;
+    char line[CK_ERROR_MSG_MAX - 96];
+    ck_acme_problem_format(&s->problem, line, sizeof(line));
+    ck_log(CK_LOG_WARN, "acme: the CA refused an order with%s%s (%s): ordering without them",
+           s->not_after_sent != NULL ? " notAfter" : "", s->replaces_sent ? " replaces" : "", line);
+    s->extensions_refused = true;
+    s->step = CK_ACME_STEP_ORDERING;
+    s->transient_count = 0;
+    ck_acme_problem_free(&s->problem);
+    return true;
+}
+
 static enum ck_acme_next step_new_order(struct ck_acme_client *c, struct ck_acme_order_state *s,
                                         ck_error *err)
 {
     enum ck_acme_next next = CK_ACME_NEXT_CONTINUE;
     struct ck_acme_response resp = {.retry_after_s = -1};
     json_t *order = NULL;
-    char *payload = new_order_payload(s);
+    char *payload = NULL;
     ck_error why = {0};
-    if (payload == NULL) {
-        ck_error_set(&why, 500, "out_of_memory", "out of memory");
-        next = fail_local(s, &why, err);
-        goto cleanup;
-    }
     if (ck_acme_directory(c, err) != 0) {
         next = after_unreachable(s, err);
         goto cleanup;
     }
-    if (exchange(c, s, ck_acme_resource(c, "newOrder"), payload, "the order was refused", &resp,
-                 &order, &next, err) != OUTCOME_OK)
+    if ((payload = new_order_payload(c, s)) == NULL) {
+        ck_error_set(&why, 500, "out_of_memory", "out of memory");
+        next = fail_local(s, &why, err);
+        goto cleanup;
+    }
+    enum outcome got = exchange(c, s, ck_acme_resource(c, "newOrder"), payload,
+                                "the order was refused", &resp, &order, &next, err);
+    if (got == OUTCOME_FAIL && refused_extensions(s, &resp)) {
+        next = CK_ACME_NEXT_CONTINUE; /* the next step orders again without them */
+        goto cleanup;
+    }
+    if (got != OUTCOME_OK)
         goto cleanup;
     if (resp.location == NULL || set_owned(&s->order_url, resp.location) != 0 ||
         read_order(s, order, &why) != 0 || s->finalize_url == NULL) {
@@ -356,8 +404,9 @@ static enum ck_acme_next step_new_order(struct ck_acme_client *c, struct ck_acme
         next = fail_local(s, &why, err);
         goto cleanup;
     }
-    ck_log(CK_LOG_INFO, "acme: order %s (%s) for %zu names", s->order_url, s->order_status,
-           s->names.len);
+    ck_log(CK_LOG_INFO, "acme: order %s (%s) for %zu names%s%s%s", s->order_url, s->order_status,
+           s->names.len, s->not_after_sent ? ", notAfter " : "",
+           s->not_after_sent ? s->not_after_sent : "", s->replaces_sent ? ", replaces" : "");
     s->step = CK_ACME_STEP_ORDERED;
 cleanup:
     json_decref(order);

@@ -208,6 +208,8 @@ void ck_acme_order_state_free(struct ck_acme_order_state *s)
     ck_strv_free(&s->names);
     free(s->challenge_type);
     free(s->csr_pem);
+    free(s->replaces);
+    free(s->not_after_sent);
     free(s->account_url);
     free(s->order_url);
     free(s->order_status);
@@ -287,7 +289,9 @@ static int state_strings_to_json(const struct ck_acme_order_state *s, json_t *do
                    set_str(doc, "finalize_url", s->finalize_url) != 0 ||
                    set_str(doc, "certificate_url", s->certificate_url) != 0 ||
                    set_str(doc, "certificate", s->certificate_pem) != 0 ||
-                   set_str(doc, "ordering_id", s->ordering_id) != 0
+                   set_str(doc, "ordering_id", s->ordering_id) != 0 ||
+                   set_str(doc, "replaces", s->replaces) != 0 ||
+                   set_str(doc, "not_after_sent", s->not_after_sent) != 0
                ? -1
                : 0;
 }
@@ -303,6 +307,9 @@ json_t *ck_acme_order_state_to_json(const struct ck_acme_order_state *s)
         json_object_set_new(doc, "wait_ms", json_integer(s->wait_ms)) != 0 ||
         json_object_set_new(doc, "poll_count", json_integer(s->poll_count)) != 0 ||
         json_object_set_new(doc, "transient_count", json_integer(s->transient_count)) != 0 ||
+        json_object_set_new(doc, "lifetime_s", json_integer(s->lifetime_s)) != 0 ||
+        json_object_set_new(doc, "extensions_refused", json_boolean(s->extensions_refused)) != 0 ||
+        json_object_set_new(doc, "replaces_sent", json_boolean(s->replaces_sent)) != 0 ||
         json_object_set(doc, "challenges", challenges) != 0)
         goto fail;
     for (size_t i = 0; i < s->challenge_count; i++)
@@ -356,6 +363,11 @@ int ck_acme_order_state_from_json(const json_t *doc, struct ck_acme_order_state 
     out->wait_ms = json_integer_value(json_object_get(doc, "wait_ms"));
     out->poll_count = (int)json_integer_value(json_object_get(doc, "poll_count"));
     out->transient_count = (int)json_integer_value(json_object_get(doc, "transient_count"));
+    out->lifetime_s = json_integer_value(json_object_get(doc, "lifetime_s"));
+    out->replaces = json_strdup(doc, "replaces");
+    out->not_after_sent = json_strdup(doc, "not_after_sent");
+    out->extensions_refused = json_is_true(json_object_get(doc, "extensions_refused"));
+    out->replaces_sent = json_is_true(json_object_get(doc, "replaces_sent"));
     const json_t *problem = json_object_get(doc, "problem");
     if (out->challenge_type == NULL ||
         strv_from_json(json_object_get(doc, "names"), CK_ACME_MAX_NAMES, &out->names) != 0 ||
