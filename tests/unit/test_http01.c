@@ -21,6 +21,7 @@
 #include "server/edge_runtime.h"
 #include "server/http01.h"
 #include "store/store.h"
+#include "temp_store.h"
 
 #define ANSWER_MAX  8192
 #define LOOP_TURNS  2000 /* 1 ms each: an answer on loopback comes long before */
@@ -28,9 +29,7 @@
 #define KEY_AUTH    "tok-1_Abc.thumbprint"
 
 struct fixture {
-    char dir[32];
-    char path[64];
-    struct ck_store *st;
+    struct temp_store db;
     struct event_base *base;
     struct ck_http01 *http;
     ck_strv bound;
@@ -40,20 +39,13 @@ struct fixture {
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
-    char file[80];
     ck_http01_free(f->http);
     if (f->base != NULL) {
         event_base_loop(f->base, EVLOOP_NONBLOCK);
         event_base_free(f->base);
     }
     ck_strv_free(&f->bound);
-    ck_store_close(f->st);
-    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
-        snprintf(file, sizeof(file), "%s%s", f->path, suffixes[i]);
-        unlink(file);
-    }
-    rmdir(f->dir);
+    temp_store_remove(&f->db);
     free(f);
     return 0;
 }
@@ -87,21 +79,18 @@ static int setup(void **state)
     if (f == NULL)
         return -1;
     *state = f;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/ck-http01-XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
+    if (temp_store_open(&f->db, "http01") != 0)
         return -1;
-    snprintf(f->path, sizeof(f->path), "%s/certkeep.db", f->dir);
-    if (ck_store_open(f->path, &f->st, &err) != 0)
-        return -1;
-    int64_t order_id = make_order(f->st);
+    int64_t order_id = make_order(f->db.st);
     int64_t now = ck_clock_now();
-    if (ck_store_http01_put(f->st, KNOWN_TOKEN, KEY_AUTH, order_id, now + 600, &err) != 0 ||
-        ck_store_http01_put(f->st, "expiredToken", "expired.thumb", order_id, now - 1, &err) != 0)
+    if (ck_store_http01_put(f->db.st, KNOWN_TOKEN, KEY_AUTH, order_id, now + 600, &err) != 0 ||
+        ck_store_http01_put(f->db.st, "expiredToken", "expired.thumb", order_id, now - 1, &err) !=
+            0)
         return -1;
     ck_strv addresses = {0};
     ck_strv_push(&addresses, "127.0.0.1:0");
     f->base = event_base_new();
-    int rc = ck_http01_start(f->base, f->st, &addresses, &f->bound, &f->http, &err);
+    int rc = ck_http01_start(f->base, f->db.st, &addresses, &f->bound, &f->http, &err);
     ck_strv_free(&addresses);
     if (rc != 0 || f->bound.len != 1)
         return -1;

@@ -20,11 +20,10 @@
 #include "core/issue_job.h"
 #include "issuers/local_ca.h"
 #include "store/store.h"
+#include "temp_store.h"
 
 struct fixture {
-    char dir[32];
-    char path[64];
-    struct ck_store *st;
+    struct temp_store db;
     ck_master_key mk;
     int64_t tenant_id;
 };
@@ -32,14 +31,7 @@ struct fixture {
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
-    char file[80];
-    ck_store_close(f->st);
-    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
-        snprintf(file, sizeof(file), "%s%s", f->path, suffixes[i]);
-        unlink(file);
-    }
-    rmdir(f->dir);
+    temp_store_remove(&f->db);
     free(f);
     return 0;
 }
@@ -52,12 +44,9 @@ static int setup(void **state)
     if (f == NULL)
         return -1;
     *state = f;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/ck-issue-XXXXXX");
-    if (mkdtemp(f->dir) == NULL || RAND_bytes(f->mk.bytes, sizeof(f->mk.bytes)) != 1)
+    if (RAND_bytes(f->mk.bytes, sizeof(f->mk.bytes)) != 1 || temp_store_open(&f->db, "issue") != 0)
         return -1;
-    snprintf(f->path, sizeof(f->path), "%s/certkeep.db", f->dir);
-    if (ck_store_open(f->path, &f->st, &err) != 0 ||
-        ck_store_tenant_create(f->st, "lab", &t, &err) != 0) {
+    if (ck_store_tenant_create(f->db.st, "lab", &t, &err) != 0) {
         fprintf(stderr, "setup: %s\n", err.message);
         return -1;
     }
@@ -95,7 +84,7 @@ static char *make_ca(struct fixture *f)
     assert_int_equal(ck_local_ca_create(&f->mk, "lab CA", "new", ck_clock_now(), &ca, &err), 0);
     struct ca_ctx ctx = {.mk = &f->mk, .ca = &ca};
     assert_int_equal(
-        ck_store_local_ca_create(f->st, f->tenant_id, ca.cert_pem, reseal, &ctx, &rec, &err), 0);
+        ck_store_local_ca_create(f->db.st, f->tenant_id, ca.cert_pem, reseal, &ctx, &rec, &err), 0);
     char *pem = strdup(rec.cert_pem);
     ck_local_ca_record_free(&rec);
     ck_local_ca_free(&ca);
@@ -121,10 +110,10 @@ static void make_enrollment(struct fixture *f, const char *issuer, const char *l
                               .issuer = (char *)issuer,
                               .policy.lifetime = (char *)lifetime};
     ck_error err = {0};
-    assert_int_equal(ck_store_issuer_create(f->st, &is, no_secret, NULL, &err), 0);
+    assert_int_equal(ck_store_issuer_create(f->db.st, &is, no_secret, NULL, &err), 0);
     assert_int_equal(ck_strv_push(&e.sans, "web.lab.test"), 0);
     assert_int_equal(ck_strv_push(&e.sans, "api.lab.test"), 0);
-    assert_int_equal(ck_store_enrollment_create(f->st, &e, &err), 0);
+    assert_int_equal(ck_store_enrollment_create(f->db.st, &e, &err), 0);
     ck_strv_free(&e.sans);
 }
 
@@ -134,11 +123,11 @@ static int run_jobs(struct fixture *f)
     struct ck_job job = {0};
     ck_error err = {0};
     int ran = 0;
-    for (int i = 0; i < 10 && ck_store_job_claim(f->st, "test", 60, &job, &err) == 1; i++) {
+    for (int i = 0; i < 10 && ck_store_job_claim(f->db.st, "test", 60, &job, &err) == 1; i++) {
         if (job.type == CK_JOB_CSR)
-            ck_csr_job_run(f->st, &f->mk, &job);
+            ck_csr_job_run(f->db.st, &f->mk, &job);
         else if (job.type == CK_JOB_ISSUE)
-            ck_issue_job_run(f->st, &f->mk, &job);
+            ck_issue_job_run(f->db.st, &f->mk, &job);
         else
             fail_msg("unexpected job type %s", ck_job_type_name(job.type));
         ck_job_free(&job);
@@ -152,8 +141,9 @@ static int64_t start_order(struct fixture *f)
     struct ck_enrollment e = {0};
     int64_t order_id, job_id;
     ck_error err = {0};
-    assert_int_equal(ck_store_enrollment_get(f->st, f->tenant_id, "web", &e, &err), 0);
-    assert_int_equal(ck_store_order_create(f->st, f->tenant_id, e.id, &order_id, &job_id, &err), 0);
+    assert_int_equal(ck_store_enrollment_get(f->db.st, f->tenant_id, "web", &e, &err), 0);
+    assert_int_equal(ck_store_order_create(f->db.st, f->tenant_id, e.id, &order_id, &job_id, &err),
+                     0);
     ck_enrollment_free(&e);
     return order_id;
 }
@@ -176,7 +166,7 @@ static void test_local_order_is_issued_by_its_jobs(void **state)
     make_enrollment(f, "mine", "40s");
     int64_t id = start_order(f);
     assert_int_equal(run_jobs(f), 2); /* csr, then issue: nothing else */
-    assert_int_equal(ck_store_order_get(f->st, f->tenant_id, id, &o, &err), 0);
+    assert_int_equal(ck_store_order_get(f->db.st, f->tenant_id, id, &o, &err), 0);
     assert_string_equal(ck_order_state_name(o.state), "issued");
     assert_non_null(o.cert_pem);
     X509 *leaf = pem_cert(o.cert_pem);
@@ -202,7 +192,7 @@ static void test_without_a_ca_the_order_fails_saying_why(void **state)
     make_enrollment(f, "mine", NULL);
     int64_t id = start_order(f);
     assert_int_equal(run_jobs(f), 2);
-    assert_int_equal(ck_store_order_get(f->st, f->tenant_id, id, &o, &err), 0);
+    assert_int_equal(ck_store_order_get(f->db.st, f->tenant_id, id, &o, &err), 0);
     assert_string_equal(ck_order_state_name(o.state), "failed");
     assert_non_null(o.error);
     assert_non_null(strstr(o.error, "CA"));
@@ -217,7 +207,7 @@ static void test_manual_issuer_queues_no_issue_job(void **state)
     make_enrollment(f, "manual", NULL);
     int64_t id = start_order(f);
     assert_int_equal(run_jobs(f), 1);
-    assert_int_equal(ck_store_order_get(f->st, f->tenant_id, id, &o, &err), 0);
+    assert_int_equal(ck_store_order_get(f->db.st, f->tenant_id, id, &o, &err), 0);
     assert_string_equal(ck_order_state_name(o.state), "csr_ready");
     ck_order_free(&o);
 }

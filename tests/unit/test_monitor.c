@@ -16,6 +16,7 @@
 #include "core/watch.h"
 #include "server/metrics.h"
 #include "store/store.h"
+#include "temp_store.h"
 
 /* ---- endpoints ---- */
 
@@ -257,23 +258,14 @@ static void test_metrics_render(void **state)
 /* ---- the store: one probe per interval, one event per change ---- */
 
 struct fixture {
-    char dir[32];
-    char path[64];
-    struct ck_store *st;
+    struct temp_store db;
     int64_t tenant_id, enrollment_id;
 };
 
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
-    char file[80];
-    ck_store_close(f->st);
-    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
-        snprintf(file, sizeof(file), "%s%s", f->path, suffixes[i]);
-        unlink(file);
-    }
-    rmdir(f->dir);
+    temp_store_remove(&f->db);
     free(f);
     return 0;
 }
@@ -286,18 +278,15 @@ static int setup(void **state)
     ck_error err = {0};
     if (f == NULL)
         return -1;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/ck-monitor-XXXXXX");
-    if (mkdtemp(f->dir) == NULL) {
+    if (temp_store_open(&f->db, "monitor") != 0) {
         free(f);
         return -1;
     }
-    snprintf(f->path, sizeof(f->path), "%s/certkeep.db", f->dir);
     *state = f;
     e.name = strdup("api");
     e.cn = strdup("api.example.com");
     e.issuer = strdup("manual");
-    if (ck_store_open(f->path, &f->st, &err) != 0 ||
-        ck_store_tenant_create(f->st, "acme", &t, &err) != 0 || e.name == NULL || e.cn == NULL ||
+    if (ck_store_tenant_create(f->db.st, "acme", &t, &err) != 0 || e.name == NULL || e.cn == NULL ||
         e.issuer == NULL || ck_strv_push(&e.sans, "api.example.com") != 0 ||
         ck_strv_push(&e.watch, "127.0.0.1:443") != 0 ||
         ck_strv_push(&e.watch, "127.0.0.1:444") != 0) {
@@ -309,7 +298,7 @@ static int setup(void **state)
     }
     e.tenant_id = f->tenant_id = t.id;
     ck_tenant_free(&t);
-    if (ck_store_enrollment_create(f->st, &e, &err) != 0) {
+    if (ck_store_enrollment_create(f->db.st, &e, &err) != 0) {
         fprintf(stderr, "setup: %s\n", err.message);
         ck_enrollment_free(&e);
         teardown(state);
@@ -326,7 +315,7 @@ static int count_events(struct fixture *f, const char *type)
     size_t n = 0;
     int count = 0;
     ck_error err = {0};
-    assert_int_equal(ck_store_event_list(f->st, f->tenant_id, 0, 100, &ev, &n, &err), 0);
+    assert_int_equal(ck_store_event_list(f->db.st, f->tenant_id, 0, 100, &ev, &n, &err), 0);
     for (size_t i = 0; i < n; i++)
         count += strcmp(ev[i].type, type) == 0;
     ck_event_array_free(ev, n);
@@ -340,8 +329,8 @@ static void record(struct fixture *f, const char *holder, int64_t now, const cha
     const struct ck_event_new ev = {
         .type = event_type, .enrollment_id = f->enrollment_id, .message = "changed"};
     ck_error err = {0};
-    int rc = ck_store_watch_record(f->st, f->tenant_id, f->enrollment_id, "127.0.0.1:443", holder,
-                                   now, &res, event_type ? &ev : NULL, &err);
+    int rc = ck_store_watch_record(f->db.st, f->tenant_id, f->enrollment_id, "127.0.0.1:443",
+                                   holder, now, &res, event_type ? &ev : NULL, &err);
     assert_int_equal(rc, expect_rc);
     if (rc != 0)
         assert_string_equal(err.code, "lease_lost");
@@ -354,21 +343,21 @@ static void test_store_lease_and_events(void **state)
     ck_error err = {0};
     const int64_t t0 = 1800000000;
     /* daemon A leases the endpoint; B, at the same moment, finds it taken */
-    assert_int_equal(ck_store_watch_claim(f->st, f->enrollment_id, "127.0.0.1:443", "A", t0, 60, 30,
-                                          before, sizeof(before), &err),
+    assert_int_equal(ck_store_watch_claim(f->db.st, f->enrollment_id, "127.0.0.1:443", "A", t0, 60,
+                                          30, before, sizeof(before), &err),
                      1);
     assert_string_equal(before, "none");
-    assert_int_equal(ck_store_watch_claim(f->st, f->enrollment_id, "127.0.0.1:443", "B", t0, 60, 30,
-                                          before, sizeof(before), &err),
+    assert_int_equal(ck_store_watch_claim(f->db.st, f->enrollment_id, "127.0.0.1:443", "B", t0, 60,
+                                          30, before, sizeof(before), &err),
                      0);
     record(f, "B", t0, "mismatch", "endpoint_mismatch", -1); /* B holds nothing */
     record(f, "A", t0, "mismatch", "endpoint_mismatch", 0);
     assert_int_equal(count_events(f, "endpoint_mismatch"), 1);
     /* not due again before the interval has passed, whoever asks */
-    assert_int_equal(ck_store_watch_claim(f->st, f->enrollment_id, "127.0.0.1:443", "B", t0 + 59,
+    assert_int_equal(ck_store_watch_claim(f->db.st, f->enrollment_id, "127.0.0.1:443", "B", t0 + 59,
                                           60, 30, before, sizeof(before), &err),
                      0);
-    assert_int_equal(ck_store_watch_claim(f->st, f->enrollment_id, "127.0.0.1:443", "B", t0 + 60,
+    assert_int_equal(ck_store_watch_claim(f->db.st, f->enrollment_id, "127.0.0.1:443", "B", t0 + 60,
                                           60, 30, before, sizeof(before), &err),
                      1);
     assert_string_equal(before, "mismatch");
@@ -378,14 +367,14 @@ static void test_store_lease_and_events(void **state)
     assert_int_equal(count_events(f, "endpoint_mismatch"), 1);
     assert_int_equal(count_events(f, "endpoint_ok"), 0);
     /* a daemon that died holding a lease: someone else takes over once it runs out */
-    assert_int_equal(ck_store_watch_claim(f->st, f->enrollment_id, "127.0.0.1:443", "C", t0 + 200,
-                                          60, 30, before, sizeof(before), &err),
+    assert_int_equal(ck_store_watch_claim(f->db.st, f->enrollment_id, "127.0.0.1:443", "C",
+                                          t0 + 200, 60, 30, before, sizeof(before), &err),
                      1);
-    assert_int_equal(ck_store_watch_claim(f->st, f->enrollment_id, "127.0.0.1:443", "D", t0 + 229,
-                                          0, 30, before, sizeof(before), &err),
+    assert_int_equal(ck_store_watch_claim(f->db.st, f->enrollment_id, "127.0.0.1:443", "D",
+                                          t0 + 229, 0, 30, before, sizeof(before), &err),
                      0);
-    assert_int_equal(ck_store_watch_claim(f->st, f->enrollment_id, "127.0.0.1:443", "D", t0 + 230,
-                                          0, 30, before, sizeof(before), &err),
+    assert_int_equal(ck_store_watch_claim(f->db.st, f->enrollment_id, "127.0.0.1:443", "D",
+                                          t0 + 230, 0, 30, before, sizeof(before), &err),
                      1);
 }
 
@@ -399,13 +388,13 @@ static void test_store_list_and_prune(void **state)
     for (int port = 443; port <= 444; port++) {
         char key[32];
         snprintf(key, sizeof(key), "127.0.0.1:%d", port);
-        assert_int_equal(ck_store_watch_claim(f->st, f->enrollment_id, key, "A", 1000, 60, 30,
+        assert_int_equal(ck_store_watch_claim(f->db.st, f->enrollment_id, key, "A", 1000, 60, 30,
                                               before, sizeof(before), &err),
                          1);
     }
     record(f, "A", 1001, "unreachable", NULL, 0);
-    assert_int_equal(ck_store_watch_list(f->st, f->tenant_id, f->enrollment_id, &states, &n, &err),
-                     0);
+    assert_int_equal(
+        ck_store_watch_list(f->db.st, f->tenant_id, f->enrollment_id, &states, &n, &err), 0);
     assert_int_equal(n, 2);
     assert_string_equal(states[0].endpoint, "127.0.0.1:443");
     assert_string_equal(states[0].status, "unreachable");
@@ -415,26 +404,26 @@ static void test_store_list_and_prune(void **state)
     ck_watch_state_array_free(states, n);
     /* another tenant sees nothing */
     assert_int_equal(
-        ck_store_watch_list(f->st, f->tenant_id + 1, f->enrollment_id, &states, &n, &err), 0);
+        ck_store_watch_list(f->db.st, f->tenant_id + 1, f->enrollment_id, &states, &n, &err), 0);
     assert_int_equal(n, 0);
     ck_watch_state_array_free(states, n);
     /* the enrollment stops watching :444: its status goes with it */
     struct ck_enrollment e = {0};
-    assert_int_equal(ck_store_enrollment_get(f->st, f->tenant_id, "api", &e, &err), 0);
+    assert_int_equal(ck_store_enrollment_get(f->db.st, f->tenant_id, "api", &e, &err), 0);
     assert_int_equal(e.watch.len, 2);
     ck_strv_free(&e.watch);
     assert_int_equal(ck_strv_push(&e.watch, "127.0.0.1:443"), 0);
-    assert_int_equal(ck_store_enrollment_update(f->st, &e, &err), 0);
+    assert_int_equal(ck_store_enrollment_update(f->db.st, &e, &err), 0);
     ck_enrollment_free(&e);
-    assert_int_equal(ck_store_watch_list(f->st, f->tenant_id, f->enrollment_id, &states, &n, &err),
-                     0);
+    assert_int_equal(
+        ck_store_watch_list(f->db.st, f->tenant_id, f->enrollment_id, &states, &n, &err), 0);
     assert_int_equal(n, 1);
     assert_string_equal(states[0].endpoint, "127.0.0.1:443");
     ck_watch_state_array_free(states, n);
     ck_strv keep = {0};
-    assert_int_equal(ck_store_watch_prune(f->st, f->enrollment_id, &keep, &err), 0);
-    assert_int_equal(ck_store_watch_list(f->st, f->tenant_id, f->enrollment_id, &states, &n, &err),
-                     0);
+    assert_int_equal(ck_store_watch_prune(f->db.st, f->enrollment_id, &keep, &err), 0);
+    assert_int_equal(
+        ck_store_watch_list(f->db.st, f->tenant_id, f->enrollment_id, &states, &n, &err), 0);
     assert_int_equal(n, 0);
     ck_watch_state_array_free(states, n);
 }
@@ -444,8 +433,8 @@ static void test_store_metrics_and_ping(void **state)
     struct fixture *f = *state;
     struct ck_store_metrics m = {0};
     ck_error err = {0};
-    assert_int_equal(ck_store_ping(f->st, &err), 0);
-    assert_int_equal(ck_store_metrics_read(f->st, &m, &err), 0);
+    assert_int_equal(ck_store_ping(f->db.st, &err), 0);
+    assert_int_equal(ck_store_metrics_read(f->db.st, &m, &err), 0);
     assert_int_equal(m.n_expiries, 0); /* nothing deployed */
     assert_int_equal(m.n_orders, 0);
     ck_store_metrics_free(&m);

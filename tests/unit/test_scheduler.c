@@ -20,6 +20,7 @@
 #include "crypto/keys.h"
 #include "server/scheduler.h"
 #include "store/store.h"
+#include "temp_store.h"
 
 #define DAY 86400
 
@@ -27,9 +28,7 @@ static const char csr_pem[] =
     "-----BEGIN CERTIFICATE REQUEST-----\ncsr\n-----END CERTIFICATE REQUEST-----\n";
 
 struct fixture {
-    char dir[64];
-    char path[96];
-    struct ck_store *st;
+    struct temp_store db;
     struct ck_scheduler *sched;
     int64_t t0; /* the real clock at set-up: order times are stamped with it */
 };
@@ -37,15 +36,8 @@ struct fixture {
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    static const char *const suffixes[] = {"", "-wal", "-shm"};
-    char file[128];
     ck_scheduler_free(f->sched);
-    ck_store_close(f->st);
-    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
-        snprintf(file, sizeof(file), "%s%s", f->path, suffixes[i]);
-        unlink(file);
-    }
-    rmdir(f->dir);
+    temp_store_remove(&f->db);
     free(f);
     return 0;
 }
@@ -58,13 +50,10 @@ static int setup_with(void **state, int max_in_flight)
     if (f == NULL)
         return -1;
     *state = f;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/ck-sched-XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
-        return -1;
-    snprintf(f->path, sizeof(f->path), "%s/certkeep.db", f->dir);
     f->t0 = ck_clock_now();
-    if (ck_store_open(f->path, &f->st, &err) != 0 ||
-        ck_scheduler_new(f->st, &cfg, &f->sched, &err) != 0) {
+    if (temp_store_open(&f->db, "sched") != 0)
+        return -1;
+    if (ck_scheduler_new(f->db.st, &cfg, &f->sched, &err) != 0) {
         fprintf(stderr, "set-up: %s\n", err.message);
         teardown(state);
         return -1;
@@ -97,7 +86,7 @@ static int64_t make_enrollment(struct fixture *f, const char *name, const char *
     e.policy.renew_before = renew_before ? strdup(renew_before) : NULL;
     e.policy.always_test_on_staging = always_test;
     assert_int_equal(ck_strv_push(&e.sans, cn), 0);
-    assert_int_equal(ck_store_enrollment_create(f->st, &e, &err), 0);
+    assert_int_equal(ck_store_enrollment_create(f->db.st, &e, &err), 0);
     int64_t id = e.id;
     ck_enrollment_free(&e);
     return id;
@@ -140,18 +129,20 @@ static int64_t make_order(struct fixture *f, int64_t enrollment, enum ck_order_s
     int64_t order = 0, job = 0;
     char *pem = make_cert(not_before, not_after);
     const struct ck_order_update update = {.cert_pem = pem, .cert_not_after = not_after};
-    assert_int_equal(ck_store_order_create_from_csr(f->st, CK_OPERATOR_TENANT_ID, enrollment,
+    assert_int_equal(ck_store_order_create_from_csr(f->db.st, CK_OPERATOR_TENANT_ID, enrollment,
                                                     CK_KEY_EC_P256, csr_pem, NULL, &order, &job,
                                                     &err),
                      0);
-    assert_int_equal(ck_store_order_transition(f->st, CK_OPERATOR_TENANT_ID, order,
+    assert_int_equal(ck_store_order_transition(f->db.st, CK_OPERATOR_TENANT_ID, order,
                                                CK_ORDER_CSR_READY, CK_ORDER_ISSUED, &update, NULL,
                                                &err),
                      0);
     if (state == CK_ORDER_STAGED || state == CK_ORDER_DEPLOYED)
-        assert_int_equal(ck_store_order_stage(f->st, CK_OPERATOR_TENANT_ID, order, NULL, &err), 0);
+        assert_int_equal(ck_store_order_stage(f->db.st, CK_OPERATOR_TENANT_ID, order, NULL, &err),
+                         0);
     if (state == CK_ORDER_DEPLOYED)
-        assert_int_equal(ck_store_order_deploy(f->st, CK_OPERATOR_TENANT_ID, order, NULL, &err), 0);
+        assert_int_equal(ck_store_order_deploy(f->db.st, CK_OPERATOR_TENANT_ID, order, NULL, &err),
+                         0);
     free(pem);
     return order;
 }
@@ -172,8 +163,8 @@ static struct ck_order *orders_of(struct fixture *f, const char *name, size_t *n
     const struct ck_order_filter filter = {.enrollment = name, .state = -1};
     struct ck_order *orders = NULL;
     ck_error err = {0};
-    assert_int_equal(ck_store_order_list(f->st, CK_OPERATOR_TENANT_ID, &filter, &orders, n, &err),
-                     0);
+    assert_int_equal(
+        ck_store_order_list(f->db.st, CK_OPERATOR_TENANT_ID, &filter, &orders, n, &err), 0);
     return orders;
 }
 
@@ -181,7 +172,7 @@ static enum ck_order_state order_state(struct fixture *f, int64_t order)
 {
     struct ck_order o = {0};
     ck_error err = {0};
-    assert_int_equal(ck_store_order_get(f->st, CK_OPERATOR_TENANT_ID, order, &o, &err), 0);
+    assert_int_equal(ck_store_order_get(f->db.st, CK_OPERATOR_TENANT_ID, order, &o, &err), 0);
     enum ck_order_state state = o.state;
     ck_order_free(&o);
     return state;
@@ -192,8 +183,8 @@ static size_t count_events(struct fixture *f, const char *type)
     struct ck_event *events = NULL;
     size_t n = 0, count = 0;
     ck_error err = {0};
-    assert_int_equal(ck_store_event_list(f->st, CK_OPERATOR_TENANT_ID, 0, 1000, &events, &n, &err),
-                     0);
+    assert_int_equal(
+        ck_store_event_list(f->db.st, CK_OPERATOR_TENANT_ID, 0, 1000, &events, &n, &err), 0);
     for (size_t i = 0; i < n; i++)
         count += strcmp(events[i].type, type) == 0;
     ck_event_array_free(events, n);
@@ -298,8 +289,8 @@ static int64_t fail_order(struct fixture *f, int64_t order)
 {
     struct ck_order o = {0};
     ck_error err = {0};
-    assert_int_equal(ck_store_order_fail(f->st, order, "the CA said no", &err), 0);
-    assert_int_equal(ck_store_order_get(f->st, CK_OPERATOR_TENANT_ID, order, &o, &err), 0);
+    assert_int_equal(ck_store_order_fail(f->db.st, order, "the CA said no", &err), 0);
+    assert_int_equal(ck_store_order_get(f->db.st, CK_OPERATOR_TENANT_ID, order, &o, &err), 0);
     int64_t at = o.updated_at;
     ck_order_free(&o);
     return at;
@@ -409,7 +400,7 @@ static void test_always_test_on_staging_needs_ack(void **state)
     assert_int_equal(tick(f, f->t0).deployed, 0);
     assert_int_equal(tick(f, f->t0 + 30 * DAY).deployed, 0);
     assert_int_equal(order_state(f, order), CK_ORDER_STAGED);
-    assert_int_equal(ck_store_order_ack_staging(f->st, CK_OPERATOR_TENANT_ID, order, &err), 0);
+    assert_int_equal(ck_store_order_ack_staging(f->db.st, CK_OPERATOR_TENANT_ID, order, &err), 0);
     assert_int_equal(tick(f, f->t0).deployed, 1);
     assert_int_equal(order_state(f, order), CK_ORDER_DEPLOYED);
 }
@@ -448,7 +439,7 @@ static void test_two_schedulers_one_order(void **state)
     ck_error err = {0};
     size_t n = 0;
     make_enrollment(f, "api", "mine", NULL, false);
-    assert_int_equal(ck_store_open(f->path, &other_store, &err), 0);
+    assert_int_equal(ck_store_open(f->db.path, &other_store, &err), 0);
     assert_int_equal(ck_scheduler_new(other_store, &cfg, &other, &err), 0);
     assert_int_equal(tick(f, f->t0).orders_started, 1);
     assert_int_equal(ck_scheduler_tick(other, f->t0, &r, &err), 0);
@@ -470,7 +461,7 @@ static void make_acme_issuer(struct fixture *f, const char *name)
     issuer.name = strdup(name);
     issuer.type = strdup("acme");
     issuer.directory_url = strdup("https://127.0.0.1:1/dir");
-    assert_int_equal(ck_store_issuer_create(f->st, &issuer, NULL, NULL, &err), 0);
+    assert_int_equal(ck_store_issuer_create(f->db.st, &issuer, NULL, NULL, &err), 0);
     ck_issuer_free(&issuer);
 }
 
@@ -478,7 +469,8 @@ static struct ck_event *last_event(struct fixture *f, const char *type, struct c
                                    size_t *n)
 {
     ck_error err = {0};
-    assert_int_equal(ck_store_event_list(f->st, CK_OPERATOR_TENANT_ID, 0, 1000, all, n, &err), 0);
+    assert_int_equal(ck_store_event_list(f->db.st, CK_OPERATOR_TENANT_ID, 0, 1000, all, n, &err),
+                     0);
     for (size_t i = 0; i < *n; i++)
         if (strcmp((*all)[i].type, type) == 0)
             return &(*all)[i];
@@ -503,8 +495,8 @@ static void test_ari_window_wins(void **state)
                                    .window_end = f->t0 + 11 * DAY,
                                    .checked_at = f->t0,
                                    .next_check_at = f->t0 + 365 * DAY};
-    assert_int_equal(ck_store_ari_claim(f->st, prod, f->t0, f->t0 + 60, &err), 1);
-    assert_int_equal(ck_store_ari_save(f->st, &window, &err), 0);
+    assert_int_equal(ck_store_ari_claim(f->db.st, prod, f->t0, f->t0 + 60, &err), 1);
+    assert_int_equal(ck_store_ari_save(f->db.st, &window, &err), 0);
 
     struct ck_scheduler_report r = tick(f, f->t0 + 10 * DAY - 1);
     assert_int_equal(r.renewals_started, 0);
@@ -535,7 +527,7 @@ static void test_ari_unreachable_twice_a_day(void **state)
     struct ck_scheduler_report r = tick(f, now);
     assert_int_equal(r.ari_checked, 1);
     assert_int_equal(r.renewals_started, 0);
-    assert_int_equal(ck_store_ari_get(f->st, prod, &got, &err), 1);
+    assert_int_equal(ck_store_ari_get(f->db.st, prod, &got, &err), 1);
     assert_false(got.has_window);
     assert_non_null(got.last_error);
     assert_int_equal(got.checked_at, now);
@@ -560,9 +552,9 @@ static void test_ari_store_claim_and_keep(void **state)
     int64_t e = make_enrollment(f, "api", "mine", NULL, false);
     int64_t prod = make_order(f, e, CK_ORDER_DEPLOYED, f->t0, f->t0 + 90 * DAY);
     int64_t now = f->t0;
-    assert_int_equal(ck_store_ari_get(f->st, prod, &got, &err), 0);
-    assert_int_equal(ck_store_ari_claim(f->st, prod, now, now + 60, &err), 1);
-    assert_int_equal(ck_store_ari_claim(f->st, prod, now + 1, now + 61, &err), 0);
+    assert_int_equal(ck_store_ari_get(f->db.st, prod, &got, &err), 0);
+    assert_int_equal(ck_store_ari_claim(f->db.st, prod, now, now + 60, &err), 1);
+    assert_int_equal(ck_store_ari_claim(f->db.st, prod, now + 1, now + 61, &err), 0);
     struct ck_ari_status answer = {.order_id = prod,
                                    .cert_id = "a.b",
                                    .offered = true,
@@ -572,17 +564,17 @@ static void test_ari_store_claim_and_keep(void **state)
                                    .explanation_url = "https://ca.example/why",
                                    .checked_at = now,
                                    .next_check_at = now + 100};
-    assert_int_equal(ck_store_ari_save(f->st, &answer, &err), 0);
-    assert_int_equal(ck_store_ari_claim(f->st, prod, now + 99, now + 159, &err), 0);
-    assert_int_equal(ck_store_ari_claim(f->st, prod, now + 100, now + 160, &err), 1);
+    assert_int_equal(ck_store_ari_save(f->db.st, &answer, &err), 0);
+    assert_int_equal(ck_store_ari_claim(f->db.st, prod, now + 99, now + 159, &err), 0);
+    assert_int_equal(ck_store_ari_claim(f->db.st, prod, now + 100, now + 160, &err), 1);
     const struct ck_ari_status failed = {.order_id = prod,
                                          .cert_id = "a.b",
                                          .offered = true,
                                          .last_error = "HTTP 500",
                                          .checked_at = now + 100,
                                          .next_check_at = now + 200};
-    assert_int_equal(ck_store_ari_save(f->st, &failed, &err), 0);
-    assert_int_equal(ck_store_ari_get(f->st, prod, &got, &err), 1);
+    assert_int_equal(ck_store_ari_save(f->db.st, &failed, &err), 0);
+    assert_int_equal(ck_store_ari_get(f->db.st, prod, &got, &err), 1);
     assert_true(got.has_window);
     assert_int_equal(got.window_start, now + 5);
     assert_int_equal(got.window_end, now + 9);
@@ -591,11 +583,11 @@ static void test_ari_store_claim_and_keep(void **state)
     assert_int_equal(got.next_check_at, now + 200);
     ck_ari_status_free(&got);
     /* the CA stops offering ARI: the window goes */
-    assert_int_equal(ck_store_ari_claim(f->st, prod, now + 200, now + 260, &err), 1);
+    assert_int_equal(ck_store_ari_claim(f->db.st, prod, now + 200, now + 260, &err), 1);
     const struct ck_ari_status gone = {
         .order_id = prod, .offered = false, .checked_at = now + 200, .next_check_at = now + 300};
-    assert_int_equal(ck_store_ari_save(f->st, &gone, &err), 0);
-    assert_int_equal(ck_store_ari_get(f->st, prod, &got, &err), 1);
+    assert_int_equal(ck_store_ari_save(f->db.st, &gone, &err), 0);
+    assert_int_equal(ck_store_ari_get(f->db.st, prod, &got, &err), 1);
     assert_false(got.has_window);
     assert_false(got.offered);
     ck_ari_status_free(&got);

@@ -15,25 +15,17 @@
 #include "common/clock.h"
 #include "store/sqlite_internal.h"
 #include "store/store.h"
+#include "temp_store.h"
 
 /* Every test gets a fresh database in its own temporary folder. */
 struct fixture {
-    char dir[32];
-    char path[64];
-    struct ck_store *st;
+    struct temp_store db;
 };
 
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
-    char file[80];
-    ck_store_close(f->st);
-    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
-        snprintf(file, sizeof(file), "%s%s", f->path, suffixes[i]);
-        unlink(file);
-    }
-    rmdir(f->dir);
+    temp_store_remove(&f->db);
     free(f);
     return 0;
 }
@@ -41,19 +33,11 @@ static int teardown(void **state)
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
-    if (f == NULL)
-        return -1;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/ck-store-XXXXXX");
-    if (mkdtemp(f->dir) == NULL)
-        return -1;
-    snprintf(f->path, sizeof(f->path), "%s/certkeep.db", f->dir);
-    *state = f;
-    ck_error err = {0};
-    if (ck_store_open(f->path, &f->st, &err) != 0) {
-        fprintf(stderr, "open: %s\n", err.message);
-        teardown(state);
+    if (f == NULL || temp_store_open(&f->db, "store") != 0) {
+        free(f);
         return -1;
     }
+    *state = f;
     return 0;
 }
 
@@ -155,17 +139,17 @@ static void test_migrations_apply_once(void **state)
     struct fixture *f = *state;
     size_t count;
     ck_store_migrations(&count);
-    assert_int_equal(ck_store_schema_version(f->st), (int)count);
-    ck_store_close(f->st);
-    f->st = NULL;
+    assert_int_equal(ck_store_schema_version(f->db.st), (int)count);
+    ck_store_close(f->db.st);
+    f->db.st = NULL;
     ck_error err = {0};
-    assert_int_equal(ck_store_open(f->path, &f->st, &err), 0);
-    assert_int_equal(ck_store_schema_version(f->st), (int)count);
-    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM schema_migrations"), (int64_t)count);
+    assert_int_equal(ck_store_open(f->db.path, &f->db.st, &err), 0);
+    assert_int_equal(ck_store_schema_version(f->db.st), (int)count);
+    assert_int_equal(raw_int(f->db.path, "SELECT COUNT(*) FROM schema_migrations"), (int64_t)count);
     /* The operator tenant was inserted once, as id 1. */
-    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM tenants"), 1);
+    assert_int_equal(raw_int(f->db.path, "SELECT COUNT(*) FROM tenants"), 1);
     struct ck_tenant t = {0};
-    assert_int_equal(ck_store_tenant_get(f->st, CK_OPERATOR_TENANT_NAME, &t, &err), 0);
+    assert_int_equal(ck_store_tenant_get(f->db.st, CK_OPERATOR_TENANT_NAME, &t, &err), 0);
     assert_int_equal(t.id, CK_OPERATOR_TENANT_ID);
     assert_true(t.created_at > 0);
     ck_tenant_free(&t);
@@ -174,30 +158,31 @@ static void test_migrations_apply_once(void **state)
 static void test_newer_schema_is_refused(void **state)
 {
     struct fixture *f = *state;
-    ck_store_close(f->st);
-    f->st = NULL;
+    ck_store_close(f->db.st);
+    f->db.st = NULL;
     assert_int_equal(
-        raw_int(f->path, "INSERT INTO schema_migrations (version, applied_at) VALUES (999, 0)"), 1);
+        raw_int(f->db.path, "INSERT INTO schema_migrations (version, applied_at) VALUES (999, 0)"),
+        1);
     ck_error err = {0};
-    assert_error(ck_store_open(f->path, &f->st, &err), &err, 500, "storage_failed");
+    assert_error(ck_store_open(f->db.path, &f->db.st, &err), &err, 500, "storage_failed");
     assert_non_null(strstr(err.message, "upgrade certkeep"));
-    assert_null(f->st);
+    assert_null(f->db.st);
 }
 
 static void test_file_is_private_and_wal(void **state)
 {
     struct fixture *f = *state;
     struct stat sb;
-    assert_int_equal(stat(f->path, &sb), 0);
+    assert_int_equal(stat(f->db.path, &sb), 0);
     assert_int_equal(sb.st_mode & 0777, 0600);
-    char wal[80];
-    snprintf(wal, sizeof(wal), "%s-wal", f->path);
+    char wal[sizeof(f->db.path) + 8];
+    snprintf(wal, sizeof(wal), "%s-wal", f->db.path);
     if (stat(wal, &sb) == 0)
         assert_int_equal(sb.st_mode & 0777, 0600);
     /* The journal mode is stored in the file: a fresh connection sees it. */
     sqlite3 *db = NULL;
     sqlite3_stmt *s = NULL;
-    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_open(f->db.path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
     assert_string_equal((const char *)sqlite3_column_text(s, 0), "wal");
@@ -223,19 +208,19 @@ static void test_tenants(void **state)
     struct fixture *f = *state;
     ck_error err = {0};
     struct ck_tenant t = {0};
-    assert_int_equal(ck_store_tenant_create(f->st, "acme", &t, &err), 0);
+    assert_int_equal(ck_store_tenant_create(f->db.st, "acme", &t, &err), 0);
     assert_true(t.id > CK_OPERATOR_TENANT_ID);
     assert_string_equal(t.name, "acme");
     assert_true(t.created_at > 0);
     ck_tenant_free(&t);
 
-    assert_error(ck_store_tenant_create(f->st, "acme", &t, &err), &err, 409, "tenant_exists");
+    assert_error(ck_store_tenant_create(f->db.st, "acme", &t, &err), &err, 409, "tenant_exists");
     assert_non_null(strstr(err.message, "acme"));
-    assert_error(ck_store_tenant_get(f->st, "nobody", &t, &err), &err, 404, "not_found");
+    assert_error(ck_store_tenant_get(f->db.st, "nobody", &t, &err), &err, 404, "not_found");
 
     struct ck_tenant *list = NULL;
     size_t n = 0;
-    assert_int_equal(ck_store_tenant_list(f->st, &list, &n, &err), 0);
+    assert_int_equal(ck_store_tenant_list(f->db.st, &list, &n, &err), 0);
     assert_int_equal(n, 2);
     assert_string_equal(list[0].name, "acme");
     assert_string_equal(list[1].name, CK_OPERATOR_TENANT_NAME);
@@ -246,48 +231,48 @@ static void test_tokens(void **state)
 {
     struct fixture *f = *state;
     ck_error err = {0};
-    int64_t acme = make_tenant(f->st, "acme");
+    int64_t acme = make_tenant(f->db.st, "acme");
     uint8_t hash_op[32], hash_acme[32], unknown[32];
     memset(hash_op, 1, 32);
     memset(hash_acme, 2, 32);
     memset(unknown, 3, 32);
 
     struct ck_token t = {0};
-    assert_int_equal(ck_store_token_create(f->st, CK_OPERATOR_TENANT_ID, CK_ROLE_ADMIN, "init",
+    assert_int_equal(ck_store_token_create(f->db.st, CK_OPERATOR_TENANT_ID, CK_ROLE_ADMIN, "init",
                                            hash_op, &t, &err),
                      0);
     int64_t op_token = t.id;
     ck_token_free(&t);
-    assert_int_equal(ck_store_token_create(f->st, acme, CK_ROLE_EDITOR, "ci", hash_acme, &t, &err),
-                     0);
+    assert_int_equal(
+        ck_store_token_create(f->db.st, acme, CK_ROLE_EDITOR, "ci", hash_acme, &t, &err), 0);
     assert_string_equal(t.tenant_name, "acme");
     assert_int_equal(t.role, CK_ROLE_EDITOR);
     int64_t acme_token = t.id;
     ck_token_free(&t);
-    assert_error(ck_store_token_create(f->st, 999, CK_ROLE_VIEWER, NULL, unknown, &t, &err), &err,
-                 404, "not_found");
+    assert_error(ck_store_token_create(f->db.st, 999, CK_ROLE_VIEWER, NULL, unknown, &t, &err),
+                 &err, 404, "not_found");
 
-    assert_int_equal(ck_store_token_lookup(f->st, hash_acme, &t, &err), 0);
+    assert_int_equal(ck_store_token_lookup(f->db.st, hash_acme, &t, &err), 0);
     assert_int_equal(t.id, acme_token);
     assert_int_equal(t.tenant_id, acme);
     assert_string_equal(t.name, "ci");
     assert_true(t.created_at > 0);
     ck_token_free(&t);
-    assert_error(ck_store_token_lookup(f->st, unknown, &t, &err), &err, 401, "invalid_token");
+    assert_error(ck_store_token_lookup(f->db.st, unknown, &t, &err), &err, 401, "invalid_token");
 
     struct ck_token *list = NULL;
     size_t n = 0;
-    assert_int_equal(ck_store_token_list(f->st, acme, &list, &n, &err), 0);
+    assert_int_equal(ck_store_token_list(f->db.st, acme, &list, &n, &err), 0);
     assert_int_equal(n, 1);
     assert_int_equal(list[0].id, acme_token);
     ck_token_array_free(list, n);
 
     /* Another tenant's token does not exist for acme. */
-    assert_error(ck_store_token_delete(f->st, acme, op_token, &err), &err, 404, "not_found");
-    assert_int_equal(ck_store_token_lookup(f->st, hash_op, &t, &err), 0);
+    assert_error(ck_store_token_delete(f->db.st, acme, op_token, &err), &err, 404, "not_found");
+    assert_int_equal(ck_store_token_lookup(f->db.st, hash_op, &t, &err), 0);
     ck_token_free(&t);
-    assert_int_equal(ck_store_token_delete(f->st, acme, acme_token, &err), 0);
-    assert_error(ck_store_token_lookup(f->st, hash_acme, &t, &err), &err, 401, "invalid_token");
+    assert_int_equal(ck_store_token_delete(f->db.st, acme, acme_token, &err), 0);
+    assert_error(ck_store_token_lookup(f->db.st, hash_acme, &t, &err), &err, 401, "invalid_token");
 }
 
 /* ---- enrollments ---- */
@@ -328,10 +313,11 @@ static void test_enrollment_round_trip(void **state)
     ck_error err = {0};
     struct ck_enrollment e, got = {0};
     fill_enrollment(&e, CK_OPERATOR_TENANT_ID, "shop");
-    assert_int_equal(ck_store_enrollment_create(f->st, &e, &err), 0);
+    assert_int_equal(ck_store_enrollment_create(f->db.st, &e, &err), 0);
     assert_true(e.id > 0);
     assert_true(e.created_at > 0 && e.updated_at == e.created_at);
-    assert_int_equal(ck_store_enrollment_get(f->st, CK_OPERATOR_TENANT_ID, "shop", &got, &err), 0);
+    assert_int_equal(ck_store_enrollment_get(f->db.st, CK_OPERATOR_TENANT_ID, "shop", &got, &err),
+                     0);
     assert_enrollment_equal(&got, &e);
     ck_enrollment_free(&got);
 
@@ -345,34 +331,35 @@ static void test_enrollment_round_trip(void **state)
     e.policy.lifetime = NULL;
     e.policy.always_test_on_staging = false;
     e.key_type = CK_KEY_RSA_3072;
-    assert_int_equal(ck_store_enrollment_update(f->st, &e, &err), 0);
-    assert_int_equal(ck_store_enrollment_get(f->st, CK_OPERATOR_TENANT_ID, "shop", &got, &err), 0);
+    assert_int_equal(ck_store_enrollment_update(f->db.st, &e, &err), 0);
+    assert_int_equal(ck_store_enrollment_get(f->db.st, CK_OPERATOR_TENANT_ID, "shop", &got, &err),
+                     0);
     assert_enrollment_equal(&got, &e);
     assert_int_equal(got.contacts.len, 0);
     ck_enrollment_free(&got);
 
     struct ck_enrollment dup;
     fill_enrollment(&dup, CK_OPERATOR_TENANT_ID, "shop");
-    assert_error(ck_store_enrollment_create(f->st, &dup, &err), &err, 409, "enrollment_exists");
+    assert_error(ck_store_enrollment_create(f->db.st, &dup, &err), &err, 409, "enrollment_exists");
     assert_int_equal(dup.id, 0);
     ck_enrollment_free(&dup);
 
-    make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "api");
+    make_enrollment(f->db.st, CK_OPERATOR_TENANT_ID, "api");
     struct ck_enrollment *list = NULL;
     size_t n = 0;
-    assert_int_equal(ck_store_enrollment_list(f->st, CK_OPERATOR_TENANT_ID, &list, &n, &err), 0);
+    assert_int_equal(ck_store_enrollment_list(f->db.st, CK_OPERATOR_TENANT_ID, &list, &n, &err), 0);
     assert_int_equal(n, 2);
     assert_string_equal(list[0].name, "api");
     assert_string_equal(list[1].name, "shop");
     assert_enrollment_equal(&list[1], &e);
     ck_enrollment_array_free(list, n);
 
-    assert_int_equal(ck_store_enrollment_delete(f->st, CK_OPERATOR_TENANT_ID, "shop", &err), 0);
-    assert_error(ck_store_enrollment_get(f->st, CK_OPERATOR_TENANT_ID, "shop", &got, &err), &err,
+    assert_int_equal(ck_store_enrollment_delete(f->db.st, CK_OPERATOR_TENANT_ID, "shop", &err), 0);
+    assert_error(ck_store_enrollment_get(f->db.st, CK_OPERATOR_TENANT_ID, "shop", &got, &err), &err,
                  404, "not_found");
     assert_string_equal(err.message, "no enrollment named shop");
-    assert_error(ck_store_enrollment_delete(f->st, CK_OPERATOR_TENANT_ID, "shop", &err), &err, 404,
-                 "not_found");
+    assert_error(ck_store_enrollment_delete(f->db.st, CK_OPERATOR_TENANT_ID, "shop", &err), &err,
+                 404, "not_found");
     ck_enrollment_free(&e);
 }
 
@@ -380,57 +367,58 @@ static void test_tenant_isolation(void **state)
 {
     struct fixture *f = *state;
     ck_error err = {0};
-    int64_t a = make_tenant(f->st, "tenant-a"), b = make_tenant(f->st, "tenant-b");
-    int64_t shop = make_enrollment(f->st, a, "shop");
+    int64_t a = make_tenant(f->db.st, "tenant-a"), b = make_tenant(f->db.st, "tenant-b");
+    int64_t shop = make_enrollment(f->db.st, a, "shop");
     int64_t order, job;
-    make_order(f->st, a, shop, &order, &job);
+    make_order(f->db.st, a, shop, &order, &job);
 
     struct ck_enrollment e = {0};
-    assert_error(ck_store_enrollment_get(f->st, b, "shop", &e, &err), &err, 404, "not_found");
+    assert_error(ck_store_enrollment_get(f->db.st, b, "shop", &e, &err), &err, 404, "not_found");
     struct ck_enrollment *enrollments = NULL;
     size_t n = 1;
-    assert_int_equal(ck_store_enrollment_list(f->st, b, &enrollments, &n, &err), 0);
+    assert_int_equal(ck_store_enrollment_list(f->db.st, b, &enrollments, &n, &err), 0);
     assert_int_equal(n, 0);
     ck_enrollment_array_free(enrollments, n);
 
     fill_enrollment(&e, b, "shop");
     e.id = shop; /* A's enrollment, addressed as B */
-    assert_error(ck_store_enrollment_update(f->st, &e, &err), &err, 404, "not_found");
-    assert_error(ck_store_enrollment_delete(f->st, b, "shop", &err), &err, 404, "not_found");
+    assert_error(ck_store_enrollment_update(f->db.st, &e, &err), &err, 404, "not_found");
+    assert_error(ck_store_enrollment_delete(f->db.st, b, "shop", &err), &err, 404, "not_found");
     int64_t o2, j2;
-    assert_error(ck_store_order_create(f->st, b, shop, &o2, &j2, &err), &err, 404, "not_found");
+    assert_error(ck_store_order_create(f->db.st, b, shop, &o2, &j2, &err), &err, 404, "not_found");
     /* B may use the same name for its own enrollment. */
     e.id = 0;
-    assert_int_equal(ck_store_enrollment_create(f->st, &e, &err), 0);
+    assert_int_equal(ck_store_enrollment_create(f->db.st, &e, &err), 0);
     ck_enrollment_free(&e);
 
     struct ck_order o = {0};
-    assert_error(ck_store_order_get(f->st, b, order, &o, &err), &err, 404, "not_found");
+    assert_error(ck_store_order_get(f->db.st, b, order, &o, &err), &err, 404, "not_found");
     assert_string_equal(err.message, "no order 1");
-    assert_error(ck_store_order_cancel(f->st, b, order, &err), &err, 404, "not_found");
+    assert_error(ck_store_order_cancel(f->db.st, b, order, &err), &err, 404, "not_found");
     struct ck_order *orders = NULL;
-    assert_int_equal(ck_store_order_list(f->st, b, NULL, &orders, &n, &err), 0);
+    assert_int_equal(ck_store_order_list(f->db.st, b, NULL, &orders, &n, &err), 0);
     assert_int_equal(n, 0);
     ck_order_array_free(orders, n);
 
     struct ck_job j = {0};
-    assert_error(ck_store_job_get(f->st, b, job, &j, &err), &err, 404, "not_found");
+    assert_error(ck_store_job_get(f->db.st, b, job, &j, &err), &err, 404, "not_found");
     struct ck_job *jobs = NULL;
     const struct ck_job_filter all = {.state = -1, .type = -1};
-    assert_int_equal(ck_store_job_list(f->st, b, &all, &jobs, &n, &err), 0);
+    assert_int_equal(ck_store_job_list(f->db.st, b, &all, &jobs, &n, &err), 0);
     assert_int_equal(n, 0);
     ck_job_array_free(jobs, n);
     struct ck_job_log_line *lines = NULL;
-    assert_error(ck_store_job_log_lines(f->st, b, job, &lines, &n, &err), &err, 404, "not_found");
+    assert_error(ck_store_job_log_lines(f->db.st, b, job, &lines, &n, &err), &err, 404,
+                 "not_found");
     char *type = NULL;
     uint8_t *data = NULL;
     size_t len = 0;
-    assert_error(ck_store_job_artifact_get(f->st, b, job, "csr", &type, &data, &len, &err), &err,
+    assert_error(ck_store_job_artifact_get(f->db.st, b, job, "csr", &type, &data, &len, &err), &err,
                  404, "not_found");
     /* A still sees everything. */
-    assert_int_equal(ck_store_order_get(f->st, a, order, &o, &err), 0);
+    assert_int_equal(ck_store_order_get(f->db.st, a, order, &o, &err), 0);
     ck_order_free(&o);
-    assert_int_equal(ck_store_job_get(f->st, a, job, &j, &err), 0);
+    assert_int_equal(ck_store_job_get(f->db.st, a, job, &j, &err), 0);
     ck_job_free(&j);
 }
 
@@ -440,12 +428,12 @@ static void test_order_create_queues_csr_job(void **state)
 {
     struct fixture *f = *state;
     ck_error err = {0};
-    int64_t shop = make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "shop");
+    int64_t shop = make_enrollment(f->db.st, CK_OPERATOR_TENANT_ID, "shop");
     int64_t order, job;
-    make_order(f->st, CK_OPERATOR_TENANT_ID, shop, &order, &job);
+    make_order(f->db.st, CK_OPERATOR_TENANT_ID, shop, &order, &job);
 
     struct ck_order o = {0};
-    assert_int_equal(ck_store_order_get(f->st, CK_OPERATOR_TENANT_ID, order, &o, &err), 0);
+    assert_int_equal(ck_store_order_get(f->db.st, CK_OPERATOR_TENANT_ID, order, &o, &err), 0);
     assert_int_equal(o.state, CK_ORDER_NEW);
     assert_int_equal(o.enrollment_id, shop);
     assert_string_equal(o.enrollment_name, "shop");
@@ -456,7 +444,7 @@ static void test_order_create_queues_csr_job(void **state)
     ck_order_free(&o);
 
     struct ck_job j = {0};
-    assert_int_equal(ck_store_job_get(f->st, CK_OPERATOR_TENANT_ID, job, &j, &err), 0);
+    assert_int_equal(ck_store_job_get(f->db.st, CK_OPERATOR_TENANT_ID, job, &j, &err), 0);
     assert_int_equal(j.type, CK_JOB_CSR);
     assert_int_equal(j.state, CK_JOB_QUEUED);
     assert_int_equal(j.order_id, order);
@@ -468,7 +456,7 @@ static void test_order_create_queues_csr_job(void **state)
     ck_job_free(&j);
 
     int64_t o2, j2;
-    assert_error(ck_store_order_create(f->st, CK_OPERATOR_TENANT_ID, 999, &o2, &j2, &err), &err,
+    assert_error(ck_store_order_create(f->db.st, CK_OPERATOR_TENANT_ID, 999, &o2, &j2, &err), &err,
                  404, "not_found");
 }
 
@@ -476,54 +464,56 @@ static void test_second_order_conflicts_until_cancel(void **state)
 {
     struct fixture *f = *state;
     ck_error err = {0};
-    int64_t shop = make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "shop");
+    int64_t shop = make_enrollment(f->db.st, CK_OPERATOR_TENANT_ID, "shop");
     int64_t order, job, o2 = 0, j2 = 0;
-    make_order(f->st, CK_OPERATOR_TENANT_ID, shop, &order, &job);
+    make_order(f->db.st, CK_OPERATOR_TENANT_ID, shop, &order, &job);
 
-    assert_error(ck_store_order_create(f->st, CK_OPERATOR_TENANT_ID, shop, &o2, &j2, &err), &err,
+    assert_error(ck_store_order_create(f->db.st, CK_OPERATOR_TENANT_ID, shop, &o2, &j2, &err), &err,
                  409, "order_open");
     char expected[128];
     snprintf(expected, sizeof(expected),
              "enrollment shop already has open order %lld (new); cancel it first",
              (long long)order);
     assert_string_equal(err.message, expected);
-    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM orders"), 1);
-    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM jobs"), 1);
+    assert_int_equal(raw_int(f->db.path, "SELECT COUNT(*) FROM orders"), 1);
+    assert_int_equal(raw_int(f->db.path, "SELECT COUNT(*) FROM jobs"), 1);
 
     /* The unique index alone refuses a second open order (a writer that skipped the check). */
-    assert_int_equal(raw_int(f->path, "INSERT INTO orders (tenant_id, enrollment_id, state, "
-                                      "key_type, created_at, updated_at) "
-                                      "VALUES (1, 1, 'staged', 'ec-p256', 0, 0)"),
+    assert_int_equal(raw_int(f->db.path, "INSERT INTO orders (tenant_id, enrollment_id, state, "
+                                         "key_type, created_at, updated_at) "
+                                         "VALUES (1, 1, 'staged', 'ec-p256', 0, 0)"),
                      -1);
-    assert_int_equal(raw_int(f->path, "INSERT INTO orders (tenant_id, enrollment_id, state, "
-                                      "key_type, created_at, updated_at) "
-                                      "VALUES (1, 1, 'deployed', 'ec-p256', 0, 0)"),
+    assert_int_equal(raw_int(f->db.path, "INSERT INTO orders (tenant_id, enrollment_id, state, "
+                                         "key_type, created_at, updated_at) "
+                                         "VALUES (1, 1, 'deployed', 'ec-p256', 0, 0)"),
                      1);
 
-    assert_int_equal(ck_store_order_cancel(f->st, CK_OPERATOR_TENANT_ID, order, &err), 0);
+    assert_int_equal(ck_store_order_cancel(f->db.st, CK_OPERATOR_TENANT_ID, order, &err), 0);
     struct ck_job j = {0};
-    assert_int_equal(ck_store_job_get(f->st, CK_OPERATOR_TENANT_ID, job, &j, &err), 0);
+    assert_int_equal(ck_store_job_get(f->db.st, CK_OPERATOR_TENANT_ID, job, &j, &err), 0);
     assert_int_equal(j.state, CK_JOB_FAILED);
     assert_string_equal(j.error, "order cancelled");
     assert_true(j.finished_at > 0);
     ck_job_free(&j);
-    assert_error(ck_store_order_cancel(f->st, CK_OPERATOR_TENANT_ID, order, &err), &err, 409,
+    assert_error(ck_store_order_cancel(f->db.st, CK_OPERATOR_TENANT_ID, order, &err), &err, 409,
                  "order_closed");
 
-    assert_int_equal(ck_store_order_create(f->st, CK_OPERATOR_TENANT_ID, shop, &o2, &j2, &err), 0);
+    assert_int_equal(ck_store_order_create(f->db.st, CK_OPERATOR_TENANT_ID, shop, &o2, &j2, &err),
+                     0);
     assert_true(o2 > order && j2 > job);
 
     struct ck_order *orders = NULL;
     size_t n = 0;
     const struct ck_order_filter open_only = {.enrollment = "shop", .state = CK_ORDER_NEW};
-    assert_int_equal(ck_store_order_list(f->st, CK_OPERATOR_TENANT_ID, NULL, &orders, &n, &err), 0);
+    assert_int_equal(ck_store_order_list(f->db.st, CK_OPERATOR_TENANT_ID, NULL, &orders, &n, &err),
+                     0);
     assert_int_equal(n, 3);
     assert_int_equal(orders[0].id, o2); /* newest first */
     assert_int_equal(orders[1].state, CK_ORDER_DEPLOYED);
     assert_int_equal(orders[2].state, CK_ORDER_CANCELLED);
     ck_order_array_free(orders, n);
     assert_int_equal(
-        ck_store_order_list(f->st, CK_OPERATOR_TENANT_ID, &open_only, &orders, &n, &err), 0);
+        ck_store_order_list(f->db.st, CK_OPERATOR_TENANT_ID, &open_only, &orders, &n, &err), 0);
     assert_int_equal(n, 1);
     assert_int_equal(orders[0].id, o2);
     ck_order_array_free(orders, n);
@@ -548,16 +538,16 @@ static void test_csr_ready(void **state)
 {
     struct fixture *f = *state;
     ck_error err = {0};
-    int64_t shop = make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "shop");
+    int64_t shop = make_enrollment(f->db.st, CK_OPERATOR_TENANT_ID, "shop");
     int64_t order, job;
-    make_order(f->st, CK_OPERATOR_TENANT_ID, shop, &order, &job);
-    claim(f->st, job);
+    make_order(f->db.st, CK_OPERATOR_TENANT_ID, shop, &order, &job);
+    claim(f->db.st, job);
     assert_int_equal(
-        ck_store_order_csr_ready(f->st, order, job, sealed, sizeof(sealed), csr_pem, NULL, &err),
+        ck_store_order_csr_ready(f->db.st, order, job, sealed, sizeof(sealed), csr_pem, NULL, &err),
         0);
 
     struct ck_order o = {0};
-    assert_int_equal(ck_store_order_get(f->st, CK_OPERATOR_TENANT_ID, order, &o, &err), 0);
+    assert_int_equal(ck_store_order_get(f->db.st, CK_OPERATOR_TENANT_ID, order, &o, &err), 0);
     assert_int_equal(o.state, CK_ORDER_CSR_READY);
     assert_int_equal(o.sealed_key_len, sizeof(sealed));
     assert_memory_equal(o.sealed_key, sealed, sizeof(sealed));
@@ -565,7 +555,7 @@ static void test_csr_ready(void **state)
     ck_order_free(&o);
 
     struct ck_job j = {0};
-    assert_int_equal(ck_store_job_get(f->st, CK_OPERATOR_TENANT_ID, job, &j, &err), 0);
+    assert_int_equal(ck_store_job_get(f->db.st, CK_OPERATOR_TENANT_ID, job, &j, &err), 0);
     assert_int_equal(j.state, CK_JOB_FINISHED);
     assert_true(j.finished_at >= j.started_at);
     assert_int_equal(j.artifacts.len, 1);
@@ -575,7 +565,7 @@ static void test_csr_ready(void **state)
     char *type = NULL;
     uint8_t *data = NULL;
     size_t len = 0;
-    assert_int_equal(ck_store_job_artifact_get(f->st, CK_OPERATOR_TENANT_ID, job, "csr", &type,
+    assert_int_equal(ck_store_job_artifact_get(f->db.st, CK_OPERATOR_TENANT_ID, job, "csr", &type,
                                                &data, &len, &err),
                      0);
     assert_string_equal(type, "application/pkcs10");
@@ -583,14 +573,14 @@ static void test_csr_ready(void **state)
     assert_memory_equal(data, csr_pem, len);
     free(type);
     free(data);
-    assert_error(ck_store_job_artifact_get(f->st, CK_OPERATOR_TENANT_ID, job, "key", &type, &data,
-                                           &len, &err),
+    assert_error(ck_store_job_artifact_get(f->db.st, CK_OPERATOR_TENANT_ID, job, "key", &type,
+                                           &data, &len, &err),
                  &err, 404, "not_found");
 
     /* A second commit (a job that ran twice) changes nothing. */
-    assert_error(ck_store_order_csr_ready(f->st, order, job, sealed, 2, "other", NULL, &err), &err,
-                 409, "order_not_new");
-    assert_int_equal(ck_store_job_finish(f->st, job, CK_JOB_FAILED, "late", &err), -1);
+    assert_error(ck_store_order_csr_ready(f->db.st, order, job, sealed, 2, "other", NULL, &err),
+                 &err, 409, "order_not_new");
+    assert_int_equal(ck_store_job_finish(f->db.st, job, CK_JOB_FAILED, "late", &err), -1);
     assert_string_equal(err.code, "job_closed");
 }
 
@@ -598,47 +588,47 @@ static void test_csr_ready_after_cancel_changes_nothing(void **state)
 {
     struct fixture *f = *state;
     ck_error err = {0};
-    int64_t shop = make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "shop");
+    int64_t shop = make_enrollment(f->db.st, CK_OPERATOR_TENANT_ID, "shop");
     int64_t order, job;
-    make_order(f->st, CK_OPERATOR_TENANT_ID, shop, &order, &job);
-    claim(f->st, job);
-    assert_int_equal(ck_store_order_cancel(f->st, CK_OPERATOR_TENANT_ID, order, &err), 0);
+    make_order(f->db.st, CK_OPERATOR_TENANT_ID, shop, &order, &job);
+    claim(f->db.st, job);
+    assert_int_equal(ck_store_order_cancel(f->db.st, CK_OPERATOR_TENANT_ID, order, &err), 0);
     assert_error(
-        ck_store_order_csr_ready(f->st, order, job, sealed, sizeof(sealed), csr_pem, NULL, &err),
+        ck_store_order_csr_ready(f->db.st, order, job, sealed, sizeof(sealed), csr_pem, NULL, &err),
         &err, 409, "order_not_new");
     assert_non_null(strstr(err.message, "cancelled"));
 
     struct ck_order o = {0};
-    assert_int_equal(ck_store_order_get(f->st, CK_OPERATOR_TENANT_ID, order, &o, &err), 0);
+    assert_int_equal(ck_store_order_get(f->db.st, CK_OPERATOR_TENANT_ID, order, &o, &err), 0);
     assert_int_equal(o.state, CK_ORDER_CANCELLED);
     assert_null(o.sealed_key);
     assert_null(o.csr_pem);
     ck_order_free(&o);
     struct ck_job j = {0};
-    assert_int_equal(ck_store_job_get(f->st, CK_OPERATOR_TENANT_ID, job, &j, &err), 0);
+    assert_int_equal(ck_store_job_get(f->db.st, CK_OPERATOR_TENANT_ID, job, &j, &err), 0);
     assert_int_equal(j.state, CK_JOB_FAILED);
     assert_int_equal(j.artifacts.len, 0);
     ck_job_free(&j);
-    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM job_artifacts"), 0);
+    assert_int_equal(raw_int(f->db.path, "SELECT COUNT(*) FROM job_artifacts"), 0);
 }
 
 static void test_order_fail(void **state)
 {
     struct fixture *f = *state;
     ck_error err = {0};
-    int64_t shop = make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "shop");
+    int64_t shop = make_enrollment(f->db.st, CK_OPERATOR_TENANT_ID, "shop");
     int64_t order, job;
-    make_order(f->st, CK_OPERATOR_TENANT_ID, shop, &order, &job);
-    assert_int_equal(ck_store_order_fail(f->st, order, "key generation failed", &err), 0);
+    make_order(f->db.st, CK_OPERATOR_TENANT_ID, shop, &order, &job);
+    assert_int_equal(ck_store_order_fail(f->db.st, order, "key generation failed", &err), 0);
     struct ck_order o = {0};
-    assert_int_equal(ck_store_order_get(f->st, CK_OPERATOR_TENANT_ID, order, &o, &err), 0);
+    assert_int_equal(ck_store_order_get(f->db.st, CK_OPERATOR_TENANT_ID, order, &o, &err), 0);
     assert_int_equal(o.state, CK_ORDER_FAILED);
     assert_string_equal(o.error, "key generation failed");
     ck_order_free(&o);
-    assert_error(ck_store_order_fail(f->st, order, "again", &err), &err, 409, "order_closed");
-    assert_error(ck_store_order_fail(f->st, 999, "x", &err), &err, 404, "not_found");
+    assert_error(ck_store_order_fail(f->db.st, order, "again", &err), &err, 409, "order_closed");
+    assert_error(ck_store_order_fail(f->db.st, 999, "x", &err), &err, 404, "not_found");
     /* A failed order no longer blocks a new one. */
-    make_order(f->st, CK_OPERATOR_TENANT_ID, shop, &order, &job);
+    make_order(f->db.st, CK_OPERATOR_TENANT_ID, shop, &order, &job);
 }
 
 /* ---- jobs ---- */
@@ -686,12 +676,13 @@ static void test_job_claim_from_two_connections(void **state)
         char name[16];
         int64_t order, job;
         snprintf(name, sizeof(name), "e%02d", i);
-        make_order(f->st, CK_OPERATOR_TENANT_ID,
-                   make_enrollment(f->st, CK_OPERATOR_TENANT_ID, name), &order, &job);
+        make_order(f->db.st, CK_OPERATOR_TENANT_ID,
+                   make_enrollment(f->db.st, CK_OPERATOR_TENANT_ID, name), &order, &job);
     }
     pthread_barrier_t start;
     assert_int_equal(pthread_barrier_init(&start, NULL, 2), 0);
-    struct claimer c[2] = {{.path = f->path, .start = &start}, {.path = f->path, .start = &start}};
+    struct claimer c[2] = {{.path = f->db.path, .start = &start},
+                           {.path = f->db.path, .start = &start}};
     pthread_t threads[2];
     for (int i = 0; i < 2; i++)
         assert_int_equal(pthread_create(&threads[i], NULL, claim_all, &c[i]), 0);
@@ -708,7 +699,7 @@ static void test_job_claim_from_two_connections(void **state)
         }
     struct ck_job j = {0};
     ck_error err = {0};
-    assert_int_equal(ck_store_job_claim(f->st, "late", 300, &j, &err), 0);
+    assert_int_equal(ck_store_job_claim(f->db.st, "late", 300, &j, &err), 0);
 }
 
 static void test_expired_lease_is_reclaimed(void **state)
@@ -716,22 +707,22 @@ static void test_expired_lease_is_reclaimed(void **state)
     struct fixture *f = *state;
     ck_error err = {0};
     int64_t order, job;
-    make_order(f->st, CK_OPERATOR_TENANT_ID, make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "shop"),
-               &order, &job);
-    claim(f->st, job);
+    make_order(f->db.st, CK_OPERATOR_TENANT_ID,
+               make_enrollment(f->db.st, CK_OPERATOR_TENANT_ID, "shop"), &order, &job);
+    claim(f->db.st, job);
     struct ck_job j = {0};
-    assert_int_equal(ck_store_job_claim(f->st, "worker-2", 300, &j, &err), 0);
+    assert_int_equal(ck_store_job_claim(f->db.st, "worker-2", 300, &j, &err), 0);
 
     /* The first worker died: its lease ran out. Another connection takes the job over. */
-    assert_int_equal(raw_int(f->path, "UPDATE jobs SET lease_until = lease_until - 600"), 1);
+    assert_int_equal(raw_int(f->db.path, "UPDATE jobs SET lease_until = lease_until - 600"), 1);
     struct ck_store *other = NULL;
-    assert_int_equal(ck_store_open(f->path, &other, &err), 0);
+    assert_int_equal(ck_store_open(f->db.path, &other, &err), 0);
     assert_int_equal(ck_store_job_claim(other, "worker-2", 300, &j, &err), 1);
     assert_int_equal(j.id, job);
     assert_int_equal(j.state, CK_JOB_RUNNING);
     ck_job_free(&j);
     assert_int_equal(ck_store_job_claim(other, "worker-3", 300, &j, &err), 0);
-    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM jobs WHERE worker = 'worker-2'"), 1);
+    assert_int_equal(raw_int(f->db.path, "SELECT COUNT(*) FROM jobs WHERE worker = 'worker-2'"), 1);
     ck_store_close(other);
 }
 
@@ -739,22 +730,24 @@ static void test_job_logs_and_filters(void **state)
 {
     struct fixture *f = *state;
     ck_error err = {0};
-    int64_t shop = make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "shop");
-    int64_t api = make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "api");
+    int64_t shop = make_enrollment(f->db.st, CK_OPERATOR_TENANT_ID, "shop");
+    int64_t api = make_enrollment(f->db.st, CK_OPERATOR_TENANT_ID, "api");
     int64_t shop_order, shop_job, api_order, api_job;
-    make_order(f->st, CK_OPERATOR_TENANT_ID, shop, &shop_order, &shop_job);
-    make_order(f->st, CK_OPERATOR_TENANT_ID, api, &api_order, &api_job);
-    claim(f->st, shop_job);
-    assert_int_equal(ck_store_job_log(f->st, shop_job, "info", "generated ec-p384 key", &err), 0);
-    assert_int_equal(ck_store_job_log(f->st, shop_job, "warn", "slow entropy", &err), 0);
-    assert_error(ck_store_job_log(f->st, shop_job, "debug", "x", &err), &err, 400, "invalid_field");
-    assert_error(ck_store_job_log(f->st, 999, "info", "x", &err), &err, 404, "not_found");
-    assert_int_equal(ck_store_job_finish(f->st, shop_job, CK_JOB_FINISHED, NULL, &err), 0);
+    make_order(f->db.st, CK_OPERATOR_TENANT_ID, shop, &shop_order, &shop_job);
+    make_order(f->db.st, CK_OPERATOR_TENANT_ID, api, &api_order, &api_job);
+    claim(f->db.st, shop_job);
+    assert_int_equal(ck_store_job_log(f->db.st, shop_job, "info", "generated ec-p384 key", &err),
+                     0);
+    assert_int_equal(ck_store_job_log(f->db.st, shop_job, "warn", "slow entropy", &err), 0);
+    assert_error(ck_store_job_log(f->db.st, shop_job, "debug", "x", &err), &err, 400,
+                 "invalid_field");
+    assert_error(ck_store_job_log(f->db.st, 999, "info", "x", &err), &err, 404, "not_found");
+    assert_int_equal(ck_store_job_finish(f->db.st, shop_job, CK_JOB_FINISHED, NULL, &err), 0);
 
     struct ck_job_log_line *lines = NULL;
     size_t n = 0;
     assert_int_equal(
-        ck_store_job_log_lines(f->st, CK_OPERATOR_TENANT_ID, shop_job, &lines, &n, &err), 0);
+        ck_store_job_log_lines(f->db.st, CK_OPERATOR_TENANT_ID, shop_job, &lines, &n, &err), 0);
     assert_int_equal(n, 2);
     assert_string_equal(lines[0].level, "info");
     assert_string_equal(lines[0].message, "generated ec-p384 key");
@@ -780,13 +773,14 @@ static void test_job_logs_and_filters(void **state)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct ck_job *jobs = NULL;
         assert_int_equal(
-            ck_store_job_list(f->st, CK_OPERATOR_TENANT_ID, &cases[i].filter, &jobs, &n, &err), 0);
+            ck_store_job_list(f->db.st, CK_OPERATOR_TENANT_ID, &cases[i].filter, &jobs, &n, &err),
+            0);
         assert_int_equal(n, cases[i].count);
         if (n > 0)
             assert_int_equal(jobs[0].id, cases[i].first);
         ck_job_array_free(jobs, n);
     }
-    assert_error(ck_store_job_finish(f->st, shop_job, CK_JOB_QUEUED, NULL, &err), &err, 400,
+    assert_error(ck_store_job_finish(f->db.st, shop_job, CK_JOB_QUEUED, NULL, &err), &err, 400,
                  "invalid_field");
 }
 
@@ -794,35 +788,36 @@ static void test_enrollment_delete_with_orders(void **state)
 {
     struct fixture *f = *state;
     ck_error err = {0};
-    int64_t shop = make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "shop");
+    int64_t shop = make_enrollment(f->db.st, CK_OPERATOR_TENANT_ID, "shop");
     int64_t order, job;
-    make_order(f->st, CK_OPERATOR_TENANT_ID, shop, &order, &job);
-    claim(f->st, job);
-    assert_int_equal(ck_store_job_log(f->st, job, "info", "started", &err), 0);
+    make_order(f->db.st, CK_OPERATOR_TENANT_ID, shop, &order, &job);
+    claim(f->db.st, job);
+    assert_int_equal(ck_store_job_log(f->db.st, job, "info", "started", &err), 0);
     const struct ck_event_new ev = {.type = "certificate_needed", .message = "buy one"};
     assert_int_equal(
-        ck_store_order_csr_ready(f->st, order, job, sealed, sizeof(sealed), csr_pem, &ev, &err), 0);
+        ck_store_order_csr_ready(f->db.st, order, job, sealed, sizeof(sealed), csr_pem, &ev, &err),
+        0);
 
-    assert_error(ck_store_enrollment_delete(f->st, CK_OPERATOR_TENANT_ID, "shop", &err), &err, 409,
-                 "order_open");
+    assert_error(ck_store_enrollment_delete(f->db.st, CK_OPERATOR_TENANT_ID, "shop", &err), &err,
+                 409, "order_open");
     assert_non_null(strstr(err.message, "csr_ready"));
     struct ck_enrollment e = {0};
-    assert_int_equal(ck_store_enrollment_get(f->st, CK_OPERATOR_TENANT_ID, "shop", &e, &err), 0);
+    assert_int_equal(ck_store_enrollment_get(f->db.st, CK_OPERATOR_TENANT_ID, "shop", &e, &err), 0);
     ck_enrollment_free(&e);
 
-    assert_int_equal(ck_store_order_cancel(f->st, CK_OPERATOR_TENANT_ID, order, &err), 0);
-    assert_int_equal(ck_store_enrollment_delete(f->st, CK_OPERATOR_TENANT_ID, "shop", &err), 0);
+    assert_int_equal(ck_store_order_cancel(f->db.st, CK_OPERATOR_TENANT_ID, order, &err), 0);
+    assert_int_equal(ck_store_enrollment_delete(f->db.st, CK_OPERATOR_TENANT_ID, "shop", &err), 0);
     struct ck_order o = {0};
-    assert_error(ck_store_order_get(f->st, CK_OPERATOR_TENANT_ID, order, &o, &err), &err, 404,
+    assert_error(ck_store_order_get(f->db.st, CK_OPERATOR_TENANT_ID, order, &o, &err), &err, 404,
                  "not_found");
     struct ck_job j = {0};
-    assert_error(ck_store_job_get(f->st, CK_OPERATOR_TENANT_ID, job, &j, &err), &err, 404,
+    assert_error(ck_store_job_get(f->db.st, CK_OPERATOR_TENANT_ID, job, &j, &err), &err, 404,
                  "not_found");
-    assert_int_equal(raw_int(f->path, "SELECT (SELECT COUNT(*) FROM orders) + "
-                                      "(SELECT COUNT(*) FROM jobs) + "
-                                      "(SELECT COUNT(*) FROM job_logs) + "
-                                      "(SELECT COUNT(*) FROM job_artifacts) + "
-                                      "(SELECT COUNT(*) FROM events)"),
+    assert_int_equal(raw_int(f->db.path, "SELECT (SELECT COUNT(*) FROM orders) + "
+                                         "(SELECT COUNT(*) FROM jobs) + "
+                                         "(SELECT COUNT(*) FROM job_logs) + "
+                                         "(SELECT COUNT(*) FROM job_artifacts) + "
+                                         "(SELECT COUNT(*) FROM events)"),
                      0);
 }
 
@@ -831,14 +826,10 @@ static void test_enrollment_delete_with_orders(void **state)
 static int setup_no_store(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
-    if (f == NULL)
-        return -1;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/ck-store-XXXXXX");
-    if (mkdtemp(f->dir) == NULL) {
+    if (f == NULL || temp_store_folder(&f->db, "store") != 0) {
         free(f);
         return -1;
     }
-    snprintf(f->path, sizeof(f->path), "%s/certkeep.db", f->dir);
     *state = f;
     return 0;
 }
@@ -876,13 +867,13 @@ static void test_migration_2_upgrades_version_1(void **state)
     ck_error err = {0};
     size_t count;
     ck_store_migrations(&count);
-    write_version_1_database(f->path);
-    assert_int_equal(ck_store_open(f->path, &f->st, &err), 0);
-    assert_int_equal(ck_store_schema_version(f->st), (int)count);
+    write_version_1_database(f->db.path);
+    assert_int_equal(ck_store_open(f->db.path, &f->db.st, &err), 0);
+    assert_int_equal(ck_store_schema_version(f->db.st), (int)count);
 
     /* The old order reads with the new fields at their defaults. */
     struct ck_order o = {0};
-    assert_int_equal(ck_store_order_get(f->st, CK_OPERATOR_TENANT_ID, 1, &o, &err), 0);
+    assert_int_equal(ck_store_order_get(f->db.st, CK_OPERATOR_TENANT_ID, 1, &o, &err), 0);
     assert_int_equal(o.state, CK_ORDER_CSR_READY);
     assert_string_equal(o.csr_pem, "CSR");
     assert_false(o.csr_uploaded);
@@ -895,19 +886,19 @@ static void test_migration_2_upgrades_version_1(void **state)
     /* The new tables work on the upgraded database. */
     const struct ck_event_new ev = {.type = "certificate_needed", .order_id = 1, .message = "buy"};
     int64_t event_id = 0;
-    assert_int_equal(ck_store_event_add(f->st, CK_OPERATOR_TENANT_ID, &ev, &event_id, &err), 0);
+    assert_int_equal(ck_store_event_add(f->db.st, CK_OPERATOR_TENANT_ID, &ev, &event_id, &err), 0);
     assert_true(event_id > 0);
     struct ck_root root = {.subject = "CN=Old Root", .sha256_fingerprint = "AA", .pem = "PEM"};
-    assert_int_equal(ck_store_root_add(f->st, CK_OPERATOR_TENANT_ID, &root, &err), 0);
-    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM schema_migrations"), (int64_t)count);
+    assert_int_equal(ck_store_root_add(f->db.st, CK_OPERATOR_TENANT_ID, &root, &err), 0);
+    assert_int_equal(raw_int(f->db.path, "SELECT COUNT(*) FROM schema_migrations"), (int64_t)count);
 }
 
 static void test_fresh_database_has_migration_2(void **state)
 {
     struct fixture *f = *state;
-    assert_true(ck_store_schema_version(f->st) >= 2);
-    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' "
-                                      "AND name = 'events_poll'"),
+    assert_true(ck_store_schema_version(f->db.st) >= 2);
+    assert_int_equal(raw_int(f->db.path, "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' "
+                                         "AND name = 'events_poll'"),
                      1);
 }
 
@@ -917,27 +908,29 @@ static int64_t count_rows(const struct fixture *f, const char *table)
 {
     char sql[64];
     snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM %s", table);
-    return raw_int(f->path, sql);
+    return raw_int(f->db.path, sql);
 }
 
 static void test_csr_ready_adds_its_event(void **state)
 {
     struct fixture *f = *state;
     ck_error err = {0};
-    int64_t shop = make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "shop");
+    int64_t shop = make_enrollment(f->db.st, CK_OPERATOR_TENANT_ID, "shop");
     int64_t order, job;
-    make_order(f->st, CK_OPERATOR_TENANT_ID, shop, &order, &job);
-    claim(f->st, job);
+    make_order(f->db.st, CK_OPERATOR_TENANT_ID, shop, &order, &job);
+    claim(f->db.st, job);
     const struct ck_event_new ev = {.type = "certificate_needed",
                                     .message = "The CSR for shop is ready: buy a certificate.",
                                     .data_json = "{\"cn\": \"shop.example.com\"}"};
     assert_int_equal(
-        ck_store_order_csr_ready(f->st, order, job, sealed, sizeof(sealed), csr_pem, &ev, &err), 0);
+        ck_store_order_csr_ready(f->db.st, order, job, sealed, sizeof(sealed), csr_pem, &ev, &err),
+        0);
     assert_int_equal(count_rows(f, "events"), 1);
 
     struct ck_event got = {0};
     int64_t remaining = -1;
-    assert_int_equal(ck_store_event_poll(f->st, CK_OPERATOR_TENANT_ID, &got, &remaining, &err), 1);
+    assert_int_equal(ck_store_event_poll(f->db.st, CK_OPERATOR_TENANT_ID, &got, &remaining, &err),
+                     1);
     assert_int_equal(remaining, 0);
     assert_int_equal(got.tenant_id, CK_OPERATOR_TENANT_ID);
     assert_string_equal(got.type, "certificate_needed");
@@ -953,7 +946,7 @@ static void test_csr_ready_adds_its_event(void **state)
 
     /* A refused commit adds no event either. */
     assert_error(
-        ck_store_order_csr_ready(f->st, order, job, sealed, sizeof(sealed), csr_pem, &ev, &err),
+        ck_store_order_csr_ready(f->db.st, order, job, sealed, sizeof(sealed), csr_pem, &ev, &err),
         &err, 409, "order_not_new");
     assert_int_equal(count_rows(f, "events"), 1);
 }
@@ -962,16 +955,16 @@ static void test_order_create_from_csr(void **state)
 {
     struct fixture *f = *state;
     ck_error err = {0};
-    int64_t shop = make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "shop");
+    int64_t shop = make_enrollment(f->db.st, CK_OPERATOR_TENANT_ID, "shop");
     const struct ck_event_new ev = {.type = "certificate_needed", .message = "buy one"};
     int64_t order = 0, job = 0;
-    assert_int_equal(ck_store_order_create_from_csr(f->st, CK_OPERATOR_TENANT_ID, shop,
+    assert_int_equal(ck_store_order_create_from_csr(f->db.st, CK_OPERATOR_TENANT_ID, shop,
                                                     CK_KEY_RSA_2048, csr_pem, &ev, &order, &job,
                                                     &err),
                      0);
 
     struct ck_order o = {0};
-    assert_int_equal(ck_store_order_get(f->st, CK_OPERATOR_TENANT_ID, order, &o, &err), 0);
+    assert_int_equal(ck_store_order_get(f->db.st, CK_OPERATOR_TENANT_ID, order, &o, &err), 0);
     assert_int_equal(o.state, CK_ORDER_CSR_READY);
     assert_true(o.csr_uploaded);
     assert_null(o.sealed_key);
@@ -981,7 +974,7 @@ static void test_order_create_from_csr(void **state)
     ck_order_free(&o);
 
     struct ck_job j = {0};
-    assert_int_equal(ck_store_job_get(f->st, CK_OPERATOR_TENANT_ID, job, &j, &err), 0);
+    assert_int_equal(ck_store_job_get(f->db.st, CK_OPERATOR_TENANT_ID, job, &j, &err), 0);
     assert_int_equal(j.type, CK_JOB_CSR);
     assert_int_equal(j.state, CK_JOB_FINISHED);
     assert_int_equal(j.order_id, order);
@@ -992,7 +985,7 @@ static void test_order_create_from_csr(void **state)
     char *type = NULL;
     uint8_t *data = NULL;
     size_t len = 0;
-    assert_int_equal(ck_store_job_artifact_get(f->st, CK_OPERATOR_TENANT_ID, job, "csr", &type,
+    assert_int_equal(ck_store_job_artifact_get(f->db.st, CK_OPERATOR_TENANT_ID, job, "csr", &type,
                                                &data, &len, &err),
                      0);
     assert_string_equal(type, "application/pkcs10");
@@ -1002,28 +995,28 @@ static void test_order_create_from_csr(void **state)
     free(data);
     struct ck_job_log_line *lines = NULL;
     size_t n = 0;
-    assert_int_equal(ck_store_job_log_lines(f->st, CK_OPERATOR_TENANT_ID, job, &lines, &n, &err),
+    assert_int_equal(ck_store_job_log_lines(f->db.st, CK_OPERATOR_TENANT_ID, job, &lines, &n, &err),
                      0);
     assert_int_equal(n, 1);
     assert_string_equal(lines[0].level, "info");
     assert_string_equal(lines[0].message, "CSR uploaded");
     ck_job_log_lines_free(lines, n);
-    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events WHERE order_id = 1 "
-                                      "AND type = 'certificate_needed'"),
+    assert_int_equal(raw_int(f->db.path, "SELECT COUNT(*) FROM events WHERE order_id = 1 "
+                                         "AND type = 'certificate_needed'"),
                      1);
     /* The finished csr job leaves the job runner nothing to do. */
-    assert_int_equal(ck_store_job_claim(f->st, "worker-1", 300, &j, &err), 0);
+    assert_int_equal(ck_store_job_claim(f->db.st, "worker-1", 300, &j, &err), 0);
 
     /* A second order, uploaded or generated, waits until this one is closed. */
     int64_t o2 = 0, j2 = 0;
-    assert_error(ck_store_order_create_from_csr(f->st, CK_OPERATOR_TENANT_ID, shop, CK_KEY_RSA_2048,
-                                                csr_pem, &ev, &o2, &j2, &err),
+    assert_error(ck_store_order_create_from_csr(f->db.st, CK_OPERATOR_TENANT_ID, shop,
+                                                CK_KEY_RSA_2048, csr_pem, &ev, &o2, &j2, &err),
                  &err, 409, "order_open");
     assert_non_null(strstr(err.message, "csr_ready"));
-    assert_error(ck_store_order_create(f->st, CK_OPERATOR_TENANT_ID, shop, &o2, &j2, &err), &err,
+    assert_error(ck_store_order_create(f->db.st, CK_OPERATOR_TENANT_ID, shop, &o2, &j2, &err), &err,
                  409, "order_open");
     assert_int_equal(count_rows(f, "orders") + count_rows(f, "jobs") + count_rows(f, "events"), 3);
-    assert_error(ck_store_order_create_from_csr(f->st, 999, shop, CK_KEY_RSA_2048, csr_pem, NULL,
+    assert_error(ck_store_order_create_from_csr(f->db.st, 999, shop, CK_KEY_RSA_2048, csr_pem, NULL,
                                                 &o2, &j2, &err),
                  &err, 404, "not_found");
 }
@@ -1034,11 +1027,11 @@ static int64_t make_csr_ready_order(struct fixture *f, int64_t enrollment_id)
 {
     ck_error err = {0};
     int64_t order = 0, job = 0;
-    assert_int_equal(ck_store_order_create_from_csr(f->st, CK_OPERATOR_TENANT_ID, enrollment_id,
+    assert_int_equal(ck_store_order_create_from_csr(f->db.st, CK_OPERATOR_TENANT_ID, enrollment_id,
                                                     CK_KEY_EC_P256, csr_pem, NULL, &order, &job,
                                                     &err),
                      0);
-    assert_int_equal(raw_int(f->path, "UPDATE orders SET updated_at = 0"), 1);
+    assert_int_equal(raw_int(f->db.path, "UPDATE orders SET updated_at = 0"), 1);
     return order;
 }
 
@@ -1050,19 +1043,19 @@ static void test_order_transition(void **state)
 {
     struct fixture *f = *state;
     ck_error err = {0};
-    int64_t shop = make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "shop");
+    int64_t shop = make_enrollment(f->db.st, CK_OPERATOR_TENANT_ID, "shop");
     int64_t order = make_csr_ready_order(f, shop);
     const struct ck_order_update update = {.cert_pem = cert_pem,
                                            .chain_pem = chain_pem,
                                            .findings_json = findings,
                                            .cert_not_after = 1900000000};
     const struct ck_event_new ev = {.type = "warnings_to_acknowledge", .message = "1 warning"};
-    assert_int_equal(ck_store_order_transition(f->st, CK_OPERATOR_TENANT_ID, order,
+    assert_int_equal(ck_store_order_transition(f->db.st, CK_OPERATOR_TENANT_ID, order,
                                                CK_ORDER_CSR_READY, CK_ORDER_AWAITING_ACK, &update,
                                                &ev, &err),
                      0);
     struct ck_order o = {0};
-    assert_int_equal(ck_store_order_get(f->st, CK_OPERATOR_TENANT_ID, order, &o, &err), 0);
+    assert_int_equal(ck_store_order_get(f->db.st, CK_OPERATOR_TENANT_ID, order, &o, &err), 0);
     assert_int_equal(o.state, CK_ORDER_AWAITING_ACK);
     assert_string_equal(o.cert_pem, cert_pem);
     assert_string_equal(o.chain_pem, chain_pem);
@@ -1070,17 +1063,17 @@ static void test_order_transition(void **state)
     assert_int_equal(o.cert_not_after, 1900000000);
     assert_true(o.updated_at > 0);
     ck_order_free(&o);
-    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events WHERE order_id = 1 AND "
-                                      "type = 'warnings_to_acknowledge' AND enrollment_id = 1"),
+    assert_int_equal(raw_int(f->db.path, "SELECT COUNT(*) FROM events WHERE order_id = 1 AND "
+                                         "type = 'warnings_to_acknowledge' AND enrollment_id = 1"),
                      1);
 
     /* Without an update or event only the state (and updated_at) changes. */
-    assert_int_equal(raw_int(f->path, "UPDATE orders SET updated_at = 0"), 1);
-    assert_int_equal(ck_store_order_transition(f->st, CK_OPERATOR_TENANT_ID, order,
+    assert_int_equal(raw_int(f->db.path, "UPDATE orders SET updated_at = 0"), 1);
+    assert_int_equal(ck_store_order_transition(f->db.st, CK_OPERATOR_TENANT_ID, order,
                                                CK_ORDER_AWAITING_ACK, CK_ORDER_ISSUED, NULL, NULL,
                                                &err),
                      0);
-    assert_int_equal(ck_store_order_get(f->st, CK_OPERATOR_TENANT_ID, order, &o, &err), 0);
+    assert_int_equal(ck_store_order_get(f->db.st, CK_OPERATOR_TENANT_ID, order, &o, &err), 0);
     assert_int_equal(o.state, CK_ORDER_ISSUED);
     assert_string_equal(o.cert_pem, cert_pem);
     assert_string_equal(o.findings_json, findings);
@@ -1094,7 +1087,7 @@ static void assert_order_untouched(struct fixture *f, int64_t order)
 {
     struct ck_order o = {0};
     ck_error err = {0};
-    assert_int_equal(ck_store_order_get(f->st, CK_OPERATOR_TENANT_ID, order, &o, &err), 0);
+    assert_int_equal(ck_store_order_get(f->db.st, CK_OPERATOR_TENANT_ID, order, &o, &err), 0);
     assert_int_equal(o.state, CK_ORDER_CSR_READY);
     assert_null(o.cert_pem);
     assert_null(o.chain_pem);
@@ -1109,33 +1102,34 @@ static void test_order_transition_refused(void **state)
 {
     struct fixture *f = *state;
     ck_error err = {0};
-    int64_t other = make_tenant(f->st, "other");
-    int64_t shop = make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "shop");
+    int64_t other = make_tenant(f->db.st, "other");
+    int64_t shop = make_enrollment(f->db.st, CK_OPERATOR_TENANT_ID, "shop");
     int64_t order = make_csr_ready_order(f, shop);
     const struct ck_order_update update = {.cert_pem = cert_pem, .cert_not_after = 1900000000};
     const struct ck_event_new ev = {.type = "certificate_issued", .message = "issued"};
 
     /* Someone else already moved it: 409, and neither the update nor the event is written. */
-    assert_error(ck_store_order_transition(f->st, CK_OPERATOR_TENANT_ID, order,
+    assert_error(ck_store_order_transition(f->db.st, CK_OPERATOR_TENANT_ID, order,
                                            CK_ORDER_AWAITING_ACK, CK_ORDER_ISSUED, &update, &ev,
                                            &err),
                  &err, 409, "order_state_changed");
     assert_non_null(strstr(err.message, "csr_ready"));
     assert_order_untouched(f, order);
 
-    assert_error(ck_store_order_transition(f->st, other, order, CK_ORDER_CSR_READY,
+    assert_error(ck_store_order_transition(f->db.st, other, order, CK_ORDER_CSR_READY,
                                            CK_ORDER_AWAITING_ACK, &update, &ev, &err),
                  &err, 404, "not_found");
-    assert_error(ck_store_order_transition(f->st, CK_OPERATOR_TENANT_ID, 999, CK_ORDER_CSR_READY,
+    assert_error(ck_store_order_transition(f->db.st, CK_OPERATOR_TENANT_ID, 999, CK_ORDER_CSR_READY,
                                            CK_ORDER_AWAITING_ACK, &update, &ev, &err),
                  &err, 404, "not_found");
     assert_order_untouched(f, order);
 
     /* An event that cannot be written takes the state change back with it. */
-    int64_t their = make_enrollment(f->st, other, "theirs");
+    int64_t their = make_enrollment(f->db.st, other, "theirs");
     const struct ck_event_new foreign = {.type = "x", .enrollment_id = their, .message = "m"};
-    assert_error(ck_store_order_transition(f->st, CK_OPERATOR_TENANT_ID, order, CK_ORDER_CSR_READY,
-                                           CK_ORDER_AWAITING_ACK, &update, &foreign, &err),
+    assert_error(ck_store_order_transition(f->db.st, CK_OPERATOR_TENANT_ID, order,
+                                           CK_ORDER_CSR_READY, CK_ORDER_AWAITING_ACK, &update,
+                                           &foreign, &err),
                  &err, 400, "invalid_field");
     assert_order_untouched(f, order);
 }
@@ -1148,7 +1142,7 @@ static void assert_log(struct fixture *f, int64_t job, size_t n_expected,
     struct ck_job_log_line *lines = NULL;
     size_t n = 0;
     ck_error err = {0};
-    assert_int_equal(ck_store_job_log_lines(f->st, CK_OPERATOR_TENANT_ID, job, &lines, &n, &err),
+    assert_int_equal(ck_store_job_log_lines(f->db.st, CK_OPERATOR_TENANT_ID, job, &lines, &n, &err),
                      0);
     assert_int_equal(n, n_expected);
     for (size_t i = 0; i < n; i++) {
@@ -1163,7 +1157,7 @@ static void assert_import_job(struct fixture *f, int64_t job, int64_t order,
 {
     struct ck_job j = {0};
     ck_error err = {0};
-    assert_int_equal(ck_store_job_get(f->st, CK_OPERATOR_TENANT_ID, job, &j, &err), 0);
+    assert_int_equal(ck_store_job_get(f->db.st, CK_OPERATOR_TENANT_ID, job, &j, &err), 0);
     assert_int_equal(j.type, CK_JOB_IMPORT);
     assert_int_equal(j.state, state);
     assert_int_equal(j.order_id, order);
@@ -1177,12 +1171,13 @@ static void test_import_job_record(void **state)
 {
     struct fixture *f = *state;
     ck_error err = {0};
-    int64_t other = make_tenant(f->st, "other");
-    int64_t order = make_csr_ready_order(f, make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "shop"));
+    int64_t other = make_tenant(f->db.st, "other");
+    int64_t order =
+        make_csr_ready_order(f, make_enrollment(f->db.st, CK_OPERATOR_TENANT_ID, "shop"));
     const char *const refused_levels[] = {"error", "warn"};
     const char *const refused_lines[] = {"the certificate's key is not the CSR's", "no OCSP URL"};
     int64_t refused = 0, accepted = 0;
-    assert_int_equal(ck_store_import_job_record(f->st, CK_OPERATOR_TENANT_ID, order, false,
+    assert_int_equal(ck_store_import_job_record(f->db.st, CK_OPERATOR_TENANT_ID, order, false,
                                                 refused_levels, refused_lines, 2,
                                                 "import refused: 1 error", &refused, &err),
                      0);
@@ -1196,7 +1191,7 @@ static void test_import_job_record(void **state)
     const char *const warn_levels[] = {"warn"};
     const char *const warn_lines[] = {"no OCSP URL"};
     assert_int_equal(ck_store_import_job_record(
-                         f->st, CK_OPERATOR_TENANT_ID, order, true, warn_levels, warn_lines, 1,
+                         f->db.st, CK_OPERATOR_TENANT_ID, order, true, warn_levels, warn_lines, 1,
                          "certificate accepted with 1 warning", &accepted, &err),
                      0);
     assert_true(accepted > refused);
@@ -1208,17 +1203,18 @@ static void test_import_job_record(void **state)
     /* Levels are error or warn; other tenants' orders do not exist. Neither adds a job. */
     const char *const info_level[] = {"info"};
     int64_t job = 0;
-    assert_error(ck_store_import_job_record(f->st, CK_OPERATOR_TENANT_ID, order, true, info_level,
-                                            warn_lines, 1, "x", &job, &err),
+    assert_error(ck_store_import_job_record(f->db.st, CK_OPERATOR_TENANT_ID, order, true,
+                                            info_level, warn_lines, 1, "x", &job, &err),
                  &err, 400, "invalid_field");
     assert_error(
-        ck_store_import_job_record(f->st, other, order, true, NULL, NULL, 0, "x", &job, &err), &err,
-        404, "not_found");
-    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM jobs WHERE type = 'import'"), 2);
+        ck_store_import_job_record(f->db.st, other, order, true, NULL, NULL, 0, "x", &job, &err),
+        &err, 404, "not_found");
+    assert_int_equal(raw_int(f->db.path, "SELECT COUNT(*) FROM jobs WHERE type = 'import'"), 2);
     const struct ck_job_filter imports = {.state = -1, .type = CK_JOB_IMPORT, .order_id = order};
     struct ck_job *jobs = NULL;
     size_t n = 0;
-    assert_int_equal(ck_store_job_list(f->st, CK_OPERATOR_TENANT_ID, &imports, &jobs, &n, &err), 0);
+    assert_int_equal(ck_store_job_list(f->db.st, CK_OPERATOR_TENANT_ID, &imports, &jobs, &n, &err),
+                     0);
     assert_int_equal(n, 2);
     assert_int_equal(jobs[0].id, accepted);
     ck_job_array_free(jobs, n);
@@ -1259,37 +1255,38 @@ static void test_events_poll_and_confirm(void **state)
 {
     struct fixture *f = *state;
     ck_error err = {0};
-    int64_t b = make_tenant(f->st, "tenant-b");
-    int64_t order = make_csr_ready_order(f, make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "shop"));
-    int64_t e1 = add_event(f->st, CK_OPERATOR_TENANT_ID, order, "first");
-    int64_t theirs = add_event(f->st, b, 0, "b's");
-    int64_t e2 = add_event(f->st, CK_OPERATOR_TENANT_ID, 0, "second");
-    int64_t e3 = add_event(f->st, CK_OPERATOR_TENANT_ID, order, "third");
+    int64_t b = make_tenant(f->db.st, "tenant-b");
+    int64_t order =
+        make_csr_ready_order(f, make_enrollment(f->db.st, CK_OPERATOR_TENANT_ID, "shop"));
+    int64_t e1 = add_event(f->db.st, CK_OPERATOR_TENANT_ID, order, "first");
+    int64_t theirs = add_event(f->db.st, b, 0, "b's");
+    int64_t e2 = add_event(f->db.st, CK_OPERATOR_TENANT_ID, 0, "second");
+    int64_t e3 = add_event(f->db.st, CK_OPERATOR_TENANT_ID, order, "third");
 
-    assert_poll(f->st, CK_OPERATOR_TENANT_ID, e1, 2);
-    assert_poll(f->st, CK_OPERATOR_TENANT_ID, e1, 2); /* polling alone confirms nothing */
-    assert_poll(f->st, b, theirs, 0);
-    assert_int_equal(ck_store_event_confirm(f->st, CK_OPERATOR_TENANT_ID, e1, &err), 0);
-    assert_poll(f->st, CK_OPERATOR_TENANT_ID, e2, 1);
-    assert_int_equal(raw_int(f->path, "UPDATE events SET confirmed_at = 42 WHERE id = 1"), 1);
-    assert_int_equal(ck_store_event_confirm(f->st, CK_OPERATOR_TENANT_ID, e1, &err), 0);
-    assert_int_equal(raw_int(f->path, "SELECT confirmed_at FROM events WHERE id = 1"), 42);
+    assert_poll(f->db.st, CK_OPERATOR_TENANT_ID, e1, 2);
+    assert_poll(f->db.st, CK_OPERATOR_TENANT_ID, e1, 2); /* polling alone confirms nothing */
+    assert_poll(f->db.st, b, theirs, 0);
+    assert_int_equal(ck_store_event_confirm(f->db.st, CK_OPERATOR_TENANT_ID, e1, &err), 0);
+    assert_poll(f->db.st, CK_OPERATOR_TENANT_ID, e2, 1);
+    assert_int_equal(raw_int(f->db.path, "UPDATE events SET confirmed_at = 42 WHERE id = 1"), 1);
+    assert_int_equal(ck_store_event_confirm(f->db.st, CK_OPERATOR_TENANT_ID, e1, &err), 0);
+    assert_int_equal(raw_int(f->db.path, "SELECT confirmed_at FROM events WHERE id = 1"), 42);
 
-    assert_error(ck_store_event_confirm(f->st, CK_OPERATOR_TENANT_ID, theirs, &err), &err, 404,
+    assert_error(ck_store_event_confirm(f->db.st, CK_OPERATOR_TENANT_ID, theirs, &err), &err, 404,
                  "not_found");
-    assert_error(ck_store_event_confirm(f->st, CK_OPERATOR_TENANT_ID, 999, &err), &err, 404,
+    assert_error(ck_store_event_confirm(f->db.st, CK_OPERATOR_TENANT_ID, 999, &err), &err, 404,
                  "not_found");
-    assert_poll(f->st, b, theirs, 0);
-    assert_int_equal(ck_store_event_confirm(f->st, CK_OPERATOR_TENANT_ID, e3, &err), 0);
-    assert_int_equal(ck_store_event_confirm(f->st, CK_OPERATOR_TENANT_ID, e2, &err), 0);
-    assert_poll(f->st, CK_OPERATOR_TENANT_ID, 0, 0);
+    assert_poll(f->db.st, b, theirs, 0);
+    assert_int_equal(ck_store_event_confirm(f->db.st, CK_OPERATOR_TENANT_ID, e3, &err), 0);
+    assert_int_equal(ck_store_event_confirm(f->db.st, CK_OPERATOR_TENANT_ID, e2, &err), 0);
+    assert_poll(f->db.st, CK_OPERATOR_TENANT_ID, 0, 0);
 
     /* Events must name the tenant's own orders and enrollments, and say something. */
     const struct ck_event_new foreign = {.type = "x", .order_id = order, .message = "m"};
     const struct ck_event_new empty = {.type = "x"};
     int64_t id = 0;
-    assert_error(ck_store_event_add(f->st, b, &foreign, &id, &err), &err, 404, "not_found");
-    assert_error(ck_store_event_add(f->st, b, &empty, &id, &err), &err, 400, "invalid_field");
+    assert_error(ck_store_event_add(f->db.st, b, &foreign, &id, &err), &err, 404, "not_found");
+    assert_error(ck_store_event_add(f->db.st, b, &empty, &id, &err), &err, 400, "invalid_field");
     assert_int_equal(count_rows(f, "events"), 4);
 }
 
@@ -1297,17 +1294,19 @@ static void test_events_list_keeps_history(void **state)
 {
     struct fixture *f = *state;
     ck_error err = {0};
-    int64_t b = make_tenant(f->st, "tenant-b");
-    int64_t order = make_csr_ready_order(f, make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "shop"));
-    int64_t e1 = add_event(f->st, CK_OPERATOR_TENANT_ID, order, "first");
-    int64_t e2 = add_event(f->st, CK_OPERATOR_TENANT_ID, 0, "second");
-    int64_t e3 = add_event(f->st, CK_OPERATOR_TENANT_ID, order, "third");
-    add_event(f->st, b, 0, "b's");
-    assert_int_equal(ck_store_event_confirm(f->st, CK_OPERATOR_TENANT_ID, e1, &err), 0);
+    int64_t b = make_tenant(f->db.st, "tenant-b");
+    int64_t order =
+        make_csr_ready_order(f, make_enrollment(f->db.st, CK_OPERATOR_TENANT_ID, "shop"));
+    int64_t e1 = add_event(f->db.st, CK_OPERATOR_TENANT_ID, order, "first");
+    int64_t e2 = add_event(f->db.st, CK_OPERATOR_TENANT_ID, 0, "second");
+    int64_t e3 = add_event(f->db.st, CK_OPERATOR_TENANT_ID, order, "third");
+    add_event(f->db.st, b, 0, "b's");
+    assert_int_equal(ck_store_event_confirm(f->db.st, CK_OPERATOR_TENANT_ID, e1, &err), 0);
 
     struct ck_event *list = NULL;
     size_t n = 0;
-    assert_int_equal(ck_store_event_list(f->st, CK_OPERATOR_TENANT_ID, 0, 10, &list, &n, &err), 0);
+    assert_int_equal(ck_store_event_list(f->db.st, CK_OPERATOR_TENANT_ID, 0, 10, &list, &n, &err),
+                     0);
     assert_int_equal(n, 3);
     assert_int_equal(list[0].id, e3); /* newest first */
     assert_int_equal(list[1].id, e2);
@@ -1320,17 +1319,18 @@ static void test_events_list_keeps_history(void **state)
     assert_int_equal(list[1].order_id, 0);
     ck_event_array_free(list, n);
 
-    assert_int_equal(ck_store_event_list(f->st, CK_OPERATOR_TENANT_ID, 0, 2, &list, &n, &err), 0);
+    assert_int_equal(ck_store_event_list(f->db.st, CK_OPERATOR_TENANT_ID, 0, 2, &list, &n, &err),
+                     0);
     assert_int_equal(n, 2);
     assert_int_equal(list[1].id, e2);
     ck_event_array_free(list, n);
-    assert_int_equal(ck_store_event_list(f->st, CK_OPERATOR_TENANT_ID, order, 10, &list, &n, &err),
-                     0);
+    assert_int_equal(
+        ck_store_event_list(f->db.st, CK_OPERATOR_TENANT_ID, order, 10, &list, &n, &err), 0);
     assert_int_equal(n, 2);
     assert_int_equal(list[0].id, e3);
     assert_int_equal(list[1].id, e1);
     ck_event_array_free(list, n);
-    assert_int_equal(ck_store_event_list(f->st, b, order, 10, &list, &n, &err), 0);
+    assert_int_equal(ck_store_event_list(f->db.st, b, order, 10, &list, &n, &err), 0);
     assert_int_equal(n, 0);
     ck_event_array_free(list, n);
 }
@@ -1341,27 +1341,27 @@ static void test_roots(void **state)
 {
     struct fixture *f = *state;
     ck_error err = {0};
-    int64_t b = make_tenant(f->st, "tenant-b");
+    int64_t b = make_tenant(f->db.st, "tenant-b");
     struct ck_root root = {.subject = "CN=Example Private Root,O=Example",
                            .sha256_fingerprint = "AB:CD:EF",
                            .pem = "-----BEGIN CERTIFICATE-----\nroot\n-----END CERTIFICATE-----\n",
                            .not_after = 2000000000};
-    assert_int_equal(ck_store_root_add(f->st, CK_OPERATOR_TENANT_ID, &root, &err), 0);
+    assert_int_equal(ck_store_root_add(f->db.st, CK_OPERATOR_TENANT_ID, &root, &err), 0);
     int64_t ours = root.id;
     assert_true(ours > 0);
     assert_true(root.created_at > 0);
 
-    assert_error(ck_store_root_add(f->st, CK_OPERATOR_TENANT_ID, &root, &err), &err, 409,
+    assert_error(ck_store_root_add(f->db.st, CK_OPERATOR_TENANT_ID, &root, &err), &err, 409,
                  "root_exists");
     assert_non_null(strstr(err.message, "AB:CD:EF"));
     /* Another tenant may trust the same root; it gets its own row. */
-    assert_int_equal(ck_store_root_add(f->st, b, &root, &err), 0);
+    assert_int_equal(ck_store_root_add(f->db.st, b, &root, &err), 0);
     int64_t theirs = root.id;
     assert_true(theirs != ours);
 
     struct ck_root *list = NULL;
     size_t n = 0;
-    assert_int_equal(ck_store_root_list(f->st, CK_OPERATOR_TENANT_ID, &list, &n, &err), 0);
+    assert_int_equal(ck_store_root_list(f->db.st, CK_OPERATOR_TENANT_ID, &list, &n, &err), 0);
     assert_int_equal(n, 1);
     assert_int_equal(list[0].id, ours);
     assert_int_equal(list[0].tenant_id, CK_OPERATOR_TENANT_ID);
@@ -1372,14 +1372,14 @@ static void test_roots(void **state)
     assert_true(list[0].created_at > 0);
     ck_root_array_free(list, n);
 
-    assert_error(ck_store_root_delete(f->st, b, ours, &err), &err, 404, "not_found");
-    assert_int_equal(ck_store_root_delete(f->st, CK_OPERATOR_TENANT_ID, ours, &err), 0);
-    assert_error(ck_store_root_delete(f->st, CK_OPERATOR_TENANT_ID, ours, &err), &err, 404,
+    assert_error(ck_store_root_delete(f->db.st, b, ours, &err), &err, 404, "not_found");
+    assert_int_equal(ck_store_root_delete(f->db.st, CK_OPERATOR_TENANT_ID, ours, &err), 0);
+    assert_error(ck_store_root_delete(f->db.st, CK_OPERATOR_TENANT_ID, ours, &err), &err, 404,
                  "not_found");
-    assert_int_equal(ck_store_root_list(f->st, CK_OPERATOR_TENANT_ID, &list, &n, &err), 0);
+    assert_int_equal(ck_store_root_list(f->db.st, CK_OPERATOR_TENANT_ID, &list, &n, &err), 0);
     assert_int_equal(n, 0);
     ck_root_array_free(list, n);
-    assert_int_equal(ck_store_root_list(f->st, b, &list, &n, &err), 0);
+    assert_int_equal(ck_store_root_list(f->db.st, b, &list, &n, &err), 0);
     assert_int_equal(n, 1);
     assert_int_equal(list[0].id, theirs);
     ck_root_array_free(list, n);
@@ -1434,13 +1434,13 @@ static void test_migration_3_upgrades_version_2(void **state)
     ck_error err = {0};
     size_t count;
     ck_store_migrations(&count);
-    write_version_2_database(f->path);
-    assert_int_equal(ck_store_open(f->path, &f->st, &err), 0);
-    assert_int_equal(ck_store_schema_version(f->st), (int)count);
+    write_version_2_database(f->db.path);
+    assert_int_equal(ck_store_open(f->db.path, &f->db.st, &err), 0);
+    assert_int_equal(ck_store_schema_version(f->db.st), (int)count);
 
     /* The old rows read with the new fields at their defaults. */
     struct ck_order o = {0};
-    assert_int_equal(ck_store_order_get(f->st, CK_OPERATOR_TENANT_ID, 1, &o, &err), 0);
+    assert_int_equal(ck_store_order_get(f->db.st, CK_OPERATOR_TENANT_ID, 1, &o, &err), 0);
     assert_int_equal(o.state, CK_ORDER_ISSUED);
     assert_string_equal(o.cert_pem, "CERT");
     assert_int_equal(o.staging_acked_at, 0);
@@ -1449,19 +1449,19 @@ static void test_migration_3_upgrades_version_2(void **state)
     assert_int_equal(o.deployed_at, 0);
     ck_order_free(&o);
     struct ck_job j = {0};
-    assert_int_equal(ck_store_job_get(f->st, CK_OPERATOR_TENANT_ID, 1, &j, &err), 0);
+    assert_int_equal(ck_store_job_get(f->db.st, CK_OPERATOR_TENANT_ID, 1, &j, &err), 0);
     assert_null(j.params_json);
     ck_job_free(&j);
-    assert_int_equal(edge_generation(f->st), 0);
+    assert_int_equal(edge_generation(f->db.st), 0);
 
     /* The old order can go to staging, and the new tables work. */
-    assert_int_equal(ck_store_order_stage(f->st, CK_OPERATOR_TENANT_ID, 1, NULL, &err), 0);
-    assert_int_equal(edge_generation(f->st), 1);
+    assert_int_equal(ck_store_order_stage(f->db.st, CK_OPERATOR_TENANT_ID, 1, NULL, &err), 0);
+    assert_int_equal(edge_generation(f->db.st), 1);
     struct ck_edge_entry *entries = NULL;
     size_t n = 0;
     int64_t generation = -1;
-    assert_int_equal(ck_store_edge_entries(f->st, CK_ENV_STAGING, &entries, &n, &generation, &err),
-                     0);
+    assert_int_equal(
+        ck_store_edge_entries(f->db.st, CK_ENV_STAGING, &entries, &n, &generation, &err), 0);
     assert_int_equal(n, 1);
     assert_string_equal(entries[0].names.items[0], "old.example.com");
     ck_edge_entry_array_free(entries, n);
@@ -1469,19 +1469,19 @@ static void test_migration_3_upgrades_version_2(void **state)
                           .enrollment_id = 1,
                           .environment = CK_ENV_PRODUCTION,
                           .directory = "/srv/old"};
-    assert_int_equal(ck_store_target_add(f->st, &t, &err), 0);
+    assert_int_equal(ck_store_target_add(f->db.st, &t, &err), 0);
     assert_true(t.id > 0);
 }
 
 static void test_fresh_database_has_migration_3(void **state)
 {
     struct fixture *f = *state;
-    assert_true(ck_store_schema_version(f->st) >= 3);
-    assert_int_equal(edge_generation(f->st), 0);
-    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM edge_generation"), 1);
+    assert_true(ck_store_schema_version(f->db.st) >= 3);
+    assert_int_equal(edge_generation(f->db.st), 0);
+    assert_int_equal(raw_int(f->db.path, "SELECT COUNT(*) FROM edge_generation"), 1);
     /* The table holds one row: a second one is refused. */
-    assert_int_equal(raw_int(f->path, "INSERT INTO edge_generation VALUES (2, 0)"), -1);
-    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM targets"), 0);
+    assert_int_equal(raw_int(f->db.path, "INSERT INTO edge_generation VALUES (2, 0)"), -1);
+    assert_int_equal(raw_int(f->db.path, "SELECT COUNT(*) FROM targets"), 0);
 }
 
 /* ---- issue 4: staging and production ---- */
@@ -1500,15 +1500,15 @@ static int64_t make_issued_order(struct fixture *f, int64_t tenant_id, int64_t e
     ck_error err = {0};
     int64_t order = 0, job = 0;
     char cert[128];
-    make_order(f->st, tenant_id, enrollment_id, &order, &job);
-    claim(f->st, job);
+    make_order(f->db.st, tenant_id, enrollment_id, &order, &job);
+    claim(f->db.st, job);
     assert_int_equal(
-        ck_store_order_csr_ready(f->st, order, job, sealed, sizeof(sealed), csr_pem, NULL, &err),
+        ck_store_order_csr_ready(f->db.st, order, job, sealed, sizeof(sealed), csr_pem, NULL, &err),
         0);
     order_cert(order, cert, sizeof(cert));
     const struct ck_order_update update = {
         .cert_pem = cert, .chain_pem = chain_pem, .cert_not_after = not_after};
-    assert_int_equal(ck_store_order_transition(f->st, tenant_id, order, CK_ORDER_CSR_READY,
+    assert_int_equal(ck_store_order_transition(f->db.st, tenant_id, order, CK_ORDER_CSR_READY,
                                                CK_ORDER_ISSUED, &update, NULL, &err),
                      0);
     return order;
@@ -1517,16 +1517,16 @@ static int64_t make_issued_order(struct fixture *f, int64_t tenant_id, int64_t e
 static void stage_and_deploy(struct fixture *f, int64_t tenant_id, int64_t order)
 {
     ck_error err = {0};
-    assert_int_equal(ck_store_order_stage(f->st, tenant_id, order, NULL, &err), 0);
-    assert_int_equal(ck_store_order_ack_staging(f->st, tenant_id, order, &err), 0);
-    assert_int_equal(ck_store_order_deploy(f->st, tenant_id, order, NULL, &err), 0);
+    assert_int_equal(ck_store_order_stage(f->db.st, tenant_id, order, NULL, &err), 0);
+    assert_int_equal(ck_store_order_ack_staging(f->db.st, tenant_id, order, &err), 0);
+    assert_int_equal(ck_store_order_deploy(f->db.st, tenant_id, order, NULL, &err), 0);
 }
 
 static struct ck_order get_order(struct fixture *f, int64_t tenant_id, int64_t order)
 {
     struct ck_order o = {0};
     ck_error err = {0};
-    assert_int_equal(ck_store_order_get(f->st, tenant_id, order, &o, &err), 0);
+    assert_int_equal(ck_store_order_get(f->db.st, tenant_id, order, &o, &err), 0);
     return o;
 }
 
@@ -1543,7 +1543,7 @@ static void assert_pointers(struct fixture *f, int64_t tenant_id, const char *na
 {
     struct ck_enrollment e = {0};
     ck_error err = {0};
-    assert_int_equal(ck_store_enrollment_get(f->st, tenant_id, name, &e, &err), 0);
+    assert_int_equal(ck_store_enrollment_get(f->db.st, tenant_id, name, &e, &err), 0);
     assert_int_equal(e.staging_order_id, staging);
     assert_int_equal(e.production_order_id, production);
     ck_enrollment_free(&e);
@@ -1553,12 +1553,12 @@ static void test_stage(void **state)
 {
     struct fixture *f = *state;
     ck_error err = {0};
-    int64_t other = make_tenant(f->st, "other");
-    int64_t shop = make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "shop");
+    int64_t other = make_tenant(f->db.st, "other");
+    int64_t shop = make_enrollment(f->db.st, CK_OPERATOR_TENANT_ID, "shop");
     int64_t order = make_issued_order(f, CK_OPERATOR_TENANT_ID, shop, 2000000000);
-    int64_t before = edge_generation(f->st);
+    int64_t before = edge_generation(f->db.st);
     const struct ck_event_new ev = {.type = "staged", .message = "shop is on staging"};
-    assert_int_equal(ck_store_order_stage(f->st, CK_OPERATOR_TENANT_ID, order, &ev, &err), 0);
+    assert_int_equal(ck_store_order_stage(f->db.st, CK_OPERATOR_TENANT_ID, order, &ev, &err), 0);
 
     struct ck_order o = get_order(f, CK_OPERATOR_TENANT_ID, order);
     assert_int_equal(o.state, CK_ORDER_STAGED);
@@ -1567,28 +1567,28 @@ static void test_stage(void **state)
     assert_int_equal(o.staging_acked_at, 0);
     ck_order_free(&o);
     assert_pointers(f, CK_OPERATOR_TENANT_ID, "shop", order, 0);
-    assert_int_equal(edge_generation(f->st), before + 1);
-    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events WHERE order_id = 1 AND "
-                                      "type = 'staged' AND enrollment_id = 1"),
+    assert_int_equal(edge_generation(f->db.st), before + 1);
+    assert_int_equal(raw_int(f->db.path, "SELECT COUNT(*) FROM events WHERE order_id = 1 AND "
+                                         "type = 'staged' AND enrollment_id = 1"),
                      1);
 
     /* An order that is not issued is refused, and nothing is written. */
-    int64_t blog = make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "blog");
+    int64_t blog = make_enrollment(f->db.st, CK_OPERATOR_TENANT_ID, "blog");
     int64_t pending = 0, job = 0;
-    make_order(f->st, CK_OPERATOR_TENANT_ID, blog, &pending, &job);
-    assert_error(ck_store_order_stage(f->st, CK_OPERATOR_TENANT_ID, pending, &ev, &err), &err, 409,
-                 "order_state_changed");
+    make_order(f->db.st, CK_OPERATOR_TENANT_ID, blog, &pending, &job);
+    assert_error(ck_store_order_stage(f->db.st, CK_OPERATOR_TENANT_ID, pending, &ev, &err), &err,
+                 409, "order_state_changed");
     assert_non_null(strstr(err.message, "new"));
-    assert_error(ck_store_order_stage(f->st, CK_OPERATOR_TENANT_ID, order, &ev, &err), &err, 409,
+    assert_error(ck_store_order_stage(f->db.st, CK_OPERATOR_TENANT_ID, order, &ev, &err), &err, 409,
                  "order_state_changed");
     assert_state(f, pending, CK_ORDER_NEW);
     assert_pointers(f, CK_OPERATOR_TENANT_ID, "blog", 0, 0);
-    assert_int_equal(edge_generation(f->st), before + 1);
+    assert_int_equal(edge_generation(f->db.st), before + 1);
     assert_int_equal(count_rows(f, "events"), 1);
 
     /* Another tenant's order does not exist. */
-    assert_error(ck_store_order_stage(f->st, other, order, NULL, &err), &err, 404, "not_found");
-    assert_error(ck_store_order_stage(f->st, CK_OPERATOR_TENANT_ID, 999, NULL, &err), &err, 404,
+    assert_error(ck_store_order_stage(f->db.st, other, order, NULL, &err), &err, 404, "not_found");
+    assert_error(ck_store_order_stage(f->db.st, CK_OPERATOR_TENANT_ID, 999, NULL, &err), &err, 404,
                  "not_found");
 }
 
@@ -1596,46 +1596,46 @@ static void test_ack_staging_and_not_before(void **state)
 {
     struct fixture *f = *state;
     ck_error err = {0};
-    int64_t other = make_tenant(f->st, "other");
-    int64_t shop = make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "shop");
+    int64_t other = make_tenant(f->db.st, "other");
+    int64_t shop = make_enrollment(f->db.st, CK_OPERATOR_TENANT_ID, "shop");
     int64_t order = make_issued_order(f, CK_OPERATOR_TENANT_ID, shop, 2000000000);
 
     /* Only a staged order can be acknowledged. */
-    assert_error(ck_store_order_ack_staging(f->st, CK_OPERATOR_TENANT_ID, order, &err), &err, 409,
-                 "order_state_changed");
+    assert_error(ck_store_order_ack_staging(f->db.st, CK_OPERATOR_TENANT_ID, order, &err), &err,
+                 409, "order_state_changed");
     assert_int_equal(
-        ck_store_order_set_not_before(f->st, CK_OPERATOR_TENANT_ID, order, 1900000000, &err), 0);
+        ck_store_order_set_not_before(f->db.st, CK_OPERATOR_TENANT_ID, order, 1900000000, &err), 0);
     struct ck_order o = get_order(f, CK_OPERATOR_TENANT_ID, order);
     assert_int_equal(o.deploy_not_before, 1900000000);
     assert_int_equal(o.staging_acked_at, 0);
     ck_order_free(&o);
 
-    assert_int_equal(ck_store_order_stage(f->st, CK_OPERATOR_TENANT_ID, order, NULL, &err), 0);
-    int64_t generation = edge_generation(f->st);
-    assert_int_equal(ck_store_order_ack_staging(f->st, CK_OPERATOR_TENANT_ID, order, &err), 0);
+    assert_int_equal(ck_store_order_stage(f->db.st, CK_OPERATOR_TENANT_ID, order, NULL, &err), 0);
+    int64_t generation = edge_generation(f->db.st);
+    assert_int_equal(ck_store_order_ack_staging(f->db.st, CK_OPERATOR_TENANT_ID, order, &err), 0);
     o = get_order(f, CK_OPERATOR_TENANT_ID, order);
     assert_true(o.staging_acked_at > 0);
     assert_int_equal(o.deploy_not_before, 1900000000);
     ck_order_free(&o);
     /* Acknowledging again keeps the first time. */
-    assert_int_equal(raw_int(f->path, "UPDATE orders SET staging_acked_at = 5"), 1);
-    assert_int_equal(ck_store_order_ack_staging(f->st, CK_OPERATOR_TENANT_ID, order, &err), 0);
-    assert_int_equal(ck_store_order_set_not_before(f->st, CK_OPERATOR_TENANT_ID, order, 0, &err),
+    assert_int_equal(raw_int(f->db.path, "UPDATE orders SET staging_acked_at = 5"), 1);
+    assert_int_equal(ck_store_order_ack_staging(f->db.st, CK_OPERATOR_TENANT_ID, order, &err), 0);
+    assert_int_equal(ck_store_order_set_not_before(f->db.st, CK_OPERATOR_TENANT_ID, order, 0, &err),
                      0);
     o = get_order(f, CK_OPERATOR_TENANT_ID, order);
     assert_int_equal(o.staging_acked_at, 5);
     assert_int_equal(o.deploy_not_before, 0);
     ck_order_free(&o);
     /* Neither changes what the edge serves. */
-    assert_int_equal(edge_generation(f->st), generation);
+    assert_int_equal(edge_generation(f->db.st), generation);
 
-    assert_error(ck_store_order_ack_staging(f->st, other, order, &err), &err, 404, "not_found");
-    assert_error(ck_store_order_set_not_before(f->st, other, order, 7, &err), &err, 404,
+    assert_error(ck_store_order_ack_staging(f->db.st, other, order, &err), &err, 404, "not_found");
+    assert_error(ck_store_order_set_not_before(f->db.st, other, order, 7, &err), &err, 404,
                  "not_found");
     /* A deployed order is no longer open. */
-    assert_int_equal(ck_store_order_deploy(f->st, CK_OPERATOR_TENANT_ID, order, NULL, &err), 0);
-    assert_error(ck_store_order_set_not_before(f->st, CK_OPERATOR_TENANT_ID, order, 7, &err), &err,
-                 409, "order_state_changed");
+    assert_int_equal(ck_store_order_deploy(f->db.st, CK_OPERATOR_TENANT_ID, order, NULL, &err), 0);
+    assert_error(ck_store_order_set_not_before(f->db.st, CK_OPERATOR_TENANT_ID, order, 7, &err),
+                 &err, 409, "order_state_changed");
     assert_non_null(strstr(err.message, "deployed"));
 }
 
@@ -1643,13 +1643,13 @@ static void test_deploy_supersedes_the_previous_order(void **state)
 {
     struct fixture *f = *state;
     ck_error err = {0};
-    int64_t shop = make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "shop");
+    int64_t shop = make_enrollment(f->db.st, CK_OPERATOR_TENANT_ID, "shop");
     int64_t first = make_issued_order(f, CK_OPERATOR_TENANT_ID, shop, 2000000000);
     /* Only a staged order can be deployed. */
-    int64_t generation = edge_generation(f->st);
-    assert_error(ck_store_order_deploy(f->st, CK_OPERATOR_TENANT_ID, first, NULL, &err), &err, 409,
-                 "order_state_changed");
-    assert_int_equal(edge_generation(f->st), generation);
+    int64_t generation = edge_generation(f->db.st);
+    assert_error(ck_store_order_deploy(f->db.st, CK_OPERATOR_TENANT_ID, first, NULL, &err), &err,
+                 409, "order_state_changed");
+    assert_int_equal(edge_generation(f->db.st), generation);
     assert_state(f, first, CK_ORDER_ISSUED);
 
     stage_and_deploy(f, CK_OPERATOR_TENANT_ID, first);
@@ -1658,24 +1658,24 @@ static void test_deploy_supersedes_the_previous_order(void **state)
     assert_true(o.deployed_at >= o.staged_at && o.staged_at > 0);
     ck_order_free(&o);
     assert_pointers(f, CK_OPERATOR_TENANT_ID, "shop", first, first);
-    assert_int_equal(edge_generation(f->st), generation + 2);
+    assert_int_equal(edge_generation(f->db.st), generation + 2);
 
     /* A renewal: staging moves first, production stays until the new one is deployed. */
     int64_t second = make_issued_order(f, CK_OPERATOR_TENANT_ID, shop, 2100000000);
-    assert_int_equal(ck_store_order_stage(f->st, CK_OPERATOR_TENANT_ID, second, NULL, &err), 0);
+    assert_int_equal(ck_store_order_stage(f->db.st, CK_OPERATOR_TENANT_ID, second, NULL, &err), 0);
     assert_pointers(f, CK_OPERATOR_TENANT_ID, "shop", second, first);
     const struct ck_event_new ev = {.type = "deployed", .message = "shop is in production"};
-    assert_int_equal(ck_store_order_deploy(f->st, CK_OPERATOR_TENANT_ID, second, &ev, &err), 0);
+    assert_int_equal(ck_store_order_deploy(f->db.st, CK_OPERATOR_TENANT_ID, second, &ev, &err), 0);
     assert_state(f, second, CK_ORDER_DEPLOYED);
     assert_state(f, first, CK_ORDER_SUPERSEDED);
     assert_pointers(f, CK_OPERATOR_TENANT_ID, "shop", second, second);
-    assert_int_equal(edge_generation(f->st), generation + 4);
-    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events WHERE type = 'deployed' AND "
-                                      "order_id = 2"),
+    assert_int_equal(edge_generation(f->db.st), generation + 4);
+    assert_int_equal(raw_int(f->db.path, "SELECT COUNT(*) FROM events WHERE type = 'deployed' AND "
+                                         "order_id = 2"),
                      1);
 
-    assert_error(ck_store_order_deploy(f->st, CK_OPERATOR_TENANT_ID, second, &ev, &err), &err, 409,
-                 "order_state_changed");
+    assert_error(ck_store_order_deploy(f->db.st, CK_OPERATOR_TENANT_ID, second, &ev, &err), &err,
+                 409, "order_state_changed");
     assert_int_equal(count_rows(f, "events"), 1);
 }
 
@@ -1683,46 +1683,48 @@ static void test_rollback(void **state)
 {
     struct fixture *f = *state;
     ck_error err = {0};
-    int64_t other = make_tenant(f->st, "other");
-    int64_t shop = make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "shop");
+    int64_t other = make_tenant(f->db.st, "other");
+    int64_t shop = make_enrollment(f->db.st, CK_OPERATOR_TENANT_ID, "shop");
     int64_t rollback_to = 0;
     int64_t now = ck_clock_now();
-    assert_error(ck_store_enrollment_rollback(f->st, CK_OPERATOR_TENANT_ID, "shop", now, NULL,
+    assert_error(ck_store_enrollment_rollback(f->db.st, CK_OPERATOR_TENANT_ID, "shop", now, NULL,
                                               &rollback_to, &err),
                  &err, 409, "nothing_to_roll_back");
     int64_t first = make_issued_order(f, CK_OPERATOR_TENANT_ID, shop, now + 1000);
     stage_and_deploy(f, CK_OPERATOR_TENANT_ID, first);
-    assert_error(ck_store_enrollment_rollback(f->st, CK_OPERATOR_TENANT_ID, "shop", now, NULL,
+    assert_error(ck_store_enrollment_rollback(f->db.st, CK_OPERATOR_TENANT_ID, "shop", now, NULL,
                                               &rollback_to, &err),
                  &err, 409, "nothing_to_roll_back");
     int64_t second = make_issued_order(f, CK_OPERATOR_TENANT_ID, shop, now + 2000);
     stage_and_deploy(f, CK_OPERATOR_TENANT_ID, second);
 
     /* Once the previous certificate has expired at `now`, there is nothing to go back to. */
-    int64_t generation = edge_generation(f->st);
-    assert_error(ck_store_enrollment_rollback(f->st, CK_OPERATOR_TENANT_ID, "shop", now + 1000,
+    int64_t generation = edge_generation(f->db.st);
+    assert_error(ck_store_enrollment_rollback(f->db.st, CK_OPERATOR_TENANT_ID, "shop", now + 1000,
                                               NULL, &rollback_to, &err),
                  &err, 409, "nothing_to_roll_back");
     assert_state(f, second, CK_ORDER_DEPLOYED);
     assert_state(f, first, CK_ORDER_SUPERSEDED);
-    assert_int_equal(edge_generation(f->st), generation);
-    assert_error(ck_store_enrollment_rollback(f->st, other, "shop", now, NULL, &rollback_to, &err),
-                 &err, 404, "not_found");
-    assert_error(ck_store_enrollment_rollback(f->st, CK_OPERATOR_TENANT_ID, "nope", now, NULL,
+    assert_int_equal(edge_generation(f->db.st), generation);
+    assert_error(
+        ck_store_enrollment_rollback(f->db.st, other, "shop", now, NULL, &rollback_to, &err), &err,
+        404, "not_found");
+    assert_error(ck_store_enrollment_rollback(f->db.st, CK_OPERATOR_TENANT_ID, "nope", now, NULL,
                                               &rollback_to, &err),
                  &err, 404, "not_found");
 
     const struct ck_event_new ev = {.type = "rolled_back", .message = "shop rolled back"};
-    assert_int_equal(ck_store_enrollment_rollback(f->st, CK_OPERATOR_TENANT_ID, "shop", now, &ev,
+    assert_int_equal(ck_store_enrollment_rollback(f->db.st, CK_OPERATOR_TENANT_ID, "shop", now, &ev,
                                                   &rollback_to, &err),
                      0);
     assert_int_equal(rollback_to, first);
     assert_state(f, first, CK_ORDER_DEPLOYED);
     assert_state(f, second, CK_ORDER_SUPERSEDED);
     assert_pointers(f, CK_OPERATOR_TENANT_ID, "shop", second, first);
-    assert_int_equal(edge_generation(f->st), generation + 1);
-    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM events WHERE type = 'rolled_back' AND "
-                                      "order_id = 1"),
+    assert_int_equal(edge_generation(f->db.st), generation + 1);
+    assert_int_equal(raw_int(f->db.path,
+                             "SELECT COUNT(*) FROM events WHERE type = 'rolled_back' AND "
+                             "order_id = 1"),
                      1);
 }
 
@@ -1750,38 +1752,38 @@ static void list_edge(struct fixture *f, enum ck_environment env, struct ck_edge
 {
     ck_error err = {0};
     int64_t generation = -1;
-    assert_int_equal(ck_store_edge_entries(f->st, env, entries, n, &generation, &err), 0);
-    assert_int_equal(generation, edge_generation(f->st));
+    assert_int_equal(ck_store_edge_entries(f->db.st, env, entries, n, &generation, &err), 0);
+    assert_int_equal(generation, edge_generation(f->db.st));
 }
 
 static void test_edge_entries(void **state)
 {
     struct fixture *f = *state;
     ck_error err = {0};
-    int64_t other = make_tenant(f->st, "other");
-    int64_t shop = make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "shop");
-    int64_t theirs = make_enrollment(f->st, other, "theirs");
-    int64_t plain = make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "plain");
-    int64_t uploaded = make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "uploaded");
+    int64_t other = make_tenant(f->db.st, "other");
+    int64_t shop = make_enrollment(f->db.st, CK_OPERATOR_TENANT_ID, "shop");
+    int64_t theirs = make_enrollment(f->db.st, other, "theirs");
+    int64_t plain = make_enrollment(f->db.st, CK_OPERATOR_TENANT_ID, "plain");
+    int64_t uploaded = make_enrollment(f->db.st, CK_OPERATOR_TENANT_ID, "uploaded");
     int64_t live = make_issued_order(f, CK_OPERATOR_TENANT_ID, shop, 2000000000);
     stage_and_deploy(f, CK_OPERATOR_TENANT_ID, live);
     int64_t renewal = make_issued_order(f, CK_OPERATOR_TENANT_ID, shop, 2000000000);
-    assert_int_equal(ck_store_order_stage(f->st, CK_OPERATOR_TENANT_ID, renewal, NULL, &err), 0);
+    assert_int_equal(ck_store_order_stage(f->db.st, CK_OPERATOR_TENANT_ID, renewal, NULL, &err), 0);
     int64_t their_order = make_issued_order(f, other, theirs, 2000000000);
-    assert_int_equal(ck_store_order_stage(f->st, other, their_order, NULL, &err), 0);
+    assert_int_equal(ck_store_order_stage(f->db.st, other, their_order, NULL, &err), 0);
     make_issued_order(f, CK_OPERATOR_TENANT_ID, plain, 2000000000); /* issued only */
     /* Staged, but without a key inside certkeep: the edge cannot serve it. */
     int64_t no_key = 0, job = 0;
-    assert_int_equal(ck_store_order_create_from_csr(f->st, CK_OPERATOR_TENANT_ID, uploaded,
+    assert_int_equal(ck_store_order_create_from_csr(f->db.st, CK_OPERATOR_TENANT_ID, uploaded,
                                                     CK_KEY_EC_P256, csr_pem, NULL, &no_key, &job,
                                                     &err),
                      0);
     const struct ck_order_update update = {.cert_pem = cert_pem, .cert_not_after = 2000000000};
-    assert_int_equal(ck_store_order_transition(f->st, CK_OPERATOR_TENANT_ID, no_key,
+    assert_int_equal(ck_store_order_transition(f->db.st, CK_OPERATOR_TENANT_ID, no_key,
                                                CK_ORDER_CSR_READY, CK_ORDER_ISSUED, &update, NULL,
                                                &err),
                      0);
-    assert_int_equal(ck_store_order_stage(f->st, CK_OPERATOR_TENANT_ID, no_key, NULL, &err), 0);
+    assert_int_equal(ck_store_order_stage(f->db.st, CK_OPERATOR_TENANT_ID, no_key, NULL, &err), 0);
 
     struct ck_edge_entry *entries = NULL;
     size_t n = 0;
@@ -1796,8 +1798,9 @@ static void test_edge_entries(void **state)
     ck_edge_entry_array_free(entries, n);
 
     /* Deploying the renewal and the other tenant's order changes production. */
-    assert_int_equal(ck_store_order_deploy(f->st, CK_OPERATOR_TENANT_ID, renewal, NULL, &err), 0);
-    assert_int_equal(ck_store_order_deploy(f->st, other, their_order, NULL, &err), 0);
+    assert_int_equal(ck_store_order_deploy(f->db.st, CK_OPERATOR_TENANT_ID, renewal, NULL, &err),
+                     0);
+    assert_int_equal(ck_store_order_deploy(f->db.st, other, their_order, NULL, &err), 0);
     list_edge(f, CK_ENV_PRODUCTION, &entries, &n);
     assert_int_equal(n, 2);
     assert_edge_entry(&entries[0], CK_OPERATOR_TENANT_ID, shop, renewal, "shop.example.com");
@@ -1809,37 +1812,37 @@ static void test_job_enqueue_with_params(void **state)
 {
     struct fixture *f = *state;
     ck_error err = {0};
-    int64_t other = make_tenant(f->st, "other");
-    int64_t shop = make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "shop");
+    int64_t other = make_tenant(f->db.st, "other");
+    int64_t shop = make_enrollment(f->db.st, CK_OPERATOR_TENANT_ID, "shop");
     int64_t order = make_csr_ready_order(f, shop); /* its csr job is finished */
     const char params[] = "{\"environment\":\"staging\",\"names\":[\"shop.example.com\"]}";
     int64_t job = 0, bare = 0;
-    assert_int_equal(ck_store_job_enqueue(f->st, CK_OPERATOR_TENANT_ID, order, CK_JOB_STAGING_TEST,
-                                          params, &job, &err),
+    assert_int_equal(ck_store_job_enqueue(f->db.st, CK_OPERATOR_TENANT_ID, order,
+                                          CK_JOB_STAGING_TEST, params, &job, &err),
                      0);
-    assert_int_equal(
-        ck_store_job_enqueue(f->st, CK_OPERATOR_TENANT_ID, order, CK_JOB_PROBE, NULL, &bare, &err),
-        0);
+    assert_int_equal(ck_store_job_enqueue(f->db.st, CK_OPERATOR_TENANT_ID, order, CK_JOB_PROBE,
+                                          NULL, &bare, &err),
+                     0);
 
     struct ck_job j = {0};
-    assert_int_equal(ck_store_job_claim(f->st, "worker-1", 300, &j, &err), 1);
+    assert_int_equal(ck_store_job_claim(f->db.st, "worker-1", 300, &j, &err), 1);
     assert_int_equal(j.id, job);
     assert_int_equal(j.type, CK_JOB_STAGING_TEST);
     assert_int_equal(j.order_id, order);
     assert_int_equal(j.enrollment_id, shop);
     assert_string_equal(j.params_json, params);
     ck_job_free(&j);
-    assert_int_equal(ck_store_job_get(f->st, CK_OPERATOR_TENANT_ID, bare, &j, &err), 0);
+    assert_int_equal(ck_store_job_get(f->db.st, CK_OPERATOR_TENANT_ID, bare, &j, &err), 0);
     assert_int_equal(j.state, CK_JOB_QUEUED);
     assert_int_equal(j.type, CK_JOB_PROBE);
     assert_null(j.params_json);
     ck_job_free(&j);
 
     int64_t refused = 0;
-    assert_error(ck_store_job_enqueue(f->st, CK_OPERATOR_TENANT_ID, order, CK_JOB_DEPLOY, "[1]",
+    assert_error(ck_store_job_enqueue(f->db.st, CK_OPERATOR_TENANT_ID, order, CK_JOB_DEPLOY, "[1]",
                                       &refused, &err),
                  &err, 400, "invalid_field");
-    assert_error(ck_store_job_enqueue(f->st, other, order, CK_JOB_DEPLOY, NULL, &refused, &err),
+    assert_error(ck_store_job_enqueue(f->db.st, other, order, CK_JOB_DEPLOY, NULL, &refused, &err),
                  &err, 404, "not_found");
     assert_int_equal(count_rows(f, "jobs"), 3);
 }
@@ -1861,9 +1864,9 @@ static void test_targets(void **state)
 {
     struct fixture *f = *state;
     ck_error err = {0};
-    int64_t other = make_tenant(f->st, "other");
-    int64_t shop = make_enrollment(f->st, CK_OPERATOR_TENANT_ID, "shop");
-    int64_t theirs = make_enrollment(f->st, other, "theirs");
+    int64_t other = make_tenant(f->db.st, "other");
+    int64_t shop = make_enrollment(f->db.st, CK_OPERATOR_TENANT_ID, "shop");
+    int64_t theirs = make_enrollment(f->db.st, other, "theirs");
     struct ck_target prod = {.tenant_id = CK_OPERATOR_TENANT_ID,
                              .enrollment_id = shop,
                              .environment = CK_ENV_PRODUCTION,
@@ -1876,18 +1879,19 @@ static void test_targets(void **state)
                                 .environment = CK_ENV_STAGING,
                                 .directory = "/srv/tls/shop-staging",
                                 .timeout_seconds = 10};
-    assert_int_equal(ck_store_target_add(f->st, &prod, &err), 0);
-    assert_int_equal(ck_store_target_add(f->st, &staging, &err), 0);
+    assert_int_equal(ck_store_target_add(f->db.st, &prod, &err), 0);
+    assert_int_equal(ck_store_target_add(f->db.st, &staging, &err), 0);
     assert_true(prod.id > 0 && staging.id > prod.id);
     assert_true(prod.created_at > 0);
     assert_string_equal(ck_environment_name(CK_ENV_PRODUCTION), "production");
-    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM targets WHERE environment = "
-                                      "'production' AND id = 1"),
+    assert_int_equal(raw_int(f->db.path, "SELECT COUNT(*) FROM targets WHERE environment = "
+                                         "'production' AND id = 1"),
                      1);
 
     struct ck_target *list = NULL;
     size_t n = 0;
-    assert_int_equal(ck_store_target_list(f->st, CK_OPERATOR_TENANT_ID, shop, &list, &n, &err), 0);
+    assert_int_equal(ck_store_target_list(f->db.st, CK_OPERATOR_TENANT_ID, shop, &list, &n, &err),
+                     0);
     assert_int_equal(n, 2);
     assert_target_equal(&list[0], &prod);
     assert_target_equal(&list[1], &staging);
@@ -1898,26 +1902,28 @@ static void test_targets(void **state)
                                 .enrollment_id = theirs,
                                 .environment = CK_ENV_PRODUCTION,
                                 .directory = "/srv/x"};
-    assert_error(ck_store_target_add(f->st, &foreign, &err), &err, 404, "not_found");
-    assert_error(ck_store_target_list(f->st, CK_OPERATOR_TENANT_ID, theirs, &list, &n, &err), &err,
-                 404, "not_found");
-    assert_error(ck_store_target_list(f->st, other, shop, &list, &n, &err), &err, 404, "not_found");
-    assert_error(ck_store_target_delete(f->st, other, prod.id, &err), &err, 404, "not_found");
+    assert_error(ck_store_target_add(f->db.st, &foreign, &err), &err, 404, "not_found");
+    assert_error(ck_store_target_list(f->db.st, CK_OPERATOR_TENANT_ID, theirs, &list, &n, &err),
+                 &err, 404, "not_found");
+    assert_error(ck_store_target_list(f->db.st, other, shop, &list, &n, &err), &err, 404,
+                 "not_found");
+    assert_error(ck_store_target_delete(f->db.st, other, prod.id, &err), &err, 404, "not_found");
     assert_int_equal(count_rows(f, "targets"), 2);
 
-    assert_int_equal(ck_store_target_delete(f->st, CK_OPERATOR_TENANT_ID, prod.id, &err), 0);
-    assert_error(ck_store_target_delete(f->st, CK_OPERATOR_TENANT_ID, prod.id, &err), &err, 404,
+    assert_int_equal(ck_store_target_delete(f->db.st, CK_OPERATOR_TENANT_ID, prod.id, &err), 0);
+    assert_error(ck_store_target_delete(f->db.st, CK_OPERATOR_TENANT_ID, prod.id, &err), &err, 404,
                  "not_found");
-    assert_int_equal(ck_store_target_list(f->st, CK_OPERATOR_TENANT_ID, shop, &list, &n, &err), 0);
+    assert_int_equal(ck_store_target_list(f->db.st, CK_OPERATOR_TENANT_ID, shop, &list, &n, &err),
+                     0);
     assert_int_equal(n, 1);
     assert_target_equal(&list[0], &staging);
     ck_target_array_free(list, n);
 
     /* The targets go with their enrollment, and the edge is told to look again. */
-    int64_t generation = edge_generation(f->st);
-    assert_int_equal(ck_store_enrollment_delete(f->st, CK_OPERATOR_TENANT_ID, "shop", &err), 0);
+    int64_t generation = edge_generation(f->db.st);
+    assert_int_equal(ck_store_enrollment_delete(f->db.st, CK_OPERATOR_TENANT_ID, "shop", &err), 0);
     assert_int_equal(count_rows(f, "targets"), 0);
-    assert_int_equal(edge_generation(f->st), generation + 1);
+    assert_int_equal(edge_generation(f->db.st), generation + 1);
 }
 
 #define STORE_TEST(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)

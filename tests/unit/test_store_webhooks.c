@@ -12,25 +12,17 @@
 
 #include "common/clock.h"
 #include "store/store.h"
+#include "temp_store.h"
 
 /* Every test gets a fresh database in its own temporary folder. */
 struct fixture {
-    char dir[32];
-    char path[64];
-    struct ck_store *st;
+    struct temp_store db;
 };
 
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
-    char file[80];
-    ck_store_close(f->st);
-    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
-        snprintf(file, sizeof(file), "%s%s", f->path, suffixes[i]);
-        unlink(file);
-    }
-    rmdir(f->dir);
+    temp_store_remove(&f->db);
     free(f);
     return 0;
 }
@@ -38,21 +30,11 @@ static int teardown(void **state)
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
-    if (f == NULL)
-        return -1;
-    snprintf(f->dir, sizeof(f->dir), "/tmp/ck-webhooks-XXXXXX");
-    if (mkdtemp(f->dir) == NULL) {
+    if (f == NULL || temp_store_open(&f->db, "webhooks") != 0) {
         free(f);
         return -1;
     }
-    snprintf(f->path, sizeof(f->path), "%s/certkeep.db", f->dir);
     *state = f;
-    ck_error err = {0};
-    if (ck_store_open(f->path, &f->st, &err) != 0) {
-        fprintf(stderr, "open: %s\n", err.message);
-        teardown(state);
-        return -1;
-    }
     return 0;
 }
 
@@ -136,11 +118,11 @@ static void test_create_get_list_delete(void **state)
 {
     struct fixture *f = *state;
     ck_error err = {0};
-    int64_t t = make_tenant(f->st, "acme");
-    add_event(f->st, t, "certificate_needed");
-    int64_t id = make_webhook(f->st, t, "https://hooks.example.com/in");
+    int64_t t = make_tenant(f->db.st, "acme");
+    add_event(f->db.st, t, "certificate_needed");
+    int64_t id = make_webhook(f->db.st, t, "https://hooks.example.com/in");
     struct ck_webhook w = {0};
-    assert_int_equal(ck_store_webhook_get(f->st, t, id, &w, &err), 0);
+    assert_int_equal(ck_store_webhook_get(f->db.st, t, id, &w, &err), 0);
     assert_string_equal(w.url, "https://hooks.example.com/in");
     assert_memory_equal(w.sealed_secret, "sealed-secret", w.sealed_secret_len);
     assert_true(w.active);
@@ -148,41 +130,41 @@ static void test_create_get_list_delete(void **state)
     ck_webhook_free(&w);
     struct ck_webhook *list = NULL;
     size_t n = 0;
-    assert_int_equal(ck_store_webhook_list(f->st, t, &list, &n, &err), 0);
+    assert_int_equal(ck_store_webhook_list(f->db.st, t, &list, &n, &err), 0);
     assert_int_equal(n, 1);
     ck_webhook_array_free(list, n);
-    assert_int_equal(ck_store_webhook_delete(f->st, t, id, &err), 0);
-    assert_error(ck_store_webhook_get(f->st, t, id, &w, &err), &err, 404, "not_found");
-    assert_error(ck_store_webhook_delete(f->st, t, id, &err), &err, 404, "not_found");
+    assert_int_equal(ck_store_webhook_delete(f->db.st, t, id, &err), 0);
+    assert_error(ck_store_webhook_get(f->db.st, t, id, &w, &err), &err, 404, "not_found");
+    assert_error(ck_store_webhook_delete(f->db.st, t, id, &err), &err, 404, "not_found");
 }
 
 static void test_fan_out_once_per_webhook_and_event(void **state)
 {
     struct fixture *f = *state;
     ck_error err = {0};
-    int64_t t = make_tenant(f->st, "acme");
-    int64_t before = add_event(f->st, t, "certificate_needed");
-    int64_t a = make_webhook(f->st, t, "https://a.example.com/");
-    int64_t b = make_webhook(f->st, t, "https://b.example.com/");
-    int64_t e1 = add_event(f->st, t, "certificate_needed");
-    add_event(f->st, t, "certificate_issued");
+    int64_t t = make_tenant(f->db.st, "acme");
+    int64_t before = add_event(f->db.st, t, "certificate_needed");
+    int64_t a = make_webhook(f->db.st, t, "https://a.example.com/");
+    int64_t b = make_webhook(f->db.st, t, "https://b.example.com/");
+    int64_t e1 = add_event(f->db.st, t, "certificate_needed");
+    add_event(f->db.st, t, "certificate_issued");
     int64_t added = -1;
-    assert_int_equal(ck_store_webhook_fan_out(f->st, ck_clock_now(), &added, &err), 0);
+    assert_int_equal(ck_store_webhook_fan_out(f->db.st, ck_clock_now(), &added, &err), 0);
     assert_int_equal(added, 4); /* 2 events x 2 webhooks; not the event before them */
-    assert_int_equal(ck_store_webhook_fan_out(f->st, ck_clock_now(), &added, &err), 0);
+    assert_int_equal(ck_store_webhook_fan_out(f->db.st, ck_clock_now(), &added, &err), 0);
     assert_int_equal(added, 0);
-    assert_int_equal(delivery_count(f->st, t, a), 2);
-    assert_int_equal(delivery_count(f->st, t, b), 2);
+    assert_int_equal(delivery_count(f->db.st, t, a), 2);
+    assert_int_equal(delivery_count(f->db.st, t, b), 2);
     char sql[160];
     snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM webhook_deliveries WHERE event_id = %lld",
              (long long)before);
-    assert_int_equal(raw_int(f->path, sql), 0);
-    add_event(f->st, t, "import_rejected");
-    assert_int_equal(ck_store_webhook_fan_out(f->st, ck_clock_now(), &added, &err), 0);
+    assert_int_equal(raw_int(f->db.path, sql), 0);
+    add_event(f->db.st, t, "import_rejected");
+    assert_int_equal(ck_store_webhook_fan_out(f->db.st, ck_clock_now(), &added, &err), 0);
     assert_int_equal(added, 2);
     struct ck_webhook_delivery *d = NULL;
     size_t n = 0;
-    assert_int_equal(ck_store_webhook_deliveries(f->st, t, a, 100, &d, &n, &err), 0);
+    assert_int_equal(ck_store_webhook_deliveries(f->db.st, t, a, 100, &d, &n, &err), 0);
     assert_int_equal(n, 3);
     assert_string_equal(d[0].event_type, "import_rejected"); /* newest first */
     assert_int_equal(d[2].event_id, e1);
@@ -195,24 +177,24 @@ static void test_tenant_isolation(void **state)
 {
     struct fixture *f = *state;
     ck_error err = {0};
-    int64_t t1 = make_tenant(f->st, "one"), t2 = make_tenant(f->st, "two");
-    int64_t w1 = make_webhook(f->st, t1, "https://one.example.com/");
-    int64_t w2 = make_webhook(f->st, t2, "https://two.example.com/");
-    add_event(f->st, t1, "certificate_needed");
-    add_event(f->st, t1, "certificate_issued");
-    add_event(f->st, t2, "certificate_needed");
-    assert_int_equal(ck_store_webhook_fan_out(f->st, ck_clock_now(), NULL, &err), 0);
-    assert_int_equal(delivery_count(f->st, t1, w1), 2);
-    assert_int_equal(delivery_count(f->st, t2, w2), 1);
+    int64_t t1 = make_tenant(f->db.st, "one"), t2 = make_tenant(f->db.st, "two");
+    int64_t w1 = make_webhook(f->db.st, t1, "https://one.example.com/");
+    int64_t w2 = make_webhook(f->db.st, t2, "https://two.example.com/");
+    add_event(f->db.st, t1, "certificate_needed");
+    add_event(f->db.st, t1, "certificate_issued");
+    add_event(f->db.st, t2, "certificate_needed");
+    assert_int_equal(ck_store_webhook_fan_out(f->db.st, ck_clock_now(), NULL, &err), 0);
+    assert_int_equal(delivery_count(f->db.st, t1, w1), 2);
+    assert_int_equal(delivery_count(f->db.st, t2, w2), 1);
     struct ck_webhook w = {0};
     struct ck_webhook_delivery *d = NULL;
     size_t n = 0;
-    assert_error(ck_store_webhook_get(f->st, t2, w1, &w, &err), &err, 404, "not_found");
-    assert_error(ck_store_webhook_deliveries(f->st, t2, w1, 10, &d, &n, &err), &err, 404,
+    assert_error(ck_store_webhook_get(f->db.st, t2, w1, &w, &err), &err, 404, "not_found");
+    assert_error(ck_store_webhook_deliveries(f->db.st, t2, w1, 10, &d, &n, &err), &err, 404,
                  "not_found");
-    assert_error(ck_store_webhook_delete(f->st, t2, w1, &err), &err, 404, "not_found");
+    assert_error(ck_store_webhook_delete(f->db.st, t2, w1, &err), &err, 404, "not_found");
     struct ck_webhook *list = NULL;
-    assert_int_equal(ck_store_webhook_list(f->st, t2, &list, &n, &err), 0);
+    assert_int_equal(ck_store_webhook_list(f->db.st, t2, &list, &n, &err), 0);
     assert_int_equal(n, 1);
     assert_int_equal(list[0].id, w2);
     ck_webhook_array_free(list, n);
@@ -222,46 +204,46 @@ static void test_claim_lease_and_record(void **state)
 {
     struct fixture *f = *state;
     ck_error err = {0};
-    int64_t t = make_tenant(f->st, "acme");
-    int64_t w = make_webhook(f->st, t, "https://a.example.com/");
-    int64_t ev = add_event(f->st, t, "certificate_needed");
+    int64_t t = make_tenant(f->db.st, "acme");
+    int64_t w = make_webhook(f->db.st, t, "https://a.example.com/");
+    int64_t ev = add_event(f->db.st, t, "certificate_needed");
     int64_t now = 1800000000;
-    assert_int_equal(ck_store_webhook_fan_out(f->st, now, NULL, &err), 0);
+    assert_int_equal(ck_store_webhook_fan_out(f->db.st, now, NULL, &err), 0);
 
     struct ck_webhook_claim c = {0}, other = {0};
-    assert_int_equal(ck_store_webhook_claim(f->st, "d1", now, 60, &c, &err), 1);
+    assert_int_equal(ck_store_webhook_claim(f->db.st, "d1", now, 60, &c, &err), 1);
     assert_int_equal(c.event.id, ev);
     assert_string_equal(c.event.type, "certificate_needed");
     assert_int_equal(c.webhook.id, w);
     assert_string_equal(c.webhook.url, "https://a.example.com/");
     assert_int_equal(c.webhook.sealed_secret_len, strlen("sealed-secret"));
     /* leased: another daemon gets nothing until the lease runs out */
-    assert_int_equal(ck_store_webhook_claim(f->st, "d2", now + 59, 60, &other, &err), 0);
+    assert_int_equal(ck_store_webhook_claim(f->db.st, "d2", now + 59, 60, &other, &err), 0);
 
     /* a failure: retried at the given time, not before */
-    assert_int_equal(ck_store_webhook_record(f->st, c.delivery.id, "d1", false, 500, "HTTP 500",
+    assert_int_equal(ck_store_webhook_record(f->db.st, c.delivery.id, "d1", false, 500, "HTTP 500",
                                              now, now + 30, &err),
                      0);
-    assert_int_equal(ck_store_webhook_claim(f->st, "d2", now + 29, 60, &other, &err), 0);
-    assert_int_equal(ck_store_webhook_claim(f->st, "d2", now + 30, 60, &other, &err), 1);
+    assert_int_equal(ck_store_webhook_claim(f->db.st, "d2", now + 29, 60, &other, &err), 0);
+    assert_int_equal(ck_store_webhook_claim(f->db.st, "d2", now + 30, 60, &other, &err), 1);
     assert_int_equal(other.delivery.attempts, 1);
     assert_int_equal(other.delivery.last_status, 500);
     assert_string_equal(other.delivery.last_error, "HTTP 500");
     /* d1 lost its lease to d2 when it expired: its late answer is refused */
     assert_error(
-        ck_store_webhook_record(f->st, c.delivery.id, "d1", true, 200, NULL, now + 31, 0, &err),
+        ck_store_webhook_record(f->db.st, c.delivery.id, "d1", true, 200, NULL, now + 31, 0, &err),
         &err, 409, "lease_lost");
-    assert_int_equal(
-        ck_store_webhook_record(f->st, other.delivery.id, "d2", true, 204, NULL, now + 31, 0, &err),
-        0);
+    assert_int_equal(ck_store_webhook_record(f->db.st, other.delivery.id, "d2", true, 204, NULL,
+                                             now + 31, 0, &err),
+                     0);
     ck_webhook_claim_free(&c);
     ck_webhook_claim_free(&other);
     /* delivered: never claimed again */
-    assert_int_equal(ck_store_webhook_claim(f->st, "d1", now + 100000, 60, &c, &err), 0);
+    assert_int_equal(ck_store_webhook_claim(f->db.st, "d1", now + 100000, 60, &c, &err), 0);
 
     struct ck_webhook_delivery *d = NULL;
     size_t n = 0;
-    assert_int_equal(ck_store_webhook_deliveries(f->st, t, w, 10, &d, &n, &err), 0);
+    assert_int_equal(ck_store_webhook_deliveries(f->db.st, t, w, 10, &d, &n, &err), 0);
     assert_int_equal(n, 1);
     assert_int_equal(d[0].state, CK_DELIVERY_DELIVERED);
     assert_string_equal(ck_delivery_state_name(d[0].state), "delivered");
@@ -276,14 +258,14 @@ static void test_deleted_webhook_takes_its_log(void **state)
 {
     struct fixture *f = *state;
     ck_error err = {0};
-    int64_t t = make_tenant(f->st, "acme");
-    int64_t w = make_webhook(f->st, t, "https://a.example.com/");
-    add_event(f->st, t, "certificate_needed");
-    assert_int_equal(ck_store_webhook_fan_out(f->st, ck_clock_now(), NULL, &err), 0);
-    assert_int_equal(ck_store_webhook_delete(f->st, t, w, &err), 0);
-    assert_int_equal(raw_int(f->path, "SELECT COUNT(*) FROM webhook_deliveries"), 0);
+    int64_t t = make_tenant(f->db.st, "acme");
+    int64_t w = make_webhook(f->db.st, t, "https://a.example.com/");
+    add_event(f->db.st, t, "certificate_needed");
+    assert_int_equal(ck_store_webhook_fan_out(f->db.st, ck_clock_now(), NULL, &err), 0);
+    assert_int_equal(ck_store_webhook_delete(f->db.st, t, w, &err), 0);
+    assert_int_equal(raw_int(f->db.path, "SELECT COUNT(*) FROM webhook_deliveries"), 0);
     struct ck_webhook_claim c = {0};
-    assert_int_equal(ck_store_webhook_claim(f->st, "d1", ck_clock_now() + 10, 60, &c, &err), 0);
+    assert_int_equal(ck_store_webhook_claim(f->db.st, "d1", ck_clock_now() + 10, 60, &c, &err), 0);
 }
 
 int main(void)
