@@ -37,6 +37,9 @@ static const char tls12_ciphers[] = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES
                                     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 static const char tls13_suites[] =
     "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+/* Elliptic curves only: a client may not pick a finite-field group (TLS 1.3 allows ffdhe8192),
+ * whose key exchange costs the server far more than the client. */
+static const char key_exchange_groups[] = "X25519:P-256:P-384";
 static const unsigned char session_context[] = "certkeep-edge";
 
 struct edge_conn;
@@ -48,6 +51,7 @@ struct ck_edge_listener {
     SSL_CTX *ctx;
     struct evconnlistener *evl;
     struct event *resume_accept; /* after EMFILE and the like, accept again a little later */
+    bool accept_paused;          /* accept failed since the last connection was accepted */
     struct timeval handshake_timeout, idle_timeout;
     size_t max_connections, connections;
     struct edge_conn *conns; /* every open connection, so free can close them */
@@ -150,6 +154,7 @@ static SSL_CTX *make_ssl_ctx(ck_edge_listener *l, ck_error *err)
         SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1 ||
         SSL_CTX_set_cipher_list(ctx, tls12_ciphers) != 1 ||
         SSL_CTX_set_ciphersuites(ctx, tls13_suites) != 1 ||
+        SSL_CTX_set1_groups_list(ctx, key_exchange_groups) != 1 ||
         SSL_CTX_set_session_id_context(ctx, session_context, sizeof(session_context) - 1) != 1) {
         ck_error_openssl(err, 500, "tls_setup_failed", "cannot set up TLS for the edge listener");
         SSL_CTX_free(ctx);
@@ -325,8 +330,13 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
             ERR_error_string_n(e, detail, sizeof(detail));
             ck_log(CK_LOG_DEBUG, "edge: connection closed: %s", detail);
         }
+        conn_free(c);
+        return;
     }
-    conn_free(c);
+    /* End of stream or the idle timeout: an orderly end. OpenSSL drops from its cache the session
+     * of any connection freed without a close_notify sent, which would defeat resumption by
+     * session ID, so answer with one. */
+    conn_close(c);
 }
 
 static void on_handshake_timeout(evutil_socket_t fd, short what, void *arg)
@@ -388,6 +398,10 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     (void)addr;
     (void)addr_len;
     ck_edge_listener *l = listener_from(arg);
+    if (l->accept_paused) {
+        ck_log(CK_LOG_INFO, "edge: accepting connections again");
+        l->accept_paused = false;
+    }
     if (l->connections >= l->max_connections) {
         ck_log(CK_LOG_DEBUG, "edge: %zu connections open; a new one was closed", l->connections);
         evutil_closesocket(fd);
@@ -404,13 +418,19 @@ static void on_resume_accept(evutil_socket_t fd, short what, void *arg)
     evconnlistener_enable(l->evl);
 }
 
-/* accept() failing (EMFILE, ENFILE, ENOBUFS) would otherwise spin the loop: pause briefly. */
+/* accept() failing (EMFILE, ENFILE, ENOBUFS) would otherwise spin the loop: the pending
+ * connection stays in the kernel's queue and the socket stays readable. Pause briefly and try
+ * again; the pending connections wait in the backlog until descriptors are free. Logged once per
+ * episode, not every 100 ms. */
 static void on_accept_error(struct evconnlistener *evl, void *arg)
 {
     ck_edge_listener *l = listener_from(arg);
     int e = EVUTIL_SOCKET_ERROR();
-    ck_log(CK_LOG_WARN, "edge: accepting connections failed (%s); pausing %d ms",
-           evutil_socket_error_to_string(e), ACCEPT_BACKOFF_MS);
+    if (!l->accept_paused)
+        ck_log(CK_LOG_WARN,
+               "edge: accepting connections failed (%s); retrying every %d ms until it works",
+               evutil_socket_error_to_string(e), ACCEPT_BACKOFF_MS);
+    l->accept_paused = true;
     evconnlistener_disable(evl);
     struct timeval backoff = timeval_ms(ACCEPT_BACKOFF_MS);
     evtimer_add(l->resume_accept, &backoff);

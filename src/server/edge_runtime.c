@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -265,6 +266,26 @@ static int start_env(struct ck_edge_runtime *rt, enum ck_environment env, const 
     return 0;
 }
 
+/* Every edge connection holds a descriptor, and the soft limit a service starts with (often 1024)
+ * would end the edge's usefulness at about a thousand idle clients. The hard limit is what the
+ * administrator granted, so the edge takes all of it. Failing to raise it is not fatal: the
+ * listeners pause accepting on EMFILE (listener.c). */
+static void raise_descriptor_limit(void)
+{
+    struct rlimit lim;
+    if (getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur == lim.rlim_max)
+        return;
+    rlim_t before = lim.rlim_cur;
+    lim.rlim_cur = lim.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &lim) != 0) {
+        ck_log(CK_LOG_WARN, "edge: could not raise the open file limit from %llu to %llu",
+               (unsigned long long)before, (unsigned long long)lim.rlim_max);
+        return;
+    }
+    ck_log(CK_LOG_INFO, "edge: open file limit raised from %llu to %llu",
+           (unsigned long long)before, (unsigned long long)lim.rlim_max);
+}
+
 static int start_watch(struct ck_edge_runtime *rt, ck_error *err)
 {
     const struct timeval every = {.tv_sec = WATCH_INTERVAL_SEC};
@@ -285,6 +306,8 @@ int ck_edge_runtime_start(struct event_base *base, struct ck_store *st, const ck
     rt->base = base;
     rt->store = st;
     rt->key = *key;
+    if (addresses[CK_EDGE_STAGING].len + addresses[CK_EDGE_PRODUCTION].len > 0)
+        raise_descriptor_limit();
     if (start_env(rt, CK_ENV_STAGING, &addresses[CK_EDGE_STAGING], &rt->bound[CK_EDGE_STAGING],
                   err) != 0 ||
         start_env(rt, CK_ENV_PRODUCTION, &addresses[CK_EDGE_PRODUCTION],

@@ -713,6 +713,58 @@ static void test_listener_refuses_unknown_names_and_old_tls(void **state)
     server_stop(s);
 }
 
+/* A TLS 1.2 client that asks for no session ticket, so resumption can only be by session ID;
+ * with groups set, it offers only those key exchange groups. */
+static bool client_open_custom(struct client *c, int port, SSL_SESSION *resume, const char *groups)
+{
+    memset(c, 0, sizeof(*c));
+    c->ctx = SSL_CTX_new(TLS_client_method());
+    assert_non_null(c->ctx);
+    if (groups != NULL)
+        assert_int_equal(SSL_CTX_set1_groups_list(c->ctx, groups), 1);
+    else
+        SSL_CTX_set_max_proto_version(c->ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(c->ctx, SSL_OP_NO_TICKET);
+    c->fd = tcp_connect(port);
+    c->ssl = SSL_new(c->ctx);
+    assert_non_null(c->ssl);
+    SSL_set_fd(c->ssl, c->fd);
+    assert_int_equal(SSL_set_tlsext_host_name(c->ssl, "a.test"), 1);
+    if (resume != NULL)
+        SSL_set_session(c->ssl, resume);
+    bool ok = SSL_connect(c->ssl) == 1;
+    ERR_clear_error();
+    return ok;
+}
+
+/* Resumption by session ID: the server keeps the session of a connection the client closed
+ * cleanly, even after the server freed that connection. And a client offering only a
+ * finite-field group is refused: the edge does elliptic-curve key exchange only. */
+static void test_listener_resumes_by_session_id_and_refuses_ffdhe(void **state)
+{
+    struct pki *p = *state;
+    struct server *s = server_start(p, 0, 0);
+    struct client c;
+    assert_true(client_open_custom(&c, s->port, NULL, NULL));
+    SSL_SESSION *session = SSL_get1_session(c.ssl);
+    unsigned id_len = 0;
+    SSL_SESSION_get_id(session, &id_len);
+    assert_true(id_len > 0);
+    assert_get_ok(&c);
+    client_close(&c);
+    usleep(200 * 1000); /* let the loop see the end of stream and free the connection */
+    assert_true(client_open_custom(&c, s->port, session, NULL));
+    assert_int_equal(SSL_session_reused(c.ssl), 1);
+    assert_get_ok(&c);
+    client_close(&c);
+    SSL_SESSION_free(session);
+
+    assert_false(client_open_custom(&c, s->port, NULL, "ffdhe2048:ffdhe8192"));
+    client_close(&c);
+    assert_serves(s, "a.test", p->leaf1);
+    server_stop(s);
+}
+
 static void test_listener_hot_swap_keeps_open_connections(void **state)
 {
     struct pki *p = *state;
@@ -958,6 +1010,7 @@ int main(void)
         cmocka_unit_test(test_listener_serves_by_sni_with_full_chain),
         cmocka_unit_test(test_listener_pipelining_client_that_reads_late),
         cmocka_unit_test(test_listener_refuses_unknown_names_and_old_tls),
+        cmocka_unit_test(test_listener_resumes_by_session_id_and_refuses_ffdhe),
         cmocka_unit_test(test_listener_hot_swap_keeps_open_connections),
         cmocka_unit_test(test_listener_survives_hostile_clients),
         cmocka_unit_test(test_listener_caps_connections),
