@@ -250,11 +250,14 @@ for LISTENER in production staging; do
     check_contains "$LISTENER: no TLS compression (CRIME)" "not vulnerable" "$(finding "$J" CRIME_TLS)"
     check_contains "$LISTENER: no client-initiated renegotiation" "not vulnerable" \
         "$(finding "$J" secure_client_renego)"
-    check_eq "$LISTENER: session resumption by ticket" supported "$(finding "$J" sessionresumption_ticket)"
-    check_eq "$LISTENER: session resumption by session ID" supported "$(finding "$J" sessionresumption_ID)"
+    # testssl.sh 3.0.8 tests resumption with `openssl s_client </dev/null`, which often quits
+    # before a TLS 1.3 ticket arrives (more so against an ASan build), so resumption is checked
+    # below with clients that wait; here it is only reported.
+    diag "$LISTENER: testssl.sh resumption: ticket $(finding "$J" sessionresumption_ticket), ID $(finding "$J" sessionresumption_ID)"
     check_eq "$LISTENER: chain of trust" passed. "$(finding "$J" cert_chain_of_trust)"
     BAD=$(jq -r '.[] | select(.severity == "HIGH" or .severity == "CRITICAL") | "\(.severity) \(.id): \(.finding)"' "$J")
     check_eq "$LISTENER: no HIGH or CRITICAL finding" "" "$BAD"
+    [ $FAILED -eq 0 ] || grep -vE '^\s*$' "$J.log" | tail -40 | sed 's/^/#   /'
     jq -r '.[] | select(.severity == "MEDIUM" or .severity == "LOW" or .severity == "WARN") |
         "\(.severity) \(.id): \(.finding)"' "$J" | sed "s/^/$LISTENER: /" | while read -r line; do diag "$line"; done
 done
@@ -264,5 +267,25 @@ R=$( (printf 'R\n'; sleep 2) | timeout 10 openssl s_client -connect "127.0.0.1:$
 check_contains "TLS 1.2: secure renegotiation (RFC 5746) supported" "Secure Renegotiation IS supported" "$R"
 check_contains "TLS 1.2: a client-initiated renegotiation is refused" "no renegotiation" "$R"
 still_serving "testssl.sh"
+
+# Session resumption (the issue requires it): by session ID and by ticket in TLS 1.2, by ticket in
+# TLS 1.3. The client keeps its input open a moment so that the TLS 1.3 ticket, sent after the
+# handshake, is read before it closes.
+resumed() { # port args... -> "Reused" or "New"
+    local port=$1
+    shift
+    rm -f sess.pem
+    (sleep 1) | timeout 10 openssl s_client -connect "127.0.0.1:$port" -servername "$NAME" "$@" \
+        -sess_out sess.pem >/dev/null 2>&1
+    [ -s sess.pem ] || { echo "no session"; return; }
+    timeout 10 openssl s_client -connect "127.0.0.1:$port" -servername "$NAME" "$@" \
+        -sess_in sess.pem </dev/null 2>/dev/null | grep -oE '^(Reused|New)' | head -1
+}
+for LISTENER in production staging; do
+    [ $LISTENER = production ] && P=$PRD || P=$STG
+    check_eq "$LISTENER: TLS 1.2 resumes by session ID" Reused "$(resumed "$P" -tls1_2 -no_ticket)"
+    check_eq "$LISTENER: TLS 1.2 resumes by ticket" Reused "$(resumed "$P" -tls1_2)"
+    check_eq "$LISTENER: TLS 1.3 resumes by ticket" Reused "$(resumed "$P" -tls1_3)"
+done
 
 finish
