@@ -54,7 +54,8 @@ struct ck_edge_listener {
     bool accept_paused;          /* accept failed since the last connection was accepted */
     struct timeval handshake_timeout, idle_timeout;
     size_t max_connections, connections;
-    struct edge_conn *conns; /* every open connection, so free can close them */
+    struct ck_edge_conn_budget *budget; /* NULL: only max_connections applies */
+    struct edge_conn *conns;            /* every open connection, so free can close them */
 };
 
 struct edge_conn {
@@ -182,6 +183,8 @@ static void conn_free(struct edge_conn *c)
     if (c->next != NULL)
         c->next->prev = c->prev;
     l->connections--;
+    if (l->budget != NULL)
+        l->budget->open--;
     if (c->handshake_timer != NULL)
         event_free(c->handshake_timer);
     bufferevent_free(c->bev); /* frees the SSL and closes the socket */
@@ -375,6 +378,8 @@ static int conn_start(ck_edge_listener *l, evutil_socket_t fd)
         l->conns->prev = c;
     l->conns = c;
     l->connections++;
+    if (l->budget != NULL)
+        l->budget->open++;
     return 0;
 cleanup:
     ck_log(CK_LOG_WARN, "edge: out of memory accepting a connection; closed");
@@ -402,8 +407,10 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
         ck_log(CK_LOG_INFO, "edge: accepting connections again");
         l->accept_paused = false;
     }
-    if (l->connections >= l->max_connections) {
-        ck_log(CK_LOG_DEBUG, "edge: %zu connections open; a new one was closed", l->connections);
+    if (l->connections >= l->max_connections ||
+        (l->budget != NULL && l->budget->open >= l->budget->max)) {
+        ck_log(CK_LOG_DEBUG, "edge: %zu connections open; a new one was closed",
+               l->budget != NULL ? l->budget->open : l->connections);
         evutil_closesocket(fd);
         return;
     }
@@ -471,6 +478,7 @@ static void apply_options(ck_edge_listener *l, const struct ck_edge_listener_opt
         timeval_ms(opts->idle_timeout_ms > 0 ? opts->idle_timeout_ms : CK_EDGE_IDLE_TIMEOUT_MS);
     l->max_connections =
         opts->max_connections > 0 ? opts->max_connections : CK_EDGE_MAX_CONNECTIONS;
+    l->budget = opts->budget;
 }
 
 ck_edge_listener *ck_edge_listener_new(struct event_base *base,

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The edge under hostile clients (issue 4, "Bad input"): malformed ClientHellos, no SNI, an SNI
 # of 300 bytes, a slow client that never finishes its handshake, ten thousand idle connections,
-# running out of file descriptors. After each, a normal client still reads OK and the daemon is
+# a flood against a daemon with few file descriptors. After each, a normal client still reads OK and the daemon is
 # alive. Then testssl.sh checks what both listeners offer (TLS 1.2/1.3 only, AEAD with forward
 # secrecy, no compression, no insecure renegotiation, nothing HIGH or CRITICAL).
 source "$(dirname "$0")/lib.sh"
@@ -145,6 +145,7 @@ check "... within 10-12 s" test "${SECS:-99}" -ge 9 -a "${SECS:-99}" -le 12
 still_serving "a slow client"
 
 # ---- ten thousand idle connections (the handshake timeout ends them too) ----
+: >idle.out
 timeout 90 $HOSTILE idle "$PRD" 10000 40 >idle.out 2>&1 &
 IDLE=$!
 for _ in $(seq 1 600); do grep -q '^connected' idle.out && break; sleep 0.1; done
@@ -169,7 +170,10 @@ check "... within 25 s of the first connect (10 s timeout, opening 10,000 takes 
     test "${SECS:-99}" -le 25
 still_serving "10,000 idle connections"
 
-# ---- out of descriptors: a second daemon on the same database, allowed only 256 ----
+# ---- few descriptors: a second daemon on the same database, allowed only 256 ----
+# The edge keeps a reserve for the rest of the daemon: its listeners together hold at most half
+# of so small a limit (the limit less 256 above 512), and close the connections beyond that at
+# once. (Running out of descriptors anyway, accept pauses: tests/unit/test_edge.c.)
 API2=$(free_port)
 PRD2=$(free_port)
 LOG2=$WORK/daemon2.log
@@ -183,7 +187,8 @@ EXTRA_PIDS=$D2
 check "a second daemon limited to 256 descriptors starts" wait_for_http "http://127.0.0.1:$API2/healthz" 15
 for _ in $(seq 1 30); do [ "$(fetch "$PRD2")" = OK ] && break; sleep 0.2; done
 check_eq "it serves OK" OK "$(fetch "$PRD2")"
-timeout 60 $HOSTILE idle "$PRD2" 600 30 >flood.out 2>&1 &
+: >flood.out
+timeout 60 $HOSTILE idle "$PRD2" 600 8 >flood.out 2>&1 &
 FLOOD=$!
 for _ in $(seq 1 300); do grep -q '^connected' flood.out && break; sleep 0.1; done
 diag "flood: $(head -1 flood.out)"
@@ -192,12 +197,18 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 T1=$(cpu_ticks "$D2")
 sleep 3
 T2=$(cpu_ticks "$D2")
-diag "out of descriptors: $((T2 - T1)) CPU ticks in 3 s"
-check "out of descriptors, the daemon does not spin (under 1 s of CPU in 3 s)" test $((T2 - T1)) -lt "$(getconf CLK_TCK)"
-check_contains "it says accepting failed" "accepting connections failed (Too many open files)" "$(cat "$LOG2")"
+diag "flooded: $((T2 - T1)) CPU ticks in 3 s, $(fds "$D2") descriptors open"
+check "flooded, the daemon does not spin (under 1 s of CPU in 3 s)" test $((T2 - T1)) -lt "$(getconf CLK_TCK)"
+check_eq "flooded, its API still answers (descriptors in reserve)" 200 \
+    "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$API2/healthz")"
 check "it is alive" kill -0 "$D2"
-kill "$FLOOD" 2>/dev/null
-wait "$FLOOD" 2>/dev/null
+wait "$FLOOD"
+R=$(tail -1 flood.out)
+diag "flood: $R"
+CLOSED=$(printf '%s' "$R" | awk '/^closed_by_server/ {print $2}')
+HELD=$((600 - ${CLOSED:-0}))
+check "the edge held 128 of them at most and closed the others at once (held: $HELD)" \
+    test "$HELD" -le 128 -a "$HELD" -ge 64
 AFTER=""
 for _ in $(seq 1 30); do
     AFTER=$(fetch "$PRD2")
@@ -205,7 +216,6 @@ for _ in $(seq 1 30); do
     sleep 0.5
 done
 check_eq "once the flood is gone, a normal client reads OK again (within 20 s)" OK "$AFTER"
-check_contains "it says it accepts again" "accepting connections again" "$(cat "$LOG2")"
 kill -TERM "$D2"
 wait "$D2"
 check_eq "the second daemon stops cleanly on SIGTERM" 0 $?
@@ -251,8 +261,9 @@ for LISTENER in production staging; do
     check_contains "$LISTENER: no client-initiated renegotiation" "not vulnerable" \
         "$(finding "$J" secure_client_renego)"
     # testssl.sh 3.0.8 tests resumption with `openssl s_client </dev/null`, which often quits
-    # before a TLS 1.3 ticket arrives (more so against an ASan build), so resumption is checked
-    # below with clients that wait; here it is only reported.
+    # before a TLS 1.3 ticket arrives (more so against an ASan build; a ticket missed in an
+    # earlier probe even makes it run s_client with an empty protocol: "connect problem"), so
+    # resumption is checked below with clients that wait; here it is only reported.
     diag "$LISTENER: testssl.sh resumption: ticket $(finding "$J" sessionresumption_ticket), ID $(finding "$J" sessionresumption_ID)"
     check_eq "$LISTENER: chain of trust" passed. "$(finding "$J" cert_chain_of_trust)"
     BAD=$(jq -r '.[] | select(.severity == "HIGH" or .severity == "CRITICAL") | "\(.severity) \(.id): \(.finding)"' "$J")
