@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The edge under hostile clients (issue 4, "Bad input"): malformed ClientHellos, no SNI, an SNI
 # of 300 bytes, a slow client that never finishes its handshake, ten thousand idle connections,
-# a flood against a daemon with few file descriptors. After each, a normal client still reads OK and the daemon is
-# alive. Then testssl.sh checks what both listeners offer (TLS 1.2/1.3 only, AEAD with forward
-# secrecy, no compression, no insecure renegotiation, nothing HIGH or CRITICAL).
+# a flood against a daemon with few file descriptors. After each, a normal client still reads OK
+# and the daemon is alive. Then testssl.sh checks what both listeners offer (TLS 1.2/1.3 only,
+# AEAD with forward secrecy, no compression, no insecure renegotiation, nothing HIGH or
+# CRITICAL), and clients check session resumption.
 source "$(dirname "$0")/lib.sh"
 HOSTILE="python3 $ROOT/tests/integration/hostile_tls.py"
 NAME=shop.example.com
