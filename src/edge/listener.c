@@ -62,7 +62,7 @@ struct edge_conn {
     uint32_t magic;
     ck_edge_listener *listener;
     struct bufferevent *bev;
-    struct event *handshake_timer;
+    struct event *deadline; /* the handshake's, then that of each request head once begun */
     struct edge_conn *prev, *next;
     bool closing; /* the last answer is being written; close when it is out */
 };
@@ -185,8 +185,8 @@ static void conn_free(struct edge_conn *c)
     l->connections--;
     if (l->budget != NULL)
         l->budget->open--;
-    if (c->handshake_timer != NULL)
-        event_free(c->handshake_timer);
+    if (c->deadline != NULL)
+        event_free(c->deadline);
     bufferevent_free(c->bev); /* frees the SSL and closes the socket */
     c->magic = 0;
     free(c);
@@ -278,6 +278,7 @@ static void on_read(struct bufferevent *bev, void *arg)
     struct edge_conn *c = conn_from(arg);
     struct evbuffer *in = bufferevent_get_input(bev);
     struct evbuffer *out = bufferevent_get_output(bev);
+    bool partial_head = false;
     /* Several pipelined requests may have arrived together; each loop answers one. A client that
      * sends requests but does not read answers is paused until it has read them. */
     while (!c->closing) {
@@ -290,6 +291,8 @@ static void on_read(struct bufferevent *bev, void *arg)
             if (end.pos >= 0 || evbuffer_get_length(in) > CK_EDGE_REQUEST_HEAD_MAX)
                 respond(c, 431, "Request Header Fields Too Large", "request head too large\n",
                         false, false);
+            else
+                partial_head = evbuffer_get_length(in) > 0;
             break;
         }
         char head[CK_EDGE_REQUEST_HEAD_MAX + 1];
@@ -303,6 +306,12 @@ static void on_read(struct bufferevent *bev, void *arg)
     }
     if (c->closing)
         evbuffer_drain(in, evbuffer_get_length(in));
+    /* A request head, once begun, must be complete within the handshake timeout, however slowly
+     * its bytes trickle in; otherwise each byte would restart the idle timeout. */
+    if (!partial_head)
+        evtimer_del(c->deadline);
+    else if (!evtimer_pending(c->deadline, NULL))
+        evtimer_add(c->deadline, &c->listener->handshake_timeout);
 }
 
 static void on_write(struct bufferevent *bev, void *arg)
@@ -320,10 +329,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     struct edge_conn *c = conn_from(arg);
     if (what & BEV_EVENT_CONNECTED) {
-        /* Handshake done: from now on only the idle timeout applies. */
-        if (c->handshake_timer != NULL)
-            event_free(c->handshake_timer);
-        c->handshake_timer = NULL;
+        /* Handshake done: until a request begins, only the idle timeout applies. */
+        evtimer_del(c->deadline);
         return;
     }
     if (what & BEV_EVENT_ERROR) {
@@ -342,13 +349,13 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     conn_close(c);
 }
 
-static void on_handshake_timeout(evutil_socket_t fd, short what, void *arg)
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct edge_conn *c = conn_from(arg);
-    ck_log(CK_LOG_DEBUG, "edge: handshake did not finish in time; connection closed");
-    conn_free(c);
+    ck_log(CK_LOG_DEBUG, "edge: handshake or request head did not finish in time; closed");
+    conn_close(c);
 }
 
 static int conn_start(ck_edge_listener *l, evutil_socket_t fd)
@@ -366,8 +373,8 @@ static int conn_start(ck_edge_listener *l, evutil_socket_t fd)
     if (c->bev == NULL)
         goto cleanup;
     fd = -1;
-    c->handshake_timer = evtimer_new(l->base, on_handshake_timeout, c);
-    if (c->handshake_timer == NULL || evtimer_add(c->handshake_timer, &l->handshake_timeout) != 0)
+    c->deadline = evtimer_new(l->base, on_deadline, c);
+    if (c->deadline == NULL || evtimer_add(c->deadline, &l->handshake_timeout) != 0)
         goto cleanup;
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     bufferevent_set_timeouts(c->bev, &l->idle_timeout, &l->idle_timeout);
@@ -387,8 +394,8 @@ cleanup:
     if (fd >= 0)
         evutil_closesocket(fd);
     if (c != NULL) {
-        if (c->handshake_timer != NULL)
-            event_free(c->handshake_timer);
+        if (c->deadline != NULL)
+            event_free(c->deadline);
         if (c->bev != NULL)
             bufferevent_free(c->bev);
         free(c);

@@ -14,7 +14,8 @@
  * request head is bounded to 8 KiB; keep-alive is honoured.
  *
  * Defences: a handshake must finish within handshake_timeout_ms (counted from accept, so a client
- * trickling bytes does not extend it), an idle connection is closed after idle_timeout_ms, and
+ * trickling bytes does not extend it), and so must each request head once its first bytes have
+ * arrived; an idle connection (waiting for a request) is closed after idle_timeout_ms, and
  * beyond max_connections (or the shared budget's max) new connections are closed at once. The
  * process needs a file descriptor limit above max_connections (RLIMIT_NOFILE); when accept fails
  * anyway (EMFILE, ENFILE, ENOBUFS) the listener stops accepting for 100 ms at a time, leaving

@@ -132,18 +132,26 @@ check_eq "a name of 64 dots: unrecognized_name alert" "alert 112" \
 still_serving "malformed names"
 
 # ---- a slow client: half a ClientHello, then nothing ----
+# and one that completes its handshake, then sends its request head at a byte a second.
 START=$(date +%s)
 $HOSTILE slow "$PRD" "$NAME" 20 >slow.out &
 SLOW=$!
+$HOSTILE slowhead "$PRD" "$NAME" "$WORK/root.pem" 20 >slowhead.out &
+SLOWHEAD=$!
 sleep 1
-still_serving "(while a slow client waits)"
-wait "$SLOW"
+still_serving "(while slow clients wait)"
+wait "$SLOW" "$SLOWHEAD"
 R=$(cat slow.out)
 diag "slow client: $R ($(($(date +%s) - START)) s in all)"
 check_contains "a slow client is dropped by the handshake timeout" "closed after" "$R"
 SECS=$(printf '%s' "$R" | awk '/closed after/ {print int($3)}')
 check "... within 10-12 s" test "${SECS:-99}" -ge 9 -a "${SECS:-99}" -le 12
-still_serving "a slow client"
+R=$(cat slowhead.out)
+diag "slow request head: $R"
+check_contains "a request head trickling in is cut off too" "closed after" "$R"
+SECS=$(printf '%s' "$R" | awk '/closed after/ {print int($3)}')
+check "... within 10-12 s of its first byte" test "${SECS:-99}" -ge 9 -a "${SECS:-99}" -le 12
+still_serving "slow clients"
 
 # ---- ten thousand idle connections (the handshake timeout ends them too) ----
 : >idle.out

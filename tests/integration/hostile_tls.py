@@ -9,6 +9,9 @@
                                        "@hex:..." for raw bytes, "@len:N" for N bytes of "a.")
   hostile_tls.py slow PORT NAME LIMIT  half a ClientHello, then silence: seconds until the server
                                        closes (or "open" after LIMIT seconds)
+  hostile_tls.py slowhead PORT NAME CA LIMIT  a whole handshake (CA: the root to verify with),
+                                       then a request head at one byte a second: seconds until
+                                       the server closes (or "open" after LIMIT seconds)
   hostile_tls.py idle PORT N HOLD      N idle TCP connections; reports when they are connected,
                                        then holds them up to HOLD seconds and reports how many
                                        the server closed, the last one how long after the first
@@ -20,6 +23,7 @@ Every command prints one line per result on stdout: "closed ...", "alert N", "se
 import os
 import select
 import socket
+import ssl
 import struct
 import sys
 import time
@@ -139,6 +143,27 @@ def cmd_slow(port, name, limit):
         print("closed after %.1f s" % (time.monotonic() - start))
 
 
+def cmd_slowhead(port, name, cafile, limit):
+    ctx = ssl.create_default_context(cafile=cafile)
+    s = ctx.wrap_socket(connect(port), server_hostname=name)
+    start = time.monotonic()
+    try:
+        while time.monotonic() - start < limit:
+            s.sendall(b"X" if time.monotonic() - start > 0.5 else b"GET / HTTP/1.1\r\nX-Slow: ")
+            s.settimeout(1.0)
+            try:
+                if not s.recv(4096):
+                    break
+            except socket.timeout:
+                pass
+        else:
+            print("open after %.0f s" % limit)
+            return
+    except (OSError, ssl.SSLError):
+        pass
+    print("closed after %.1f s" % (time.monotonic() - start))
+
+
 def cmd_idle(port, count, hold):
     """count non-blocking connects (done within 60 s), then watch them for hold seconds."""
     ep = select.epoll()
@@ -201,6 +226,8 @@ def main():
         cmd_hello(port, args[0] if args else None)
     elif cmd == "slow":
         cmd_slow(port, args[0], float(args[1]))
+    elif cmd == "slowhead":
+        cmd_slowhead(port, args[0], args[1], float(args[2]))
     elif cmd == "idle":
         cmd_idle(port, int(args[0]), float(args[1]))
     else:

@@ -892,6 +892,30 @@ static void test_listener_survives_hostile_clients(void **state)
     server_stop(s);
 }
 
+/* After the handshake, a request head that trickles in is cut off by the same deadline as the
+ * handshake, however regularly its bytes come; a client that waits before its request is not. */
+static void test_listener_slow_request_head_is_dropped(void **state)
+{
+    struct pki *p = *state;
+    struct server *s = server_start(p, 500, 0);
+    struct client c;
+    assert_true(client_open(&c, s->port, "a.test", 0, NULL));
+    usleep(700 * 1000); /* longer than the deadline, before any request: still fine */
+    assert_get_ok(&c);
+    static const char head[] = "GET / HTTP/1.1\r\nHost: a.test\r\nX-Slow: 1";
+    bool closed = false;
+    for (size_t i = 0; i < sizeof(head) - 1 && !closed; i++) {
+        closed = SSL_write(c.ssl, head + i, 1) != 1;
+        usleep(100 * 1000);
+    }
+    ERR_clear_error();
+    /* 39 bytes at 10 per second: the server must have closed long before the last one. */
+    assert_true(closed);
+    client_close(&c);
+    assert_serves(s, "a.test", p->leaf1);
+    server_stop(s);
+}
+
 static void test_listener_caps_connections(void **state)
 {
     struct pki *p = *state;
@@ -1111,6 +1135,7 @@ int main(void)
         cmocka_unit_test(test_listener_resumes_by_session_id_and_refuses_ffdhe),
         cmocka_unit_test(test_listener_hot_swap_keeps_open_connections),
         cmocka_unit_test(test_listener_survives_hostile_clients),
+        cmocka_unit_test(test_listener_slow_request_head_is_dropped),
         cmocka_unit_test(test_listener_caps_connections),
         cmocka_unit_test(test_listener_shared_budget),
         cmocka_unit_test(test_listener_pauses_when_out_of_descriptors),
