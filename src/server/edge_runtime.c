@@ -23,8 +23,7 @@
 #define RUNTIME_MAGIC      0x636b6572u /* "cker" */
 #define WATCH_INTERVAL_SEC 1
 /* Descriptors kept out of the edge's reach for the API, the store, jobs and http-01: a flood of
- * TLS connections must leave the rest of the daemon able to work (evhttp has no pause on EMFILE).
- */
+ * TLS connections must leave the rest of the daemon working (evhttp has no pause on EMFILE). */
 #define FD_RESERVE 256
 
 struct env_edge {
