@@ -38,6 +38,9 @@ static const char tls12_ciphers[] = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES
                                     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 static const char tls13_suites[] =
     "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
+/* Elliptic curves only: a client may not pick a finite-field group (TLS 1.3 allows ffdhe8192),
+ * whose key exchange costs the server far more than the client. */
+static const char key_exchange_groups[] = "X25519:P-256:P-384";
 static const unsigned char session_context[] = "certkeep-edge";
 
 struct edge_conn;
@@ -49,9 +52,11 @@ struct ck_edge_listener {
     SSL_CTX *ctx;
     struct evconnlistener *evl;
     struct event *resume_accept; /* after EMFILE and the like, accept again a little later */
+    bool accept_paused;          /* accept failed since the last connection was accepted */
     struct timeval handshake_timeout, idle_timeout;
     size_t max_connections, connections;
-    struct edge_conn *conns; /* every open connection, so free can close them */
+    struct ck_edge_conn_budget *budget; /* NULL: only max_connections applies */
+    struct edge_conn *conns;            /* every open connection, so free can close them */
     /* for GET /metrics; atomic so a reader on another thread sees whole numbers */
     atomic_uint_least64_t handshakes, handshake_errors;
 };
@@ -60,9 +65,10 @@ struct edge_conn {
     uint32_t magic;
     ck_edge_listener *listener;
     struct bufferevent *bev;
-    struct event *handshake_timer;
+    struct event *deadline; /* the handshake's, then that of each request head once begun */
     struct edge_conn *prev, *next;
-    bool closing; /* the last answer is being written; close when it is out */
+    bool closing;        /* the last answer is being written; close when it is out */
+    bool handshake_done; /* counted in handshakes; until then a close is a handshake error */
 };
 
 static ck_edge_listener *listener_from(void *arg)
@@ -153,6 +159,7 @@ static SSL_CTX *make_ssl_ctx(ck_edge_listener *l, ck_error *err)
         SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1 ||
         SSL_CTX_set_cipher_list(ctx, tls12_ciphers) != 1 ||
         SSL_CTX_set_ciphersuites(ctx, tls13_suites) != 1 ||
+        SSL_CTX_set1_groups_list(ctx, key_exchange_groups) != 1 ||
         SSL_CTX_set_session_id_context(ctx, session_context, sizeof(session_context) - 1) != 1) {
         ck_error_openssl(err, 500, "tls_setup_failed", "cannot set up TLS for the edge listener");
         SSL_CTX_free(ctx);
@@ -180,8 +187,10 @@ static void conn_free(struct edge_conn *c)
     if (c->next != NULL)
         c->next->prev = c->prev;
     l->connections--;
-    if (c->handshake_timer != NULL)
-        event_free(c->handshake_timer);
+    if (l->budget != NULL)
+        l->budget->open--;
+    if (c->deadline != NULL)
+        event_free(c->deadline);
     bufferevent_free(c->bev); /* frees the SSL and closes the socket */
     c->magic = 0;
     free(c);
@@ -273,6 +282,7 @@ static void on_read(struct bufferevent *bev, void *arg)
     struct edge_conn *c = conn_from(arg);
     struct evbuffer *in = bufferevent_get_input(bev);
     struct evbuffer *out = bufferevent_get_output(bev);
+    bool partial_head = false;
     /* Several pipelined requests may have arrived together; each loop answers one. A client that
      * sends requests but does not read answers is paused until it has read them. */
     while (!c->closing) {
@@ -285,6 +295,8 @@ static void on_read(struct bufferevent *bev, void *arg)
             if (end.pos >= 0 || evbuffer_get_length(in) > CK_EDGE_REQUEST_HEAD_MAX)
                 respond(c, 431, "Request Header Fields Too Large", "request head too large\n",
                         false, false);
+            else
+                partial_head = evbuffer_get_length(in) > 0;
             break;
         }
         char head[CK_EDGE_REQUEST_HEAD_MAX + 1];
@@ -298,6 +310,12 @@ static void on_read(struct bufferevent *bev, void *arg)
     }
     if (c->closing)
         evbuffer_drain(in, evbuffer_get_length(in));
+    /* A request head, once begun, must be complete within the handshake timeout, however slowly
+     * its bytes trickle in; otherwise each byte would restart the idle timeout. */
+    if (!partial_head)
+        evtimer_del(c->deadline);
+    else if (!evtimer_pending(c->deadline, NULL))
+        evtimer_add(c->deadline, &c->listener->handshake_timeout);
 }
 
 static void on_write(struct bufferevent *bev, void *arg)
@@ -316,10 +334,9 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     struct edge_conn *c = conn_from(arg);
     if (what & BEV_EVENT_CONNECTED) {
         atomic_fetch_add(&c->listener->handshakes, 1);
-        /* Handshake done: from now on only the idle timeout applies. */
-        if (c->handshake_timer != NULL)
-            event_free(c->handshake_timer);
-        c->handshake_timer = NULL;
+        c->handshake_done = true;
+        /* Handshake done: until a request begins, only the idle timeout applies. */
+        evtimer_del(c->deadline);
         return;
     }
     if (what & BEV_EVENT_ERROR) {
@@ -329,20 +346,28 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
             ERR_error_string_n(e, detail, sizeof(detail));
             ck_log(CK_LOG_DEBUG, "edge: connection closed: %s", detail);
         }
+        if (!c->handshake_done)
+            atomic_fetch_add(&c->listener->handshake_errors, 1);
+        conn_free(c);
+        return;
     }
-    if (c->handshake_timer != NULL) /* closed before the handshake finished */
+    if (!c->handshake_done) /* closed before the handshake finished */
         atomic_fetch_add(&c->listener->handshake_errors, 1);
-    conn_free(c);
+    /* End of stream or the idle timeout: an orderly end. OpenSSL drops from its cache the session
+     * of any connection freed without a close_notify sent, which would defeat resumption by
+     * session ID, so answer with one. */
+    conn_close(c);
 }
 
-static void on_handshake_timeout(evutil_socket_t fd, short what, void *arg)
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct edge_conn *c = conn_from(arg);
-    ck_log(CK_LOG_DEBUG, "edge: handshake did not finish in time; connection closed");
-    atomic_fetch_add(&c->listener->handshake_errors, 1);
-    conn_free(c);
+    ck_log(CK_LOG_DEBUG, "edge: handshake or request head did not finish in time; closed");
+    if (!c->handshake_done)
+        atomic_fetch_add(&c->listener->handshake_errors, 1);
+    conn_close(c);
 }
 
 static int conn_start(ck_edge_listener *l, evutil_socket_t fd)
@@ -360,8 +385,8 @@ static int conn_start(ck_edge_listener *l, evutil_socket_t fd)
     if (c->bev == NULL)
         goto cleanup;
     fd = -1;
-    c->handshake_timer = evtimer_new(l->base, on_handshake_timeout, c);
-    if (c->handshake_timer == NULL || evtimer_add(c->handshake_timer, &l->handshake_timeout) != 0)
+    c->deadline = evtimer_new(l->base, on_deadline, c);
+    if (c->deadline == NULL || evtimer_add(c->deadline, &l->handshake_timeout) != 0)
         goto cleanup;
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     bufferevent_set_timeouts(c->bev, &l->idle_timeout, &l->idle_timeout);
@@ -372,6 +397,8 @@ static int conn_start(ck_edge_listener *l, evutil_socket_t fd)
         l->conns->prev = c;
     l->conns = c;
     l->connections++;
+    if (l->budget != NULL)
+        l->budget->open++;
     return 0;
 cleanup:
     ck_log(CK_LOG_WARN, "edge: out of memory accepting a connection; closed");
@@ -379,8 +406,8 @@ cleanup:
     if (fd >= 0)
         evutil_closesocket(fd);
     if (c != NULL) {
-        if (c->handshake_timer != NULL)
-            event_free(c->handshake_timer);
+        if (c->deadline != NULL)
+            event_free(c->deadline);
         if (c->bev != NULL)
             bufferevent_free(c->bev);
         free(c);
@@ -395,8 +422,14 @@ static void on_accept(struct evconnlistener *evl, evutil_socket_t fd, struct soc
     (void)addr;
     (void)addr_len;
     ck_edge_listener *l = listener_from(arg);
-    if (l->connections >= l->max_connections) {
-        ck_log(CK_LOG_DEBUG, "edge: %zu connections open; a new one was closed", l->connections);
+    if (l->accept_paused) {
+        ck_log(CK_LOG_INFO, "edge: accepting connections again");
+        l->accept_paused = false;
+    }
+    if (l->connections >= l->max_connections ||
+        (l->budget != NULL && l->budget->open >= l->budget->max)) {
+        ck_log(CK_LOG_DEBUG, "edge: %zu connections open; a new one was closed",
+               l->budget != NULL ? l->budget->open : l->connections);
         evutil_closesocket(fd);
         return;
     }
@@ -411,13 +444,19 @@ static void on_resume_accept(evutil_socket_t fd, short what, void *arg)
     evconnlistener_enable(l->evl);
 }
 
-/* accept() failing (EMFILE, ENFILE, ENOBUFS) would otherwise spin the loop: pause briefly. */
+/* accept() failing (EMFILE, ENFILE, ENOBUFS) would otherwise spin the loop: the pending
+ * connection stays in the kernel's queue and the socket stays readable. Pause briefly and try
+ * again; the pending connections wait in the backlog until descriptors are free. Logged once per
+ * episode, not every 100 ms. */
 static void on_accept_error(struct evconnlistener *evl, void *arg)
 {
     ck_edge_listener *l = listener_from(arg);
     int e = EVUTIL_SOCKET_ERROR();
-    ck_log(CK_LOG_WARN, "edge: accepting connections failed (%s); pausing %d ms",
-           evutil_socket_error_to_string(e), ACCEPT_BACKOFF_MS);
+    if (!l->accept_paused)
+        ck_log(CK_LOG_WARN,
+               "edge: accepting connections failed (%s); retrying every %d ms until it works",
+               evutil_socket_error_to_string(e), ACCEPT_BACKOFF_MS);
+    l->accept_paused = true;
     evconnlistener_disable(evl);
     struct timeval backoff = timeval_ms(ACCEPT_BACKOFF_MS);
     evtimer_add(l->resume_accept, &backoff);
@@ -458,6 +497,7 @@ static void apply_options(ck_edge_listener *l, const struct ck_edge_listener_opt
         timeval_ms(opts->idle_timeout_ms > 0 ? opts->idle_timeout_ms : CK_EDGE_IDLE_TIMEOUT_MS);
     l->max_connections =
         opts->max_connections > 0 ? opts->max_connections : CK_EDGE_MAX_CONNECTIONS;
+    l->budget = opts->budget;
 }
 
 ck_edge_listener *ck_edge_listener_new(struct event_base *base,

@@ -3,7 +3,9 @@
  * Every connection shares one SSL_CTX; the certificate is chosen per connection in the
  * ClientHello callback from the listener's ck_edge_tables, so publishing a new table changes what
  * new handshakes get while open connections carry on. TLS 1.2 and 1.3 only, ECDHE with AEAD
- * suites for 1.2, no compression, no renegotiation, session resumption (cache and tickets) on.
+ * suites for 1.2, key exchange on X25519, P-256 or P-384 only, the server's cipher order, no
+ * compression, no renegotiation, session resumption (cache and tickets) on; an orderly close
+ * (end of stream, idle timeout) sends close_notify so the session stays resumable.
  * No SNI, an unknown name or a name that cannot be a DNS name ends the handshake with an
  * unrecognized_name alert.
  *
@@ -11,9 +13,13 @@
  * other paths 404, other methods 405, anything unreadable 400 and the connection closes. The
  * request head is bounded to 8 KiB; keep-alive is honoured.
  *
- * Defences: a handshake must finish within handshake_timeout_ms, an idle connection is closed
- * after idle_timeout_ms, and beyond max_connections new connections are closed at once. The
- * process needs a file descriptor limit above max_connections (RLIMIT_NOFILE). */
+ * Defences: a handshake must finish within handshake_timeout_ms (counted from accept, so a client
+ * trickling bytes does not extend it), and so must each request head once its first bytes have
+ * arrived; an idle connection (waiting for a request) is closed after idle_timeout_ms, and
+ * beyond max_connections (or the shared budget's max) new connections are closed at once. The
+ * process needs a file descriptor limit above max_connections (RLIMIT_NOFILE); when accept fails
+ * anyway (EMFILE, ENFILE, ENOBUFS) the listener stops accepting for 100 ms at a time, leaving
+ * pending connections in the kernel's backlog, and logs once per episode. */
 #ifndef CK_EDGE_LISTENER_H
 #define CK_EDGE_LISTENER_H
 
@@ -30,12 +36,21 @@
 #define CK_EDGE_MAX_CONNECTIONS      20000
 #define CK_EDGE_REQUEST_HEAD_MAX     8192
 
+/* Connections of several listeners counted together, because they draw on one pool of file
+ * descriptors: the process's. Used from the loop thread only; owned by the caller, shared by the
+ * listeners of one event loop, and must outlive them. */
+struct ck_edge_conn_budget {
+    size_t open; /* TLS connections open on every listener that shares this budget */
+    size_t max;  /* beyond it, new connections are closed at once */
+};
+
 struct ck_edge_listener_options {
     const char *address;      /* "127.0.0.1:8444", "[::1]:8444"; port 0 picks a free port */
     ck_edge_tables *tables;   /* not owned; must outlive the listener */
     int handshake_timeout_ms; /* 0: CK_EDGE_HANDSHAKE_TIMEOUT_MS */
     int idle_timeout_ms;      /* 0: CK_EDGE_IDLE_TIMEOUT_MS */
     size_t max_connections;   /* 0: CK_EDGE_MAX_CONNECTIONS */
+    struct ck_edge_conn_budget *budget; /* optional: a limit shared with other listeners */
 };
 
 typedef struct ck_edge_listener ck_edge_listener;

@@ -2,9 +2,11 @@
 #include "server/edge_runtime.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -20,6 +22,9 @@
 
 #define RUNTIME_MAGIC      0x636b6572u /* "cker" */
 #define WATCH_INTERVAL_SEC 1
+/* Descriptors kept out of the edge's reach for the API, the store, jobs and http-01: a flood of
+ * TLS connections must leave the rest of the daemon working (evhttp has no pause on EMFILE). */
+#define FD_RESERVE 256
 
 struct env_edge {
     ck_edge_tables *tables;
@@ -37,6 +42,7 @@ struct ck_edge_runtime {
     struct env_edge env[2]; /* indexed by enum ck_environment */
     struct ck_http01 *http;
     ck_strv bound[CK_EDGE_KIND_COUNT];
+    struct ck_edge_conn_budget budget; /* shared by every TLS listener */
     struct event *watch;
     void (*on_tick)(void *arg);
     void *on_tick_arg;
@@ -252,8 +258,8 @@ static int start_env(struct ck_edge_runtime *rt, enum ck_environment env, const 
     if (e->tables == NULL || e->listeners == NULL)
         return e->tables == NULL ? -1 : ck_error_set(err, 500, "out_of_memory", "out of memory");
     for (size_t i = 0; i < addresses->len; i++) {
-        const struct ck_edge_listener_options opts = {.address = addresses->items[i],
-                                                      .tables = e->tables};
+        const struct ck_edge_listener_options opts = {
+            .address = addresses->items[i], .tables = e->tables, .budget = &rt->budget};
         e->listeners[i] = ck_edge_listener_new(rt->base, &opts, err);
         if (e->listeners[i] == NULL)
             return -1;
@@ -263,6 +269,38 @@ static int start_env(struct ck_edge_runtime *rt, enum ck_environment env, const 
             return -1;
     }
     return 0;
+}
+
+/* Every edge connection holds a descriptor, and the soft limit a service starts with (often 1024)
+ * would end the edge's usefulness at about a thousand idle clients. The hard limit is what the
+ * administrator granted, so the edge takes all of it. Failing to raise it is not fatal: the
+ * listeners pause accepting on EMFILE (listener.c). */
+static rlim_t raise_descriptor_limit(void)
+{
+    struct rlimit lim;
+    if (getrlimit(RLIMIT_NOFILE, &lim) != 0)
+        return 1024;
+    if (lim.rlim_cur == lim.rlim_max)
+        return lim.rlim_cur;
+    rlim_t before = lim.rlim_cur;
+    lim.rlim_cur = lim.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &lim) != 0) {
+        ck_log(CK_LOG_WARN, "edge: could not raise the open file limit from %llu to %llu",
+               (unsigned long long)before, (unsigned long long)lim.rlim_max);
+        return before;
+    }
+    ck_log(CK_LOG_INFO, "edge: open file limit raised from %llu to %llu",
+           (unsigned long long)before, (unsigned long long)lim.rlim_max);
+    return lim.rlim_cur;
+}
+
+/* The TLS listeners together may hold the descriptor limit less FD_RESERVE (half of a limit too
+ * small for that), so a flood cannot starve the API. */
+static size_t edge_connection_budget(rlim_t limit)
+{
+    if (limit == RLIM_INFINITY || limit > SIZE_MAX)
+        return SIZE_MAX;
+    return limit > 2 * FD_RESERVE ? (size_t)limit - FD_RESERVE : (size_t)limit / 2;
 }
 
 static int start_watch(struct ck_edge_runtime *rt, ck_error *err)
@@ -285,6 +323,8 @@ int ck_edge_runtime_start(struct event_base *base, struct ck_store *st, const ck
     rt->base = base;
     rt->store = st;
     rt->key = *key;
+    if (addresses[CK_EDGE_STAGING].len + addresses[CK_EDGE_PRODUCTION].len > 0)
+        rt->budget.max = edge_connection_budget(raise_descriptor_limit());
     if (start_env(rt, CK_ENV_STAGING, &addresses[CK_EDGE_STAGING], &rt->bound[CK_EDGE_STAGING],
                   err) != 0 ||
         start_env(rt, CK_ENV_PRODUCTION, &addresses[CK_EDGE_PRODUCTION],

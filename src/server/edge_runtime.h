@@ -28,7 +28,10 @@ struct ck_edge_runtime;
 
 /* addresses[kind]: "IP:PORT" each (port 0 picks a free one), possibly empty. base, st and key are
  * not owned and must outlive the runtime. Builds and publishes the first tables before it
- * returns, so the listeners serve from their first connection. */
+ * returns, so the listeners serve from their first connection. With a TLS listener, it raises
+ * the process's RLIMIT_NOFILE soft limit to the hard limit and lets the TLS listeners together
+ * hold that limit less 256 connections (half of a limit of 512 or less): the rest is the API's,
+ * the store's and the jobs'. */
 int ck_edge_runtime_start(struct event_base *base, struct ck_store *st, const ck_master_key *key,
                           const ck_strv addresses[CK_EDGE_KIND_COUNT], struct ck_edge_runtime **out,
                           ck_error *err);

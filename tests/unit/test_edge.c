@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -403,9 +404,9 @@ static void test_tables_cache_is_bounded_and_refuses_wrong_key(void **state)
 struct server {
     struct event_base *base;
     ck_edge_tables *tables;
-    ck_edge_listener *listener;
+    ck_edge_listener *listener, *listener2; /* listener2: only with a shared budget */
     pthread_t thread;
-    int port;
+    int port, port2;
 };
 
 static void *run_loop(void *arg)
@@ -439,11 +440,35 @@ static struct server *server_start(struct pki *p, int handshake_timeout_ms, size
     return s;
 }
 
+/* Like server_start, with two listeners on the same tables sharing budget. */
+static struct server *server_start_budget(struct pki *p, struct ck_edge_conn_budget *budget)
+{
+    struct server *s = calloc(1, sizeof(*s));
+    assert_non_null(s);
+    s->base = event_base_new();
+    assert_non_null(s->base);
+    s->tables = ck_edge_tables_new(0, NULL);
+    assert_non_null(s->tables);
+    ck_edge_tables_publish(s->tables, table_one(p));
+    struct ck_edge_listener_options opts = {
+        .address = "127.0.0.1:0", .tables = s->tables, .budget = budget};
+    ck_error err = {0};
+    s->listener = ck_edge_listener_new(s->base, &opts, &err);
+    s->listener2 = ck_edge_listener_new(s->base, &opts, &err);
+    if (s->listener == NULL || s->listener2 == NULL)
+        fail_msg("listener: %s", err.message);
+    s->port = ck_edge_listener_port(s->listener);
+    s->port2 = ck_edge_listener_port(s->listener2);
+    assert_int_equal(pthread_create(&s->thread, NULL, run_loop, s), 0);
+    return s;
+}
+
 static void server_stop(struct server *s)
 {
     event_base_loopbreak(s->base);
     pthread_join(s->thread, NULL);
     ck_edge_listener_free(s->listener);
+    ck_edge_listener_free(s->listener2);
     /* libevent finishes freeing closed connections in the loop: give it one more turn. */
     event_base_loop(s->base, EVLOOP_NONBLOCK);
     event_base_free(s->base);
@@ -713,6 +738,58 @@ static void test_listener_refuses_unknown_names_and_old_tls(void **state)
     server_stop(s);
 }
 
+/* A TLS 1.2 client that asks for no session ticket, so resumption can only be by session ID;
+ * with groups set, it offers only those key exchange groups. */
+static bool client_open_custom(struct client *c, int port, SSL_SESSION *resume, const char *groups)
+{
+    memset(c, 0, sizeof(*c));
+    c->ctx = SSL_CTX_new(TLS_client_method());
+    assert_non_null(c->ctx);
+    if (groups != NULL)
+        assert_int_equal(SSL_CTX_set1_groups_list(c->ctx, groups), 1);
+    else
+        SSL_CTX_set_max_proto_version(c->ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(c->ctx, SSL_OP_NO_TICKET);
+    c->fd = tcp_connect(port);
+    c->ssl = SSL_new(c->ctx);
+    assert_non_null(c->ssl);
+    SSL_set_fd(c->ssl, c->fd);
+    assert_int_equal(SSL_set_tlsext_host_name(c->ssl, "a.test"), 1);
+    if (resume != NULL)
+        SSL_set_session(c->ssl, resume);
+    bool ok = SSL_connect(c->ssl) == 1;
+    ERR_clear_error();
+    return ok;
+}
+
+/* Resumption by session ID: the server keeps the session of a connection the client closed
+ * cleanly, even after the server freed that connection. And a client offering only a
+ * finite-field group is refused: the edge does elliptic-curve key exchange only. */
+static void test_listener_resumes_by_session_id_and_refuses_ffdhe(void **state)
+{
+    struct pki *p = *state;
+    struct server *s = server_start(p, 0, 0);
+    struct client c;
+    assert_true(client_open_custom(&c, s->port, NULL, NULL));
+    SSL_SESSION *session = SSL_get1_session(c.ssl);
+    unsigned id_len = 0;
+    SSL_SESSION_get_id(session, &id_len);
+    assert_true(id_len > 0);
+    assert_get_ok(&c);
+    client_close(&c);
+    usleep(200 * 1000); /* let the loop see the end of stream and free the connection */
+    assert_true(client_open_custom(&c, s->port, session, NULL));
+    assert_int_equal(SSL_session_reused(c.ssl), 1);
+    assert_get_ok(&c);
+    client_close(&c);
+    SSL_SESSION_free(session);
+
+    assert_false(client_open_custom(&c, s->port, NULL, "ffdhe2048:ffdhe8192"));
+    client_close(&c);
+    assert_serves(s, "a.test", p->leaf1);
+    server_stop(s);
+}
+
 static void test_listener_hot_swap_keeps_open_connections(void **state)
 {
     struct pki *p = *state;
@@ -815,6 +892,30 @@ static void test_listener_survives_hostile_clients(void **state)
     server_stop(s);
 }
 
+/* After the handshake, a request head that trickles in is cut off by the same deadline as the
+ * handshake, however regularly its bytes come; a client that waits before its request is not. */
+static void test_listener_slow_request_head_is_dropped(void **state)
+{
+    struct pki *p = *state;
+    struct server *s = server_start(p, 500, 0);
+    struct client c;
+    assert_true(client_open(&c, s->port, "a.test", 0, NULL));
+    usleep(700 * 1000); /* longer than the deadline, before any request: still fine */
+    assert_get_ok(&c);
+    static const char head[] = "GET / HTTP/1.1\r\nHost: a.test\r\nX-Slow: 1";
+    bool closed = false;
+    for (size_t i = 0; i < sizeof(head) - 1 && !closed; i++) {
+        closed = SSL_write(c.ssl, head + i, 1) != 1;
+        usleep(100 * 1000);
+    }
+    ERR_clear_error();
+    /* 39 bytes at 10 per second: the server must have closed long before the last one. */
+    assert_true(closed);
+    client_close(&c);
+    assert_serves(s, "a.test", p->leaf1);
+    server_stop(s);
+}
+
 static void test_listener_caps_connections(void **state)
 {
     struct pki *p = *state;
@@ -883,6 +984,79 @@ static void *handshake_load(void *arg)
         load->saw_leaf2 += which == 2;
     }
     return NULL;
+}
+
+/* Two listeners sharing a budget of two connections: the third, on either, is closed at once,
+ * and closing one makes room on the other. */
+static void test_listener_shared_budget(void **state)
+{
+    struct pki *p = *state;
+    struct ck_edge_conn_budget budget = {.max = 2};
+    struct server *s = server_start_budget(p, &budget);
+    int idle1 = tcp_connect(s->port), idle2 = tcp_connect(s->port);
+    usleep(100 * 1000); /* let the loop accept both */
+    int over = tcp_connect(s->port2);
+    uint8_t byte;
+    assert_int_equal(recv(over, &byte, 1, 0), 0);
+    close(over);
+    close(idle1);
+    bool served = false;
+    for (int attempt = 0; attempt < 50 && !served; attempt++) {
+        struct client c;
+        served = client_open(&c, s->port2, "a.test", 0, NULL);
+        client_close(&c);
+        if (!served)
+            usleep(20 * 1000);
+    }
+    assert_true(served);
+    close(idle2);
+    server_stop(s);
+}
+
+static long cpu_ms(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000L +
+           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000L;
+}
+
+/* Out of descriptors, the listener neither spins nor dies: it pauses, and accepts the waiting
+ * connections once descriptors are free again. */
+static void test_listener_pauses_when_out_of_descriptors(void **state)
+{
+    struct pki *p = *state;
+    struct server *s = server_start(p, 0, 0);
+    enum { CLIENTS = 8 };
+    int clients[CLIENTS];
+    for (int i = 0; i < CLIENTS; i++) {
+        clients[i] = socket(AF_INET, SOCK_STREAM, 0);
+        assert_true(clients[i] >= 0);
+    }
+    /* The lowest free descriptor and the one after it are all the server may take. */
+    int lowest = dup(0);
+    assert_true(lowest >= 0);
+    close(lowest);
+    struct rlimit saved, tight;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
+    tight = saved;
+    tight.rlim_cur = (rlim_t)lowest + 2;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &tight), 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)s->port)};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    for (int i = 0; i < CLIENTS; i++)
+        assert_int_equal(connect(clients[i], (struct sockaddr *)&sin, sizeof(sin)), 0);
+    usleep(200 * 1000);
+    long before = cpu_ms();
+    usleep(500 * 1000);
+    long used = cpu_ms() - before;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+    if (used > 200)
+        fail_msg("the loop used %ld ms of CPU in 500 ms out of descriptors: it spins", used);
+    for (int i = 0; i < CLIENTS; i++)
+        close(clients[i]);
+    assert_serves(s, "a.test", p->leaf1);
+    server_stop(s);
 }
 
 static void test_listener_reload_under_load_fails_no_handshake(void **state)
@@ -958,9 +1132,13 @@ int main(void)
         cmocka_unit_test(test_listener_serves_by_sni_with_full_chain),
         cmocka_unit_test(test_listener_pipelining_client_that_reads_late),
         cmocka_unit_test(test_listener_refuses_unknown_names_and_old_tls),
+        cmocka_unit_test(test_listener_resumes_by_session_id_and_refuses_ffdhe),
         cmocka_unit_test(test_listener_hot_swap_keeps_open_connections),
         cmocka_unit_test(test_listener_survives_hostile_clients),
+        cmocka_unit_test(test_listener_slow_request_head_is_dropped),
         cmocka_unit_test(test_listener_caps_connections),
+        cmocka_unit_test(test_listener_shared_budget),
+        cmocka_unit_test(test_listener_pauses_when_out_of_descriptors),
         cmocka_unit_test(test_listener_reload_under_load_fails_no_handshake),
         cmocka_unit_test(test_listener_addresses),
     };
