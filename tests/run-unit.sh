@@ -5,7 +5,8 @@ set -u
 status=0
 for bin in "$@"; do
     echo "# unit: $bin"
-    out=$(CMOCKA_MESSAGE_OUTPUT=TAP "$bin" 2>&1)
+    # bounded: a test that hangs fails after 10 minutes instead of holding the suite
+    out=$(CMOCKA_MESSAGE_OUTPUT=TAP timeout 600 "$bin" 2>&1)
     rc=$?
     printf '%s\n' "$out"
     if [ $rc -ne 0 ]; then

@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +14,7 @@
 #include <openssl/x509.h>
 
 #include "common/clock.h"
+#include "common/sleeper.h"
 #include "common/log.h"
 #include "core/probe.h"
 #include "core/watch.h"
@@ -26,13 +26,11 @@ struct ck_monitor {
     int64_t interval;
     int probe_timeout_ms;
     char *production_address;
-    char holder[300]; /* "hostname:pid:monitor", the lease holder */
+    char holder[300];          /* "hostname:pid:monitor", the lease holder */
+    struct ck_sleeper sleeper; /* also read by a pass run without the thread */
     /* the thread, when started */
     bool started;
     pthread_t thread;
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    atomic_bool stopping;
 };
 
 /* One enrollment during a pass. */
@@ -206,7 +204,7 @@ static void watch_enrollment(struct ck_monitor *m, const struct ck_watch_row *ro
                err.message[0] ? err.message : "out of memory");
         goto cleanup;
     }
-    for (size_t i = 0; i < keys.len && !atomic_load(&m->stopping); i++) {
+    for (size_t i = 0; i < keys.len && !ck_sleeper_stopping(&m->sleeper); i++) {
         int rc = watch_one(m, &t, keys.items[i], report, &err);
         if (rc < 0 && !(err.status == 409 && strcmp(err.code, "lease_lost") == 0))
             ck_log(CK_LOG_WARN, "monitor: enrollment %s, endpoint %s: %s", row->name, keys.items[i],
@@ -232,12 +230,12 @@ int ck_monitor_pass(struct ck_monitor *m, int64_t now, struct ck_monitor_report 
     do {
         if (ck_store_watch_page(m->store, after, CK_MONITOR_PAGE_SIZE, &rows, &n, err) != 0)
             return -1;
-        for (size_t i = 0; i < n && !atomic_load(&m->stopping); i++)
+        for (size_t i = 0; i < n && !ck_sleeper_stopping(&m->sleeper); i++)
             watch_enrollment(m, &rows[i], now, &r);
         if (n > 0)
             after = rows[n - 1].enrollment_id;
         ck_watch_row_array_free(rows, n);
-    } while (n == CK_MONITOR_PAGE_SIZE && !atomic_load(&m->stopping));
+    } while (n == CK_MONITOR_PAGE_SIZE && !ck_sleeper_stopping(&m->sleeper));
     if (report != NULL)
         *report = r;
     return 0;
@@ -256,9 +254,13 @@ int ck_monitor_new(struct ck_store *st, const struct ck_monitor_config *cfg,
     m->interval = cfg->interval > 0 ? cfg->interval : CK_MONITOR_INTERVAL_DEFAULT;
     m->probe_timeout_ms =
         cfg->probe_timeout_ms > 0 ? cfg->probe_timeout_ms : CK_MONITOR_PROBE_TIMEOUT_MS;
-    atomic_init(&m->stopping, false);
+    if (ck_sleeper_init(&m->sleeper) != 0) {
+        free(m);
+        return ck_error_set(err, 500, "thread_failed", "could not set up the monitor");
+    }
     if (cfg->production_address != NULL &&
         (m->production_address = strdup(cfg->production_address)) == NULL) {
+        ck_sleeper_destroy(&m->sleeper);
         free(m);
         return ck_error_set(err, 500, "out_of_memory", "out of memory");
     }
@@ -274,21 +276,6 @@ static int64_t pass_period(const struct ck_monitor *m)
     return p < 1 ? 1 : p > 60 ? 60 : p;
 }
 
-/* Sleeps one pass period; false when the monitor is stopping. */
-static bool sleep_pass(struct ck_monitor *m)
-{
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += pass_period(m);
-    pthread_mutex_lock(&m->lock);
-    while (!atomic_load(&m->stopping) &&
-           pthread_cond_timedwait(&m->wake, &m->lock, &deadline) != ETIMEDOUT) {
-    }
-    bool go_on = !atomic_load(&m->stopping);
-    pthread_mutex_unlock(&m->lock);
-    return go_on;
-}
-
 static void *monitor_main(void *arg)
 {
     struct ck_monitor *m = arg;
@@ -296,38 +283,17 @@ static void *monitor_main(void *arg)
         ck_error err = {0};
         if (ck_monitor_pass(m, ck_clock_now(), NULL, &err) != 0)
             ck_log(CK_LOG_ERROR, "monitor: %s", err.message);
-    } while (sleep_pass(m));
+    } while (ck_sleeper_sleep(&m->sleeper, pass_period(m) * 1000));
     return NULL;
 }
 
 static int start_thread(struct ck_monitor *m, ck_error *err)
 {
-    pthread_condattr_t attr;
-    int rc = -1;
-    if (pthread_condattr_init(&attr) != 0)
-        return ck_error_set(err, 500, "thread_failed", "could not start the monitor");
-    if (pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
-        pthread_cond_init(&m->wake, &attr) != 0) {
-        ck_error_set(err, 500, "thread_failed", "could not start the monitor");
-        goto cleanup;
-    }
-    if (pthread_mutex_init(&m->lock, NULL) != 0) {
-        pthread_cond_destroy(&m->wake);
-        ck_error_set(err, 500, "thread_failed", "could not start the monitor");
-        goto cleanup;
-    }
-    if ((errno = pthread_create(&m->thread, NULL, monitor_main, m)) != 0) {
-        pthread_mutex_destroy(&m->lock);
-        pthread_cond_destroy(&m->wake);
-        ck_error_set(err, 500, "thread_failed", "could not start the monitor thread: %s",
-                     strerror(errno));
-        goto cleanup;
-    }
+    if ((errno = pthread_create(&m->thread, NULL, monitor_main, m)) != 0)
+        return ck_error_set(err, 500, "thread_failed", "could not start the monitor thread: %s",
+                            strerror(errno));
     m->started = true;
-    rc = 0;
-cleanup:
-    pthread_condattr_destroy(&attr);
-    return rc;
+    return 0;
 }
 
 int ck_monitor_start(const char *db_path, const struct ck_monitor_config *cfg,
@@ -355,14 +321,10 @@ void ck_monitor_free(struct ck_monitor *m)
     if (m == NULL)
         return;
     if (m->started) {
-        pthread_mutex_lock(&m->lock);
-        atomic_store(&m->stopping, true);
-        pthread_cond_signal(&m->wake);
-        pthread_mutex_unlock(&m->lock);
+        ck_sleeper_stop(&m->sleeper);
         pthread_join(m->thread, NULL);
-        pthread_mutex_destroy(&m->lock);
-        pthread_cond_destroy(&m->wake);
     }
+    ck_sleeper_destroy(&m->sleeper);
     if (m->owns_store)
         ck_store_close(m->store);
     free(m->production_address);

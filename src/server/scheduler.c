@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "common/clock.h"
+#include "common/sleeper.h"
 #include "common/log.h"
 #include "core/ari_check.h"
 #include "core/order_flow.h"
@@ -34,9 +35,7 @@ struct ck_scheduler {
     /* the thread, when started */
     bool started;
     pthread_t thread;
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    bool stopping; /* under lock */
+    struct ck_sleeper sleeper;
 };
 
 /* One tick's state: what it may still start, what it did. */
@@ -408,20 +407,6 @@ int ck_scheduler_new(struct ck_store *st, const struct ck_scheduler_config *cfg,
     return 0;
 }
 
-/* Sleeps up to CK_SCHED_TICK_MS; false when the scheduler is stopping. */
-static bool sleep_tick(struct ck_scheduler *s)
-{
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += CK_SCHED_TICK_MS / 1000;
-    pthread_mutex_lock(&s->lock);
-    if (!s->stopping)
-        pthread_cond_timedwait(&s->wake, &s->lock, &deadline);
-    bool go_on = !s->stopping;
-    pthread_mutex_unlock(&s->lock);
-    return go_on;
-}
-
 static void *scheduler_main(void *arg)
 {
     struct ck_scheduler *s = arg;
@@ -430,38 +415,21 @@ static void *scheduler_main(void *arg)
         struct ck_scheduler_report report;
         if (ck_scheduler_tick(s, ck_clock_now(), &report, &err) != 0)
             ck_log(CK_LOG_ERROR, "scheduler: %s", err.message);
-    } while (sleep_tick(s));
+    } while (ck_sleeper_sleep(&s->sleeper, CK_SCHED_TICK_MS));
     return NULL;
 }
 
 static int start_thread(struct ck_scheduler *s, ck_error *err)
 {
-    pthread_condattr_t attr;
-    int rc = -1;
-    if (pthread_condattr_init(&attr) != 0)
+    if (ck_sleeper_init(&s->sleeper) != 0)
         return ck_error_set(err, 500, "thread_failed", "could not start the scheduler");
-    if (pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
-        pthread_cond_init(&s->wake, &attr) != 0) {
-        ck_error_set(err, 500, "thread_failed", "could not start the scheduler");
-        goto cleanup;
-    }
-    if (pthread_mutex_init(&s->lock, NULL) != 0) {
-        pthread_cond_destroy(&s->wake);
-        ck_error_set(err, 500, "thread_failed", "could not start the scheduler");
-        goto cleanup;
-    }
     if ((errno = pthread_create(&s->thread, NULL, scheduler_main, s)) != 0) {
-        pthread_mutex_destroy(&s->lock);
-        pthread_cond_destroy(&s->wake);
-        ck_error_set(err, 500, "thread_failed", "could not start the scheduler thread: %s",
-                     strerror(errno));
-        goto cleanup;
+        ck_sleeper_destroy(&s->sleeper);
+        return ck_error_set(err, 500, "thread_failed", "could not start the scheduler thread: %s",
+                            strerror(errno));
     }
     s->started = true;
-    rc = 0;
-cleanup:
-    pthread_condattr_destroy(&attr);
-    return rc;
+    return 0;
 }
 
 int ck_scheduler_start(const char *db_path, const struct ck_scheduler_config *cfg,
@@ -489,13 +457,9 @@ void ck_scheduler_free(struct ck_scheduler *s)
     if (s == NULL)
         return;
     if (s->started) {
-        pthread_mutex_lock(&s->lock);
-        s->stopping = true;
-        pthread_cond_signal(&s->wake);
-        pthread_mutex_unlock(&s->lock);
+        ck_sleeper_stop(&s->sleeper);
         pthread_join(s->thread, NULL);
-        pthread_mutex_destroy(&s->lock);
-        pthread_cond_destroy(&s->wake);
+        ck_sleeper_destroy(&s->sleeper);
     }
     if (s->owns_store)
         ck_store_close(s->store);

@@ -14,6 +14,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/sleeper.h"
 #include "core/policy.h"
 #include "notify/webhook.h"
 #include "server/server.h"
@@ -31,9 +32,8 @@ struct ck_webhook_worker {
     struct ck_store *store;
     pthread_t thread;
     bool started;
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    bool stopping;      /* under lock */
+    struct ck_sleeper sleeper;
+    bool sleeper_ready;
     char *ca_file;      /* CERTKEEP_WEBHOOK_CA_FILE, or NULL for the system's roots */
     long retry_base_ms; /* CERTKEEP_WEBHOOK_RETRY_BASE_MS, or 0 for the normal schedule */
     char id[300];       /* "hostname:pid:webhooks", the lease holder */
@@ -41,21 +41,12 @@ struct ck_webhook_worker {
 
 static bool is_stopping(struct ck_webhook_worker *w)
 {
-    pthread_mutex_lock(&w->lock);
-    bool stopping = w->stopping;
-    pthread_mutex_unlock(&w->lock);
-    return stopping;
+    return ck_sleeper_stopping(&w->sleeper);
 }
 
 static void wait_a_little(struct ck_webhook_worker *w)
 {
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += IDLE_WAIT_SECONDS;
-    pthread_mutex_lock(&w->lock);
-    if (!w->stopping)
-        pthread_cond_timedwait(&w->wake, &w->lock, &deadline);
-    pthread_mutex_unlock(&w->lock);
+    ck_sleeper_sleep(&w->sleeper, IDLE_WAIT_SECONDS * 1000);
 }
 
 /* The event as GET /v1/poll shows it, without the poll-only confirmed_at. */
@@ -196,15 +187,13 @@ void ck_webhook_worker_stop(struct ck_webhook_worker *w)
         return;
     if (w->magic != WEBHOOK_WORKER_MAGIC)
         abort();
-    pthread_mutex_lock(&w->lock);
-    w->stopping = true;
-    pthread_cond_broadcast(&w->wake);
-    pthread_mutex_unlock(&w->lock);
-    if (w->started)
+    if (w->started) {
+        ck_sleeper_stop(&w->sleeper);
         pthread_join(w->thread, NULL);
+    }
     ck_store_close(w->store);
-    pthread_cond_destroy(&w->wake);
-    pthread_mutex_destroy(&w->lock);
+    if (w->sleeper_ready)
+        ck_sleeper_destroy(&w->sleeper);
     ck_master_key_wipe(&w->key);
     free(w->ca_file);
     w->magic = 0;
@@ -240,21 +229,20 @@ static int read_environment(struct ck_webhook_worker *w, ck_error *err)
 int ck_webhook_worker_start(const char *db_path, const ck_master_key *key,
                             struct ck_webhook_worker **out, ck_error *err)
 {
-    pthread_condattr_t attr;
     char host[256] = "localhost";
     struct ck_webhook_worker *w = calloc(1, sizeof(*w));
     if (w == NULL)
         return ck_error_set(err, 500, "out_of_memory", "out of memory starting webhooks");
     w->magic = WEBHOOK_WORKER_MAGIC;
     w->key = *key;
-    pthread_mutex_init(&w->lock, NULL);
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->wake, &attr);
-    pthread_condattr_destroy(&attr);
     gethostname(host, sizeof(host) - 1);
     snprintf(w->id, sizeof(w->id), "%s:%ld:webhooks", host, (long)getpid());
     int rc = -1;
+    if (ck_sleeper_init(&w->sleeper) != 0) {
+        ck_error_set(err, 500, "thread_failed", "could not set up the webhook thread");
+        goto cleanup;
+    }
+    w->sleeper_ready = true;
     if (read_environment(w, err) != 0 || ck_store_open(db_path, &w->store, err) != 0)
         goto cleanup;
     if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {

@@ -1,3 +1,4 @@
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 #include <cmocka.h>
 
 #include "common/clock.h"
+#include "common/sleeper.h"
 #include "common/util.h"
 
 static void test_time_round_trip(void **state)
@@ -85,10 +87,47 @@ static void test_hex(void **state)
     assert_string_equal(out, "00abff");
 }
 
+static void *wake_from_thread(void *arg)
+{
+    usleep(20 * 1000); /* most often while the test sleeps; before is fine too */
+    ck_sleeper_wake(arg);
+    return NULL;
+}
+
+static void *stop_from_thread(void *arg)
+{
+    usleep(20 * 1000);
+    ck_sleeper_stop(arg);
+    return NULL;
+}
+
+/* A 60 s sleep must end on a wake and on a stop from another thread, or the test would hang
+ * until the suite's timeout; a wake that came while nobody slept ends the next sleep. */
+static void test_sleeper(void **state)
+{
+    (void)state;
+    struct ck_sleeper s;
+    pthread_t thread;
+    assert_int_equal(ck_sleeper_init(&s), 0);
+    assert_true(ck_sleeper_sleep(&s, 1));
+    ck_sleeper_wake(&s);
+    assert_true(ck_sleeper_sleep(&s, 60000));
+    assert_int_equal(pthread_create(&thread, NULL, wake_from_thread, &s), 0);
+    assert_true(ck_sleeper_sleep(&s, 60000));
+    assert_int_equal(pthread_join(thread, NULL), 0);
+    assert_int_equal(pthread_create(&thread, NULL, stop_from_thread, &s), 0);
+    assert_false(ck_sleeper_sleep(&s, 60000));
+    assert_int_equal(pthread_join(thread, NULL), 0);
+    assert_true(ck_sleeper_stopping(&s));
+    assert_false(ck_sleeper_sleep(&s, 60000));
+    ck_sleeper_destroy(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_time_round_trip),
+        cmocka_unit_test(test_sleeper),
         cmocka_unit_test(test_strv),
         cmocka_unit_test(test_file_atomic_and_bounded_read),
         cmocka_unit_test(test_hex),
