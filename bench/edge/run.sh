@@ -253,8 +253,9 @@ run_certkeep() {
         export CERTKEEP_TOKEN
         api_port=$(free_port)
         export CERTKEEP_ADDR=http://127.0.0.1:$api_port
+        # --no-scheduler: provision.py takes every order step itself
         start_server certkeep "$api_port" 30 "$CERTKEEP" serve --data "$data" \
-            --api "127.0.0.1:$api_port" || return 1
+            --api "127.0.0.1:$api_port" --no-scheduler || return 1
         "$CERTKEEP" roots add "$PKI_DIR/ca.pem" >/dev/null
         python3 "$HERE/provision.py" "127.0.0.1:$api_port" "$1" "$2" "$WORK/provision" \
             "$BIN/gencerts" "$PKI_DIR/ca.pem" "$PKI_DIR/ca.key" >>"$WORK/provision.log" || {
@@ -272,7 +273,8 @@ run_certkeep() {
     log_lines=$(wc -l <"$WORK/certkeep.log")
     started=$(now)
     start_server certkeep "$port" "$LOAD_WAIT" "$CERTKEEP" serve --data "$data" \
-        --api "127.0.0.1:$api_port" --production "127.0.0.1:$port" || return 1
+        --api "127.0.0.1:$api_port" --production "127.0.0.1:$port" --no-scheduler \
+        --no-monitor || return 1
     PORT=$port
     # The listener may accept before the table is built: the load ends with the edge's
     # "edge production: serving N certificates" line.

@@ -36,7 +36,7 @@ const char ck_daemon_usage_serve[] =
     "                      [--staging ADDR:PORT]... [--production ADDR:PORT]...\n"
     "                      [--http ADDR:PORT]...\n"
     "                      [--max-concurrent-orders N] [--no-scheduler]\n"
-    "                      [--monitor-interval DURATION]\n";
+    "                      [--monitor-interval DURATION] [--no-monitor]\n";
 const char ck_daemon_usage_key[] =
     "usage: certkeep key export --data DIR [--tenant NAME] ORDER_ID\n";
 
@@ -180,6 +180,7 @@ struct serve_options {
     ck_strv edge[CK_EDGE_KIND_COUNT]; /* --staging, --production, --http addresses */
     int max_orders;                   /* --max-concurrent-orders; 0 = the default */
     bool no_scheduler;                /* --no-scheduler: every order step by hand */
+    bool no_monitor;                  /* --no-monitor: no expiry monitoring (e.g. benchmarks) */
     int64_t monitor_interval;         /* --monitor-interval, seconds */
     char host[256];                   /* from api, without brackets */
     unsigned short port;
@@ -243,6 +244,7 @@ static int parse_serve_options(int argc, char **argv, struct serve_options *o)
                                             {"max-concurrent-orders", required_argument, NULL, 'M'},
                                             {"no-scheduler", no_argument, NULL, 'N'},
                                             {"monitor-interval", required_argument, NULL, 'm'},
+                                            {"no-monitor", no_argument, NULL, 'O'},
                                             {NULL, 0, NULL, 0}};
     char *end;
     int c;
@@ -291,6 +293,9 @@ static int parse_serve_options(int argc, char **argv, struct serve_options *o)
             break;
         case 'N':
             o->no_scheduler = true;
+            break;
+        case 'O':
+            o->no_monitor = true;
             break;
         case 'm':
             if (parse_monitor_interval(optarg, &o->monitor_interval) != 0)
@@ -441,6 +446,8 @@ static int monitor_start(struct ck_daemon *d, const struct serve_options *o, ck_
                                           .production_address =
                                               production->len > 0 ? production->items[0] : NULL};
     d->monitor_interval = o->monitor_interval;
+    if (o->no_monitor)
+        return 0;
     if (data_path(o->data, "certkeep.db", db, err) != 0)
         return -1;
     return ck_monitor_start(db, &cfg, &d->monitor, err);
