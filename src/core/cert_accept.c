@@ -129,8 +129,9 @@ static int accepted_from(const struct ck_import_result *res, struct accepted *a,
     return rc;
 }
 
-int ck_cert_accept(struct ck_store *st, const struct ck_order *o, enum ck_order_state from,
-                   const struct ck_import_result *res, ck_error *err)
+int ck_cert_accept_import(struct ck_store *st, const struct ck_order *o, enum ck_order_state from,
+                          const struct ck_import_result *res, const struct ck_import_log *log,
+                          int64_t *import_job_id, ck_error *err)
 {
     struct accepted a = {0};
     char message[CK_ERROR_MSG_MAX];
@@ -161,12 +162,21 @@ int ck_cert_accept(struct ck_store *st, const struct ck_order *o, enum ck_order_
                                        .enrollment_id = o->enrollment_id,
                                        .order_id = o->id,
                                        .message = message};
-    rc = ck_store_order_transition(st, o->tenant_id, o->id, from,
-                                   warned ? CK_ORDER_AWAITING_ACK : CK_ORDER_ISSUED, &update,
-                                   &event, err);
+    enum ck_order_state to = warned ? CK_ORDER_AWAITING_ACK : CK_ORDER_ISSUED;
+    if (log != NULL)
+        rc = ck_store_import_accept(st, o->tenant_id, o->id, log, from, to, &update, &event,
+                                    import_job_id, err);
+    else
+        rc = ck_store_order_transition(st, o->tenant_id, o->id, from, to, &update, &event, err);
 cleanup:
     accepted_free(&a);
     return rc;
+}
+
+int ck_cert_accept(struct ck_store *st, const struct ck_order *o, enum ck_order_state from,
+                   const struct ck_import_result *res, ck_error *err)
+{
+    return ck_cert_accept_import(st, o, from, res, NULL, NULL, err);
 }
 
 void ck_cert_finding_line(const struct ck_import_result *res, size_t i, const char **level,

@@ -5,7 +5,7 @@
  * "import" job, the issue job writes its own log): ck_cert_check runs every check of
  * core/import_check.h against the system's roots, the tenant's roots and the issuer's own root;
  * ck_cert_accept then moves the order on with the certificate and the tenant's event in one
- * transaction. */
+ * transaction (ck_cert_accept_import: with the import job's record too). */
 #ifndef CK_CORE_CERT_ACCEPT_H
 #define CK_CORE_CERT_ACCEPT_H
 
@@ -44,6 +44,13 @@ int ck_cert_check(struct ck_store *st, const ck_master_key *mk, const struct ck_
  * "order_state_changed" when the order left `from` meanwhile. */
 int ck_cert_accept(struct ck_store *st, const struct ck_order *o, enum ck_order_state from,
                    const struct ck_import_result *res, ck_error *err);
+
+/* ck_cert_accept for an import: the finished "import" job with its log (store.h
+ * ck_store_import_accept) is written in the same transaction; *import_job_id gets its id. With
+ * log NULL it is ck_cert_accept. */
+int ck_cert_accept_import(struct ck_store *st, const struct ck_order *o, enum ck_order_state from,
+                          const struct ck_import_result *res, const struct ck_import_log *log,
+                          int64_t *import_job_id, ck_error *err);
 
 /* "code: message" for finding i of res: errors first, then warnings; *level is "error" or
  * "warn". Writes at most len bytes into buf. */

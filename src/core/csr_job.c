@@ -64,7 +64,9 @@ cleanup:
     return rc;
 }
 
-/* A manual issuer's CSR waits for a person to buy the certificate: tell the tenant. */
+/* A manual issuer's CSR waits for a person to buy the certificate: tell the tenant. Local and
+ * ACME issuers go on by themselves: their issue job is queued in the same transaction, so no
+ * crash can leave the order csr_ready with nothing to move it on. */
 static int commit_csr(struct ck_store *st, const struct ck_job *job, const struct ck_order *o,
                       const struct ck_enrollment *e, const char *csr_pem, const uint8_t *sealed,
                       size_t sealed_len, ck_error *err)
@@ -81,36 +83,26 @@ static int commit_csr(struct ck_store *st, const struct ck_job *job, const struc
                                         .order_id = o->id,
                                         .message = message,
                                         .data_json = data};
-    bool manual = e->issuer == NULL || strcmp(e->issuer, "manual") == 0;
-    return ck_store_order_csr_ready(st, o->id, job->id, sealed, sealed_len, csr_pem,
-                                    manual ? &needed : NULL, err);
+    const struct ck_job_new issue = {.type = CK_JOB_ISSUE};
+    bool automatic = ck_issue_needed(e);
+    return ck_store_order_csr_ready_then(st, o->id, job->id, sealed, sealed_len, csr_pem,
+                                         automatic ? NULL : &needed, automatic ? &issue : NULL,
+                                         err);
 }
 
+/* The job fails and, in the same transaction, so does its order (a cancelled order, or one
+ * that left "new", stays as it is). */
 static void record_failure(struct ck_store *st, const struct ck_job *job, const ck_error *why)
 {
     ck_error err;
     job_log(st, job, CK_LOG_ERROR, "%s", why->message);
-    if (ck_store_job_finish(st, job->id, CK_JOB_FAILED, why->message, &err) != 0)
+    const struct ck_job_end end = {
+        .state = CK_JOB_FAILED,
+        .error = why->message,
+        .fail_order =
+            job->order_id > 0 && strcmp(why->code, "order_not_new") != 0 ? why->message : NULL};
+    if (ck_store_job_end(st, job->id, &end, &err) != 0)
         ck_log(CK_LOG_WARN, "job %lld: could not mark it failed: %s", (long long)job->id,
-               err.message);
-    /* A cancelled order stays cancelled; any other open order fails with the reason. */
-    if (job->order_id > 0 && strcmp(why->code, "order_not_new") != 0 &&
-        ck_store_order_fail(st, job->order_id, why->message, &err) != 0)
-        ck_log(CK_LOG_DEBUG, "order %lld: not marked failed: %s", (long long)job->order_id,
-               err.message);
-}
-
-/* Local and ACME issuers go on by themselves: the issue job gets the certificate. */
-static void queue_issue(struct ck_store *st, const struct ck_order *o,
-                        const struct ck_enrollment *e)
-{
-    int64_t issue_job;
-    ck_error err;
-    if (!ck_issue_needed(e))
-        return;
-    if (ck_store_job_enqueue(st, o->tenant_id, o->id, CK_JOB_ISSUE, NULL, &issue_job, &err) != 0 &&
-        ck_store_order_fail(st, o->id, err.message, &err) != 0)
-        ck_log(CK_LOG_ERROR, "order %lld: could not queue its issue job: %s", (long long)o->id,
                err.message);
 }
 
@@ -135,7 +127,6 @@ int ck_csr_job_run(struct ck_store *st, const ck_master_key *key, const struct c
         commit_csr(st, job, &o, &e, csr_pem, sealed, sealed_len, &err) != 0)
         goto cleanup;
     rc = 0;
-    queue_issue(st, &o, &e);
 cleanup:
     if (rc != 0)
         record_failure(st, job, &err);

@@ -34,6 +34,10 @@ struct edge_job {
     struct ck_enrollment enrollment;
     X509 *leaf;    /* the order's certificate */
     char *address; /* params "address", or NULL */
+    /* The event the job's end adds in the same transaction (type NULL: none), so a job run
+     * again after a crash does not repeat it. */
+    const char *event_type;
+    char event_message[CK_ERROR_MSG_MAX];
 };
 
 void ck_edge_test_name(const char *name, char *out, size_t len)
@@ -242,23 +246,10 @@ static int test_roots(const struct edge_job *j, STACK_OF(X509) * *roots, ck_erro
     return tenant_roots(j, *roots, err);
 }
 
-static void add_event(const struct edge_job *j, const char *type, const char *message)
-{
-    const struct ck_event_new ev = {.type = type,
-                                    .enrollment_id = j->order.enrollment_id,
-                                    .order_id = j->order.id,
-                                    .message = message};
-    int64_t id;
-    ck_error err;
-    if (ck_store_event_add(j->st, j->job->tenant_id, &ev, &id, &err) != 0)
-        ck_log(CK_LOG_ERROR, "job %lld: could not add event %s: %s", (long long)j->job->id, type,
-               err.message);
-}
-
 static int run_staging_test(struct edge_job *j, ck_error *err)
 {
     STACK_OF(X509) *roots = NULL;
-    char name[NAME_TEXT_MAX], message[CK_ERROR_MSG_MAX];
+    char name[NAME_TEXT_MAX];
     size_t failed = 0;
     if (test_roots(j, &roots, err) != 0) {
         sk_X509_pop_free(roots, X509_free);
@@ -276,14 +267,14 @@ static int run_staging_test(struct edge_job *j, ck_error *err)
         }
     }
     sk_X509_pop_free(roots, X509_free);
-    snprintf(message, sizeof(message), "staging test of order %lld (%s) on %s: %zu of %zu names %s",
-             (long long)j->order.id, j->enrollment.name, j->address,
-             failed ? failed : j->enrollment.sans.len, j->enrollment.sans.len,
-             failed ? "failed" : "passed");
-    add_event(j, failed ? "staging_test_failed" : "staging_test_passed", message);
+    snprintf(j->event_message, sizeof(j->event_message),
+             "staging test of order %lld (%s) on %s: %zu of %zu names %s", (long long)j->order.id,
+             j->enrollment.name, j->address, failed ? failed : j->enrollment.sans.len,
+             j->enrollment.sans.len, failed ? "failed" : "passed");
+    j->event_type = failed ? "staging_test_failed" : "staging_test_passed";
     if (failed)
-        return ck_error_set(err, 502, "staging_test_failed", "%s", message);
-    job_log(j, CK_LOG_INFO, "%s", message);
+        return ck_error_set(err, 502, "staging_test_failed", "%s", j->event_message);
+    job_log(j, CK_LOG_INFO, "%s", j->event_message);
     return 0;
 }
 
@@ -435,8 +426,14 @@ void ck_edge_job_run(struct ck_store *st, const ck_master_key *key, const struct
     if (rc != 0)
         job_log(&j, CK_LOG_ERROR, "%s", err.message);
     ck_error finish_err;
-    if (ck_store_job_finish(st, job->id, rc == 0 ? CK_JOB_FINISHED : CK_JOB_FAILED,
-                            rc == 0 ? NULL : err.message, &finish_err) != 0)
+    const struct ck_event_new event = {.type = j.event_type,
+                                       .enrollment_id = j.order.enrollment_id,
+                                       .order_id = j.order.id,
+                                       .message = j.event_message};
+    const struct ck_job_end end = {.state = rc == 0 ? CK_JOB_FINISHED : CK_JOB_FAILED,
+                                   .error = rc == 0 ? NULL : err.message,
+                                   .event = j.event_type != NULL ? &event : NULL};
+    if (ck_store_job_end(st, job->id, &end, &finish_err) != 0)
         ck_log(CK_LOG_ERROR, "job %lld: %s", (long long)job->id, finish_err.message);
     X509_free(j.leaf);
     free(j.address);

@@ -173,8 +173,10 @@ static int client_new(struct acme_run *a, ck_error *err)
     return a->client != NULL ? 0 : -1;
 }
 
-/* Two jobs registering the issuer's first account at once: the account stored last is the one
- * every later order (and a resumed one) uses, so a job whose own was overwritten adopts it. */
+/* Two jobs registering the issuer's first account at once: the store keeps the account
+ * recorded first and refuses the other (409 "account_exists"), so every later order, and a
+ * resumed one, uses the account its ACME order was placed with; the job that lost adopts the
+ * stored one before it places any order (its own account stays unused at the CA). */
 static int adopt_stored_account(struct acme_run *a, const char *own_url, ck_error *err)
 {
     struct ck_issue_ctx *c = a->c;
@@ -204,7 +206,12 @@ static int client_open(struct acme_run *a, ck_error *err)
         return -1;
     if (c->issuer.sealed_account_key != NULL)
         return 0;
-    int rc = register_account(a, &url, err) == 0 ? adopt_stored_account(a, url, err) : -1;
+    int rc = register_account(a, &url, err);
+    /* Another job recorded its account first: that one stays (store.h), so use it. */
+    if (rc != 0 && err->status == 409 && strcmp(err->code, "account_exists") == 0)
+        rc = 0;
+    if (rc == 0)
+        rc = adopt_stored_account(a, url != NULL ? url : "", err);
     free(url);
     return rc;
 }
@@ -358,12 +365,14 @@ static int ask_for_records(struct acme_run *a, ck_error *err)
                                     .order_id = c->order.id,
                                     .message = message,
                                     .data_json = data_text};
-    int64_t event_id;
-    if (data_text != NULL &&
-        ck_store_event_add(c->st, c->order.tenant_id, &ev, &event_id, err) == 0)
+    /* The job ends with the event: a restart neither loses nor repeats it. */
+    const struct ck_job_end end = {.state = CK_JOB_FINISHED, .event = &ev};
+    if (data_text != NULL && ck_store_job_end(c->st, c->job->id, &end, err) == 0) {
+        c->job_ended = true;
         rc = 0;
-    else if (data_text == NULL)
+    } else if (data_text == NULL) {
         ck_error_set(err, 500, "out_of_memory", "out of memory");
+    }
     free(data_text);
     json_decref(data);
     json_decref(lines);
@@ -471,14 +480,17 @@ static bool wait_here(struct acme_run *a)
     return true;
 }
 
+/* This job ends and the next one is queued in one transaction: never both running (a crash
+ * between the two would requeue this one beside the next), never neither. */
 static int hand_over(struct acme_run *a, ck_error *err)
 {
-    int64_t next;
-    if (ck_store_job_enqueue(a->c->st, a->c->order.tenant_id, a->c->order.id, CK_JOB_ISSUE, NULL,
-                             &next, err) != 0)
+    const struct ck_job_new next = {.type = CK_JOB_ISSUE};
+    const struct ck_job_end end = {.state = CK_JOB_FINISHED, .next = &next};
+    ck_issue_log(a->c, CK_LOG_INFO, "the CA asks to wait until %lld: a new issue job goes on",
+                 (long long)a->s.retry_after);
+    if (ck_store_job_end(a->c->st, a->c->job->id, &end, err) != 0)
         return -1;
-    ck_issue_log(a->c, CK_LOG_INFO, "the CA asks to wait until %lld: job %lld goes on",
-                 (long long)a->s.retry_after, (long long)next);
+    a->c->job_ended = true;
     return 0;
 }
 

@@ -18,6 +18,7 @@ struct ck_issue_ctx {
     struct ck_enrollment enrollment;
     struct ck_issuer issuer;
     int64_t started_at; /* ck_clock_now() when the job began: its budget counts from here */
+    bool job_ended;     /* the job was ended with what follows it (ck_store_job_end) */
 };
 
 /* One line in the job's log (what users read) and in the daemon's log. */

@@ -128,17 +128,20 @@ cleanup:
     return rc;
 }
 
+/* The job fails with its order, in one transaction. The user's missing DNS records leave the
+ * order waiting for the next confirmation; an order another job or request moved meanwhile
+ * (issued by a job that ran at the same time, cancelled) is theirs. */
 static void record_failure(struct ck_issue_ctx *c, const ck_error *why)
 {
     ck_error err;
     ck_issue_log(c, CK_LOG_ERROR, "%s", why->message);
-    if (ck_store_job_finish(c->st, c->job->id, CK_JOB_FAILED, why->message, &err) != 0)
+    bool order_fails = strcmp(why->code, "dns_not_published") != 0 &&
+                       strcmp(why->code, "order_state_changed") != 0;
+    const struct ck_job_end end = {.state = CK_JOB_FAILED,
+                                   .error = why->message,
+                                   .fail_order = order_fails ? why->message : NULL};
+    if (ck_store_job_end(c->st, c->job->id, &end, &err) != 0)
         ck_log(CK_LOG_WARN, "job %lld: could not mark it failed: %s", (long long)c->job->id,
-               err.message);
-    /* The user's missing DNS records leave the order waiting for the next confirmation. */
-    if (strcmp(why->code, "dns_not_published") != 0 &&
-        ck_store_order_fail(c->st, c->job->order_id, why->message, &err) != 0)
-        ck_log(CK_LOG_DEBUG, "order %lld: not marked failed: %s", (long long)c->job->order_id,
                err.message);
 }
 
@@ -174,7 +177,8 @@ int ck_issue_job_run(struct ck_store *st, const ck_master_key *key, const struct
         ck_error_set(&err, 500, "unknown_issuer_type", "issuer %s has an unknown type %s",
                      c.issuer.name, c.issuer.type);
     }
-    if (rc == 0 && ck_store_job_finish(st, job->id, CK_JOB_FINISHED, NULL, &err) != 0)
+    if (rc == 0 && !c.job_ended &&
+        ck_store_job_finish(st, job->id, CK_JOB_FINISHED, NULL, &err) != 0)
         rc = -1;
 cleanup:
     if (rc != 0)

@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 
 static bool has_targets(struct ck_store *st, const struct ck_order *o, enum ck_environment env)
@@ -25,22 +26,39 @@ static bool has_targets(struct ck_store *st, const struct ck_order *o, enum ck_e
     return found;
 }
 
-/* Queues a job for the order ({"address": address} when address is not NULL). A failure is
- * logged: the state change it follows is done and stays done. */
-static void queue_job(const struct ck_order_flow *f, const struct ck_order *o,
-                      enum ck_job_type type, const char *address)
+/* The jobs that follow a state change, written in the change's own transaction; each owns
+ * its params. */
+struct follow_ups {
+    struct ck_job_new jobs[2];
+    char *params[2];
+    size_t n;
+};
+
+static void follow_ups_free(struct follow_ups *f)
+{
+    for (size_t i = 0; i < f->n; i++)
+        free(f->params[i]);
+    f->n = 0;
+}
+
+/* Adds a job ({"address": address} when address is not NULL). */
+static int follow_up(struct follow_ups *f, enum ck_job_type type, const char *address,
+                     ck_error *err)
 {
     json_t *object = address ? json_pack("{s:s}", "address", address) : NULL;
-    char *params = object ? json_dumps(object, 0) : NULL;
+    char *params = object ? json_dumps(object, JSON_COMPACT) : NULL;
     json_decref(object);
-    int64_t job_id;
-    ck_error err;
-    if ((address != NULL && params == NULL) ||
-        ck_store_job_enqueue(f->store, o->tenant_id, o->id, type, params, &job_id, &err) != 0)
-        ck_log(CK_LOG_ERROR, "order %lld: could not queue its %s job: %s", (long long)o->id,
-               ck_job_type_name(type), params ? err.message : "out of memory");
-    free(params);
-    if (f->job_queued != NULL)
+    if (address != NULL && params == NULL)
+        return ck_error_set(err, 500, "out_of_memory", "out of memory queueing a job");
+    f->params[f->n] = params;
+    f->jobs[f->n] = (struct ck_job_new){.type = type, .params_json = params};
+    f->n++;
+    return 0;
+}
+
+static void jobs_queued(const struct ck_order_flow *f, const struct follow_ups *u)
+{
+    if (u->n > 0 && f->job_queued != NULL)
         f->job_queued(f->ctx);
 }
 
@@ -53,6 +71,8 @@ static void edge_changed(const struct ck_order_flow *f)
 int ck_order_flow_stage(const struct ck_order_flow *f, const struct ck_order *o, ck_error *err)
 {
     char message[CK_ERROR_MSG_MAX];
+    struct follow_ups u = {0};
+    int rc = -1;
     if (o->state != CK_ORDER_ISSUED)
         return ck_error_set(err, 409, "order_not_issued",
                             "order %lld is %s: only an issued order can be staged",
@@ -61,14 +81,19 @@ int ck_order_flow_stage(const struct ck_order_flow *f, const struct ck_order *o,
              o->enrollment_name ? o->enrollment_name : "?");
     const struct ck_event_new event = {
         .type = "staged", .enrollment_id = o->enrollment_id, .order_id = o->id, .message = message};
-    if (ck_store_order_stage(f->store, o->tenant_id, o->id, &event, err) != 0)
-        return -1;
-    edge_changed(f); /* serving now, before the test connects */
-    if (has_targets(f->store, o, CK_ENV_STAGING))
-        queue_job(f, o, CK_JOB_STAGE, NULL);
-    if (f->staging_address != NULL)
-        queue_job(f, o, CK_JOB_STAGING_TEST, f->staging_address);
-    return 0;
+    if ((has_targets(f->store, o, CK_ENV_STAGING) && follow_up(&u, CK_JOB_STAGE, NULL, err) != 0) ||
+        (f->staging_address != NULL &&
+         follow_up(&u, CK_JOB_STAGING_TEST, f->staging_address, err) != 0) ||
+        ck_store_order_stage_then(f->store, o->tenant_id, o->id, &event, u.jobs, u.n, err) != 0)
+        goto cleanup;
+    /* Serving now. The API's edge shares its event loop, so a staging test that connects
+     * before this returns is answered by the rebuilt table. */
+    edge_changed(f);
+    jobs_queued(f, &u);
+    rc = 0;
+cleanup:
+    follow_ups_free(&u);
+    return rc;
 }
 
 int ck_order_flow_deploy_allowed(struct ck_store *st, const struct ck_order *o, ck_error *err)
@@ -91,26 +116,56 @@ int ck_order_flow_deploy_allowed(struct ck_store *st, const struct ck_order *o, 
     return rc;
 }
 
-void ck_order_flow_after_deploy(const struct ck_order_flow *f, const struct ck_order *o)
+/* The jobs that follow an order's arrival in production. */
+static int production_follow_ups(const struct ck_order_flow *f, const struct ck_order *o,
+                                 struct follow_ups *u, ck_error *err)
 {
-    edge_changed(f); /* before the probe: it checks what is served */
-    if (f->production_address != NULL)
-        queue_job(f, o, CK_JOB_PROBE, f->production_address);
-    if (has_targets(f->store, o, CK_ENV_PRODUCTION))
-        queue_job(f, o, CK_JOB_DEPLOY, NULL);
+    if (f->production_address != NULL &&
+        follow_up(u, CK_JOB_PROBE, f->production_address, err) != 0)
+        return -1;
+    if (has_targets(f->store, o, CK_ENV_PRODUCTION) && follow_up(u, CK_JOB_DEPLOY, NULL, err) != 0)
+        return -1;
+    return 0;
 }
 
 int ck_order_flow_deploy(const struct ck_order_flow *f, const struct ck_order *o, ck_error *err)
 {
     char message[CK_ERROR_MSG_MAX];
+    struct follow_ups u = {0};
+    int rc = -1;
     snprintf(message, sizeof(message), "order %lld (%s) is deployed to production",
              (long long)o->id, o->enrollment_name ? o->enrollment_name : "?");
     const struct ck_event_new event = {.type = "deployed",
                                        .enrollment_id = o->enrollment_id,
                                        .order_id = o->id,
                                        .message = message};
-    if (ck_store_order_deploy(f->store, o->tenant_id, o->id, &event, err) != 0)
-        return -1;
-    ck_order_flow_after_deploy(f, o);
-    return 0;
+    if (production_follow_ups(f, o, &u, err) != 0 ||
+        ck_store_order_deploy_then(f->store, o->tenant_id, o->id, &event, u.jobs, u.n, err) != 0)
+        goto cleanup;
+    edge_changed(f); /* the probe checks what is served; it retries while an edge lags */
+    jobs_queued(f, &u);
+    rc = 0;
+cleanup:
+    follow_ups_free(&u);
+    return rc;
+}
+
+int ck_order_flow_rollback(const struct ck_order_flow *f, const struct ck_enrollment *e,
+                           const struct ck_event_new *event, int64_t *order_id, ck_error *err)
+{
+    struct follow_ups u = {0};
+    /* The jobs depend on the enrollment only (its targets, the listener), not on which order
+     * comes back. */
+    const struct ck_order any = {.tenant_id = e->tenant_id, .enrollment_id = e->id};
+    int rc = -1;
+    if (production_follow_ups(f, &any, &u, err) != 0 ||
+        ck_store_enrollment_rollback_then(f->store, e->tenant_id, e->name, ck_clock_now(), event,
+                                          u.jobs, u.n, order_id, err) != 0)
+        goto cleanup;
+    edge_changed(f);
+    jobs_queued(f, &u);
+    rc = 0;
+cleanup:
+    follow_ups_free(&u);
+    return rc;
 }

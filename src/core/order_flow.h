@@ -2,10 +2,13 @@
  * asks) and the scheduler (the policy says it is time): the same checks, state changes, events
  * and follow-up jobs whoever starts them.
  *
- * stage:  issued -> staged, event "staged"; then a "stage" job when the enrollment has staging
+ * stage:  issued -> staged, event "staged", a "stage" job when the enrollment has staging
  *         file targets and a "staging_test" job against the staging listener when there is one.
- * deploy: staged -> deployed, event "deployed"; then a "probe" job against the production
- *         listener when there is one and a "deploy" job when it has production file targets. */
+ * deploy: staged -> deployed, event "deployed", a "probe" job against the production listener
+ *         when there is one and a "deploy" job when it has production file targets.
+ * rollback: the previous production order back, event "rolled_back", the deploy's jobs.
+ * Each is one store transaction with its event and jobs: a crash never leaves the state changed
+ * without the jobs that follow it. */
 #ifndef CK_CORE_ORDER_FLOW_H
 #define CK_CORE_ORDER_FLOW_H
 
@@ -27,8 +30,8 @@ struct ck_order_flow {
 };
 
 /* issued -> staged with its jobs. 409 "order_not_issued" when o is not issued; 409
- * "order_state_changed" when another request or daemon moved it meanwhile. A job that cannot be
- * queued is logged: the state change stays done. */
+ * "order_state_changed" when another request or daemon moved it meanwhile; on any failure
+ * nothing was written. */
 int ck_order_flow_stage(const struct ck_order_flow *f, const struct ck_order *o, ck_error *err);
 
 /* 409 naming what is missing before o may go to production: "order_not_staged", or
@@ -40,7 +43,9 @@ int ck_order_flow_deploy_allowed(struct ck_store *st, const struct ck_order *o, 
 /* staged -> deployed with its jobs (the caller checked ck_order_flow_deploy_allowed). */
 int ck_order_flow_deploy(const struct ck_order_flow *f, const struct ck_order *o, ck_error *err);
 
-/* The jobs that follow an order's arrival in production (after a deploy or a rollback). */
-void ck_order_flow_after_deploy(const struct ck_order_flow *f, const struct ck_order *o);
+/* Puts the enrollment's previous production order back (ck_store_enrollment_rollback) with the
+ * deploy's jobs; *order_id is the order now in production. */
+int ck_order_flow_rollback(const struct ck_order_flow *f, const struct ck_enrollment *e,
+                           const struct ck_event_new *event, int64_t *order_id, ck_error *err);
 
 #endif

@@ -17,9 +17,10 @@ static int order_for(struct ck_request *r, struct ck_order *o, ck_error *err)
     return ck_store_order_get(r->daemon->store, r->caller.tenant_id, id, o, err);
 }
 
-/* The import job's log: one line per finding, then the summary. */
-static int record_import(struct ck_request *r, int64_t order_id, const struct ck_import_result *res,
-                         ck_error *err)
+/* The import job's log: one line per finding, then the summary. A refused certificate is
+ * recorded alone; an accepted one with the order's move, in one transaction. */
+static int record_import(struct ck_request *r, const struct ck_order *o,
+                         const struct ck_import_result *res, ck_error *err)
 {
     size_t n = res->errors.len + res->warnings.len;
     const char **levels = calloc(n + 1, sizeof(*levels));
@@ -44,9 +45,14 @@ static int record_import(struct ck_request *r, int64_t order_id, const struct ck
     else
         snprintf(summary, sizeof(summary), "certificate accepted with %zu warning%s",
                  res->warnings.len, res->warnings.len == 1 ? "" : "s");
-    rc = ck_store_import_job_record(r->daemon->store, r->caller.tenant_id, order_id,
-                                    res->errors.len == 0, levels, (const char *const *)lines, n,
-                                    summary, &job_id, err);
+    const struct ck_import_log log = {
+        .levels = levels, .lines = (const char *const *)lines, .n_lines = n, .summary = summary};
+    if (res->errors.len > 0)
+        rc = ck_store_import_job_record(r->daemon->store, r->caller.tenant_id, o->id, false,
+                                        log.levels, log.lines, n, summary, &job_id, err);
+    else
+        rc =
+            ck_cert_accept_import(r->daemon->store, o, CK_ORDER_CSR_READY, res, &log, &job_id, err);
 cleanup:
     for (size_t i = 0; lines != NULL && i < n; i++)
         free(lines[i]);
@@ -117,15 +123,13 @@ int ck_api_order_import(struct ck_request *r, ck_error *err)
     const struct ck_cert_offer offer = {
         .cert_pem = cert, .chain_pem = chain, .now = ck_clock_now()};
     if (ck_cert_check(r->daemon->store, &r->daemon->master_key, &o, &offer, &res, err) != 0 ||
-        record_import(r, o.id, &res, err) != 0)
+        record_import(r, &o, &res, err) != 0)
         goto cleanup;
     if (res.errors.len > 0) {
         reply_rejected(r, &res);
         rc = 0;
         goto cleanup;
     }
-    if (ck_cert_accept(r->daemon->store, &o, CK_ORDER_CSR_READY, &res, err) != 0)
-        goto cleanup;
     rc = reply_accepted(r, o.id, &res, err);
 cleanup:
     ck_import_result_free(&res);

@@ -154,7 +154,7 @@ cleanup:
 int ck_api_order_rollback(struct ck_request *r, ck_error *err)
 {
     struct ck_daemon *d = r->daemon;
-    struct ck_order o = {0}, back = {0};
+    struct ck_order o = {0};
     struct ck_enrollment e = {0};
     char message[CK_ERROR_MSG_MAX];
     int64_t back_id = 0;
@@ -173,15 +173,11 @@ int ck_api_order_rollback(struct ck_request *r, ck_error *err)
              (long long)o.id);
     const struct ck_event_new event = {
         .type = "rolled_back", .enrollment_id = e.id, .order_id = o.id, .message = message};
-    if (ck_store_enrollment_rollback(d->store, o.tenant_id, e.name, ck_clock_now(), &event,
-                                     &back_id, err) != 0 ||
-        ck_store_order_get(d->store, o.tenant_id, back_id, &back, err) != 0)
-        goto cleanup;
     const struct ck_order_flow f = flow_of(d);
-    ck_order_flow_after_deploy(&f, &back);
+    if (ck_order_flow_rollback(&f, &e, &event, &back_id, err) != 0)
+        goto cleanup;
     rc = reply_order(r, 200, back_id, err);
 cleanup:
-    ck_order_free(&back);
     ck_enrollment_free(&e);
     ck_order_free(&o);
     return rc;

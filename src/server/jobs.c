@@ -26,7 +26,9 @@ struct worker {
     struct ck_store *store;
     pthread_t thread;
     bool started;
-    char id[300]; /* "hostname:pid:n", the lease holder */
+    bool recovers;        /* the first worker: runs the safety net */
+    time_t next_recovery; /* CLOCK_MONOTONIC seconds */
+    char id[300];         /* "hostname:pid:n", the lease holder */
 };
 
 struct ck_job_runner {
@@ -83,6 +85,32 @@ static void run_job(struct worker *w, const struct ck_job *job)
         ck_log(CK_LOG_ERROR, "job %lld: %s", (long long)job->id, err.message);
 }
 
+static time_t monotonic_seconds(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec;
+}
+
+/* Queues the issue jobs a crash (or an older version) left out; true when it queued any. */
+static bool recover_missing_jobs(struct worker *w)
+{
+    ck_error err = {0};
+    int queued = 0;
+    if (!w->recovers || monotonic_seconds() < w->next_recovery)
+        return false;
+    w->next_recovery = monotonic_seconds() + CK_JOB_RECOVER_SECONDS;
+    if (ck_store_issue_jobs_recover(w->store, CK_JOB_RECOVER_BATCH, &queued, &err) != 0) {
+        ck_log(CK_LOG_WARN, "worker %s: could not look for missing issue jobs: %s", w->id,
+               err.message);
+        return false;
+    }
+    if (queued > 0)
+        ck_log(CK_LOG_WARN, "worker %s: queued the missing issue job of %d order(s) left csr_ready",
+               w->id, queued);
+    return queued > 0;
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -101,6 +129,8 @@ static void *worker_main(void *arg)
         }
         if (got < 0)
             ck_log(CK_LOG_ERROR, "worker %s: could not claim a job: %s", w->id, err.message);
+        if (got == 0 && recover_missing_jobs(w))
+            continue;
         wait_for_work(r, seen);
     }
     return NULL;
@@ -195,6 +225,8 @@ int ck_job_runner_start(const char *db_path, const ck_master_key *key, int worke
         struct worker *w = &r->workers[i];
         w->magic = WORKER_MAGIC;
         w->runner = r;
+        w->recovers = i == 0;
+        w->next_recovery = monotonic_seconds(); /* at once: a restart after a crash */
         snprintf(w->id, sizeof(w->id), "%s:%ld:%zu", host, (long)getpid(), i + 1);
         if (ck_store_open(db_path, &w->store, err) != 0)
             goto cleanup;

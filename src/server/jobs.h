@@ -1,15 +1,21 @@
 /* jobs.h — private to src/server: the job runner. N worker threads, each with its own store
  * connection, claim jobs with a lease and run them; they sleep on a condition variable that the
  * API signals when it queues a job, and look again every second at most for jobs queued by
- * another daemon sharing the database. */
+ * another daemon sharing the database.
+ *
+ * Safety net: the first worker looks for orders stuck without the issue job that must follow
+ * their CSR (store.h ck_store_issue_jobs_recover) when it starts and every
+ * CK_JOB_RECOVER_SECONDS while idle; in any number of daemons at once, nothing is queued twice. */
 #ifndef CK_SERVER_JOBS_H
 #define CK_SERVER_JOBS_H
 
 #include "common/error.h"
 #include "crypto/seal.h"
 
-#define CK_JOB_LEASE_SECONDS 300
-#define CK_WORKERS_MAX       64
+#define CK_JOB_LEASE_SECONDS   300
+#define CK_WORKERS_MAX         64
+#define CK_JOB_RECOVER_SECONDS 60
+#define CK_JOB_RECOVER_BATCH   64 /* orders per look; the next look takes the rest */
 
 struct ck_job_runner;
 

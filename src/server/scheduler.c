@@ -98,32 +98,14 @@ static int production_not_before(struct ck_scheduler *s, const struct ck_sched_r
     return 0;
 }
 
-static int add_event(struct ck_scheduler *s, const struct ck_sched_row *r, int64_t order_id,
-                     const char *type, const char *message, const char *data_json, ck_error *err)
-{
-    const struct ck_event_new ev = {.type = type,
-                                    .enrollment_id = r->enrollment_id,
-                                    .order_id = order_id,
-                                    .message = message,
-                                    .data_json = data_json};
-    return ck_store_event_add(s->store, r->tenant_id, &ev, NULL, err);
-}
-
-/* Adds the event unless the order already has one of that type. Two daemons may both add it in
- * the same second; once per order is what a person sees otherwise. */
+/* Adds the event unless the order already has one of that type: once per order, whichever
+ * daemon gets there first (the check and the write are one transaction). */
 static int event_once(struct ck_scheduler *s, const struct ck_sched_row *r, int64_t order_id,
                       const char *type, const char *message, bool *added, ck_error *err)
 {
-    bool exists = false;
-    *added = false;
-    if (ck_store_sched_event_exists(s->store, order_id, type, &exists, err) != 0)
-        return -1;
-    if (exists)
-        return 0;
-    if (add_event(s, r, order_id, type, message, NULL, err) != 0)
-        return -1;
-    *added = true;
-    return 0;
+    const struct ck_event_new ev = {
+        .type = type, .enrollment_id = r->enrollment_id, .order_id = order_id, .message = message};
+    return ck_store_event_add_once(s->store, r->tenant_id, &ev, added, err);
 }
 
 static bool ready_for_production(const struct ck_sched_row *r)
@@ -254,6 +236,23 @@ static bool retry_due(struct ck_scheduler *s, const struct ck_sched_row *r, stru
     return at <= t->now;
 }
 
+/* A renewal's "renewal_started" (what it replaces and why now), in *message and *data. */
+static void renewal_text(const struct ck_sched_row *r, const char *basis, char *message,
+                         size_t message_len, char *data, size_t data_len)
+{
+    snprintf(message, message_len, "renewal of %s started (%s)", r->name, basis);
+    if (r->ari_has_window && strcmp(basis, "ari") == 0)
+        snprintf(data, data_len,
+                 "{\"basis\":\"%s\",\"failures\":%d,\"replaces\":%lld,"
+                 "\"ari_window\":{\"start\":%lld,\"end\":%lld}}",
+                 basis, r->failures, (long long)r->production_order_id,
+                 (long long)r->ari_window_start, (long long)r->ari_window_end);
+    else
+        snprintf(data, data_len, "{\"basis\":\"%s\",\"failures\":%d,\"replaces\":%lld}", basis,
+                 r->failures, (long long)r->production_order_id);
+}
+
+/* The order, its csr job and (for a renewal) its "renewal_started" event in one transaction. */
 static void start_order(struct ck_scheduler *s, const struct ck_sched_row *r, const char *basis,
                         struct tick *t)
 {
@@ -261,8 +260,13 @@ static void start_order(struct ck_scheduler *s, const struct ck_sched_row *r, co
     char message[CK_ERROR_MSG_MAX], data[256];
     ck_error err = {0};
     bool renewal = r->production_order_id != 0;
-    if (ck_store_order_create(s->store, r->tenant_id, r->enrollment_id, &order_id, &job_id, &err) !=
-        0) {
+    renewal_text(r, basis, message, sizeof(message), data, sizeof(data));
+    const struct ck_event_new started = {.type = "renewal_started",
+                                         .enrollment_id = r->enrollment_id,
+                                         .message = message,
+                                         .data_json = data};
+    if (ck_store_order_create_event(s->store, r->tenant_id, r->enrollment_id,
+                                    renewal ? &started : NULL, &order_id, &job_id, &err) != 0) {
         log_failure(r, "starting an order", &err);
         return;
     }
@@ -277,20 +281,7 @@ static void start_order(struct ck_scheduler *s, const struct ck_sched_row *r, co
     }
     t->report.renewals_started++;
     t->report.retries_started += r->failures > 0;
-    snprintf(message, sizeof(message), "renewal of %s started: order %lld (%s)", r->name,
-             (long long)order_id, basis);
-    if (r->ari_has_window && strcmp(basis, "ari") == 0)
-        snprintf(data, sizeof(data),
-                 "{\"basis\":\"%s\",\"failures\":%d,\"replaces\":%lld,"
-                 "\"ari_window\":{\"start\":%lld,\"end\":%lld}}",
-                 basis, r->failures, (long long)r->production_order_id,
-                 (long long)r->ari_window_start, (long long)r->ari_window_end);
-    else
-        snprintf(data, sizeof(data), "{\"basis\":\"%s\",\"failures\":%d,\"replaces\":%lld}", basis,
-                 r->failures, (long long)r->production_order_id);
-    if (add_event(s, r, order_id, "renewal_started", message, data, &err) != 0)
-        log_failure(r, "raising renewal_started", &err);
-    ck_log(CK_LOG_INFO, "scheduler: %s", message);
+    ck_log(CK_LOG_INFO, "scheduler: %s: order %lld", message, (long long)order_id);
 }
 
 static void maybe_start(struct ck_scheduler *s, const struct ck_sched_row *r, struct tick *t)

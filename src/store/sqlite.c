@@ -1069,6 +1069,34 @@ static int csr_artifact_insert(struct ck_store *st, int64_t job_id, const char *
         "saving the CSR artifact", NULL, err);
 }
 
+static int job_params_check(const char *params, ck_error *err);
+
+/* Queues the jobs that follow a change of the order, inside the caller's transaction. */
+static int order_jobs_queue(struct ck_store *st, int64_t tenant_id, int64_t order_id,
+                            const struct ck_job_new *jobs, size_t n_jobs, ck_error *err)
+{
+    struct job_row job = {.tenant_id = tenant_id, .order_id = order_id, .state = CK_JOB_QUEUED};
+    int64_t job_id;
+    if (n_jobs == 0)
+        return 0;
+    int rc =
+        ck_sql_query_one(st, "SELECT enrollment_id FROM orders WHERE id = ?1 AND tenant_id = ?2",
+                         ARGS(A_INT(order_id), A_INT(tenant_id)), "queueing the order's jobs",
+                         ck_sql_read_id, &job.enrollment_id, err);
+    if (rc == 0)
+        return ck_error_set(err, 404, "not_found", "no order %lld", (long long)order_id);
+    for (size_t i = 0; rc > 0 && i < n_jobs; i++) {
+        if ((int)jobs[i].type < 0 || jobs[i].type >= CK_JOB_TYPE_COUNT)
+            return ck_error_set(err, 400, "invalid_field", "unknown job type %d",
+                                (int)jobs[i].type);
+        job.type = jobs[i].type;
+        job.params_json = jobs[i].params_json;
+        if (job_params_check(job.params_json, err) != 0 || job_insert(st, &job, &job_id, err) != 0)
+            return -1;
+    }
+    return rc > 0 ? 0 : -1;
+}
+
 /* ==== events ==== */
 
 #define EVENT_COLUMNS                                                                              \
@@ -1205,6 +1233,39 @@ struct event_poll {
     struct ck_event event;
     int64_t remaining;
 };
+
+struct event_once {
+    int64_t tenant_id;
+    const struct ck_event_new *ev;
+    bool added;
+};
+
+static int event_once_body(struct ck_store *st, void *ctx, ck_error *err)
+{
+    struct event_once *o = ctx;
+    int64_t id;
+    int rc = ck_sql_query_one(st, "SELECT id FROM events WHERE order_id = ?1 AND type = ?2 LIMIT 1",
+                              ARGS(A_INT(o->ev->order_id), A_TEXT(o->ev->type)),
+                              "looking for an event", ck_sql_read_id, &id, err);
+    if (rc != 0)
+        return rc < 0 ? -1 : 0;
+    o->added = true;
+    return event_insert(st, o->tenant_id, o->ev, NULL, err);
+}
+
+int ck_store_event_add_once(struct ck_store *st, int64_t tenant_id, const struct ck_event_new *ev,
+                            bool *added, ck_error *err)
+{
+    struct event_once o = {.tenant_id = tenant_id, .ev = ev};
+    if (ev == NULL || ev->order_id == 0 || ev->type == NULL)
+        return ck_error_set(err, 400, "invalid_field",
+                            "an event raised once per order needs its order and type");
+    if (ck_sql_in_transaction(st, event_once_body, &o, err) != 0)
+        return -1;
+    if (added != NULL)
+        *added = o.added;
+    return 0;
+}
 
 static int read_event_poll(sqlite3_stmt *s, void *row, ck_error *err)
 {
@@ -1440,7 +1501,14 @@ static int order_create(struct ck_store *st, struct order_new *o, int64_t *order
 int ck_store_order_create(struct ck_store *st, int64_t tenant_id, int64_t enrollment_id,
                           int64_t *order_id, int64_t *job_id, ck_error *err)
 {
-    struct order_new o = {.tenant_id = tenant_id, .enrollment_id = enrollment_id};
+    return ck_store_order_create_event(st, tenant_id, enrollment_id, NULL, order_id, job_id, err);
+}
+
+int ck_store_order_create_event(struct ck_store *st, int64_t tenant_id, int64_t enrollment_id,
+                                const struct ck_event_new *event, int64_t *order_id,
+                                int64_t *job_id, ck_error *err)
+{
+    struct order_new o = {.tenant_id = tenant_id, .enrollment_id = enrollment_id, .event = event};
     return order_create(st, &o, order_id, job_id, err);
 }
 
@@ -1572,6 +1640,7 @@ struct csr_commit {
     size_t sealed_key_len;
     const char *csr_pem;
     const struct ck_event_new *event;
+    const struct ck_job_new *next;
 };
 
 static int csr_commit_check(struct ck_store *st, const struct csr_commit *c, struct order_brief *o,
@@ -1612,22 +1681,33 @@ static int csr_commit(struct ck_store *st, void *ctx, ck_error *err)
                          "WHERE id = ?1",
                          ARGS(A_INT(c->job_id), A_TEXT(ck_job_state_name(CK_JOB_FINISHED)),
                               A_INT(ck_clock_now())),
-                         "finishing the csr job", NULL, err) != 0)
+                         "finishing the csr job", NULL, err) != 0 ||
+        order_jobs_queue(st, o.tenant_id, c->order_id, c->next, c->next ? 1 : 0, err) != 0)
         return -1;
     return order_event(st, o.tenant_id, c->order_id, c->event, err);
 }
 
-int ck_store_order_csr_ready(struct ck_store *st, int64_t order_id, int64_t job_id,
-                             const uint8_t *sealed_key, size_t sealed_key_len, const char *csr_pem,
-                             const struct ck_event_new *event, ck_error *err)
+int ck_store_order_csr_ready_then(struct ck_store *st, int64_t order_id, int64_t job_id,
+                                  const uint8_t *sealed_key, size_t sealed_key_len,
+                                  const char *csr_pem, const struct ck_event_new *event,
+                                  const struct ck_job_new *next, ck_error *err)
 {
     struct csr_commit c = {.order_id = order_id,
                            .job_id = job_id,
                            .sealed_key = sealed_key,
                            .sealed_key_len = sealed_key_len,
                            .csr_pem = csr_pem,
-                           .event = event};
+                           .event = event,
+                           .next = next};
     return ck_sql_in_transaction(st, csr_commit, &c, err);
+}
+
+int ck_store_order_csr_ready(struct ck_store *st, int64_t order_id, int64_t job_id,
+                             const uint8_t *sealed_key, size_t sealed_key_len, const char *csr_pem,
+                             const struct ck_event_new *event, ck_error *err)
+{
+    return ck_store_order_csr_ready_then(st, order_id, job_id, sealed_key, sealed_key_len, csr_pem,
+                                         event, NULL, err);
 }
 
 struct order_move {
@@ -1763,11 +1843,58 @@ int ck_store_import_job_record(struct ck_store *st, int64_t tenant_id, int64_t o
     return 0;
 }
 
+struct import_accept {
+    struct order_move move;
+    struct import_record record;
+};
+
+/* The move first: an order that left `from` meanwhile records no accepted import. */
+static int import_accept_body(struct ck_store *st, void *ctx, ck_error *err)
+{
+    struct import_accept *a = ctx;
+    if (order_move_body(st, &a->move, err) != 0)
+        return -1;
+    return import_record_body(st, &a->record, err);
+}
+
+int ck_store_import_accept(struct ck_store *st, int64_t tenant_id, int64_t order_id,
+                           const struct ck_import_log *log, enum ck_order_state from,
+                           enum ck_order_state to, const struct ck_order_update *update,
+                           const struct ck_event_new *event, int64_t *job_id, ck_error *err)
+{
+    static const struct ck_import_log none = {0};
+    const struct ck_import_log *l = log ? log : &none;
+    struct import_accept a = {
+        .move = {.tenant_id = tenant_id,
+                 .order_id = order_id,
+                 .from = from,
+                 .to = to,
+                 .update = update,
+                 .event = event},
+        .record = {.tenant_id = tenant_id,
+                   .order_id = order_id,
+                   .accepted = true,
+                   .levels = l->levels,
+                   .lines = l->lines,
+                   .n_lines = l->n_lines,
+                   .summary = l->summary ? l->summary : "certificate accepted"}};
+    if (tenant_id == 0)
+        return ck_error_set(err, 404, "not_found", "no order %lld", (long long)order_id);
+    if (import_lines_check(&a.record, err) != 0 ||
+        ck_sql_in_transaction(st, import_accept_body, &a, err) != 0)
+        return -1;
+    if (job_id != NULL)
+        *job_id = a.record.job_id;
+    return 0;
+}
+
 /* ==== staging and production ==== */
 
 struct order_step {
     int64_t tenant_id, order_id, now;
     const struct ck_event_new *event;
+    const struct ck_job_new *jobs; /* the follow-up jobs of the order */
+    size_t n_jobs;
 };
 
 /* Runs sql (?1 order, ?2 tenant, ?3 now, ?4 the new state, ?5 the state it must be in) and
@@ -1798,7 +1925,8 @@ static int enrollment_point(struct ck_store *st, int64_t order_id, const char *s
 /* What every staging and production change ends with. */
 static int order_step_end(struct ck_store *st, const struct order_step *s, ck_error *err)
 {
-    if (edge_bump(st, err) != 0)
+    if (edge_bump(st, err) != 0 ||
+        order_jobs_queue(st, s->tenant_id, s->order_id, s->jobs, s->n_jobs, err) != 0)
         return -1;
     return order_event(st, s->tenant_id, s->order_id, s->event, err);
 }
@@ -1829,11 +1957,22 @@ static int order_step_run(struct ck_store *st, struct order_step *s, tx_body bod
     return ck_sql_in_transaction(st, body, ctx, err);
 }
 
+int ck_store_order_stage_then(struct ck_store *st, int64_t tenant_id, int64_t order_id,
+                              const struct ck_event_new *event, const struct ck_job_new *jobs,
+                              size_t n_jobs, ck_error *err)
+{
+    struct order_step s = {.tenant_id = tenant_id,
+                           .order_id = order_id,
+                           .event = event,
+                           .jobs = jobs,
+                           .n_jobs = n_jobs};
+    return order_step_run(st, &s, order_stage_body, &s, err);
+}
+
 int ck_store_order_stage(struct ck_store *st, int64_t tenant_id, int64_t order_id,
                          const struct ck_event_new *event, ck_error *err)
 {
-    struct order_step s = {.tenant_id = tenant_id, .order_id = order_id, .event = event};
-    return order_step_run(st, &s, order_stage_body, &s, err);
+    return ck_store_order_stage_then(st, tenant_id, order_id, event, NULL, 0, err);
 }
 
 /* The first acknowledgement's time stays: it is when a person looked. The edge serves the same
@@ -1914,11 +2053,22 @@ static int order_deploy_body(struct ck_store *st, void *ctx, ck_error *err)
     return order_step_end(st, s, err);
 }
 
+int ck_store_order_deploy_then(struct ck_store *st, int64_t tenant_id, int64_t order_id,
+                               const struct ck_event_new *event, const struct ck_job_new *jobs,
+                               size_t n_jobs, ck_error *err)
+{
+    struct order_step s = {.tenant_id = tenant_id,
+                           .order_id = order_id,
+                           .event = event,
+                           .jobs = jobs,
+                           .n_jobs = n_jobs};
+    return order_step_run(st, &s, order_deploy_body, &s, err);
+}
+
 int ck_store_order_deploy(struct ck_store *st, int64_t tenant_id, int64_t order_id,
                           const struct ck_event_new *event, ck_error *err)
 {
-    struct order_step s = {.tenant_id = tenant_id, .order_id = order_id, .event = event};
-    return order_step_run(st, &s, order_deploy_body, &s, err);
+    return ck_store_order_deploy_then(st, tenant_id, order_id, event, NULL, 0, err);
 }
 
 struct rollback {
@@ -1972,7 +2122,21 @@ int ck_store_enrollment_rollback(struct ck_store *st, int64_t tenant_id, const c
                                  int64_t now, const struct ck_event_new *event, int64_t *order_id,
                                  ck_error *err)
 {
-    struct rollback r = {.step = {.tenant_id = tenant_id, .now = ck_clock_now(), .event = event},
+    return ck_store_enrollment_rollback_then(st, tenant_id, enrollment, now, event, NULL, 0,
+                                             order_id, err);
+}
+
+int ck_store_enrollment_rollback_then(struct ck_store *st, int64_t tenant_id,
+                                      const char *enrollment, int64_t now,
+                                      const struct ck_event_new *event,
+                                      const struct ck_job_new *jobs, size_t n_jobs,
+                                      int64_t *order_id, ck_error *err)
+{
+    struct rollback r = {.step = {.tenant_id = tenant_id,
+                                  .now = ck_clock_now(),
+                                  .event = event,
+                                  .jobs = jobs,
+                                  .n_jobs = n_jobs},
                          .enrollment = enrollment,
                          .valid_at = now};
     if (enrollment == NULL)
@@ -2472,6 +2636,60 @@ int ck_store_job_finish(struct ck_store *st, int64_t job_id, enum ck_job_state s
         return ck_error_set(err, 400, "invalid_field", "a job ends finished or failed, not %s",
                             ck_job_state_name(state));
     return ck_sql_in_transaction(st, job_finish_body, &e, err);
+}
+
+struct job_end_with {
+    struct job_end end;
+    const struct ck_job_end *with;
+};
+
+/* The job's order fails unless it is closed already (cancelled, or moved on by another job). */
+static int job_order_fail(struct ck_store *st, int64_t order_id, const char *reason, ck_error *err)
+{
+    struct order_brief o;
+    if (order_brief_get(st, 0, order_id, &o, err) != 0)
+        return -1;
+    if (!ck_order_state_is_open(o.state))
+        return 0;
+    struct order_end r = {.order_id = order_id, .to = CK_ORDER_FAILED, .reason = reason};
+    return order_end(st, &r, err);
+}
+
+static int job_end_body(struct ck_store *st, void *ctx, ck_error *err)
+{
+    struct job_end_with *j = ctx;
+    const struct ck_job_end *w = j->with;
+    int64_t tenant_id = 0, order_id = 0;
+    if (job_finish_body(st, &j->end, err) != 0)
+        return -1;
+    int rc =
+        ck_sql_query_one(st, "SELECT tenant_id FROM jobs WHERE id = ?1", ARGS(A_INT(j->end.job_id)),
+                         "reading a job", ck_sql_read_id, &tenant_id, err);
+    if (rc == 1)
+        rc = ck_sql_query_one(st, "SELECT order_id FROM jobs WHERE id = ?1 AND order_id > 0",
+                              ARGS(A_INT(j->end.job_id)), "reading a job", ck_sql_read_id,
+                              &order_id, err);
+    if (rc < 0)
+        return -1;
+    if (order_id == 0)
+        return w->fail_order || w->event || w->next
+                   ? ck_error_set(err, 400, "invalid_field", "job %lld has no order",
+                                  (long long)j->end.job_id)
+                   : 0;
+    if ((w->fail_order != NULL && job_order_fail(st, order_id, w->fail_order, err) != 0) ||
+        order_jobs_queue(st, tenant_id, order_id, w->next, w->next ? 1 : 0, err) != 0)
+        return -1;
+    return order_event(st, tenant_id, order_id, w->event, err);
+}
+
+int ck_store_job_end(struct ck_store *st, int64_t job_id, const struct ck_job_end *end,
+                     ck_error *err)
+{
+    if (end == NULL || (end->state != CK_JOB_FINISHED && end->state != CK_JOB_FAILED))
+        return ck_error_set(err, 400, "invalid_field", "a job ends finished or failed");
+    struct job_end_with j = {.end = {.job_id = job_id, .state = end->state, .error = end->error},
+                             .with = end};
+    return ck_sql_in_transaction(st, job_end_body, &j, err);
 }
 
 /* 0 when the job exists for that tenant, -1 with 404 otherwise. */

@@ -237,17 +237,28 @@ int ck_store_issuer_set_account(struct ck_store *st, int64_t tenant_id, int64_t 
                                 const char *account_url, const uint8_t *sealed_key,
                                 size_t sealed_key_len, ck_error *err)
 {
-    int64_t changes = 0;
+    int64_t changes = 0, id;
+    /* Conditional: of two jobs registering at once, the first one's account stays, so an ACME
+     * order placed with it is never resumed with another account's key. */
     if (ck_sql_exec_args(st,
                          "UPDATE issuers SET account_url = ?1, sealed_account_key = ?2 "
-                         "WHERE id = ?3 AND tenant_id = ?4",
+                         "WHERE id = ?3 AND tenant_id = ?4 AND sealed_account_key IS NULL",
                          ARGS(A_TEXT(account_url), A_BLOB(sealed_key, sealed_key_len),
                               A_INT(issuer_id), A_INT(tenant_id)),
                          "recording an ACME account", &changes, err) != 0)
         return -1;
-    if (changes == 0)
+    if (changes == 1)
+        return 0;
+    int rc = ck_sql_query_one(st, "SELECT id FROM issuers WHERE id = ?1 AND tenant_id = ?2",
+                              ARGS(A_INT(issuer_id), A_INT(tenant_id)), "recording an ACME account",
+                              ck_sql_read_id, &id, err);
+    if (rc < 0)
+        return -1;
+    if (rc == 0)
         return ck_error_set(err, 404, "not_found", "no issuer %lld", (long long)issuer_id);
-    return 0;
+    return ck_error_set(err, 409, "account_exists",
+                        "issuer %lld already has an ACME account; it is kept",
+                        (long long)issuer_id);
 }
 
 void ck_issuer_array_free(struct ck_issuer *a, size_t n)

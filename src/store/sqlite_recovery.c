@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "store/sqlite_internal.h"
 #include "store/store.h"
 
@@ -75,5 +76,47 @@ int ck_store_job_requeue_dead(struct ck_store *st, const char *host, bool (*pid_
         return -1;
     if (requeued != NULL)
         *requeued = rq.requeued;
+    return 0;
+}
+
+struct issue_recover {
+    size_t limit;
+    int64_t *queued;
+};
+
+/* The csr job's commit queues the issue job in its own transaction; this finds an order that
+ * still lacks it (a database written before that, or a bug): csr_ready from a generated CSR,
+ * an automatic issuer, no issue job ever, and no "certificate_needed" (the manual issuer's mark,
+ * written in the same transaction as csr_ready). The conditions are in the INSERT itself, inside
+ * BEGIN IMMEDIATE, so two daemons cannot both queue one. */
+static int issue_recover_body(struct ck_store *st, void *ctx, ck_error *err)
+{
+    const struct issue_recover *r = ctx;
+    return ck_sql_exec_args(
+        st,
+        "INSERT INTO jobs (tenant_id, enrollment_id, order_id, type, state, created_at) "
+        "SELECT o.tenant_id, o.enrollment_id, o.id, 'issue', 'queued', ?1 "
+        "FROM orders o JOIN enrollments e ON e.id = o.enrollment_id "
+        "WHERE o.state = 'csr_ready' AND o.csr_uploaded = 0 AND e.issuer <> 'manual' "
+        "AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.order_id = o.id AND j.type = 'issue') "
+        "AND NOT EXISTS (SELECT 1 FROM events v WHERE v.order_id = o.id "
+        "AND v.type = 'certificate_needed') "
+        "ORDER BY o.id LIMIT ?2",
+        ARGS(A_INT(ck_clock_now()), A_INT((int64_t)r->limit)), "queueing missing issue jobs",
+        r->queued, err);
+}
+
+int ck_store_issue_jobs_recover(struct ck_store *st, size_t limit, int *queued, ck_error *err)
+{
+    int64_t changes = 0;
+    struct issue_recover r = {.limit = limit, .queued = &changes};
+    if (queued != NULL)
+        *queued = 0;
+    if (limit == 0)
+        return 0;
+    if (ck_sql_in_transaction(st, issue_recover_body, &r, err) != 0)
+        return -1;
+    if (queued != NULL)
+        *queued = (int)changes;
     return 0;
 }

@@ -182,6 +182,83 @@ int ck_store_job_enqueue(struct ck_store *st, int64_t tenant_id, int64_t order_i
                          enum ck_job_type type, const char *params_json, int64_t *job_id,
                          ck_error *err);
 
+/* ---- a state change and what must follow it, in one transaction ----
+ * Every process may be killed at any moment: a state change and the job(s) or event that must
+ * follow it are written together or not at all (docs/DESIGN.md, "What is atomic"). */
+
+/* A job to queue for an order together with the change it follows. */
+struct ck_job_new {
+    enum ck_job_type type;
+    const char *params_json; /* a JSON object the job reads, or NULL */
+};
+
+/* ck_store_order_csr_ready, also queueing `next` (may be NULL: a manual issuer's order waits
+ * for an import) for the order: an automatic issuer's issue job. */
+int ck_store_order_csr_ready_then(struct ck_store *st, int64_t order_id, int64_t job_id,
+                                  const uint8_t *sealed_key, size_t sealed_key_len,
+                                  const char *csr_pem, const struct ck_event_new *event,
+                                  const struct ck_job_new *next, ck_error *err);
+/* ck_store_order_stage, ck_store_order_deploy and ck_store_enrollment_rollback, also queueing
+ * the n jobs (stage, staging_test; probe, deploy) for the order they put on staging or in
+ * production. */
+int ck_store_order_stage_then(struct ck_store *st, int64_t tenant_id, int64_t order_id,
+                              const struct ck_event_new *event, const struct ck_job_new *jobs,
+                              size_t n_jobs, ck_error *err);
+int ck_store_order_deploy_then(struct ck_store *st, int64_t tenant_id, int64_t order_id,
+                               const struct ck_event_new *event, const struct ck_job_new *jobs,
+                               size_t n_jobs, ck_error *err);
+int ck_store_enrollment_rollback_then(struct ck_store *st, int64_t tenant_id,
+                                      const char *enrollment, int64_t now,
+                                      const struct ck_event_new *event,
+                                      const struct ck_job_new *jobs, size_t n_jobs,
+                                      int64_t *order_id, ck_error *err);
+/* ck_store_order_create, also adding `event` (may be NULL; about the new order), e.g. the
+ * scheduler's "renewal_started". */
+int ck_store_order_create_event(struct ck_store *st, int64_t tenant_id, int64_t enrollment_id,
+                                const struct ck_event_new *event, int64_t *order_id,
+                                int64_t *job_id, ck_error *err);
+/* Adds ev (about ev->order_id, which must be set) unless that order already has an event of
+ * that type, check and write in one transaction: two daemons cannot both add it. *added (may be
+ * NULL) tells whether it was added. */
+int ck_store_event_add_once(struct ck_store *st, int64_t tenant_id, const struct ck_event_new *ev,
+                            bool *added, ck_error *err);
+
+/* A certificate import's log: one line per finding (level "error" or "warn") and a summary. */
+struct ck_import_log {
+    const char *const *levels;
+    const char *const *lines;
+    size_t n_lines;
+    const char *summary; /* NULL: "certificate accepted" */
+};
+/* An accepted import: the order moves from `from` to `to` with update and event as
+ * ck_store_order_transition does, and the finished "import" job with its log is recorded, in one
+ * transaction; 409 "order_state_changed" (nothing written) when the order left `from`. */
+int ck_store_import_accept(struct ck_store *st, int64_t tenant_id, int64_t order_id,
+                           const struct ck_import_log *log, enum ck_order_state from,
+                           enum ck_order_state to, const struct ck_order_update *update,
+                           const struct ck_event_new *event, int64_t *job_id, ck_error *err);
+
+/* How a job ends and what its end writes with it. */
+struct ck_job_end {
+    enum ck_job_state state;          /* finished or failed */
+    const char *error;                /* failed: why */
+    const char *fail_order;           /* not NULL: the job's order fails with this reason (an
+                                       * order no longer open is left as it is) */
+    const struct ck_event_new *event; /* NULL, or an event about the job's order */
+    const struct ck_job_new *next;    /* NULL, or the job that goes on with the order */
+};
+/* Ends the job as ck_store_job_finish does (409 "job_closed" when it already ended) with
+ * everything `end` asks, in one transaction. */
+int ck_store_job_end(struct ck_store *st, int64_t job_id, const struct ck_job_end *end,
+                     ck_error *err);
+
+/* The safety net behind ck_store_order_csr_ready_then: queues the issue job of at most `limit`
+ * orders (any tenant) that are csr_ready from their own csr job (not an uploaded CSR), whose
+ * enrollment's issuer is not manual, that never had an issue job nor asked a person for a
+ * certificate ("certificate_needed"). One transaction; running it again, or in several daemons
+ * at once, queues nothing twice. *queued (may be NULL) gets how many jobs were queued. */
+int ck_store_issue_jobs_recover(struct ck_store *st, size_t limit, int *queued, ck_error *err);
+
 /* ---- file targets (issue 4) ---- */
 int ck_store_target_add(struct ck_store *st, struct ck_target *t, ck_error *err); /* fills id */
 int ck_store_target_list(struct ck_store *st, int64_t tenant_id, int64_t enrollment_id,
@@ -209,7 +286,9 @@ int ck_store_issuer_list(struct ck_store *st, int64_t tenant_id, struct ck_issue
 /* 409 "issuer_in_use" while an enrollment names it. */
 int ck_store_issuer_delete(struct ck_store *st, int64_t tenant_id, const char *name,
                            ck_error *err);
-/* Records the ACME account (URL and sealed key) once registered. */
+/* Records the ACME account (URL and sealed key) once registered. The first account recorded
+ * stays: 409 "account_exists" (nothing written) when the issuer already has one (another job
+ * registered one at the same time; use that one). */
 int ck_store_issuer_set_account(struct ck_store *st, int64_t tenant_id, int64_t issuer_id,
                                 const char *account_url, const uint8_t *sealed_key,
                                 size_t sealed_key_len, ck_error *err);

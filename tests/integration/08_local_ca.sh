@@ -70,6 +70,30 @@ check_not_contains "no certificate_needed event (nothing to buy)" certificate_ne
 # The CA key is sealed: the database holds no PEM private key.
 check "the database holds no clear private key" bash -c "! grep -a -q 'PRIVATE KEY' '$DATA/certkeep.db'"
 
+# kill -9 between an order's CSR and its issue job. Since the csr job queues the issue job in
+# its own transaction this cannot happen any more; a database left that way (by an older
+# version) is rebuilt here by hand while the daemon is dead: an order of the local issuer in
+# csr_ready with its key and CSR, and no issue job. The restarted daemon's safety net queues it.
+ck enrollment create lab2 --cn lab2.example.test --issuer mine --key ec-p256 >/dev/null 2>&1
+ck order start lab2 >/dev/null 2>&1
+ORDER2=$(ck order list --enrollment lab2 --json | jq -r '.orders[0].id')
+check_eq "a second order reaches issued" issued "$(wait_state "$ORDER2" issued 20)"
+kill -KILL "$DAEMON_PID"
+wait "$DAEMON_PID" 2>/dev/null
+DAEMON_PID=""
+sqlite3 "$DATA/certkeep.db" "
+    UPDATE orders SET state = 'csr_ready', cert_pem = NULL, chain_pem = NULL,
+        findings_json = NULL, cert_not_after = NULL WHERE id = $ORDER2;
+    DELETE FROM jobs WHERE order_id = $ORDER2 AND type = 'issue';
+    DELETE FROM events WHERE order_id = $ORDER2 AND type = 'certificate_issued';" 2>&1
+check_eq "the order is left csr_ready with no issue job" "csr_ready 0" \
+    "$(sqlite3 "$DATA/certkeep.db" "SELECT state, (SELECT count(*) FROM jobs WHERE order_id = $ORDER2 AND type = 'issue') FROM orders WHERE id = $ORDER2" | tr '|' ' ')"
+start_daemon --no-scheduler
+check_eq "after the restart the safety net takes it to issued" issued "$(wait_state "$ORDER2" issued 20)"
+check_contains "and says so in the daemon log" "queued the missing issue job of 1 order" "$(cat "$DAEMON_LOG")"
+jobs=$(ck jobs --json | jq -c --argjson o "$ORDER2" '[.jobs[] | select(.order_id == $o and .type == "issue") | .state]')
+check_eq "with exactly one issue job" '["finished"]' "$jobs"
+
 # Tenants: a tenant without its own CA uses the shared one once the operator makes it.
 ck tenant create acme >/dev/null 2>&1
 T2=$(ck token create --role admin --tenant acme 2>/dev/null)
