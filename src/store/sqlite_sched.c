@@ -133,16 +133,3 @@ int ck_store_sched_orders_in_flight(struct ck_store *st, int64_t *count, ck_erro
     *count = value;
     return 0;
 }
-
-int ck_store_sched_event_exists(struct ck_store *st, int64_t order_id, const char *type,
-                                bool *exists, ck_error *err)
-{
-    int64_t one = 0;
-    int rc = ck_sql_query_one(st, "SELECT 1 FROM events WHERE order_id = ?1 AND type = ?2 LIMIT 1",
-                              ARGS(A_INT(order_id), A_TEXT(type)), "looking for an event",
-                              ck_sql_read_id, &one, err);
-    if (rc < 0)
-        return -1;
-    *exists = rc == 1;
-    return 0;
-}

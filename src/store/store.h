@@ -409,9 +409,6 @@ int ck_store_sched_page(struct ck_store *st, int64_t after_id, size_t limit,
 /* How many orders of automatic issuers are being worked on (new, csr_ready,
  * pending_validation, checking) across every tenant: the scheduler's concurrency. */
 int ck_store_sched_orders_in_flight(struct ck_store *st, int64_t *count, ck_error *err);
-/* Whether an event of that type about that order exists (events raised once per order). */
-int ck_store_sched_event_exists(struct ck_store *st, int64_t order_id, const char *type,
-                                bool *exists, ck_error *err);
 
 /* ---- ACME Renewal Information (RFC 9773), per production certificate (its order) ---- */
 struct ck_ari_status {
