@@ -132,9 +132,8 @@ int ck_store_order_transition(struct ck_store *st, int64_t tenant_id, int64_t or
  * order, with one log line per finding (level "error" or "warn") and a last summary line, in one
  * transaction; refused imports change nothing else. */
 int ck_store_import_job_record(struct ck_store *st, int64_t tenant_id, int64_t order_id,
-                               bool accepted, const char *const *levels,
-                               const char *const *lines, size_t n_lines, const char *summary,
-                               int64_t *job_id, ck_error *err);
+                               bool accepted, const char *const *levels, const char *const *lines,
+                               size_t n_lines, const char *summary, int64_t *job_id, ck_error *err);
 
 /* ---- staging and production (issue 4) ---- */
 /* Every state change below is one transaction that also bumps the edge generation (see
@@ -161,8 +160,8 @@ int ck_store_order_deploy(struct ck_store *st, int64_t tenant_id, int64_t order_
  * current one becomes "superseded". 409 "nothing_to_roll_back" when there is none. Fills
  * *order_id with the order now in production. */
 int ck_store_enrollment_rollback(struct ck_store *st, int64_t tenant_id, const char *enrollment,
-                                 int64_t now, const struct ck_event_new *event,
-                                 int64_t *order_id, ck_error *err);
+                                 int64_t now, const struct ck_event_new *event, int64_t *order_id,
+                                 ck_error *err);
 
 /* A number that changes whenever what the edge serves may have changed (in any process sharing
  * the database): the edge rebuilds its table when it differs from the one it built from. */
@@ -171,9 +170,8 @@ int ck_store_edge_generation(struct ck_store *st, int64_t *generation, ck_error 
  * its staging order (staging) or production order (production) when that order has a
  * certificate and a sealed key. Also returns the generation the list was read at (same read
  * transaction). */
-int ck_store_edge_entries(struct ck_store *st, enum ck_environment env,
-                          struct ck_edge_entry **out, size_t *n, int64_t *generation,
-                          ck_error *err);
+int ck_store_edge_entries(struct ck_store *st, enum ck_environment env, struct ck_edge_entry **out,
+                          size_t *n, int64_t *generation, ck_error *err);
 void ck_edge_entry_array_free(struct ck_edge_entry *a, size_t n);
 
 /* Queues a job of any type for an order (e.g. stage, staging_test, deploy, probe), with a JSON
@@ -281,11 +279,10 @@ int ck_store_issuer_create(struct ck_store *st, struct ck_issuer *issuer, ck_sto
                            void *seal_ctx, ck_error *err);
 int ck_store_issuer_get(struct ck_store *st, int64_t tenant_id, const char *name,
                         struct ck_issuer *out, ck_error *err);
-int ck_store_issuer_list(struct ck_store *st, int64_t tenant_id, struct ck_issuer **out,
-                         size_t *n, ck_error *err);
+int ck_store_issuer_list(struct ck_store *st, int64_t tenant_id, struct ck_issuer **out, size_t *n,
+                         ck_error *err);
 /* 409 "issuer_in_use" while an enrollment names it. */
-int ck_store_issuer_delete(struct ck_store *st, int64_t tenant_id, const char *name,
-                           ck_error *err);
+int ck_store_issuer_delete(struct ck_store *st, int64_t tenant_id, const char *name, ck_error *err);
 /* Records the ACME account (URL and sealed key) once registered. The first account recorded
  * stays: 409 "account_exists" (nothing written) when the issuer already has one (another job
  * registered one at the same time; use that one). */
@@ -307,11 +304,11 @@ void ck_dns_provider_array_free(struct ck_dns_provider *a, size_t n);
 /* Creates the tenant's local CA (tenant_id 0: the shared one); the store calls seal(ctx, id,
  * "key", ...) for the key inside the transaction. 409 "ca_exists". */
 int ck_store_local_ca_create(struct ck_store *st, int64_t tenant_id, const char *cert_pem,
-                             ck_store_seal_fn seal, void *seal_ctx,
-                             struct ck_local_ca_record *out, ck_error *err);
+                             ck_store_seal_fn seal, void *seal_ctx, struct ck_local_ca_record *out,
+                             ck_error *err);
 /* The tenant's own CA, else the shared one; 404 "no_local_ca" when neither exists. */
-int ck_store_local_ca_get(struct ck_store *st, int64_t tenant_id,
-                          struct ck_local_ca_record *out, ck_error *err);
+int ck_store_local_ca_get(struct ck_store *st, int64_t tenant_id, struct ck_local_ca_record *out,
+                          ck_error *err);
 
 /* Stores the ACME client's state for an order (after every step, so a restart resumes). */
 int ck_store_order_set_acme_state(struct ck_store *st, int64_t order_id, const char *state_json,
@@ -443,8 +440,7 @@ int ck_store_event_add(struct ck_store *st, int64_t tenant_id, const struct ck_e
 int ck_store_event_poll(struct ck_store *st, int64_t tenant_id, struct ck_event *out,
                         int64_t *remaining, ck_error *err);
 /* Confirms an event (confirming it again is fine). 404 for an unknown or another tenant's. */
-int ck_store_event_confirm(struct ck_store *st, int64_t tenant_id, int64_t event_id,
-                           ck_error *err);
+int ck_store_event_confirm(struct ck_store *st, int64_t tenant_id, int64_t event_id, ck_error *err);
 /* Every event, newest first (confirmed ones too: they are the history), at most limit. */
 int ck_store_event_list(struct ck_store *st, int64_t tenant_id, int64_t order_id, size_t limit,
                         struct ck_event **out, size_t *n, ck_error *err);
