@@ -6,8 +6,9 @@ set -euo pipefail
 
 build_pkgs=(build-essential pkg-config libssl-dev libcurl4-openssl-dev libjansson-dev
             libsqlite3-dev sqlite3 libevent-dev libidn2-dev libldns-dev openssl ca-certificates curl)
-test_pkgs=(libcmocka-dev jq clang libclang-rt-14-dev xxd procps pebble bind9 bind9-utils bind9-dnsutils
-           nginx-light faketime testssl.sh)
+# python3: the tests' webhook receiver and ARI front (standard library only)
+test_pkgs=(libcmocka-dev jq clang libclang-rt-dev xxd procps python3 pebble bind9 bind9-utils
+           bind9-dnsutils nginx-light faketime testssl.sh)
 
 want=("${build_pkgs[@]}")
 [ "${1:-}" = "--test" ] && want+=("${test_pkgs[@]}")

@@ -10,6 +10,7 @@
 #include <openssl/crypto.h>
 
 #include "cli/output.h"
+#include "common/util.h"
 
 struct ck_client {
     CURL *curl;
@@ -26,17 +27,53 @@ struct body_sink {
     bool too_large;
 };
 
+/* CERTKEEP_ADDR as a base URL in *out (the caller frees it). A bare ADDR:PORT, the form
+ * `serve --api` takes, means http:// on loopback only: elsewhere a token could go in clear to
+ * an HTTPS daemon's port, so the scheme must be written. */
+static int base_url(const char *addr, char **out)
+{
+    *out = NULL;
+    if (strncmp(addr, "http://", 7) == 0 || strncmp(addr, "https://", 8) == 0) {
+        *out = strdup(addr);
+    } else {
+        const char *colon = strrchr(addr, ':');
+        char host[256];
+        size_t host_len = colon != NULL ? (size_t)(colon - addr) : 0;
+        if (colon == NULL || strchr(addr, '/') != NULL || host_len == 0 ||
+            host_len >= sizeof(host) || colon[1] == '\0') {
+            fprintf(stderr,
+                    "certkeep: CERTKEEP_ADDR must start with http:// or https:// (got %s)\n", addr);
+            return CK_EXIT_USAGE;
+        }
+        memcpy(host, addr, host_len);
+        host[host_len] = '\0';
+        if (!ck_host_is_loopback(host)) {
+            fprintf(stderr,
+                    "certkeep: CERTKEEP_ADDR %s has no scheme: write https://%s (or http:// "
+                    "if the daemon really serves plain HTTP there)\n",
+                    addr, addr);
+            return CK_EXIT_USAGE;
+        }
+        size_t len = strlen("http://") + strlen(addr) + 1;
+        if ((*out = malloc(len)) != NULL)
+            snprintf(*out, len, "http://%s", addr);
+    }
+    if (*out == NULL) {
+        fputs("certkeep: out of memory\n", stderr);
+        return CK_EXIT_FAILED;
+    }
+    return CK_EXIT_OK;
+}
+
 static int client_env(struct ck_client *c)
 {
     const char *addr = getenv("CERTKEEP_ADDR");
     const char *token = getenv("CERTKEEP_TOKEN");
     if (addr == NULL || *addr == '\0')
         addr = CK_CLIENT_DEFAULT_ADDR;
-    if (strncmp(addr, "http://", 7) != 0 && strncmp(addr, "https://", 8) != 0) {
-        fprintf(stderr, "certkeep: CERTKEEP_ADDR must start with http:// or https:// (got %s)\n",
-                addr);
-        return CK_EXIT_USAGE;
-    }
+    int rc = base_url(addr, &c->base);
+    if (rc != CK_EXIT_OK)
+        return rc;
     if (token == NULL || *token == '\0') {
         fputs("certkeep: CERTKEEP_TOKEN is not set; export the token `certkeep init` or "
               "`certkeep token create` printed\n",
@@ -49,9 +86,8 @@ static int client_env(struct ck_client *c)
     }
     static const char prefix[] = "Authorization: Bearer ";
     size_t header_len = sizeof(prefix) + strlen(token);
-    c->base = strdup(addr);
     c->auth_header = malloc(header_len);
-    if (c->base == NULL || c->auth_header == NULL) {
+    if (c->auth_header == NULL) {
         fputs("certkeep: out of memory\n", stderr);
         return CK_EXIT_FAILED;
     }

@@ -6,8 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <openssl/rand.h>
 
@@ -77,8 +81,7 @@ int ck_read_file(const char *path, size_t max_len, char **out, size_t *out_len, 
     while ((n = fread(buf + len, 1, max_len + 1 - len, f)) > 0) {
         len += n;
         if (len > max_len) {
-            ck_error_set(err, 413, "file_too_large", "%s is larger than %zu bytes", path,
-                         max_len);
+            ck_error_set(err, 413, "file_too_large", "%s is larger than %zu bytes", path, max_len);
             goto cleanup;
         }
     }
@@ -178,4 +181,25 @@ char *ck_ascii_lower(char *s)
         if (*p >= 'A' && *p <= 'Z')
             *p = (char)(*p - 'A' + 'a');
     return s;
+}
+
+bool ck_host_is_loopback(const char *host)
+{
+    char bare[INET6_ADDRSTRLEN];
+    size_t len = strlen(host);
+    if (len >= 2 && host[0] == '[' && host[len - 1] == ']') {
+        host++;
+        len -= 2;
+    }
+    if (len >= sizeof(bare))
+        return false;
+    memcpy(bare, host, len);
+    bare[len] = '\0';
+    struct in_addr v4;
+    struct in6_addr v6;
+    if (inet_pton(AF_INET, bare, &v4) == 1)
+        return (ntohl(v4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, bare, &v6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&v6);
+    return strcasecmp(bare, "localhost") == 0;
 }

@@ -17,9 +17,9 @@ typedef struct ck_strv {
     size_t cap;
 } ck_strv;
 
-int ck_strv_push(ck_strv *v, const char *s);             /* copies s; -1 on allocation failure */
-bool ck_strv_contains(const ck_strv *v, const char *s);   /* exact comparison */
-int ck_strv_copy(ck_strv *dst, const ck_strv *src);      /* dst must be empty */
+int ck_strv_push(ck_strv *v, const char *s);            /* copies s; -1 on allocation failure */
+bool ck_strv_contains(const ck_strv *v, const char *s); /* exact comparison */
+int ck_strv_copy(ck_strv *dst, const ck_strv *src);     /* dst must be empty */
 void ck_strv_free(ck_strv *v);
 
 /* strdup that returns NULL for NULL. */
@@ -42,5 +42,9 @@ int ck_random_bytes(uint8_t *buf, size_t len, ck_error *err);
 
 /* ASCII lower-casing in place; returns s. */
 char *ck_ascii_lower(char *s);
+
+/* Whether host names this machine's loopback: "localhost" (any case), 127.0.0.0/8, or ::1
+ * with or without its brackets. No DNS lookup. */
+bool ck_host_is_loopback(const char *host);
 
 #endif

@@ -107,6 +107,23 @@ static int load_job(struct edge_job *j, ck_error *err)
     return 0;
 }
 
+/* ---- what a listener serves ---- */
+
+static bool same_certificate(X509 *a, X509 *b)
+{
+    return ASN1_INTEGER_cmp(X509_get0_serialNumber(a), X509_get0_serialNumber(b)) == 0 &&
+           ASN1_TIME_compare(X509_get0_notAfter(a), X509_get0_notAfter(b)) == 0;
+}
+
+static void serial_text(X509 *cert, char *out, size_t len)
+{
+    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
+    char *hex = bn ? BN_bn2hex(bn) : NULL;
+    snprintf(out, len, "%s", hex ? hex : "?");
+    OPENSSL_free(hex);
+    BN_free(bn);
+}
+
 /* ---- staging test: TLS, verification, GET / ---- */
 
 /* A blocking TCP connection to "IP:PORT" / "[IPv6]:PORT" whose reads and writes (and connect)
@@ -184,19 +201,24 @@ static int get_ok(SSL *ssl, const char *name, ck_error *err)
     return 0;
 }
 
-static int staging_test_name(const char *address, const char *name, STACK_OF(X509) * roots,
-                             ck_error *err)
+/* One attempt at name. *retry: the listener does not serve the order's certificate (yet), which
+ * is not the test's verdict: a stage made by the scheduler or by another daemon reaches the
+ * listener within a second, not at once. */
+static int staging_test_once(const struct edge_job *j, const char *name, STACK_OF(X509) * roots,
+                             bool *retry, ck_error *err)
 {
     int rc = -1;
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     SSL *ssl = ctx ? SSL_new(ctx) : NULL;
-    int fd = connect_to(address);
+    int fd = connect_to(j->address);
+    *retry = true;
     if (ssl == NULL || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
+        *retry = false;
         ck_error_openssl(err, 500, "tls_failed", "could not set up TLS");
         goto cleanup;
     }
     if (fd < 0) {
-        ck_error_set(err, 502, "connect_failed", "cannot connect to %s", address);
+        ck_error_set(err, 502, "connect_failed", "cannot connect to %s", j->address);
         goto cleanup;
     }
     if (SSL_set_tlsext_host_name(ssl, name) != 1 || SSL_set_fd(ssl, fd) != 1 ||
@@ -204,6 +226,18 @@ static int staging_test_name(const char *address, const char *name, STACK_OF(X50
         ck_error_openssl(err, 502, "handshake_failed", "the TLS handshake failed");
         goto cleanup;
     }
+    X509 *served = SSL_get0_peer_certificate(ssl);
+    if (served == NULL || !same_certificate(served, j->leaf)) {
+        char serial[128] = "none";
+        if (served != NULL)
+            serial_text(served, serial, sizeof(serial));
+        ck_error_set(err, 502, "staging_mismatch",
+                     "the listener serves another certificate (serial %s) instead of order "
+                     "%lld's",
+                     serial, (long long)j->order.id);
+        goto cleanup;
+    }
+    *retry = false;
     if (verify_peer(ssl, name, roots, err) != 0 || get_ok(ssl, name, err) != 0)
         goto cleanup;
     rc = 0;
@@ -216,24 +250,62 @@ cleanup:
     return rc;
 }
 
-/* The tenant's roots (its private CAs), appended to *roots. */
+/* Tests name, waiting while the listener does not serve the order's certificate yet; the
+ * waits are shared by every name of the job (*waits_left), so a listener that never serves it
+ * costs the job about CK_EDGE_PROBE_ATTEMPTS pauses, not that many per name. */
+static int staging_test_name(const struct edge_job *j, const char *name, STACK_OF(X509) * roots,
+                             int *waits_left, ck_error *err)
+{
+    for (;;) {
+        bool retry = false;
+        if (staging_test_once(j, name, roots, &retry, err) == 0)
+            return 0;
+        if (!retry || *waits_left <= 0)
+            return -1;
+        (*waits_left)--;
+        const struct timespec pause = {.tv_nsec = CK_EDGE_PROBE_PAUSE_MS * 1000000L};
+        nanosleep(&pause, NULL);
+    }
+}
+
+/* Appends the certificates of a PEM bundle to roots. */
+static int append_pem(STACK_OF(X509) * roots, const char *pem, ck_error *err)
+{
+    STACK_OF(X509) *certs = NULL;
+    if (ck_verify_load_certs(pem, strlen(pem), &certs, err) != 0)
+        return -1;
+    while (sk_X509_num(certs) > 0)
+        sk_X509_push(roots, sk_X509_shift(certs));
+    sk_X509_pop_free(certs, X509_free);
+    return 0;
+}
+
+/* The roots the tenant trusts besides the system's, appended to *roots: its own (private CAs)
+ * and the local CA's (the tenant's, else the shared one), which signs the local issuer's
+ * certificates, as the issue job's checks trust it. */
 static int tenant_roots(const struct edge_job *j, STACK_OF(X509) * roots, ck_error *err)
 {
     struct ck_root *list = NULL;
     size_t n = 0;
+    struct ck_local_ca_record ca = {0};
+    ck_error ca_err = {0};
     int rc = -1;
     if (ck_store_root_list(j->st, j->job->tenant_id, &list, &n, err) != 0)
         return -1;
-    for (size_t i = 0; i < n; i++) {
-        STACK_OF(X509) *certs = NULL;
-        if (ck_verify_load_certs(list[i].pem, strlen(list[i].pem), &certs, err) != 0)
+    for (size_t i = 0; i < n; i++)
+        if (append_pem(roots, list[i].pem, err) != 0)
             goto cleanup;
-        while (sk_X509_num(certs) > 0)
-            sk_X509_push(roots, sk_X509_shift(certs));
-        sk_X509_pop_free(certs, X509_free);
+    if (ck_store_local_ca_get(j->st, j->job->tenant_id, &ca, &ca_err) != 0) {
+        if (ca_err.status != 404) {
+            *err = ca_err;
+            goto cleanup;
+        }
+    } else if (append_pem(roots, ca.cert_pem, err) != 0) {
+        goto cleanup;
     }
     rc = 0;
 cleanup:
+    ck_local_ca_record_free(&ca);
     ck_root_array_free(list, n);
     return rc;
 }
@@ -251,6 +323,7 @@ static int run_staging_test(struct edge_job *j, ck_error *err)
     STACK_OF(X509) *roots = NULL;
     char name[NAME_TEXT_MAX];
     size_t failed = 0;
+    int waits_left = CK_EDGE_PROBE_ATTEMPTS - 1;
     if (test_roots(j, &roots, err) != 0) {
         sk_X509_pop_free(roots, X509_free);
         return -1;
@@ -258,7 +331,7 @@ static int run_staging_test(struct edge_job *j, ck_error *err)
     for (size_t i = 0; i < j->enrollment.sans.len; i++) {
         ck_error name_err;
         ck_edge_test_name(j->enrollment.sans.items[i], name, sizeof(name));
-        if (staging_test_name(j->address, name, roots, &name_err) == 0) {
+        if (staging_test_name(j, name, roots, &waits_left, &name_err) == 0) {
             job_log(j, CK_LOG_INFO, "%s: passed (chain and name verified, GET / answered OK)",
                     name);
         } else {
@@ -279,21 +352,6 @@ static int run_staging_test(struct edge_job *j, ck_error *err)
 }
 
 /* ---- probe ---- */
-
-static bool same_certificate(X509 *a, X509 *b)
-{
-    return ASN1_INTEGER_cmp(X509_get0_serialNumber(a), X509_get0_serialNumber(b)) == 0 &&
-           ASN1_TIME_compare(X509_get0_notAfter(a), X509_get0_notAfter(b)) == 0;
-}
-
-static void serial_text(X509 *cert, char *out, size_t len)
-{
-    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
-    char *hex = bn ? BN_bn2hex(bn) : NULL;
-    snprintf(out, len, "%s", hex ? hex : "?");
-    OPENSSL_free(hex);
-    BN_free(bn);
-}
 
 /* The production listener serves the order's certificate for name (asked a few times: another
  * daemon's listener may lag a second); *valid says whether its chain verifies. */

@@ -1,12 +1,15 @@
 /* edge_jobs.h — the jobs around the edge, run by the job runner's workers:
  *
  *   staging_test  params {"address": "IP:PORT"}: for each name of the order's enrollment, a TLS
- *                 connection to that staging listener with the name as SNI, the chain verified
- *                 against the system roots and the tenant's roots, the host name checked, and
- *                 `GET /` answered `OK`. One log line per name; event "staging_test_passed" or
- *                 "staging_test_failed".
+ *                 connection to that staging listener with the name as SNI, the served
+ *                 certificate the order's (waited for: a stage by the scheduler or another
+ *                 daemon reaches the listener within a second), the chain verified against the
+ *                 system roots, the tenant's roots and the local CA's root, the host name
+ *                 checked, and `GET /` answered `OK`. One log line per name; event
+ *                 "staging_test_passed" or "staging_test_failed".
  *   probe         params {"address": "IP:PORT"}: the production listener serves the order's
- *                 certificate (same serial and notAfter) for each name; logs the new expiry date.
+ *                 certificate (same serial and notAfter) for each name; logs the new expiry date
+ *                 and whether the chain verifies against the same roots.
  *   stage, deploy the order's certificate written to the enrollment's file targets of that
  *                 environment (core/target.h), each checked at its probe endpoint.
  *

@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <curl/curl.h>
 #include <openssl/crypto.h>
@@ -39,12 +38,6 @@ static int seal_secret(void *ctx, int64_t id, const char *what, uint8_t **sealed
                    err);
 }
 
-static bool host_is_loopback(const char *host)
-{
-    return strcasecmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0 ||
-           strncmp(host, "127.", 4) == 0;
-}
-
 /* https:// anywhere, http:// only to this machine (notify/webhook.h's rule, checked here so
  * that a wrong URL is refused when it is registered rather than at every delivery). */
 static int check_url(const char *url, ck_error *err)
@@ -62,7 +55,8 @@ static int check_url(const char *url, ck_error *err)
         ck_error_set(err, 400, "invalid_field", "url %s is not an absolute URL", url);
         goto cleanup;
     }
-    if (strcmp(scheme, "https") != 0 && !(strcmp(scheme, "http") == 0 && host_is_loopback(host))) {
+    if (strcmp(scheme, "https") != 0 &&
+        !(strcmp(scheme, "http") == 0 && ck_host_is_loopback(host))) {
         ck_error_set(err, 400, "invalid_field",
                      "url must start with https:// (http:// only to a loopback address)");
         goto cleanup;

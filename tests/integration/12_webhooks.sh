@@ -75,6 +75,8 @@ bad() { # description body expected-message
     check_contains "$1: the message says why" "$3" "$(json .error.message)"
 }
 bad "plain http to another host" '{"url":"http://hooks.example.com/in"}' "https://"
+# a name that only starts like a loopback address is another host (nothing resolves it here)
+bad "plain http to 127.attacker.example" '{"url":"http://127.attacker.example/in"}' "https://"
 bad "not a URL" '{"url":"hooks"}' "URL"
 bad "ftp" '{"url":"ftp://127.0.0.1/in"}' "https://"
 bad "a short secret" '{"url":"https://hooks.example.com/in","secret":"short"}' "secret"

@@ -18,7 +18,8 @@ receiver_start "$WORK/hook" || {
 }
 export CERTKEEP_WEBHOOK_CA_FILE=$RECEIVER_CA CERTKEEP_WEBHOOK_RETRY_BASE_MS=100
 PRD=$(free_port)
-start_daemon --production "127.0.0.1:$PRD"
+STG=$(free_port)
+start_daemon --production "127.0.0.1:$PRD" --staging "127.0.0.1:$STG"
 receiver_register "$WORK/hook"
 check_eq "a webhook receiver is registered for the tenant" 201 "$STATUS"
 
@@ -92,6 +93,10 @@ count() { json "[.events[] | select(.type == \"$1\")] | length"; }
 check "renewal_started events: at least 2 (got $(count renewal_started))" test "$(count renewal_started)" -ge 2
 check "certificate_issued events: at least 3 (got $(count certificate_issued))" test "$(count certificate_issued)" -ge 3
 check "deployed events: at least 3 (got $(count deployed))" test "$(count deployed)" -ge 3
+# The scheduler stages each order; its staging test must wait for the listener to serve it.
+check "staging_test_passed events: at least 3 (got $(count staging_test_passed))" \
+    test "$(count staging_test_passed)" -ge 3
+check_not_contains "no staging_test_failed" staging_test_failed "$events"
 check_not_contains "no certificate_needed (no human step)" certificate_needed "$events"
 check_not_contains "no warnings_to_acknowledge" warnings_to_acknowledge "$events"
 check_not_contains "no order failed" renewal_failed "$events"

@@ -261,6 +261,28 @@ static void test_client_needs_token(void **state)
     assert_null(c);
 }
 
+/* CERTKEEP_ADDR in the form `serve --api` takes: http:// on loopback, refused elsewhere. */
+static void test_client_bare_address(void **state)
+{
+    (void)state;
+    struct ck_client *c = NULL;
+    setenv("CERTKEEP_TOKEN", "ck_test", 1);
+    const char *refused[] = {"10.0.0.5:8443", "shop.example.com:8443", "127.0.0.1", "127.0.0.1:",
+                             ":8443",         "127.0.0.1:8443/v1"};
+    for (size_t i = 0; i < CK_ARRAY_LEN(refused); i++) {
+        setenv("CERTKEEP_ADDR", refused[i], 1);
+        assert_int_equal(ck_client_open(&c), CK_EXIT_USAGE);
+        assert_null(c);
+    }
+    const char *taken[] = {"127.0.0.1:8443", "localhost:8443", "[::1]:8443"};
+    for (size_t i = 0; i < CK_ARRAY_LEN(taken); i++) {
+        setenv("CERTKEEP_ADDR", taken[i], 1);
+        assert_int_equal(ck_client_open(&c), CK_EXIT_OK);
+        ck_client_free(c);
+        c = NULL;
+    }
+}
+
 /* ---- a one-shot HTTP server on loopback ---- */
 
 struct one_shot {
@@ -473,6 +495,7 @@ int main(void)
         cmocka_unit_test(test_view_and_pairs),
         cmocka_unit_test(test_body_refuses_non_utf8),
         cmocka_unit_test(test_client_needs_token),
+        cmocka_unit_test(test_client_bare_address),
         cmocka_unit_test(test_client_sends_json_with_token),
         cmocka_unit_test(test_client_api_error_is_exit_1),
         cmocka_unit_test(test_client_unreachable_is_exit_1),

@@ -123,6 +123,23 @@ static void test_sleeper(void **state)
     ck_sleeper_destroy(&s);
 }
 
+static void test_host_is_loopback(void **state)
+{
+    (void)state;
+    assert_true(ck_host_is_loopback("127.0.0.1"));
+    assert_true(ck_host_is_loopback("127.8.9.10"));
+    assert_true(ck_host_is_loopback("localhost"));
+    assert_true(ck_host_is_loopback("LocalHost"));
+    assert_true(ck_host_is_loopback("::1"));
+    assert_true(ck_host_is_loopback("[::1]"));
+    assert_false(ck_host_is_loopback("10.0.0.1"));
+    assert_false(ck_host_is_loopback("128.0.0.1"));
+    assert_false(ck_host_is_loopback("[::2]"));
+    assert_false(ck_host_is_loopback("localhost.example.com"));
+    assert_false(ck_host_is_loopback("127.0.0.1.example.com"));
+    assert_false(ck_host_is_loopback(""));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -131,6 +148,7 @@ int main(void)
         cmocka_unit_test(test_strv),
         cmocka_unit_test(test_file_atomic_and_bounded_read),
         cmocka_unit_test(test_hex),
+        cmocka_unit_test(test_host_is_loopback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
