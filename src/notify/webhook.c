@@ -67,28 +67,6 @@ int ck_webhook_sign(const char *secret, const char *body, int64_t timestamp, cha
     return 0;
 }
 
-static bool host_is_loopback(const char *host)
-{
-    char bare[HOST_MAX];
-    size_t len = strlen(host);
-    if (len >= sizeof(bare))
-        return false;
-    /* curl gives an IPv6 host with its brackets. */
-    if (len >= 2 && host[0] == '[' && host[len - 1] == ']') {
-        memcpy(bare, host + 1, len - 2);
-        bare[len - 2] = '\0';
-    } else {
-        memcpy(bare, host, len + 1);
-    }
-    struct in_addr v4;
-    struct in6_addr v6;
-    if (inet_pton(AF_INET, bare, &v4) == 1)
-        return (ntohl(v4.s_addr) >> 24) == 127;
-    if (inet_pton(AF_INET6, bare, &v6) == 1)
-        return IN6_IS_ADDR_LOOPBACK(&v6);
-    return strcasecmp(bare, "localhost") == 0;
-}
-
 /* Accepts https://, or http:// to a loopback host; gives the scheme for CURLOPT_PROTOCOLS_STR
  * and the host for messages (the full URL may carry a token and is not repeated). */
 static int check_url(const char *url, char *scheme, size_t scheme_len, char *host, size_t host_len,
@@ -110,7 +88,7 @@ static int check_url(const char *url, char *scheme, size_t scheme_len, char *hos
         goto cleanup;
     }
     bool https = strcmp(url_scheme, "https") == 0;
-    if (!https && !(strcmp(url_scheme, "http") == 0 && host_is_loopback(url_host))) {
+    if (!https && !(strcmp(url_scheme, "http") == 0 && ck_host_is_loopback(url_host))) {
         ck_error_set(err, 400, "invalid_webhook",
                      "the webhook URL for %.200s must use https:// (plain http:// is only "
                      "allowed to a loopback address)",

@@ -22,6 +22,7 @@
 
 #include "common/duration.h"
 #include "common/log.h"
+#include "common/util.h"
 #include "server/server.h"
 #include "server/webhook_worker.h"
 
@@ -209,17 +210,6 @@ static int parse_api_address(struct serve_options *o)
     return 0;
 }
 
-static bool host_is_loopback(const char *host)
-{
-    struct in_addr v4;
-    struct in6_addr v6;
-    if (strcmp(host, "localhost") == 0)
-        return true;
-    if (inet_pton(AF_INET, host, &v4) == 1)
-        return (ntohl(v4.s_addr) >> 24) == 127;
-    return inet_pton(AF_INET6, host, &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
-}
-
 static int parse_monitor_interval(const char *text, int64_t *out)
 {
     int64_t seconds = 0;
@@ -316,7 +306,7 @@ static int parse_serve_options(int argc, char **argv, struct serve_options *o)
     if (parse_api_address(o) != 0)
         return usage_error(ck_daemon_usage_serve,
                            "--api %s is not ADDR:PORT (e.g. 127.0.0.1:8443, [::1]:8443)", o->api);
-    if (o->cert == NULL && !o->insecure_http && !host_is_loopback(o->host)) {
+    if (o->cert == NULL && !o->insecure_http && !ck_host_is_loopback(o->host)) {
         fprintf(stderr,
                 "certkeep: refusing plain HTTP on %s, which is not a loopback address: tokens "
                 "would cross the network in clear. Use --api-cert/--api-key for HTTPS, or "

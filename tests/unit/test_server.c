@@ -154,15 +154,15 @@ static void test_api_address(void **state)
 static void test_loopback_rule(void **state)
 {
     (void)state;
-    assert_true(host_is_loopback("127.0.0.1"));
-    assert_true(host_is_loopback("127.9.8.7"));
-    assert_true(host_is_loopback("::1"));
-    assert_true(host_is_loopback("localhost"));
-    assert_false(host_is_loopback("0.0.0.0"));
-    assert_false(host_is_loopback("10.1.2.3"));
-    assert_false(host_is_loopback("::"));
-    assert_false(host_is_loopback("128.0.0.1"));
-    assert_false(host_is_loopback("example.com"));
+    assert_true(ck_host_is_loopback("127.0.0.1"));
+    assert_true(ck_host_is_loopback("127.9.8.7"));
+    assert_true(ck_host_is_loopback("::1"));
+    assert_true(ck_host_is_loopback("localhost"));
+    assert_false(ck_host_is_loopback("0.0.0.0"));
+    assert_false(ck_host_is_loopback("10.1.2.3"));
+    assert_false(ck_host_is_loopback("::"));
+    assert_false(ck_host_is_loopback("128.0.0.1"));
+    assert_false(ck_host_is_loopback("example.com"));
 
     char *plain[] = {"serve", "--data", "/nonexistent", "--api", "0.0.0.0:8443", NULL};
     struct serve_options o = {0};
