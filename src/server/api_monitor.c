@@ -29,7 +29,10 @@ int ck_api_metrics(struct ck_request *r, ck_error *err)
     struct ck_edge_counts edge = {0};
     struct ck_prom text = {0};
     size_t len = 0;
-    if (ck_store_metrics_read(r->daemon->store, &m, err) != 0)
+    /* the operator's admins see every tenant; everyone else only their own (nothing crosses
+     * tenants); the edge's counters are the daemon's, not a tenant's */
+    int64_t tenant_id = ck_auth_is_operator_admin(&r->caller) ? 0 : r->caller.tenant_id;
+    if (ck_store_metrics_read(r->daemon->store, tenant_id, &m, err) != 0)
         return -1;
     for (int env = CK_ENV_STAGING; env <= CK_ENV_PRODUCTION; env++)
         ck_edge_runtime_handshakes(r->daemon->edge, (enum ck_environment)env, &edge.handshakes[env],

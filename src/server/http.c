@@ -27,7 +27,7 @@ struct route {
 
 static const struct route routes[] = {
     {EVHTTP_REQ_GET, "/healthz", ck_api_health, ACCESS_PUBLIC},
-    {EVHTTP_REQ_GET, "/metrics", ck_api_metrics, ACCESS_OPERATOR},
+    {EVHTTP_REQ_GET, "/metrics", ck_api_metrics, ACCESS_VIEWER},
     {EVHTTP_REQ_POST, "/v1/tenants", ck_api_tenant_create, ACCESS_OPERATOR},
     {EVHTTP_REQ_GET, "/v1/tenants", ck_api_tenant_list, ACCESS_OPERATOR},
     {EVHTTP_REQ_POST, "/v1/tokens", ck_api_token_create, ACCESS_ADMIN},

@@ -289,12 +289,13 @@ static int read_metric_count(sqlite3_stmt *s, void *row, ck_error *err)
     return 0;
 }
 
-static int read_counts(struct ck_store *st, const char *sql, const char *what,
+/* sql takes ?1, the tenant id, 0 for every tenant. */
+static int read_counts(struct ck_store *st, int64_t tenant_id, const char *sql, const char *what,
                        struct ck_metric_count **out, size_t *n, ck_error *err)
 {
     void *rows = NULL;
-    if (ck_sql_query_all(st, sql, NO_ARGS, what, read_metric_count, metric_count_free,
-                         sizeof(struct ck_metric_count), &rows, n, err) != 0)
+    if (ck_sql_query_all(st, sql, ARGS(A_INT(tenant_id)), what, read_metric_count,
+                         metric_count_free, sizeof(struct ck_metric_count), &rows, n, err) != 0)
         return -1;
     *out = rows;
     return 0;
@@ -302,42 +303,45 @@ static int read_counts(struct ck_store *st, const char *sql, const char *what,
 
 /* Plain reads, no transaction: a write lock for a scrape would stall every daemon, and numbers
  * a moment apart are what a scrape expects anyway. */
-static int metrics_body(struct ck_store *st, struct ck_store_metrics *m, ck_error *err)
+static int metrics_body(struct ck_store *st, int64_t tenant_id, struct ck_store_metrics *m,
+                        ck_error *err)
 {
-    if (read_counts(st,
+    if (read_counts(st, tenant_id,
                     "SELECT t.name, e.name, p.cert_not_after FROM enrollments e "
                     "JOIN tenants t ON t.id = e.tenant_id JOIN orders p "
                     "ON p.id = e.production_order_id WHERE p.cert_not_after IS NOT NULL "
-                    "ORDER BY t.name, e.name",
+                    "AND (?1 = 0 OR t.id = ?1) ORDER BY t.name, e.name",
                     "reading certificate expiries", &m->expiries, &m->n_expiries, err) != 0 ||
-        read_counts(st,
+        read_counts(st, tenant_id,
                     "SELECT t.name, o.state, COUNT(*) FROM orders o JOIN tenants t "
-                    "ON t.id = o.tenant_id GROUP BY t.name, o.state ORDER BY t.name, o.state",
+                    "ON t.id = o.tenant_id WHERE ?1 = 0 OR t.id = ?1 "
+                    "GROUP BY t.name, o.state ORDER BY t.name, o.state",
                     "counting orders", &m->orders, &m->n_orders, err) != 0 ||
-        read_counts(st,
+        read_counts(st, tenant_id,
                     "SELECT NULL, type, COUNT(*) FROM jobs WHERE state = 'failed' "
-                    "GROUP BY type ORDER BY type",
+                    "AND (?1 = 0 OR tenant_id = ?1) GROUP BY type ORDER BY type",
                     "counting failed jobs", &m->job_failures, &m->n_job_failures, err) != 0 ||
-        read_counts(st,
+        read_counts(st, tenant_id,
                     "SELECT t.name, NULL, SUM(CASE WHEN d.state = 'delivered' THEN "
                     "d.attempts - 1 ELSE d.attempts END) FROM webhook_deliveries d "
                     "JOIN webhooks w ON w.id = d.webhook_id JOIN tenants t ON t.id = w.tenant_id "
-                    "GROUP BY t.name ORDER BY t.name",
+                    "WHERE ?1 = 0 OR t.id = ?1 GROUP BY t.name ORDER BY t.name",
                     "counting webhook failures", &m->webhook_failures, &m->n_webhook_failures,
                     err) != 0 ||
-        read_counts(st,
+        read_counts(st, tenant_id,
                     "SELECT t.name, w.status, COUNT(*) FROM watch_status w JOIN enrollments e "
                     "ON e.id = w.enrollment_id JOIN tenants t ON t.id = e.tenant_id "
-                    "GROUP BY t.name, w.status ORDER BY t.name, w.status",
+                    "WHERE ?1 = 0 OR t.id = ?1 GROUP BY t.name, w.status ORDER BY t.name, w.status",
                     "counting watched endpoints", &m->watch, &m->n_watch, err) != 0)
         return -1;
     return 0;
 }
 
-int ck_store_metrics_read(struct ck_store *st, struct ck_store_metrics *out, ck_error *err)
+int ck_store_metrics_read(struct ck_store *st, int64_t tenant_id, struct ck_store_metrics *out,
+                          ck_error *err)
 {
     struct ck_store_metrics m = {0};
-    if (metrics_body(st, &m, err) != 0) {
+    if (metrics_body(st, tenant_id, &m, err) != 0) {
         ck_store_metrics_free(&m);
         return -1;
     }

@@ -568,8 +568,10 @@ struct ck_store_metrics {
     struct ck_metric_count *watch; /* key: the status; value: how many endpoints */
     size_t n_watch;
 };
-/* Everything GET /metrics shows from the database, every tenant, in a few queries. */
-int ck_store_metrics_read(struct ck_store *st, struct ck_store_metrics *out, ck_error *err);
+/* Everything GET /metrics shows from the database, in a few queries: one tenant's, or every
+ * tenant's when tenant_id is 0. */
+int ck_store_metrics_read(struct ck_store *st, int64_t tenant_id, struct ck_store_metrics *out,
+                          ck_error *err);
 void ck_store_metrics_free(struct ck_store_metrics *m);
 /* A trivial query: whether the database answers (GET /healthz). */
 int ck_store_ping(struct ck_store *st, ck_error *err);

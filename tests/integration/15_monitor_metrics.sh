@@ -3,9 +3,10 @@
 # the production listener by the scheduler; it watches an nginx started here that serves another
 # (self-made) certificate, and a port nobody listens on. With --monitor-interval 2s the daemon
 # raises endpoint_mismatch and endpoint_unreachable once each, and nothing for the production
-# listener, which serves the deployed certificate. Then /metrics: admin token only, the
-# production expiry equal to the served notAfter, orders by state, handshake counters that move
-# with real handshakes to the edge (and errors with an unknown SNI); /healthz stays public.
+# listener, which serves the deployed certificate. Then /metrics: a token needed, each tenant
+# seeing its own series and the operator every one, the production expiry equal to the served
+# notAfter, orders by state, handshake counters that move with real handshakes to the edge (and
+# errors with an unknown SNI); /healthz stays public.
 source "$(dirname "$0")/lib.sh"
 cd "$WORK" || exit 1
 
@@ -174,11 +175,15 @@ metrics
 check_eq "/metrics without a token: 401" 401 "$MSTATUS"
 VIEWER=$(ck token create --role viewer 2>/dev/null)
 metrics "$VIEWER"
-check_eq "/metrics with a viewer token: 403" 403 "$MSTATUS"
+check_eq "/metrics with a viewer token: 200" 200 "$MSTATUS"
+check_contains "a viewer sees its tenant's expiries" 'enrollment="api"' "$(cat "$METRICS")"
 api POST /v1/tenants '{"name":"acme"}'
 ACME_ADMIN=$(ck token create --role admin --tenant acme 2>/dev/null)
 metrics "$ACME_ADMIN"
-check_eq "/metrics with another tenant's admin token: 403" 403 "$MSTATUS"
+check_eq "/metrics with another tenant's admin token: 200" 200 "$MSTATUS"
+check "but nothing of tenant default crosses to it" \
+    bash -c "! grep -q 'tenant=\"default\"' '$METRICS'"
+check_contains "while the edge's counters are there" "certkeep_edge_handshakes_total" "$(cat "$METRICS")"
 metrics "$ADMIN_TOKEN"
 check_eq "/metrics with the operator's admin token: 200" 200 "$MSTATUS"
 check_contains "Content-Type is the text format 0.0.4" "text/plain; version=0.0.4" "$(cat "$WORK/metrics.head")"

@@ -434,7 +434,7 @@ static void test_store_metrics_and_ping(void **state)
     struct ck_store_metrics m = {0};
     ck_error err = {0};
     assert_int_equal(ck_store_ping(f->db.st, &err), 0);
-    assert_int_equal(ck_store_metrics_read(f->db.st, &m, &err), 0);
+    assert_int_equal(ck_store_metrics_read(f->db.st, 0, &m, &err), 0);
     assert_int_equal(m.n_expiries, 0); /* nothing deployed */
     assert_int_equal(m.n_orders, 0);
     ck_store_metrics_free(&m);
