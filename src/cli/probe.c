@@ -1,6 +1,7 @@
 /* probe.c — `certkeep probe`: connects, shows the leaf the endpoint serves and whether its chain
  * verifies (core/probe.h does the work; this file parses options and prints). */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,10 +16,12 @@
 #define PROBE_TIMEOUT_MAX_SECS 3600
 
 const char ck_usage_probe[] =
-    "usage: certkeep probe HOST:PORT [--sni NAME] [--roots FILE] [--timeout SECONDS] [--json]\n";
+    "usage: certkeep probe HOST:PORT [--sni NAME] [--roots FILE] [--timeout SECONDS] [--strict]\n"
+    "           [--json]\n";
 
 struct probe_options {
     const char *sni, *roots, *timeout;
+    bool strict; /* an invalid chain is a failure (exit 1), not only a line of the view */
 };
 
 static int parse_timeout(const char *text, int *timeout_ms)
@@ -88,7 +91,7 @@ static void show_human(const json_t *view)
     free(reasons);
 }
 
-static int probe_and_show(const struct ck_cli *cli, struct ck_probe_request *req)
+static int probe_and_show(const struct ck_cli *cli, struct ck_probe_request *req, bool strict)
 {
     struct ck_probe_result res = {0};
     ck_error err = {0};
@@ -107,7 +110,9 @@ static int probe_and_show(const struct ck_cli *cli, struct ck_probe_request *req
         goto cleanup;
     if (!cli->json)
         show_human(view);
-    rc = res.chain_valid ? CK_EXIT_OK : CK_EXIT_FAILED;
+    /* Like openssl s_client, showing what is served is the success: the chain status is part of
+     * the view. --strict makes a monitoring check of it. */
+    rc = res.chain_valid || !strict ? CK_EXIT_OK : CK_EXIT_FAILED;
 cleanup:
     json_decref(view);
     ck_probe_result_free(&res);
@@ -121,6 +126,7 @@ int ck_cmd_probe(const struct ck_cli *cli, int argc, char **argv)
         {"sni", CK_OPT_STRING, &o.sni},
         {"roots", CK_OPT_STRING, &o.roots},
         {"timeout", CK_OPT_STRING, &o.timeout},
+        {"strict", CK_OPT_FLAG, &o.strict},
     };
     const struct ck_cli_spec spec = {ck_usage_probe, opts, CK_ARRAY_LEN(opts), 1, 1};
     char **args = NULL;
@@ -135,7 +141,7 @@ int ck_cmd_probe(const struct ck_cli *cli, int argc, char **argv)
     if (rc == CK_EXIT_OK)
         rc = load_roots(o.roots, &req.extra_roots);
     if (rc == CK_EXIT_OK)
-        rc = probe_and_show(cli, &req);
+        rc = probe_and_show(cli, &req, o.strict);
     sk_X509_pop_free(req.extra_roots, X509_free);
     return rc;
 }

@@ -66,8 +66,12 @@ check_eq "IP literal without --sni verifies against the IP SAN" 0 $?
 check_eq "no SNI sent for an IP literal" "null" "$(printf '%s' "$OUT" | jq -r .sni)"
 
 OUT=$("$CERTKEEP" probe "127.0.0.1:$TLS_PORT" --sni shop.example.com 2>&1)
-check_eq "probe without --roots exits 1 (test CA not trusted)" 1 $?
+check_eq "probe without --roots still shows what is served (exit 0)" 0 $?
 check_contains "chain invalid with a reason" "chain       invalid: " "$OUT"
+"$CERTKEEP" probe "127.0.0.1:$TLS_PORT" --sni shop.example.com --strict >/dev/null 2>&1
+check_eq "probe --strict exits 1 when the chain does not verify (test CA not trusted)" 1 $?
+"$CERTKEEP" probe "127.0.0.1:$TLS_PORT" --sni shop.example.com --roots ca.pem --strict >/dev/null 2>&1
+check_eq "probe --strict exits 0 when it does" 0 $?
 OUT=$("$CERTKEEP" probe "127.0.0.1:$TLS_PORT" --sni shop.example.com --json)
 check_eq "json chain_status invalid" "invalid" "$(printf '%s' "$OUT" | jq -r .chain_status)"
 check "json chain_problems not empty" test "$(printf '%s' "$OUT" | jq -r '.chain_problems | length')" -ge 1
@@ -78,7 +82,10 @@ check_contains "--sni picks the second certificate" "CN=other.example.com" "$OUT
 check_contains "second certificate's organisation" "O=Other Org" "$OUT"
 
 OUT=$("$CERTKEEP" probe "127.0.0.1:$TLS_PORT" --sni wrong.example.com --roots ca.pem 2>&1)
-check_eq "a name the certificate lacks exits 1" 1 $?
+check_contains "a name the certificate lacks: chain invalid" "chain       invalid: " "$OUT"
+"$CERTKEEP" probe "127.0.0.1:$TLS_PORT" --sni wrong.example.com --roots ca.pem --strict \
+    >/dev/null 2>&1
+check_eq "and --strict exits 1 for it" 1 $?
 
 DEAD_PORT=$(free_port)
 START=$(date +%s)
