@@ -695,6 +695,14 @@ cleanup:
     return rc;
 }
 
+bool ck_enrollment_input_needs_network(const json_t *body, const char *from_host_query)
+{
+    const json_t *host = json_object_get(body, "from_host");
+    if (host != NULL)
+        return json_is_string(host);
+    return from_host_query != NULL && from_host_query[0] != '\0';
+}
+
 int ck_enrollment_input_create(const json_t *body, const char *from_host_query,
                                struct ck_enrollment *out, struct ck_input_errors *errs)
 {

@@ -41,6 +41,7 @@ struct ck_daemon {
     struct ck_scheduler *scheduler;     /* scheduler.h; NULL with --no-scheduler */
     struct ck_monitor *monitor;         /* monitor.h: expiry monitoring */
     int64_t monitor_interval;           /* --monitor-interval, seconds */
+    struct ck_prefill_pool *prefill;    /* prefill.h: pre-fills from live hosts, off the loop */
 };
 
 #define CK_ROUTE_PARAMS_MAX 4

@@ -90,4 +90,59 @@ check_eq "an unreachable host is a clear 4xx/5xx error, nothing created" "true" 
 ck enrollment delete w >/dev/null 2>&1
 api GET /v1/enrollments/w
 check_eq "delete removes it" 404 "$STATUS"
+
+# A pre-fill from a host that accepts TCP and never answers waits out its 10 s off the event
+# loop: everything else answers at once meanwhile.
+SPORT=$(free_port)
+python3 -c 'import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(64)
+time.sleep(60)' "$SPORT" &
+EXTRA_PIDS="$EXTRA_PIDS $!"
+for i in $(seq 1 50); do (exec 3<>/dev/tcp/127.0.0.1/$SPORT) 2>/dev/null && break; sleep 0.1; done
+prefill_bg() { # name out-file [curl args...]: a pre-fill from the silent host, in the background
+    local name=$1 out=$2
+    shift 2
+    curl -s -o "$out" -w '%{http_code}' "$@" -X POST -H "Authorization: Bearer $CERTKEEP_TOKEN" \
+        --data-binary "{\"name\":\"$name\"}" "$CERTKEEP_ADDR/v1/enrollments?from_host=127.0.0.1:$SPORT" >"$out.status" 2>/dev/null
+}
+prefill_bg hung0 "$WORK/pf0" --max-time 30 &
+PF0=$!
+prefill_bg gone "$WORK/pfgone" --max-time 1 &
+PF_OTHERS=()
+for i in $(seq 2 15); do
+    prefill_bg "hung$i" "$WORK/pf$i" --max-time 30 &
+    PF_OTHERS+=($!)
+done
+sleep 2 # all 16 are in flight (the "gone" client has left, its fetch goes on)
+t=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' "$CERTKEEP_ADDR/healthz")
+check_eq "GET /healthz answers during 16 pre-fills" 200 "${t%% *}"
+check "... at once (under 1 s; took ${t#* } s)" awk -v s="${t#* }" 'BEGIN { exit !(s < 1) }'
+t=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' -H "Authorization: Bearer $CERTKEEP_TOKEN" "$CERTKEEP_ADDR/v1/enrollments/shop")
+check_eq "GET /v1/enrollments/shop answers during the pre-fills" 200 "${t%% *}"
+check "... at once (under 1 s; took ${t#* } s)" awk -v s="${t#* }" 'BEGIN { exit !(s < 1) }'
+api POST "/v1/enrollments?from_host=127.0.0.1:$SPORT" '{"name":"onetoomany"}'
+check_eq "a 17th pre-fill at once is refused: 503 prefill_busy" "503 prefill_busy" "$STATUS $(json .error.code)"
+api POST /v1/enrollments '{"name":"plain","cn":"plain.example.com"}'
+check_eq "a create without pre-fill still works meanwhile" 201 "$STATUS"
+wait "$PF0" "${PF_OTHERS[@]}"
+BODY=$(cat "$WORK/pf0")
+check_eq "the pre-fill then fails with its timeout error" "504 timeout" "$(cat "$WORK/pf0.status") $(json .error.code)"
+check_contains "... naming the host" "127.0.0.1" "$(json .error.message)"
+api GET /v1/enrollments/hung0
+check_eq "a failed pre-fill creates nothing" 404 "$STATUS"
+api GET /v1/enrollments/gone
+check_eq "a pre-fill whose client left ends without harm (its fetch timed out: nothing created)" 404 "$STATUS"
+
+# SIGTERM with a pre-fill in flight: the daemon waits for it and stops cleanly (finish checks).
+prefill_bg atstop "$WORK/pfstop" --max-time 30 &
+PF_STOP=$!
+sleep 0.5
+stop_start=$(date +%s)
+stop_daemon
+check_eq "SIGTERM during a pre-fill: exit 0 (no leak, no sanitizer report)" 0 "$DAEMON_STATUS"
+check "... within the pre-fill timeout ($(($(date +%s) - stop_start)) s)" test $(($(date +%s) - stop_start)) -le 12
+wait "$PF_STOP"
 finish
