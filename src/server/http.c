@@ -386,8 +386,13 @@ static const struct route *prepare(struct ck_request *r, struct path *p, ck_erro
         ck_error_set(err, 400, "invalid_query", "the query string is not valid");
         return NULL;
     }
-    if (evbuffer_get_length(evhttp_request_get_input_buffer(r->req)) > CK_BODY_MAX) {
-        ck_error_set(err, 413, "body_too_large", "the request body is over 1 MiB");
+    /* evhttp accepts up to CK_BODY_HARD_MAX so that the usual oversized bodies get this JSON
+     * answer; only beyond it does libevent 2.1 answer by itself (it has no error hook). */
+    size_t body_len = evbuffer_get_length(evhttp_request_get_input_buffer(r->req));
+    if (body_len > CK_BODY_MAX) {
+        ck_error_set(err, 413, "body_too_large",
+                     "the request body has %zu bytes; at most 1 MiB (%d bytes) is accepted",
+                     body_len, CK_BODY_MAX);
         return NULL;
     }
     if (route->access != ACCESS_PUBLIC &&
