@@ -62,15 +62,20 @@ cleanup:
 
 int ck_api_enrollment_list(struct ck_request *r, ck_error *err)
 {
+    struct ck_page page;
     struct ck_enrollment *list = NULL;
     size_t n = 0;
-    if (ck_store_enrollment_list(r->daemon->store, r->caller.tenant_id, &list, &n, err) != 0)
+    if (ck_http_page(r, true, &page, err) != 0 ||
+        ck_store_enrollment_list_page(r->daemon->store, r->caller.tenant_id, &page, &list, &n,
+                                      err) != 0)
         return -1;
+    json_t *next = ck_http_page_next(&page, n > 0 ? list[n - 1].name : NULL, 0);
     json_t *items = json_array();
     for (size_t i = 0; items != NULL && i < n; i++)
         json_array_append_new(items, ck_enrollment_to_json(&list[i]));
     ck_enrollment_array_free(list, n);
-    ck_http_reply_json(r, 200, items ? json_pack("{s:o}", "enrollments", items) : NULL);
+    ck_http_reply_json(r, 200,
+                       items ? json_pack("{s:o,s:o}", "enrollments", items, "next", next) : NULL);
     return 0;
 }
 
