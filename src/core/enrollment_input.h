@@ -33,6 +33,11 @@ void ck_input_errors_free(struct ck_input_errors *errs);
  * Fills *out (tenant_id is left 0 for the caller) and returns 0, or returns -1 with errs set. */
 int ck_enrollment_input_create(const json_t *body, const char *from_host_query,
                                struct ck_enrollment *out, struct ck_input_errors *errs);
+/* The same, with a pre-fill from a live host that gives up as soon as cancel_fd turns readable
+ * (ck_fetch_peer_certificate_cancellable; -1 never cancels). */
+int ck_enrollment_input_create_cancellable(const json_t *body, const char *from_host_query,
+                                           int cancel_fd, struct ck_enrollment *out,
+                                           struct ck_input_errors *errs);
 
 /* Whether ck_enrollment_input_create(body, from_host_query, ...) would connect to a live host
  * (a from_host string in the body, or else a non-empty from_host_query): such a call may take up

@@ -1,10 +1,13 @@
 #include "server/prefill.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <unistd.h>
 
 #include <event2/http.h>
 
@@ -35,6 +38,7 @@ struct prefill_job {
 struct ck_prefill_pool {
     uint32_t magic;
     struct ck_daemon *daemon;
+    int cancel[2]; /* a pipe: written to at shutdown, every fetch polls its read end */
     LIST_HEAD(, prefill_job) jobs; /* loop thread only */
     size_t in_flight;
 };
@@ -53,7 +57,8 @@ static void job_free(struct prefill_job *job)
 static void *run_job(void *arg)
 {
     struct prefill_job *job = arg;
-    job->rc = ck_enrollment_input_create(job->body, job->from_host_query, &job->result, &job->errs);
+    job->rc = ck_enrollment_input_create_cancellable(
+        job->body, job->from_host_query, job->pool->cancel[0], &job->result, &job->errs);
     event_active(job->finished, EV_READ, 1);
     return NULL;
 }
@@ -100,6 +105,14 @@ int ck_prefill_pool_new(struct ck_daemon *d, struct ck_prefill_pool **out, ck_er
     struct ck_prefill_pool *pool = calloc(1, sizeof(*pool));
     if (pool == NULL)
         return ck_error_set(err, 500, "out_of_memory", "out of memory");
+    if (pipe(pool->cancel) != 0) {
+        free(pool);
+        return ck_error_set(err, 500, "pipe_failed", "cannot make the pre-fill pipe: %s",
+                            strerror(errno));
+    }
+    /* Not inherited by the programs target hooks run. */
+    fcntl(pool->cancel[0], F_SETFD, FD_CLOEXEC);
+    fcntl(pool->cancel[1], F_SETFD, FD_CLOEXEC);
     pool->magic = POOL_MAGIC;
     pool->daemon = d;
     LIST_INIT(&pool->jobs);
@@ -160,9 +173,14 @@ void ck_prefill_pool_free(struct ck_prefill_pool *pool)
         return;
     if (pool->magic != POOL_MAGIC)
         abort();
-    if (pool->in_flight > 0)
-        ck_log(CK_LOG_INFO, "waiting for %zu pre-fill%s to end (at most %d s)", pool->in_flight,
-               pool->in_flight == 1 ? "" : "s", CK_PREFILL_TIMEOUT_MS / 1000);
+    if (pool->in_flight > 0) {
+        ck_log(CK_LOG_INFO, "cancelling %zu pre-fill%s", pool->in_flight,
+               pool->in_flight == 1 ? "" : "s");
+        /* Never read: the pipe stays readable for every fetch, which gives up at once. */
+        if (write(pool->cancel[1], "x", 1) != 1)
+            ck_log(CK_LOG_WARN, "cannot cancel the pre-fills (%s): waiting for their timeout",
+                   strerror(errno));
+    }
     struct prefill_job *job;
     while ((job = LIST_FIRST(&pool->jobs)) != NULL) {
         pthread_join(job->thread, NULL);
@@ -175,6 +193,8 @@ void ck_prefill_pool_free(struct ck_prefill_pool *pool)
             evhttp_connection_set_closecb(evhttp_request_get_connection(job->req), NULL, NULL);
         job_free(job);
     }
+    close(pool->cancel[0]);
+    close(pool->cancel[1]);
     pool->magic = 0;
     free(pool);
 }

@@ -9,7 +9,8 @@
  * is only ever touched on the loop. libevent 2.1 mostly notices a client that left only when the
  * answer is written (it does not read while a request is being answered); when it does notice
  * earlier, it detaches the request from the closed connection and the result is dropped, nothing
- * created. At shutdown the threads are joined: each ends within its fetch timeout. */
+ * created. At shutdown a pipe every fetch polls cancels them (503 "cancelled", unanswered) and
+ * the threads are joined. */
 #ifndef CK_SERVER_PREFILL_H
 #define CK_SERVER_PREFILL_H
 
