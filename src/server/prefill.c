@@ -86,11 +86,12 @@ static void finish_job(evutil_socket_t fd, short what, void *arg)
     struct ck_prefill_pool *pool = job->pool;
     pthread_join(job->thread, NULL); /* it returns right after event_active */
     job_unlink(job);
-    if (job->client_gone) {
+    struct evhttp_connection *conn = evhttp_request_get_connection(job->req);
+    if (job->client_gone || conn == NULL) {
         ck_log(CK_LOG_INFO, "pre-fill: the client left before the answer; nothing was created");
         evhttp_request_free(job->req);
     } else {
-        evhttp_connection_set_closecb(evhttp_request_get_connection(job->req), NULL, NULL);
+        evhttp_connection_set_closecb(conn, NULL, NULL);
         struct ck_request r = {.daemon = pool->daemon,
                                .req = job->req,
                                .caller = {.tenant_id = job->tenant_id, .role = job->role}};
@@ -187,10 +188,11 @@ void ck_prefill_pool_free(struct ck_prefill_pool *pool)
         job_unlink(job);
         /* Unanswered: a detached request is ours to free; an attached one goes with its
          * connection when the caller frees the evhttp server. */
-        if (job->client_gone)
+        struct evhttp_connection *conn = evhttp_request_get_connection(job->req);
+        if (job->client_gone || conn == NULL)
             evhttp_request_free(job->req);
         else
-            evhttp_connection_set_closecb(evhttp_request_get_connection(job->req), NULL, NULL);
+            evhttp_connection_set_closecb(conn, NULL, NULL);
         job_free(job);
     }
     close(pool->cancel[0]);
