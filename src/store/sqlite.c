@@ -939,10 +939,17 @@ int ck_store_enrollment_get(struct ck_store *st, int64_t tenant_id, const char *
 }
 
 /* The SQL LIMIT for a page: one row more than asked, to learn whether more follow; -1 (no
- * limit) for every row. */
+ * limit) for every row. The page's bound is always a plain comparison (no "? IS NULL OR"), so
+ * that SQLite seeks to it in the index instead of walking there from the list's start. */
 static int64_t page_sql_limit(const struct ck_page *page)
 {
     return page->limit == 0 ? -1 : (int64_t)page->limit + 1;
+}
+
+/* The id every row of the page is below. */
+static int64_t page_before_id(const struct ck_page *page)
+{
+    return page->before_id > 0 ? page->before_id : INT64_MAX;
 }
 
 /* Drops the extra row page_sql_limit asked for, if it came, and sets page->more. */
@@ -959,10 +966,9 @@ int ck_store_enrollment_list_page(struct ck_store *st, int64_t tenant_id, struct
                                   struct ck_enrollment **out, size_t *n, ck_error *err)
 {
     if (ck_sql_query_all(
-            st,
-            ENROLLMENT_SELECT " WHERE tenant_id = ?1 AND (?2 IS NULL OR name > ?2) "
-                              "ORDER BY name LIMIT ?3",
-            ARGS(A_INT(tenant_id), A_TEXT(page->after_name), A_INT(page_sql_limit(page))),
+            st, ENROLLMENT_SELECT " WHERE tenant_id = ?1 AND name > ?2 ORDER BY name LIMIT ?3",
+            ARGS(A_INT(tenant_id), A_TEXT(page->after_name ? page->after_name : ""),
+                 A_INT(page_sql_limit(page))),
             "listing enrollments", read_enrollment, free_enrollment_row, sizeof(**out),
             (void **)out, n, err) != 0)
         return -1;
@@ -1509,9 +1515,9 @@ int ck_store_order_list_page(struct ck_store *st, int64_t tenant_id,
     if (ck_sql_query_all(st,
                          ORDER_SELECT " WHERE o.tenant_id = ?1 AND (?2 IS NULL OR e.name = ?2) "
                                       "AND (?3 IS NULL OR o.state = ?3) "
-                                      "AND (?4 = 0 OR o.id < ?4) ORDER BY o.id DESC LIMIT ?5",
+                                      "AND o.id < ?4 ORDER BY o.id DESC LIMIT ?5",
                          ARGS(A_INT(tenant_id), A_TEXT(f ? f->enrollment : NULL), A_TEXT(state),
-                              A_INT(page->before_id), A_INT(page_sql_limit(page))),
+                              A_INT(page_before_id(page)), A_INT(page_sql_limit(page))),
                          "listing orders", read_order, free_order_row, sizeof(**out), (void **)out,
                          n, err) != 0)
         return -1;
@@ -2394,11 +2400,11 @@ int ck_store_job_list_page(struct ck_store *st, int64_t tenant_id, const struct 
             st,
             JOB_SELECT " WHERE j.tenant_id = ?1 AND (?2 IS NULL OR j.state = ?2) "
                        "AND (?3 IS NULL OR j.type = ?3) AND (?4 IS NULL OR e.name = ?4) "
-                       "AND (?5 = 0 OR j.order_id = ?5) AND (?6 = 0 OR j.id < ?6) "
+                       "AND (?5 = 0 OR j.order_id = ?5) AND j.id < ?6 "
                        "ORDER BY j.id DESC LIMIT ?7",
             ARGS(A_INT(tenant_id), A_TEXT(f->state >= 0 ? ck_job_state_name(f->state) : NULL),
                  A_TEXT(f->type >= 0 ? ck_job_type_name(f->type) : NULL), A_TEXT(f->enrollment),
-                 A_INT(f->order_id), A_INT(page->before_id), A_INT(page_sql_limit(page))),
+                 A_INT(f->order_id), A_INT(page_before_id(page)), A_INT(page_sql_limit(page))),
             "listing jobs", read_job, free_job_row, sizeof(*jobs), (void **)&jobs, &count,
             err) != 0)
         return -1;
