@@ -394,6 +394,86 @@ int ck_client_run(const struct ck_cli *cli, const char *method, const char *path
     return rc;
 }
 
+/* path with limit and (after the first page) cursor added to its query. */
+static char *page_path(const char *path, const char *cursor)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    if (out == NULL)
+        return NULL;
+    fprintf(out, "%s%climit=%d", path, strchr(path, '?') != NULL ? '&' : '?', CK_CLIENT_PAGE_LIMIT);
+    int failed = 0;
+    if (cursor != NULL) {
+        fputs("&cursor=", out);
+        failed = put_escaped(out, cursor);
+    }
+    if (fclose(out) != 0 || failed) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+/* Appends the rows of page[key] to all; takes page's `next` (a copy in *cursor, NULL at the
+ * end). */
+static int page_collect(json_t *all, json_t *page, const char *key, char **cursor)
+{
+    json_t *rows = json_object_get(page, key);
+    json_t *next = json_object_get(page, "next");
+    bool repeated =
+        *cursor != NULL && json_is_string(next) && strcmp(*cursor, json_string_value(next)) == 0;
+    free(*cursor);
+    *cursor = NULL;
+    if (!json_is_array(rows) || (next != NULL && !json_is_null(next) && !json_is_string(next)) ||
+        repeated) {
+        fprintf(stderr, "certkeep: the API's answer is not a page of \"%s\"\n", key);
+        return CK_EXIT_FAILED;
+    }
+    if (json_array_extend(all, rows) != 0 ||
+        (json_is_string(next) && (*cursor = strdup(json_string_value(next))) == NULL)) {
+        fputs("certkeep: out of memory\n", stderr);
+        return CK_EXIT_FAILED;
+    }
+    return CK_EXIT_OK;
+}
+
+int ck_client_run_list(const struct ck_cli *cli, const char *path, const char *key, ck_show_fn show)
+{
+    struct ck_client *c = NULL;
+    json_t *rows = json_array();
+    char *cursor = NULL;
+    int rc = rows != NULL && path != NULL ? ck_client_open(&c) : CK_EXIT_FAILED;
+    if (rows == NULL || path == NULL)
+        fputs("certkeep: out of memory\n", stderr);
+    do {
+        char *page_at = rc == CK_EXIT_OK ? page_path(path, cursor) : NULL;
+        json_t *page = NULL;
+        if (rc == CK_EXIT_OK && page_at == NULL) {
+            fputs("certkeep: out of memory\n", stderr);
+            rc = CK_EXIT_FAILED;
+        }
+        if (rc == CK_EXIT_OK)
+            rc = ck_client_call(c, "GET", page_at, NULL, &page);
+        if (rc == CK_EXIT_OK)
+            rc = page_collect(rows, page, key, &cursor);
+        json_decref(page);
+        free(page_at);
+    } while (rc == CK_EXIT_OK && cursor != NULL);
+    json_t *answer = rc == CK_EXIT_OK ? json_pack("{s:O}", key, rows) : NULL;
+    if (rc == CK_EXIT_OK && answer == NULL) {
+        fputs("certkeep: out of memory\n", stderr);
+        rc = CK_EXIT_FAILED;
+    }
+    if (rc == CK_EXIT_OK)
+        rc = cli->json ? ck_out_json(answer) : show(answer);
+    json_decref(answer);
+    json_decref(rows);
+    free(cursor);
+    ck_client_free(c);
+    return rc;
+}
+
 static int body_set(json_t *obj, const char *key, json_t *value, const char *text)
 {
     if (value == NULL || json_object_set_new(obj, key, value) != 0) {

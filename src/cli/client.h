@@ -81,6 +81,13 @@ typedef int (*ck_show_fn)(const json_t *answer);
 int ck_client_run(const struct ck_cli *cli, const char *method, const char *path,
                   const json_t *body, ck_show_fn show);
 
+/* Like ck_client_run with GET, for a list route that answers in pages (docs/API.md, "Paging"):
+ * follows each page's `next` cursor (CK_CLIENT_PAGE_LIMIT rows a page) and shows the rows of
+ * every page under `key` as one answer. path may carry its own query already. */
+#define CK_CLIENT_PAGE_LIMIT 1000
+int ck_client_run_list(const struct ck_cli *cli, const char *path, const char *key,
+                       ck_show_fn show);
+
 /* GETs path and writes the answer's bytes to stdout unchanged (a CSR, an artifact). */
 int ck_client_download(const char *path);
 

@@ -276,10 +276,16 @@ static int enrollment_update(const struct ck_cli *cli, int argc, char **argv)
     return rc;
 }
 
-static const struct ck_simple_command enrollment_list_def = {.usage = ck_usage_enrollment,
-                                                             .method = "GET",
-                                                             .path = "/v1/enrollments",
-                                                             .show = show_enrollments};
+static int enrollment_list(const struct ck_cli *cli, int argc, char **argv)
+{
+    const struct ck_cli_spec spec = {ck_usage_enrollment, NULL, 0, 0, 0};
+    char **args;
+    int n_args;
+    int rc = ck_cli_parse(&spec, argc, argv, &args, &n_args);
+    if (rc != CK_EXIT_OK)
+        return rc;
+    return ck_client_run_list(cli, "/v1/enrollments", "enrollments", show_enrollments);
+}
 
 static const struct ck_simple_command enrollment_show_def = {.usage = ck_usage_enrollment,
                                                              .method = "GET",
@@ -310,7 +316,7 @@ static const struct ck_simple_command enrollment_delete_def = {.usage = ck_usage
 int ck_cmd_enrollment(const struct ck_cli *cli, int argc, char **argv)
 {
     static const struct ck_cli_command cmds[] = {
-        {"create", enrollment_create, NULL},      {"list", NULL, &enrollment_list_def},
+        {"create", enrollment_create, NULL},      {"list", enrollment_list, NULL},
         {"show", NULL, &enrollment_show_def},     {"update", enrollment_update, NULL},
         {"delete", NULL, &enrollment_delete_def}, {"watch", NULL, &enrollment_watch_def},
     };

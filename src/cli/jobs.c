@@ -67,7 +67,7 @@ int ck_cmd_jobs(const struct ck_cli *cli, int argc, char **argv)
     const struct ck_query_param query[] = {
         {"state", state}, {"type", type}, {"enrollment", enrollment}, {"order", order}};
     char *path = ck_api_path_query("/v1/jobs", query, CK_ARRAY_LEN(query));
-    rc = ck_client_run(cli, "GET", path, NULL, show_jobs);
+    rc = ck_client_run_list(cli, path, "jobs", show_jobs);
     free(path);
     return rc;
 }

@@ -197,7 +197,7 @@ static int order_list(const struct ck_cli *cli, int argc, char **argv)
         return rc;
     const struct ck_query_param query[] = {{"enrollment", enrollment}, {"state", state}};
     char *path = ck_api_path_query("/v1/orders", query, CK_ARRAY_LEN(query));
-    rc = ck_client_run(cli, "GET", path, NULL, show_orders);
+    rc = ck_client_run_list(cli, path, "orders", show_orders);
     free(path);
     return rc;
 }

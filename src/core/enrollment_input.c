@@ -623,6 +623,7 @@ struct prefill_source {
     size_t pem_len;
     const char *host; /* "HOST:PORT" */
     const char *sni;
+    int cancel_fd; /* gives the fetch up when readable; -1 never */
 };
 
 static void read_prefill_source(const json_t *body, const char *query_host,
@@ -652,8 +653,8 @@ static int prefill_fetch(const struct prefill_source *src, struct ck_cert_info *
     if (src->pem != NULL)
         return ck_cert_info_from_pem(src->pem, src->pem_len, info, err);
     X509 *leaf = NULL;
-    if (ck_fetch_peer_certificate(src->host, src->sni, CK_PREFILL_TIMEOUT_MS, &leaf, NULL, err) !=
-        0)
+    if (ck_fetch_peer_certificate_cancellable(src->host, src->sni, CK_PREFILL_TIMEOUT_MS,
+                                              src->cancel_fd, &leaf, NULL, err) != 0)
         return -1;
     int rc = ck_cert_info_from_x509(leaf, info, err);
     X509_free(leaf);
@@ -695,12 +696,27 @@ cleanup:
     return rc;
 }
 
+bool ck_enrollment_input_needs_network(const json_t *body, const char *from_host_query)
+{
+    const json_t *host = json_object_get(body, "from_host");
+    if (host != NULL)
+        return json_is_string(host);
+    return from_host_query != NULL && from_host_query[0] != '\0';
+}
+
 int ck_enrollment_input_create(const json_t *body, const char *from_host_query,
                                struct ck_enrollment *out, struct ck_input_errors *errs)
 {
+    return ck_enrollment_input_create_cancellable(body, from_host_query, -1, out, errs);
+}
+
+int ck_enrollment_input_create_cancellable(const json_t *body, const char *from_host_query,
+                                           int cancel_fd, struct ck_enrollment *out,
+                                           struct ck_input_errors *errs)
+{
     int rc = -1;
     struct ck_enrollment work = {0};
-    struct prefill_source src = {0};
+    struct prefill_source src = {.cancel_fd = cancel_fd};
     if (!json_is_object(body)) {
         problem(errs, 400, "malformed_json", "the request body must be a JSON object");
         goto cleanup;

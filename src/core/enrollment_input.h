@@ -6,6 +6,7 @@
 #ifndef CK_CORE_ENROLLMENT_INPUT_H
 #define CK_CORE_ENROLLMENT_INPUT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <jansson.h>
@@ -32,6 +33,16 @@ void ck_input_errors_free(struct ck_input_errors *errs);
  * Fills *out (tenant_id is left 0 for the caller) and returns 0, or returns -1 with errs set. */
 int ck_enrollment_input_create(const json_t *body, const char *from_host_query,
                                struct ck_enrollment *out, struct ck_input_errors *errs);
+/* The same, with a pre-fill from a live host that gives up as soon as cancel_fd turns readable
+ * (ck_fetch_peer_certificate_cancellable; -1 never cancels). */
+int ck_enrollment_input_create_cancellable(const json_t *body, const char *from_host_query,
+                                           int cancel_fd, struct ck_enrollment *out,
+                                           struct ck_input_errors *errs);
+
+/* Whether ck_enrollment_input_create(body, from_host_query, ...) would connect to a live host
+ * (a from_host string in the body, or else a non-empty from_host_query): such a call may take up
+ * to CK_PREFILL_TIMEOUT_MS, so the API runs it off the event loop. */
+bool ck_enrollment_input_needs_network(const json_t *body, const char *from_host_query);
 
 /* A PATCH request: any creatable field except name and the pre-fill ones. Subject and policy
  * are merged key by key (null clears a key); sans replaces the list (the CN is added back).

@@ -539,9 +539,31 @@ static bool is_ip_literal(const char *host)
     return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
 }
 
-/* One non-blocking connect, waited for with poll until the deadline. Returns the socket or -1
- * with errno set (ETIMEDOUT when the deadline passed). */
-static int connect_one(const struct addrinfo *ai, int64_t deadline)
+/* When a fetch gives up: at its deadline, or as soon as cancel_fd (-1: never) turns readable. */
+struct fetch_limit {
+    int64_t deadline;
+    int cancel_fd;
+};
+
+/* Waits for events on fd: 1 ready, 0 the deadline passed, -1 poll failed (errno), -2 cancelled. */
+static int wait_for(int fd, short events, const struct fetch_limit *lim)
+{
+    /* poll skips an entry whose descriptor is negative: no cancel_fd, no cancelling. */
+    struct pollfd pfd[2] = {{.fd = fd, .events = events}, {.fd = lim->cancel_fd, .events = POLLIN}};
+    for (;;) {
+        int left = remaining_ms(lim->deadline);
+        int n = left > 0 ? poll(pfd, 2, left) : 0;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n;
+        return pfd[1].revents != 0 ? -2 : 1;
+    }
+}
+
+/* One non-blocking connect, waited for with poll until the limit. Returns the socket or -1
+ * with errno set (ETIMEDOUT when the deadline passed, ECANCELED when cancelled). */
+static int connect_one(const struct addrinfo *ai, const struct fetch_limit *lim)
 {
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
     if (fd < 0)
@@ -553,13 +575,9 @@ static int connect_one(const struct addrinfo *ai, int64_t deadline)
         saved = errno;
         goto fail;
     }
-    struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-    int n;
-    do
-        n = poll(&pfd, 1, remaining_ms(deadline));
-    while (n < 0 && errno == EINTR && remaining_ms(deadline) > 0);
+    int n = wait_for(fd, POLLOUT, lim);
     if (n <= 0) {
-        saved = n == 0 ? ETIMEDOUT : errno;
+        saved = n == 0 ? ETIMEDOUT : n == -2 ? ECANCELED : errno;
         goto fail;
     }
     socklen_t len = sizeof(saved);
@@ -573,7 +591,8 @@ fail:
     return -1;
 }
 
-static int connect_target(const struct fetch_target *t, int64_t deadline, ck_error *err)
+static int connect_target(const struct fetch_target *t, const struct fetch_limit *lim,
+                          ck_error *err)
 {
     struct addrinfo hints = {
         .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
@@ -585,17 +604,20 @@ static int connect_target(const struct fetch_target *t, int64_t deadline, ck_err
     int fd = -1, last_errno = ECONNREFUSED, tried = 0;
     for (const struct addrinfo *ai = list; ai != NULL && fd < 0 && tried < FETCH_ADDRESSES_MAX;
          ai = ai->ai_next, tried++) {
-        if (remaining_ms(deadline) == 0) {
+        if (remaining_ms(lim->deadline) == 0) {
             last_errno = ETIMEDOUT;
             break;
         }
-        fd = connect_one(ai, deadline);
-        if (fd < 0)
-            last_errno = errno;
+        fd = connect_one(ai, lim);
+        if (fd < 0 && (last_errno = errno) == ECANCELED)
+            break;
     }
     freeaddrinfo(list);
     if (fd >= 0)
         return fd;
+    if (last_errno == ECANCELED)
+        return ck_error_set(err, 503, "cancelled", "connecting to %s port %s was cancelled",
+                            t->host, t->port);
     if (last_errno == ETIMEDOUT)
         return ck_error_set(err, 504, "timeout", "connecting to %s port %s timed out", t->host,
                             t->port);
@@ -604,7 +626,7 @@ static int connect_target(const struct fetch_target *t, int64_t deadline, ck_err
 }
 
 /* Drives SSL_connect on a non-blocking socket until it completes or the deadline passes. */
-static int handshake(SSL *ssl, int fd, const struct fetch_target *t, int64_t deadline,
+static int handshake(SSL *ssl, int fd, const struct fetch_target *t, const struct fetch_limit *lim,
                      ck_error *err)
 {
     for (;;) {
@@ -616,11 +638,10 @@ static int handshake(SSL *ssl, int fd, const struct fetch_target *t, int64_t dea
         if (why != SSL_ERROR_WANT_READ && why != SSL_ERROR_WANT_WRITE)
             return ck_error_openssl(err, 502, "tls_failed", "TLS handshake with %s port %s failed",
                                     t->host, t->port);
-        struct pollfd pfd = {.fd = fd, .events = why == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT};
-        int left = remaining_ms(deadline);
-        int n = left > 0 ? poll(&pfd, 1, left) : 0;
-        if (n < 0 && errno == EINTR)
-            continue;
+        int n = wait_for(fd, why == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, lim);
+        if (n == -2)
+            return ck_error_set(err, 503, "cancelled", "TLS handshake with %s port %s cancelled",
+                                t->host, t->port);
         if (n == 0)
             return ck_error_set(err, 504, "timeout", "TLS handshake with %s port %s timed out",
                                 t->host, t->port);
@@ -649,8 +670,9 @@ static STACK_OF(X509) * chain_without_leaf(SSL *ssl, X509 *leaf)
     return rest;
 }
 
-static int tls_fetch(int fd, const struct fetch_target *t, const char *sni, int64_t deadline,
-                     X509 **leaf, STACK_OF(X509) * *chain, ck_error *err)
+static int tls_fetch(int fd, const struct fetch_target *t, const char *sni,
+                     const struct fetch_limit *lim, X509 **leaf, STACK_OF(X509) * *chain,
+                     ck_error *err)
 {
     int rc = -1;
     SSL *ssl = NULL;
@@ -666,7 +688,7 @@ static int tls_fetch(int fd, const struct fetch_target *t, const char *sni, int6
         ck_error_openssl(err, 400, "invalid_field", "cannot use \"%.80s\" as SNI", sni);
         goto cleanup;
     }
-    if (handshake(ssl, fd, t, deadline, err) != 0)
+    if (handshake(ssl, fd, t, lim, err) != 0)
         goto cleanup;
     *leaf = SSL_get1_peer_certificate(ssl);
     if (*leaf == NULL) {
@@ -689,6 +711,13 @@ cleanup:
 int ck_fetch_peer_certificate(const char *host_port, const char *sni, int timeout_ms, X509 **leaf,
                               STACK_OF(X509) * *chain, ck_error *err)
 {
+    return ck_fetch_peer_certificate_cancellable(host_port, sni, timeout_ms, -1, leaf, chain, err);
+}
+
+int ck_fetch_peer_certificate_cancellable(const char *host_port, const char *sni, int timeout_ms,
+                                          int cancel_fd, X509 **leaf, STACK_OF(X509) * *chain,
+                                          ck_error *err)
+{
     struct fetch_target target;
     *leaf = NULL;
     if (chain != NULL)
@@ -697,7 +726,8 @@ int ck_fetch_peer_certificate(const char *host_port, const char *sni, int timeou
         return -1;
     if (sni == NULL && !is_ip_literal(target.host))
         sni = target.host;
-    int64_t deadline = monotonic_ms() + (timeout_ms > 0 ? timeout_ms : 10000);
+    const struct fetch_limit lim = {
+        .deadline = monotonic_ms() + (timeout_ms > 0 ? timeout_ms : 10000), .cancel_fd = cancel_fd};
 
     /* A server that closes early would raise SIGPIPE on the handshake write; keep it pending
      * for this thread and drop it afterwards instead of letting it end the process. */
@@ -709,9 +739,9 @@ int ck_fetch_peer_certificate(const char *host_port, const char *sni, int timeou
     pthread_sigmask(SIG_BLOCK, &pipe_set, &old_set);
 
     int rc = -1;
-    int fd = connect_target(&target, deadline, err);
+    int fd = connect_target(&target, &lim, err);
     if (fd >= 0) {
-        rc = tls_fetch(fd, &target, sni, deadline, leaf, chain, err);
+        rc = tls_fetch(fd, &target, sni, &lim, leaf, chain, err);
         close(fd);
     }
 

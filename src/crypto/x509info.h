@@ -71,5 +71,10 @@ json_t *ck_csr_info_to_json(const struct ck_csr_info *info);
  * "host:port" accepts "[::1]:443". Caller frees with X509_free / sk_X509_pop_free(chain, X509_free). */
 int ck_fetch_peer_certificate(const char *host_port, const char *sni, int timeout_ms,
                               X509 **leaf, STACK_OF(X509) **chain, ck_error *err);
+/* The same, also giving up as soon as cancel_fd turns readable (503 "cancelled"), e.g. the read
+ * end of a pipe written to at shutdown; -1 never cancels. Name resolution is not cancelled. */
+int ck_fetch_peer_certificate_cancellable(const char *host_port, const char *sni, int timeout_ms,
+                                          int cancel_fd, X509 **leaf, STACK_OF(X509) **chain,
+                                          ck_error *err);
 
 #endif

@@ -1,7 +1,9 @@
 /* Enrollments: create (with pre-fill), list, show, update, delete. */
 #include "common/clock.h"
+#include "common/log.h"
 #include "core/names.h"
 #include "server/api_issuers.h"
+#include "server/prefill.h"
 #include "server/server.h"
 
 /* The {name} of the path; a name that could never exist is simply not found. */
@@ -13,6 +15,27 @@ static int param_name(struct ck_request *r, const char **out, ck_error *err)
     return 0;
 }
 
+/* The part of a create after the input was read, on the event loop: the store's checks, the
+ * insert, the answer. */
+static void create_finish(struct ck_request *r, int input_rc, struct ck_enrollment *e,
+                          struct ck_input_errors *errs)
+{
+    ck_error err = {0};
+    if (input_rc != 0) {
+        ck_http_reply_input_errors(r, errs);
+        return;
+    }
+    e->tenant_id = r->caller.tenant_id;
+    if (ck_api_enrollment_issuer_check(r, e, &err) != 0 ||
+        ck_store_enrollment_create(r->daemon->store, e, &err) != 0) {
+        if (err.status >= 500)
+            ck_log(CK_LOG_ERROR, "POST /v1/enrollments: %s %s", err.code, err.message);
+        ck_http_reply_error(r, &err);
+        return;
+    }
+    ck_http_reply_json(r, 201, ck_enrollment_to_json(e));
+}
+
 int ck_api_enrollment_create(struct ck_request *r, ck_error *err)
 {
     int rc = -1;
@@ -21,17 +44,14 @@ int ck_api_enrollment_create(struct ck_request *r, ck_error *err)
     struct ck_input_errors errs = {0};
     if (ck_http_body_object(r, &body, err) != 0)
         goto cleanup;
-    /* A from_host pre-fill holds the event loop for at most CK_PREFILL_TIMEOUT_MS. */
-    if (ck_enrollment_input_create(body, ck_http_query(r, "from_host"), &e, &errs) != 0) {
-        ck_http_reply_input_errors(r, &errs);
-        rc = 0;
+    const char *from_host_query = ck_http_query(r, "from_host");
+    /* A pre-fill from a live host may take CK_PREFILL_TIMEOUT_MS: off the loop (prefill.h). */
+    if (ck_enrollment_input_needs_network(body, from_host_query)) {
+        rc = ck_prefill_start(r->daemon->prefill, r, body, from_host_query, create_finish, err);
         goto cleanup;
     }
-    e.tenant_id = r->caller.tenant_id;
-    if (ck_api_enrollment_issuer_check(r, &e, err) != 0 ||
-        ck_store_enrollment_create(r->daemon->store, &e, err) != 0)
-        goto cleanup;
-    ck_http_reply_json(r, 201, ck_enrollment_to_json(&e));
+    int input_rc = ck_enrollment_input_create(body, from_host_query, &e, &errs);
+    create_finish(r, input_rc, &e, &errs);
     rc = 0;
 cleanup:
     json_decref(body);
@@ -42,15 +62,20 @@ cleanup:
 
 int ck_api_enrollment_list(struct ck_request *r, ck_error *err)
 {
+    struct ck_page page;
     struct ck_enrollment *list = NULL;
     size_t n = 0;
-    if (ck_store_enrollment_list(r->daemon->store, r->caller.tenant_id, &list, &n, err) != 0)
+    if (ck_http_page(r, true, &page, err) != 0 ||
+        ck_store_enrollment_list_page(r->daemon->store, r->caller.tenant_id, &page, &list, &n,
+                                      err) != 0)
         return -1;
+    json_t *next = ck_http_page_next(&page, n > 0 ? list[n - 1].name : NULL, 0);
     json_t *items = json_array();
     for (size_t i = 0; items != NULL && i < n; i++)
         json_array_append_new(items, ck_enrollment_to_json(&list[i]));
     ck_enrollment_array_free(list, n);
-    ck_http_reply_json(r, 200, items ? json_pack("{s:o}", "enrollments", items) : NULL);
+    ck_http_reply_json(r, 200,
+                       items ? json_pack("{s:o,s:o}", "enrollments", items, "next", next) : NULL);
     return 0;
 }
 

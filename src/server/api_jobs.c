@@ -51,16 +51,19 @@ static int job_filter(struct ck_request *r, struct ck_job_filter *f, ck_error *e
 int ck_api_job_list(struct ck_request *r, ck_error *err)
 {
     struct ck_job_filter f;
+    struct ck_page page;
     struct ck_job *jobs = NULL;
     size_t n = 0;
-    if (job_filter(r, &f, err) != 0 ||
-        ck_store_job_list(r->daemon->store, r->caller.tenant_id, &f, &jobs, &n, err) != 0)
+    if (job_filter(r, &f, err) != 0 || ck_http_page(r, false, &page, err) != 0 ||
+        ck_store_job_list_page(r->daemon->store, r->caller.tenant_id, &f, &page, &jobs, &n, err) !=
+            0)
         return -1;
+    json_t *next = ck_http_page_next(&page, NULL, n > 0 ? jobs[n - 1].id : 0);
     json_t *items = json_array();
     for (size_t i = 0; items != NULL && i < n; i++)
         json_array_append_new(items, job_json(&jobs[i]));
     ck_job_array_free(jobs, n);
-    ck_http_reply_json(r, 200, items ? json_pack("{s:o}", "jobs", items) : NULL);
+    ck_http_reply_json(r, 200, items ? json_pack("{s:o,s:o}", "jobs", items, "next", next) : NULL);
     return 0;
 }
 

@@ -288,8 +288,12 @@ int ck_api_order_list(struct ck_request *r, ck_error *err)
             return -1;
         f.state = (int)s;
     }
-    if (ck_store_order_list(r->daemon->store, r->caller.tenant_id, &f, &orders, &n, err) != 0)
+    struct ck_page page;
+    if (ck_http_page(r, false, &page, err) != 0 ||
+        ck_store_order_list_page(r->daemon->store, r->caller.tenant_id, &f, &page, &orders, &n,
+                                 err) != 0)
         return -1;
+    json_t *next = ck_http_page_next(&page, NULL, n > 0 ? orders[n - 1].id : 0);
     int rc = 0;
     json_t *items = json_array();
     for (size_t i = 0; rc == 0 && items != NULL && i < n; i++) {
@@ -299,9 +303,11 @@ int ck_api_order_list(struct ck_request *r, ck_error *err)
     ck_order_array_free(orders, n);
     if (rc != 0) {
         json_decref(items);
+        json_decref(next);
         return -1;
     }
-    ck_http_reply_json(r, 200, items ? json_pack("{s:o}", "orders", items) : NULL);
+    ck_http_reply_json(r, 200,
+                       items ? json_pack("{s:o,s:o}", "orders", items, "next", next) : NULL);
     return 0;
 }
 

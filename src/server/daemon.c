@@ -16,6 +16,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/thread.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -23,6 +24,7 @@
 #include "common/duration.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "server/prefill.h"
 #include "server/server.h"
 #include "server/webhook_worker.h"
 
@@ -388,8 +390,12 @@ static int daemon_start(struct ck_daemon *d, const struct serve_options *o, ck_e
         return -1;
     if (o->cert != NULL && (d->tls = tls_context(o->cert, o->key, err)) == NULL)
         return -1;
-    if ((d->base = event_base_new()) == NULL || (d->http = evhttp_new(d->base)) == NULL)
+    /* Locks in the base, so that pre-fill threads may wake the loop (prefill.h). */
+    if (evthread_use_pthreads() != 0 || (d->base = event_base_new()) == NULL ||
+        (d->http = evhttp_new(d->base)) == NULL)
         return ck_error_set(err, 500, "event_failed", "could not start the event loop");
+    if (ck_prefill_pool_new(d, &d->prefill, err) != 0)
+        return -1;
     ck_http_install_routes(d);
     if (d->tls != NULL)
         evhttp_set_bevcb(d->http, tls_bevcb, d);
@@ -456,6 +462,7 @@ static void daemon_stop(struct ck_daemon *d)
         event_free(d->on_sigterm);
     if (d->on_sigint != NULL)
         event_free(d->on_sigint);
+    ck_prefill_pool_free(d->prefill); /* before evhttp_free: it leaves requests to it */
     if (d->http != NULL)
         evhttp_free(d->http);
     if (d->base != NULL)

@@ -9,6 +9,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "core/names.h"
 #include "server/api_issuers.h"
 #include "server/api_webhooks.h"
 #include "server/server.h"
@@ -243,6 +244,51 @@ int ck_http_param_id(struct ck_request *r, size_t i, const char *what, int64_t *
     return 0;
 }
 
+/* Digits only, at most 18 (no overflow), no leading zero; -1 otherwise. */
+static int64_t positive_number(const char *s)
+{
+    size_t digits = strspn(s, "0123456789");
+    if (digits == 0 || digits > 18 || s[digits] != '\0' || s[0] == '0')
+        return -1;
+    return strtoll(s, NULL, 10);
+}
+
+int ck_http_page(struct ck_request *r, bool by_name, struct ck_page *page, ck_error *err)
+{
+    const char *limit = ck_http_query(r, "limit");
+    const char *cursor = ck_http_query(r, "cursor");
+    *page = (struct ck_page){.limit = CK_PAGE_LIMIT_DEFAULT};
+    if (limit != NULL) {
+        int64_t n = positive_number(limit);
+        if (n < 1 || n > CK_PAGE_LIMIT_MAX)
+            return ck_error_set(err, 400, "invalid_limit",
+                                "limit must be a number from 1 to %d, not \"%.40s\"",
+                                CK_PAGE_LIMIT_MAX, limit);
+        page->limit = (size_t)n;
+    }
+    if (cursor == NULL)
+        return 0;
+    if (by_name ? !ck_resource_name_valid(cursor) : (page->before_id = positive_number(cursor)) < 1)
+        return ck_error_set(err, 400, "invalid_cursor",
+                            "cursor \"%.40s\" is not one this list gave: pass the `next` of the "
+                            "previous page as it is",
+                            cursor);
+    if (by_name)
+        page->after_name = cursor;
+    return 0;
+}
+
+json_t *ck_http_page_next(const struct ck_page *page, const char *last_name, int64_t last_id)
+{
+    if (!page->more)
+        return json_null();
+    if (last_name != NULL)
+        return json_string(last_name);
+    char text[24];
+    snprintf(text, sizeof(text), "%lld", (long long)last_id);
+    return json_string(text);
+}
+
 /* ---- routing ---- */
 
 struct path {
@@ -386,8 +432,13 @@ static const struct route *prepare(struct ck_request *r, struct path *p, ck_erro
         ck_error_set(err, 400, "invalid_query", "the query string is not valid");
         return NULL;
     }
-    if (evbuffer_get_length(evhttp_request_get_input_buffer(r->req)) > CK_BODY_MAX) {
-        ck_error_set(err, 413, "body_too_large", "the request body is over 1 MiB");
+    /* evhttp accepts up to CK_BODY_HARD_MAX so that the usual oversized bodies get this JSON
+     * answer; only beyond it does libevent 2.1 answer by itself (it has no error hook). */
+    size_t body_len = evbuffer_get_length(evhttp_request_get_input_buffer(r->req));
+    if (body_len > CK_BODY_MAX) {
+        ck_error_set(err, 413, "body_too_large",
+                     "the request body has %zu bytes; at most 1 MiB (%d bytes) is accepted",
+                     body_len, CK_BODY_MAX);
         return NULL;
     }
     if (route->access != ACCESS_PUBLIC &&

@@ -41,6 +41,7 @@ struct ck_daemon {
     struct ck_scheduler *scheduler;     /* scheduler.h; NULL with --no-scheduler */
     struct ck_monitor *monitor;         /* monitor.h: expiry monitoring */
     int64_t monitor_interval;           /* --monitor-interval, seconds */
+    struct ck_prefill_pool *prefill;    /* prefill.h: pre-fills from live hosts, off the loop */
 };
 
 #define CK_ROUTE_PARAMS_MAX 4
@@ -73,6 +74,15 @@ int ck_http_body_object(struct ck_request *r, json_t **out, ck_error *err);
 const char *ck_http_query(struct ck_request *r, const char *key);
 /* Route parameter i as a positive id; 404 not_found (naming `what`) otherwise. */
 int ck_http_param_id(struct ck_request *r, size_t i, const char *what, int64_t *out, ck_error *err);
+/* A list route's ?limit= (1 to CK_PAGE_LIMIT_MAX, default CK_PAGE_LIMIT_DEFAULT; 400
+ * "invalid_limit") and ?cursor= (the `next` of the previous page, kept in the request's query;
+ * 400 "invalid_cursor"). A list by name takes a name as its cursor, the others an id. */
+#define CK_PAGE_LIMIT_DEFAULT 100
+#define CK_PAGE_LIMIT_MAX     1000
+int ck_http_page(struct ck_request *r, bool by_name, struct ck_page *page, ck_error *err);
+/* The `next` of an answer: the cursor after the page's last row (its name or id) when
+ * page->more, else null. */
+json_t *ck_http_page_next(const struct ck_page *page, const char *last_name, int64_t last_id);
 /* 400 unknown_field naming the first key of body not among allowed[0..n). */
 int ck_json_only_keys(const json_t *body, const char *const *allowed, size_t n, ck_error *err);
 /* body[key] as a string in *out (NULL when absent or null and not required); 400 missing_field

@@ -938,12 +938,49 @@ int ck_store_enrollment_get(struct ck_store *st, int64_t tenant_id, const char *
     return rc == 1 ? 0 : -1;
 }
 
+/* The SQL LIMIT for a page: one row more than asked, to learn whether more follow; -1 (no
+ * limit) for every row. The page's bound is always a plain comparison (no "? IS NULL OR"), so
+ * that SQLite seeks to it in the index instead of walking there from the list's start. */
+static int64_t page_sql_limit(const struct ck_page *page)
+{
+    return page->limit == 0 ? -1 : (int64_t)page->limit + 1;
+}
+
+/* The id every row of the page is below. */
+static int64_t page_before_id(const struct ck_page *page)
+{
+    return page->before_id > 0 ? page->before_id : INT64_MAX;
+}
+
+/* Drops the extra row page_sql_limit asked for, if it came, and sets page->more. */
+static void page_trim(struct ck_page *page, void *rows, size_t size, size_t *n, row_free free_row)
+{
+    page->more = page->limit > 0 && *n > page->limit;
+    if (page->more) {
+        free_row((char *)rows + (*n - 1) * size);
+        *n = page->limit;
+    }
+}
+
+int ck_store_enrollment_list_page(struct ck_store *st, int64_t tenant_id, struct ck_page *page,
+                                  struct ck_enrollment **out, size_t *n, ck_error *err)
+{
+    if (ck_sql_query_all(
+            st, ENROLLMENT_SELECT " WHERE tenant_id = ?1 AND name > ?2 ORDER BY name LIMIT ?3",
+            ARGS(A_INT(tenant_id), A_TEXT(page->after_name ? page->after_name : ""),
+                 A_INT(page_sql_limit(page))),
+            "listing enrollments", read_enrollment, free_enrollment_row, sizeof(**out),
+            (void **)out, n, err) != 0)
+        return -1;
+    page_trim(page, *out, sizeof(**out), n, free_enrollment_row);
+    return 0;
+}
+
 int ck_store_enrollment_list(struct ck_store *st, int64_t tenant_id, struct ck_enrollment **out,
                              size_t *n, ck_error *err)
 {
-    return ck_sql_query_all(st, ENROLLMENT_SELECT " WHERE tenant_id = ?1 ORDER BY name",
-                            ARGS(A_INT(tenant_id)), "listing enrollments", read_enrollment,
-                            free_enrollment_row, sizeof(**out), (void **)out, n, err);
+    struct ck_page all = {0};
+    return ck_store_enrollment_list_page(st, tenant_id, &all, out, n, err);
 }
 
 void ck_enrollment_array_free(struct ck_enrollment *a, size_t n)
@@ -1538,16 +1575,29 @@ int ck_store_order_get(struct ck_store *st, int64_t tenant_id, int64_t order_id,
     return rc == 1 ? 0 : -1;
 }
 
+int ck_store_order_list_page(struct ck_store *st, int64_t tenant_id,
+                             const struct ck_order_filter *f, struct ck_page *page,
+                             struct ck_order **out, size_t *n, ck_error *err)
+{
+    const char *state = f && f->state >= 0 ? ck_order_state_name(f->state) : NULL;
+    if (ck_sql_query_all(st,
+                         ORDER_SELECT " WHERE o.tenant_id = ?1 AND (?2 IS NULL OR e.name = ?2) "
+                                      "AND (?3 IS NULL OR o.state = ?3) "
+                                      "AND o.id < ?4 ORDER BY o.id DESC LIMIT ?5",
+                         ARGS(A_INT(tenant_id), A_TEXT(f ? f->enrollment : NULL), A_TEXT(state),
+                              A_INT(page_before_id(page)), A_INT(page_sql_limit(page))),
+                         "listing orders", read_order, free_order_row, sizeof(**out), (void **)out,
+                         n, err) != 0)
+        return -1;
+    page_trim(page, *out, sizeof(**out), n, free_order_row);
+    return 0;
+}
+
 int ck_store_order_list(struct ck_store *st, int64_t tenant_id, const struct ck_order_filter *f,
                         struct ck_order **out, size_t *n, ck_error *err)
 {
-    const char *state = f && f->state >= 0 ? ck_order_state_name(f->state) : NULL;
-    return ck_sql_query_all(st,
-                            ORDER_SELECT " WHERE o.tenant_id = ?1 AND (?2 IS NULL OR e.name = ?2) "
-                                         "AND (?3 IS NULL OR o.state = ?3) ORDER BY o.id DESC",
-                            ARGS(A_INT(tenant_id), A_TEXT(f ? f->enrollment : NULL), A_TEXT(state)),
-                            "listing orders", read_order, free_order_row, sizeof(**out),
-                            (void **)out, n, err);
+    struct ck_page all = {0};
+    return ck_store_order_list_page(st, tenant_id, f, &all, out, n, err);
 }
 
 void ck_order_array_free(struct ck_order *a, size_t n)
@@ -2502,8 +2552,8 @@ int ck_store_job_get(struct ck_store *st, int64_t tenant_id, int64_t job_id, str
     return rc == 1 ? 0 : -1;
 }
 
-int ck_store_job_list(struct ck_store *st, int64_t tenant_id, const struct ck_job_filter *f,
-                      struct ck_job **out, size_t *n, ck_error *err)
+int ck_store_job_list_page(struct ck_store *st, int64_t tenant_id, const struct ck_job_filter *f,
+                           struct ck_page *page, struct ck_job **out, size_t *n, ck_error *err)
 {
     const struct ck_job_filter all = {.state = -1, .type = -1};
     struct ck_job *jobs = NULL;
@@ -2514,13 +2564,15 @@ int ck_store_job_list(struct ck_store *st, int64_t tenant_id, const struct ck_jo
             st,
             JOB_SELECT " WHERE j.tenant_id = ?1 AND (?2 IS NULL OR j.state = ?2) "
                        "AND (?3 IS NULL OR j.type = ?3) AND (?4 IS NULL OR e.name = ?4) "
-                       "AND (?5 = 0 OR j.order_id = ?5) ORDER BY j.id DESC",
+                       "AND (?5 = 0 OR j.order_id = ?5) AND j.id < ?6 "
+                       "ORDER BY j.id DESC LIMIT ?7",
             ARGS(A_INT(tenant_id), A_TEXT(f->state >= 0 ? ck_job_state_name(f->state) : NULL),
                  A_TEXT(f->type >= 0 ? ck_job_type_name(f->type) : NULL), A_TEXT(f->enrollment),
-                 A_INT(f->order_id)),
+                 A_INT(f->order_id), A_INT(page_before_id(page)), A_INT(page_sql_limit(page))),
             "listing jobs", read_job, free_job_row, sizeof(*jobs), (void **)&jobs, &count,
             err) != 0)
         return -1;
+    page_trim(page, jobs, sizeof(*jobs), &count, free_job_row);
     for (size_t i = 0; i < count; i++)
         if (load_artifact_names(st, &jobs[i], err) != 0) {
             ck_job_array_free(jobs, count);
@@ -2529,6 +2581,13 @@ int ck_store_job_list(struct ck_store *st, int64_t tenant_id, const struct ck_jo
     *out = jobs;
     *n = count;
     return 0;
+}
+
+int ck_store_job_list(struct ck_store *st, int64_t tenant_id, const struct ck_job_filter *f,
+                      struct ck_job **out, size_t *n, ck_error *err)
+{
+    struct ck_page all = {0};
+    return ck_store_job_list_page(st, tenant_id, f, &all, out, n, err);
 }
 
 void ck_job_array_free(struct ck_job *a, size_t n)

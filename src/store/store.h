@@ -58,6 +58,17 @@ int ck_store_enrollment_get(struct ck_store *st, int64_t tenant_id, const char *
                             struct ck_enrollment *out, ck_error *err);
 int ck_store_enrollment_list(struct ck_store *st, int64_t tenant_id, struct ck_enrollment **out,
                              size_t *n, ck_error *err);
+
+/* One page of a long list, found by its keyset (no OFFSET: each page costs the same however far
+ * into the list it is). Enrollments come by name, orders and jobs newest (highest id) first. */
+struct ck_page {
+    size_t limit;           /* rows at most; 0 = every row */
+    const char *after_name; /* enrollments: only names after this one; NULL = from the first */
+    int64_t before_id;      /* orders and jobs: only ids below this one; 0 = from the newest */
+    bool more;              /* out: more rows follow the page's last one */
+};
+int ck_store_enrollment_list_page(struct ck_store *st, int64_t tenant_id, struct ck_page *page,
+                                  struct ck_enrollment **out, size_t *n, ck_error *err);
 /* Replaces every field a user can change (cn, sans, subject, key_type, validation, issuer,
  * contacts, policy, challenge, dns) of the enrollment e->id of e->tenant_id; sets
  * e->updated_at. */
@@ -83,6 +94,9 @@ struct ck_order_filter {
 };
 int ck_store_order_list(struct ck_store *st, int64_t tenant_id, const struct ck_order_filter *f,
                         struct ck_order **out, size_t *n, ck_error *err);
+int ck_store_order_list_page(struct ck_store *st, int64_t tenant_id,
+                             const struct ck_order_filter *f, struct ck_page *page,
+                             struct ck_order **out, size_t *n, ck_error *err);
 void ck_order_array_free(struct ck_order *a, size_t n);
 
 /* Moves an open order to "cancelled" (and fails its queued or running jobs with "order
@@ -484,6 +498,8 @@ struct ck_job_filter {
 };
 int ck_store_job_list(struct ck_store *st, int64_t tenant_id, const struct ck_job_filter *f,
                       struct ck_job **out, size_t *n, ck_error *err);
+int ck_store_job_list_page(struct ck_store *st, int64_t tenant_id, const struct ck_job_filter *f,
+                           struct ck_page *page, struct ck_job **out, size_t *n, ck_error *err);
 void ck_job_array_free(struct ck_job *a, size_t n);
 
 int ck_store_job_log_lines(struct ck_store *st, int64_t tenant_id, int64_t job_id,

@@ -63,6 +63,29 @@ BIG=$(ck order list --enrollment big --json | jq -r '.orders[0].id')
 ck order csr "$BIG" >"$WORK/big.csr"
 check_contains "rsa-4096 CSR" "Public-Key: (4096 bit)" "$(openssl req -in "$WORK/big.csr" -noout -text)"
 
+# Paging: orders and jobs come newest first, `next` until the last page.
+api GET "/v1/orders?limit=2"
+check_eq "orders?limit=2: the two newest, with next" "2 $BIG $ORDER2 $ORDER2" \
+    "$(json '.orders | length') $(json '.orders[0].id') $(json '.orders[1].id') $(json .next)"
+api GET "/v1/orders?limit=2&cursor=$(json .next)"
+check_eq "the next page: the oldest order, next null" "1 $ORDER null" "$(json '.orders | length') $(json '.orders[0].id') $(json .next)"
+check_eq "order list (CLI) shows all three" 3 "$(ck order list --json | jq '.orders | length')"
+all_jobs=$(ck jobs --json | jq -c '[.jobs[].id]')
+paged='[]' cursor='' pages=0
+while [ $pages -lt 50 ]; do
+    api GET "/v1/jobs?limit=1${cursor:+&cursor=$cursor}"
+    paged=$(jq -c --argjson page "$(json -c '[.jobs[].id]')" '. + $page' <<<"$paged")
+    cursor=$(json '.next // empty')
+    pages=$((pages + 1))
+    [ -n "$cursor" ] || break
+done
+check_eq "jobs one a page: the same jobs, in the same order, as jobs (CLI)" "$all_jobs" "$paged"
+check "... one page a job ($pages)" test "$pages" -eq "$(jq length <<<"$all_jobs")"
+api GET "/v1/jobs?cursor=abc"
+check_eq "a cursor that is no id: 400 invalid_cursor" "400 invalid_cursor" "$STATUS $(json .error.code)"
+api GET "/v1/orders?limit=5000"
+check_eq "a limit over 1000: 400 invalid_limit" "400 invalid_limit" "$STATUS $(json .error.code)"
+
 # The key is stored only sealed: export it (operator tool), then look for it everywhere else.
 stop_daemon
 check_eq "daemon stopped cleanly" 0 "$DAEMON_STATUS"

@@ -25,6 +25,22 @@ for i in $(seq 1 20); do
 done
 printf 'POST /v1/enrollments HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n{' >"$WORK/hdr"
 (exec 3<>/dev/tcp/127.0.0.1/$PORT && cat "$WORK/hdr" >&3 && timeout 2 cat <&3 >/dev/null) 2>/dev/null
+# Oversized bodies get the API's JSON error, whether sent with Content-Length or chunked.
+head -c $((2 * 1024 * 1024)) /dev/zero | tr '\0' ' ' >"$WORK/big.json"
+api POST /v1/enrollments "@$WORK/big.json"
+check_eq "a 2 MiB body: 413 body_too_large in JSON" "413 body_too_large" "$STATUS $(json .error.code)"
+check_contains "... saying the limit" "at most 1 MiB" "$(json .error.message)"
+out=$(curl -s -w ' %{http_code} %{content_type}' -X POST -H "Authorization: Bearer $CERTKEEP_TOKEN" \
+    -H 'Transfer-Encoding: chunked' -H 'Content-Type: application/json' --data-binary "@$WORK/big.json" \
+    "$CERTKEEP_ADDR/v1/enrollments")
+check_contains "a 2 MiB chunked body: 413 in JSON" '"code":"body_too_large"' "$out"
+check_contains "... with the JSON content type" "413 application/json" "$out"
+out=$(curl -s -w ' %{http_code}' -X POST --data-binary "@$WORK/big.json" "$CERTKEEP_ADDR/v1/enrollments")
+check_contains "without a token too (the size is checked first)" '"code":"body_too_large"' "$out"
+# Beyond the 16 MiB evhttp buffers, libevent 2.1 refuses by itself before reading the body.
+printf 'POST /v1/enrollments HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n{' $((17 * 1024 * 1024)) >"$WORK/hdr17"
+answer=$( (exec 3<>/dev/tcp/127.0.0.1/$PORT && cat "$WORK/hdr17" >&3 && timeout 5 head -1 <&3) 2>/dev/null)
+check_contains "a 17 MiB Content-Length is refused with 413 before the body is read" " 413 " "$answer"
 api GET /healthz
 check_eq "after 20 garbage connections and a lying Content-Length the daemon still answers" 200 "$STATUS"
 api POST /v1/enrollments '{"name":"ok","cn":"ok.example.com"}'

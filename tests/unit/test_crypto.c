@@ -1122,6 +1122,42 @@ static void test_fetch_failures(void **state)
     }
 }
 
+/* A fetch from a listener that never answers gives up as soon as its cancel pipe is readable,
+ * long before its timeout; an unwritten pipe changes nothing. */
+static void test_fetch_cancelled(void **state)
+{
+    (void)state;
+    int port = 0, cancel[2];
+    int silent = listen_loopback(AF_INET, &port);
+    assert_true(silent >= 0);
+    assert_int_equal(pipe(cancel), 0);
+    char target[64];
+    snprintf(target, sizeof(target), "127.0.0.1:%d", port);
+    X509 *leaf = NULL;
+    ck_error err = {0};
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    assert_int_equal(
+        ck_fetch_peer_certificate_cancellable(target, NULL, 300, cancel[0], &leaf, NULL, &err), -1);
+    assert_true(elapsed_ms_since(&start) >= 250);
+    assert_string_equal(err.code, "timeout");
+
+    assert_int_equal(write(cancel[1], "x", 1), 1);
+    ck_error_clear(&err);
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    assert_int_equal(
+        ck_fetch_peer_certificate_cancellable(target, NULL, 10000, cancel[0], &leaf, NULL, &err),
+        -1);
+    assert_true(elapsed_ms_since(&start) < 2000);
+    assert_null(leaf);
+    assert_int_equal(err.status, 503);
+    assert_string_equal(err.code, "cancelled");
+    assert_contains(err.message, "127.0.0.1");
+    close(cancel[0]);
+    close(cancel[1]);
+    close(silent);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -1143,6 +1179,7 @@ int main(void)
         cmocka_unit_test(test_garbage_input),
         cmocka_unit_test(test_fetch_peer_certificate),
         cmocka_unit_test(test_fetch_ipv6),
+        cmocka_unit_test(test_fetch_cancelled),
         cmocka_unit_test(test_fetch_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

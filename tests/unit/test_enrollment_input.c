@@ -351,6 +351,31 @@ static void test_prefill_from_pem(void **state)
                    "");
 }
 
+/* Only a from_host the create will really connect to sends it off the event loop; a wrong one
+ * is a plain input error found at once. */
+static void test_needs_network(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *body, *query;
+        bool network;
+    } cases[] = {
+        {"{\"name\":\"a\",\"cn\":\"a.example.com\"}", NULL, false},
+        {"{\"name\":\"a\",\"from_host\":\"127.0.0.1:443\"}", NULL, true},
+        {"{\"name\":\"a\"}", "127.0.0.1:443", true},
+        {"{\"name\":\"a\"}", "", false},
+        {"{\"name\":\"a\",\"from_host\":443}", "127.0.0.1:443", false},
+        {"{\"name\":\"a\",\"from_host\":null}", NULL, false},
+        {"{\"name\":\"a\",\"from_pem\":\"x\"}", NULL, false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_t *body = json_loads(cases[i].body, 0, NULL);
+        assert_non_null(body);
+        assert_int_equal(ck_enrollment_input_needs_network(body, cases[i].query), cases[i].network);
+        json_decref(body);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -367,6 +392,7 @@ int main(void)
         cmocka_unit_test(test_every_problem_at_once),
         cmocka_unit_test(test_update_keeps_unspecified_fields),
         cmocka_unit_test(test_prefill_from_pem),
+        cmocka_unit_test(test_needs_network),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

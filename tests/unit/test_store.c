@@ -1926,6 +1926,104 @@ static void test_targets(void **state)
     assert_int_equal(edge_generation(f->db.st), generation + 1);
 }
 
+/* ---- paging ---- */
+
+#define PAGED_ROWS 25
+#define PAGE_SIZE  10
+
+/* Walks the tenant's enrollments page by page: names in order, each once, more until the last. */
+static void assert_enrollment_pages(struct ck_store *st, int64_t tenant_id)
+{
+    ck_error err = {0};
+    struct ck_page page = {.limit = PAGE_SIZE};
+    char last[32] = "";
+    size_t seen = 0, pages = 0;
+    do {
+        struct ck_enrollment *list = NULL;
+        size_t n = 0;
+        page.after_name = last[0] != '\0' ? last : NULL;
+        assert_int_equal(ck_store_enrollment_list_page(st, tenant_id, &page, &list, &n, &err), 0);
+        assert_int_equal(n, pages < 2 ? PAGE_SIZE : PAGED_ROWS - 2 * PAGE_SIZE);
+        assert_int_equal(page.more, pages < 2);
+        for (size_t i = 0; i < n; i++) {
+            char want[32];
+            snprintf(want, sizeof(want), "e%02zu", seen++);
+            assert_string_equal(list[i].name, want);
+        }
+        snprintf(last, sizeof(last), "%s", list[n - 1].name);
+        ck_enrollment_array_free(list, n);
+        pages++;
+    } while (page.more && pages < 10);
+    assert_int_equal(seen, PAGED_ROWS);
+}
+
+static void test_list_pages(void **state)
+{
+    struct fixture *f = *state;
+    ck_error err = {0};
+    int64_t other = make_tenant(f->db.st, "other");
+    int64_t order_ids[PAGED_ROWS], job_ids[PAGED_ROWS];
+    for (int i = 0; i < PAGED_ROWS; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "e%02d", i);
+        int64_t e = make_enrollment(f->db.st, CK_OPERATOR_TENANT_ID, name);
+        make_order(f->db.st, CK_OPERATOR_TENANT_ID, e, &order_ids[i], &job_ids[i]);
+        if (i % 5 == 0) { /* the other tenant's rows sit between ours and never show */
+            int64_t o, j;
+            make_order(f->db.st, other, make_enrollment(f->db.st, other, name), &o, &j);
+        }
+    }
+    assert_enrollment_pages(f->db.st, CK_OPERATOR_TENANT_ID);
+
+    /* Orders and jobs: newest first, each page below the previous page's last id. */
+    struct ck_page page = {.limit = PAGE_SIZE};
+    int at = PAGED_ROWS - 1;
+    for (int pages = 0; pages < 3; pages++) {
+        struct ck_order *orders = NULL;
+        struct ck_job *jobs = NULL;
+        size_t n_orders = 0, n_jobs = 0;
+        struct ck_page job_page = page;
+        assert_int_equal(ck_store_order_list_page(f->db.st, CK_OPERATOR_TENANT_ID, NULL, &page,
+                                                  &orders, &n_orders, &err),
+                         0);
+        assert_int_equal(ck_store_job_list_page(f->db.st, CK_OPERATOR_TENANT_ID, NULL, &job_page,
+                                                &jobs, &n_jobs, &err),
+                         0);
+        assert_int_equal(n_orders, pages < 2 ? PAGE_SIZE : PAGED_ROWS - 2 * PAGE_SIZE);
+        assert_int_equal(n_jobs, n_orders);
+        assert_int_equal(page.more, pages < 2);
+        assert_int_equal(job_page.more, page.more);
+        for (size_t i = 0; i < n_orders; i++, at--) {
+            assert_int_equal(orders[i].id, order_ids[at]);
+            assert_int_equal(jobs[i].id, job_ids[at]);
+        }
+        page.before_id = orders[n_orders - 1].id;
+        ck_order_array_free(orders, n_orders);
+        ck_job_array_free(jobs, n_jobs);
+    }
+    assert_int_equal(at, -1);
+
+    /* A filter applies before the page; limit 0 is every row. */
+    struct ck_order_filter only = {.enrollment = "e07", .state = -1};
+    struct ck_order *orders = NULL;
+    size_t n = 0;
+    page = (struct ck_page){.limit = 1};
+    assert_int_equal(
+        ck_store_order_list_page(f->db.st, CK_OPERATOR_TENANT_ID, &only, &page, &orders, &n, &err),
+        0);
+    assert_int_equal(n, 1);
+    assert_false(page.more);
+    assert_int_equal(orders[0].id, order_ids[7]);
+    ck_order_array_free(orders, n);
+    page = (struct ck_page){0};
+    assert_int_equal(
+        ck_store_order_list_page(f->db.st, CK_OPERATOR_TENANT_ID, NULL, &page, &orders, &n, &err),
+        0);
+    assert_int_equal(n, PAGED_ROWS);
+    assert_false(page.more);
+    ck_order_array_free(orders, n);
+}
+
 #define STORE_TEST(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -1969,6 +2067,7 @@ int main(void)
         STORE_TEST(test_edge_entries),
         STORE_TEST(test_job_enqueue_with_params),
         STORE_TEST(test_targets),
+        STORE_TEST(test_list_pages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
