@@ -7,59 +7,10 @@ cd "$WORK" || exit 1
 
 # A private CA made by the test: root -> intermediate -> leaves, signed with `openssl ca` so
 # that dates, subject and digest can be chosen.
-mkdir -p ca/db && touch ca/db/index
-cat >ca/ca.cnf <<'CNF'
-[ca]
-default_ca = test
-[test]
-dir = ca
-database = ca/db/index
-new_certs_dir = ca/db
-rand_serial = yes
-policy = anything
-unique_subject = no
-copy_extensions = copy
-default_md = sha256
-default_days = 90
-[anything]
-commonName = optional
-organizationName = optional
-organizationalUnitName = optional
-localityName = optional
-stateOrProvinceName = optional
-countryName = optional
-[inter]
-basicConstraints = critical,CA:TRUE,pathlen:0
-keyUsage = critical,keyCertSign,cRLSign
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-[leaf]
-basicConstraints = critical,CA:FALSE
-keyUsage = critical,digitalSignature,keyEncipherment
-extendedKeyUsage = serverAuth
-authorityKeyIdentifier = keyid
-[leaf_ca]
-basicConstraints = critical,CA:TRUE
-keyUsage = critical,digitalSignature,keyCertSign
-[leaf_client]
-basicConstraints = critical,CA:FALSE
-keyUsage = critical,digitalSignature
-extendedKeyUsage = clientAuth
-CNF
-mkroot() { # name
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 -subj "/O=Test/CN=$1" \
-        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
-        -addext subjectKeyIdentifier=hash -keyout "ca/$1.key" -out "ca/$1.crt" 2>/dev/null
-}
-mkroot root
-mkroot stranger
-openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca/inter.key -subj "/O=Test/CN=Test Intermediate" -out ca/inter.csr 2>/dev/null
-openssl ca -batch -config ca/ca.cnf -cert ca/root.crt -keyfile ca/root.key -in ca/inter.csr -out ca/inter.crt -extensions inter -days 3000 -notext 2>/dev/null
-sign() { # csr out [openssl ca options...], signed by the intermediate
-    local csr=$1 out=$2
-    shift 2
-    openssl ca -batch -config ca/ca.cnf -cert ca/inter.crt -keyfile ca/inter.key -in "$csr" -out "$out" -notext -extensions leaf "$@" 2>/dev/null
-}
+source "$ROOT/tests/integration/testca.sh"
+testca_make Test
+testca_root stranger
+sign() { testca_sign "$@"; }
 
 ck enrollment create shop --cn shop.example.com --san www.shop.example.com --org "Example Ltd" --country FR --key ec-p256 >/dev/null 2>&1
 ck order start shop >/dev/null 2>&1

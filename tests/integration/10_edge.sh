@@ -10,54 +10,15 @@ start_daemon --no-scheduler --staging "127.0.0.1:$STG" --production "127.0.0.1:$
 cd "$WORK" || exit 1
 
 # A private CA made by the test: root -> intermediate -> leaves.
-mkdir -p ca/db && touch ca/db/index
-cat >ca/ca.cnf <<'CNF'
-[ca]
-default_ca = test
-[test]
-dir = ca
-database = ca/db/index
-new_certs_dir = ca/db
-rand_serial = yes
-policy = anything
-unique_subject = no
-copy_extensions = copy
-default_md = sha256
-default_days = 90
-[anything]
-commonName = optional
-[inter]
-basicConstraints = critical,CA:TRUE,pathlen:0
-keyUsage = critical,keyCertSign,cRLSign
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-[leaf]
-basicConstraints = critical,CA:FALSE
-keyUsage = critical,digitalSignature,keyEncipherment
-extendedKeyUsage = serverAuth
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-CNF
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 -subj "/O=Test/CN=Edge Root" \
-    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
-    -addext subjectKeyIdentifier=hash -keyout ca/root.key -out ca/root.crt 2>/dev/null
-openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca/inter.key -subj "/O=Test/CN=Edge Intermediate" -out ca/inter.csr 2>/dev/null
-openssl ca -batch -config ca/ca.cnf -cert ca/root.crt -keyfile ca/root.key -in ca/inter.csr -out ca/inter.crt -extensions inter -days 3000 -notext 2>/dev/null
+source "$ROOT/tests/integration/testca.sh"
+testca_make Edge
 
 ck roots add ca/root.crt >/dev/null 2>&1
 ck enrollment create shop --cn shop.example.com --san '*.shop.example.com' --key ec-p256 >/dev/null 2>"$WORK/enroll.err"
 check_eq "enrollment with a wildcard name" 0 $?
 
 # new_order DAYS -> ORDER: an order whose certificate (signed by the intermediate) is issued.
-new_order() {
-    ck order start shop >/dev/null 2>&1
-    ORDER=$(ck order list --enrollment shop --state csr_ready --json | jq -r '.orders[0].id')
-    ck order csr "$ORDER" >"o$ORDER.csr"
-    openssl ca -batch -config ca/ca.cnf -cert ca/inter.crt -keyfile ca/inter.key -in "o$ORDER.csr" \
-        -out "o$ORDER.crt" -notext -extensions leaf -days "$1" 2>/dev/null
-    ck order import "$ORDER" --cert "o$ORDER.crt" --chain ca/inter.crt >/dev/null 2>&1
-    [ "$(ck order show "$ORDER" --json | jq -r .state)" = awaiting_ack ] && ck order ack "$ORDER" >/dev/null
-}
+new_order() { testca_issue shop "$1"; }
 order_state() { ck order show "$1" --json | jq -r .state; }
 serial_of() { openssl x509 -noout -serial -in "$1" | cut -d= -f2; }
 served_serial() { # port name

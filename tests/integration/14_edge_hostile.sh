@@ -34,52 +34,14 @@ check_eq "the daemon raised its descriptor soft limit to the hard limit" \
 
 # A private CA made by the test (root -> intermediate -> leaf), its leaf imported, staged and
 # deployed. The leaf names a CRL so that testssl.sh judges the listener, not a bare test leaf.
-mkdir -p ca/db && touch ca/db/index
-cat >ca/ca.cnf <<'CNF'
-[ca]
-default_ca = test
-[test]
-dir = ca
-database = ca/db/index
-new_certs_dir = ca/db
-rand_serial = yes
-policy = anything
-unique_subject = no
-copy_extensions = copy
-default_md = sha256
-default_days = 90
-[anything]
-commonName = optional
-[inter]
-basicConstraints = critical,CA:TRUE,pathlen:0
-keyUsage = critical,keyCertSign,cRLSign
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-[leaf]
-basicConstraints = critical,CA:FALSE
-keyUsage = critical,digitalSignature
-extendedKeyUsage = serverAuth
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-crlDistributionPoints = URI:http://127.0.0.1:9/hostile.crl
-CNF
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 -subj "/O=Test/CN=Hostile Root" \
-    -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
-    -addext subjectKeyIdentifier=hash -keyout ca/root.key -out root.pem 2>/dev/null
-openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca/inter.key \
-    -subj "/O=Test/CN=Hostile Intermediate" -out ca/inter.csr 2>/dev/null
-openssl ca -batch -config ca/ca.cnf -cert root.pem -keyfile ca/root.key -in ca/inter.csr \
-    -out ca/inter.crt -extensions inter -days 3000 -notext 2>/dev/null
+source "$ROOT/tests/integration/testca.sh"
+TESTCA_LEAF_KU=digitalSignature \
+    TESTCA_LEAF_EXTRA="crlDistributionPoints = URI:http://127.0.0.1:9/hostile.crl" testca_make Hostile
+cp ca/root.crt root.pem
 ck roots add root.pem >/dev/null 2>&1
 ck enrollment create shop --cn "$NAME" --key ec-p256 >/dev/null 2>&1
 check_eq "enrollment" 0 $?
-ck order start shop >/dev/null 2>&1
-ORDER=$(ck order list --enrollment shop --state csr_ready --json | jq -r '.orders[0].id')
-ck order csr "$ORDER" >leaf.csr
-openssl ca -batch -config ca/ca.cnf -cert ca/inter.crt -keyfile ca/inter.key -in leaf.csr \
-    -out leaf.crt -notext -extensions leaf -days 90 2>/dev/null
-ck order import "$ORDER" --cert leaf.crt --chain ca/inter.crt >/dev/null 2>&1
-[ "$(ck order show "$ORDER" --json | jq -r .state)" = awaiting_ack ] && ck order ack "$ORDER" >/dev/null
+testca_issue shop 90
 ck order stage "$ORDER" >/dev/null 2>&1 && ck order deploy "$ORDER" >/dev/null 2>&1
 check_eq "order issued, staged and deployed" deployed "$(ck order show "$ORDER" --json | jq -r .state)"
 
