@@ -7,65 +7,14 @@ source "$(dirname "$0")/lib.sh"
 cd "$WORK" || exit 1
 
 # ---- the receiver: HTTPS on loopback with its own CA, signature checked on every request ----
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=127.0.0.1" \
-    -addext subjectAltName=IP:127.0.0.1 -keyout receiver.key -out receiver.crt 2>/dev/null
-cat >receiver.py <<'PY'
-import hashlib, hmac, http.server, json, os, ssl, sys, time
+source "$ROOT/tests/integration/receiver.sh"
+receiver_start "$WORK" 3 || {
+    not_ok "the webhook receiver started"
+    finish
+}
+RECEIVER=$RECEIVER_URL
 
-work = sys.argv[1]
-count = {"requests": 0}
-
-def append(name, line):
-    with open(os.path.join(work, name), "a") as f:
-        f.write(line + "\n")
-
-class Hook(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        count["requests"] += 1
-        fields = dict(p.split("=", 1) for p in self.headers.get("X-Certkeep-Signature", "").split(",") if "=" in p)
-        with open(os.path.join(work, "secret")) as f:
-            secret = f.read().strip().encode()
-        stamp = fields.get("t", "0")
-        expected = hmac.new(secret, stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-        event = json.loads(body)
-        good = (hmac.compare_digest(expected, fields.get("v1", ""))
-                and stamp.isdigit() and abs(time.time() - int(stamp)) < 300
-                and str(event["id"]) == self.headers.get("X-Certkeep-Event-Id")
-                and event["type"] == self.headers.get("X-Certkeep-Event-Type")
-                and self.headers.get("Content-Type") == "application/json")
-        if not good:
-            append("bad", "%s %s" % (event.get("id"), self.headers.get("X-Certkeep-Signature")))
-            status = 401
-        elif count["requests"] <= 3:
-            append("refused", str(event["id"]))
-            status = 500
-        else:
-            append("received", str(event["id"]))
-            append("bodies", body.decode())
-            status = 200
-        self.send_response(status)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
-tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-tls.load_cert_chain(os.path.join(work, "receiver.crt"), os.path.join(work, "receiver.key"))
-server.socket = tls.wrap_socket(server.socket, server_side=True)
-with open(os.path.join(work, "port.tmp"), "w") as f:
-    f.write(str(server.server_address[1]))
-os.rename(os.path.join(work, "port.tmp"), os.path.join(work, "port"))
-server.serve_forever()
-PY
-python3 receiver.py "$WORK" 2>"$WORK/receiver.log" &
-EXTRA_PIDS=$!
-for _ in $(seq 1 50); do [ -f port ] && break; sleep 0.1; done
-RECEIVER=https://127.0.0.1:$(cat port)/hook
-
-export CERTKEEP_WEBHOOK_CA_FILE=$WORK/receiver.crt CERTKEEP_WEBHOOK_RETRY_BASE_MS=100
+export CERTKEEP_WEBHOOK_CA_FILE=$RECEIVER_CA CERTKEEP_WEBHOOK_RETRY_BASE_MS=100
 start_daemon
 
 # ---- API and CLI ----

@@ -9,7 +9,7 @@
 # default): the manual issuer's renewal order gets a CSR whose job artifact is downloadable and
 # a certificate_needed event naming it.
 source "$(dirname "$0")/lib.sh"
-source "$(dirname "$0")/receiver.sh"
+source "$ROOT/tests/integration/receiver.sh"
 cd "$WORK" || exit 1
 
 receiver_start "$WORK/hook" || {

@@ -13,7 +13,7 @@
 # front refuses notAfter as Let's Encrypt does, and the order is placed again without it.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/bind.sh"
-source "$(dirname "$0")/receiver.sh"
+source "$ROOT/tests/integration/receiver.sh"
 cd "$WORK" || exit 1
 
 if [ ! -x /usr/bin/pebble ] || [ ! -x "$BIND_NAMED" ]; then

@@ -1,12 +1,14 @@
 # tests/integration/receiver.sh — a loopback HTTPS webhook receiver for the scenarios that check
 # webhook deliveries alongside something else (13, 16). It checks every request's signature
 # (X-Certkeep-Signature: t=TS,v1=HMAC-SHA256(secret, "TS.BODY")), its freshness and its event
-# headers, and answers 200 to every good one.
+# headers, and answers 200 to every good one (500 to the first N good ones when asked, to make
+# certkeep retry).
 #
 #   source tests/integration/receiver.sh
-#   receiver_start DIR   starts it with its own certificate in DIR; sets RECEIVER_URL and
-#                        RECEIVER_CA (the certificate to pass as CERTKEEP_WEBHOOK_CA_FILE) and
-#                        adds its pid to EXTRA_PIDS
+#   receiver_start DIR [N]  starts it with its own certificate in DIR, refusing the first N good
+#                        requests with 500 (DIR/refused); sets RECEIVER_URL and RECEIVER_CA (the
+#                        certificate to pass as CERTKEEP_WEBHOOK_CA_FILE) and adds its pid to
+#                        EXTRA_PIDS
 #   DIR/secret           the webhook's secret, written by the scenario once the webhook exists;
 #                        until then every request is answered 503 (and retried by certkeep)
 #   DIR/received         one event id per acknowledged request
@@ -19,11 +21,13 @@ receiver_start() {
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
         -subj "/CN=127.0.0.1" -addext subjectAltName=IP:127.0.0.1 \
         -keyout "$dir/receiver.key" -out "$dir/receiver.crt" 2>/dev/null
-    touch "$dir/received" "$dir/bodies" "$dir/bad"
+    touch "$dir/received" "$dir/bodies" "$dir/bad" "$dir/refused"
     cat >"$dir/receiver.py" <<'PY'
 import hashlib, hmac, http.server, json, os, ssl, sys, time
 
 work = sys.argv[1]
+refuse_first = int(sys.argv[2])
+good_requests = [0]
 
 def append(name, line):
     with open(os.path.join(work, name), "a") as f:
@@ -51,6 +55,11 @@ class Hook(http.server.BaseHTTPRequestHandler):
                     and event["type"] == self.headers.get("X-Certkeep-Event-Type")
                     and self.headers.get("Content-Type") == "application/json")
             if good:
+                good_requests[0] += 1
+            if good and good_requests[0] <= refuse_first:
+                append("refused", str(event["id"]))
+                status = 500
+            elif good:
                 append("received", str(event["id"]))
                 append("bodies", body.decode())
                 status = 200
@@ -73,7 +82,7 @@ with open(os.path.join(work, "port.tmp"), "w") as f:
 os.rename(os.path.join(work, "port.tmp"), os.path.join(work, "port"))
 server.serve_forever()
 PY
-    python3 "$dir/receiver.py" "$dir" 2>"$dir/receiver.log" &
+    python3 "$dir/receiver.py" "$dir" "${2:-0}" 2>"$dir/receiver.log" &
     EXTRA_PIDS="${EXTRA_PIDS:-} $!"
     local i
     for i in $(seq 1 50); do
