@@ -71,7 +71,6 @@ check_eq "one target left" 1 "$(ck --json target list shop | jq '.targets | leng
 if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
     "$ROOT/scripts/install-deps.sh" --test >/dev/null 2>&1 || true
 fi
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 if [ ! -x "$NGINX" ]; then
     ok "nginx part # SKIP nginx is not installed (scripts/install-deps.sh --test)"
     finish
@@ -122,29 +121,7 @@ mkdir -p "$WEBDIR"
 NPORT=$(free_port)
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=placeholder \
     -keyout "$WEBDIR/key.pem" -out "$WEBDIR/fullchain.pem" 2>/dev/null
-cat >"$NDIR/nginx.conf" <<CONF
-worker_processes 1;
-pid $NDIR/nginx.pid;
-error_log $NDIR/error.log;
-events { worker_connections 64; }
-http {
-    access_log off;
-    client_body_temp_path $NDIR/body;
-    proxy_temp_path $NDIR/proxy;
-    fastcgi_temp_path $NDIR/fastcgi;
-    uwsgi_temp_path $NDIR/uwsgi;
-    scgi_temp_path $NDIR/scgi;
-    server {
-        listen 127.0.0.1:$NPORT ssl;
-        ssl_certificate $WEBDIR/fullchain.pem;
-        ssl_certificate_key $WEBDIR/key.pem;
-        location / { return 200 "ok\n"; }
-    }
-}
-CONF
-"$NGINX" -p "$NDIR" -c "$NDIR/nginx.conf" -e stderr -g 'daemon off;' 2>>"$NDIR/error.log" &
-EXTRA_PIDS="${EXTRA_PIDS:-} $!"
-for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$NPORT") 2>/dev/null && break; sleep 0.1; done
+nginx_start "$NDIR" "$NPORT" "$WEBDIR/fullchain.pem" "$WEBDIR/key.pem"
 check_contains "nginx serves the placeholder" "notAfter" "$(served)"
 
 ck ca init >/dev/null 2>&1

@@ -13,7 +13,6 @@ cd "$WORK" || exit 1
 if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
     "$ROOT/scripts/install-deps.sh" --test >/dev/null 2>&1 || true
 fi
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 PRD=$(free_port)
 start_daemon --production "127.0.0.1:$PRD" --monitor-interval 2s
@@ -32,33 +31,8 @@ NPORT=$(free_port)
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
     -subj /CN=api.example.com -addext subjectAltName=DNS:api.example.com \
     -keyout "$NDIR/key.pem" -out "$NDIR/cert.pem" 2>/dev/null
-cat >"$NDIR/nginx.conf" <<CONF
-worker_processes 1;
-pid $NDIR/nginx.pid;
-error_log $NDIR/error.log;
-events { worker_connections 64; }
-http {
-    access_log off;
-    client_body_temp_path $NDIR/body;
-    proxy_temp_path $NDIR/proxy;
-    fastcgi_temp_path $NDIR/fastcgi;
-    uwsgi_temp_path $NDIR/uwsgi;
-    scgi_temp_path $NDIR/scgi;
-    server {
-        listen 127.0.0.1:$NPORT ssl;
-        ssl_certificate $NDIR/cert.pem;
-        ssl_certificate_key $NDIR/key.pem;
-        location / { return 200 "ok\n"; }
-    }
-}
-CONF
 HAVE_NGINX=0
-if [ -x "$NGINX" ]; then
-    "$NGINX" -p "$NDIR" -c "$NDIR/nginx.conf" -e stderr -g 'daemon off;' 2>>"$NDIR/error.log" &
-    EXTRA_PIDS="${EXTRA_PIDS:-} $!"
-    for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$NPORT") 2>/dev/null && break; sleep 0.1; done
-    (exec 3<>"/dev/tcp/127.0.0.1/$NPORT") 2>/dev/null && HAVE_NGINX=1
-fi
+nginx_start "$NDIR" "$NPORT" "$NDIR/cert.pem" "$NDIR/key.pem" && HAVE_NGINX=1
 check_eq "nginx listens on 127.0.0.1:$NPORT" 1 "$HAVE_NGINX"
 DEAD=$(free_port)
 

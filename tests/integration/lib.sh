@@ -73,6 +73,43 @@ free_port() { # prints a loopback TCP port nobody listens on
     return 1
 }
 
+# nginx_start DIR PORT CERT KEY: a real nginx (one worker, no master daemonising) serving CERT
+# with TLS on 127.0.0.1:PORT, its configuration, pid and logs in DIR; 0 once it listens (5 s at
+# most). Its pid joins EXTRA_PIDS, stopped by finish.
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+nginx_start() {
+    local dir=$1 port=$2 i
+    mkdir -p "$dir"
+    cat >"$dir/nginx.conf" <<CONF
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/error.log;
+events { worker_connections 64; }
+http {
+    access_log off;
+    client_body_temp_path $dir/body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+    server {
+        listen 127.0.0.1:$port ssl;
+        ssl_certificate $3;
+        ssl_certificate_key $4;
+        location / { return 200 "ok\n"; }
+    }
+}
+CONF
+    [ -x "$NGINX" ] || return 1
+    "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e stderr -g 'daemon off;' 2>>"$dir/error.log" &
+    EXTRA_PIDS="${EXTRA_PIDS:-} $!"
+    for i in $(seq 1 50); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
 wait_for_http() { # url [seconds]
     local i
     for i in $(seq 1 $((${2:-10} * 10))); do
