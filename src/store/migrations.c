@@ -297,8 +297,13 @@ static const char migration_7[] =
     "  next_check_at INTEGER NOT NULL DEFAULT 0,"
     "  lease_until INTEGER NOT NULL DEFAULT 0);";
 
+/* Version 8 (scale): orders by state across tenants, for the scheduler's count of orders in
+ * flight (every tick) and the worker's sweep of orders left at csr_ready; without it both walk
+ * every order ever made. */
+static const char migration_8[] = "CREATE INDEX orders_state ON orders(state, id);";
+
 static const char *const migrations[] = {migration_1, migration_2, migration_3, migration_4,
-                                         migration_5, migration_6, migration_7};
+                                         migration_5, migration_6, migration_7, migration_8};
 
 const char *const *ck_store_migrations(size_t *count)
 {

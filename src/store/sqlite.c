@@ -1575,16 +1575,32 @@ int ck_store_order_get(struct ck_store *st, int64_t tenant_id, int64_t order_id,
     return rc == 1 ? 0 : -1;
 }
 
+/* A list's filter term: the column test when the filter is given, else a test of the parameter
+ * alone. Never "?N IS NULL OR column = ?N": SQLite cannot pick the filter's index through that
+ * OR, and would walk every row of the tenant (an order's jobs, an enrollment's orders) to find a
+ * few. Both forms name the parameter, so the same arguments bind either way. */
+static const char *list_term(bool given, const char *column_test, const char *absent)
+{
+    return given ? column_test : absent;
+}
+
 int ck_store_order_list_page(struct ck_store *st, int64_t tenant_id,
                              const struct ck_order_filter *f, struct ck_page *page,
                              struct ck_order **out, size_t *n, ck_error *err)
 {
     const char *state = f && f->state >= 0 ? ck_order_state_name(f->state) : NULL;
-    if (ck_sql_query_all(st,
-                         ORDER_SELECT " WHERE o.tenant_id = ?1 AND (?2 IS NULL OR e.name = ?2) "
-                                      "AND (?3 IS NULL OR o.state = ?3) "
-                                      "AND o.id < ?4 ORDER BY o.id DESC LIMIT ?5",
-                         ARGS(A_INT(tenant_id), A_TEXT(f ? f->enrollment : NULL), A_TEXT(state),
+    const char *enrollment = f ? f->enrollment : NULL;
+    char sql[1024];
+    snprintf(sql, sizeof(sql),
+             ORDER_SELECT " WHERE o.tenant_id = ?1 AND %s AND %s AND o.id < ?4 "
+                          "ORDER BY o.id DESC LIMIT ?5",
+             list_term(enrollment != NULL,
+                       "o.enrollment_id = (SELECT id FROM enrollments WHERE tenant_id = ?1 "
+                       "AND name = ?2)",
+                       "?2 IS NULL"),
+             list_term(state != NULL, "o.state = ?3", "?3 IS NULL"));
+    if (ck_sql_query_all(st, sql,
+                         ARGS(A_INT(tenant_id), A_TEXT(enrollment), A_TEXT(state),
                               A_INT(page_before_id(page)), A_INT(page_sql_limit(page))),
                          "listing orders", read_order, free_order_row, sizeof(**out), (void **)out,
                          n, err) != 0)
@@ -2558,14 +2574,21 @@ int ck_store_job_list_page(struct ck_store *st, int64_t tenant_id, const struct 
     const struct ck_job_filter all = {.state = -1, .type = -1};
     struct ck_job *jobs = NULL;
     size_t count = 0;
+    char sql[1024];
     if (f == NULL)
         f = &all;
+    snprintf(sql, sizeof(sql),
+             JOB_SELECT " WHERE j.tenant_id = ?1 AND %s AND %s AND %s AND %s AND j.id < ?6 "
+                        "ORDER BY j.id DESC LIMIT ?7",
+             list_term(f->state >= 0, "j.state = ?2", "?2 IS NULL"),
+             list_term(f->type >= 0, "j.type = ?3", "?3 IS NULL"),
+             list_term(f->enrollment != NULL,
+                       "j.enrollment_id = (SELECT id FROM enrollments WHERE tenant_id = ?1 "
+                       "AND name = ?4)",
+                       "?4 IS NULL"),
+             list_term(f->order_id > 0, "j.order_id = ?5", "?5 = 0"));
     if (ck_sql_query_all(
-            st,
-            JOB_SELECT " WHERE j.tenant_id = ?1 AND (?2 IS NULL OR j.state = ?2) "
-                       "AND (?3 IS NULL OR j.type = ?3) AND (?4 IS NULL OR e.name = ?4) "
-                       "AND (?5 = 0 OR j.order_id = ?5) AND j.id < ?6 "
-                       "ORDER BY j.id DESC LIMIT ?7",
+            st, sql,
             ARGS(A_INT(tenant_id), A_TEXT(f->state >= 0 ? ck_job_state_name(f->state) : NULL),
                  A_TEXT(f->type >= 0 ? ck_job_type_name(f->type) : NULL), A_TEXT(f->enrollment),
                  A_INT(f->order_id), A_INT(page_before_id(page)), A_INT(page_sql_limit(page))),
