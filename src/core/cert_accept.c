@@ -24,7 +24,8 @@ static void accepted_free(struct accepted *a)
     memset(a, 0, sizeof(*a));
 }
 
-X509_STORE *ck_cert_trust_store(struct ck_store *st, int64_t tenant_id, const char *extra_roots_pem,
+X509_STORE *ck_cert_trust_store(struct ck_store *st, int64_t tenant_id,
+                                const STACK_OF(X509) * system_roots, const char *extra_roots_pem,
                                 ck_error *err)
 {
     struct ck_root *roots = NULL;
@@ -42,7 +43,8 @@ X509_STORE *ck_cert_trust_store(struct ck_store *st, int64_t tenant_id, const ch
     if (out == NULL || fclose(out) != 0)
         ck_error_set(err, 500, "out_of_memory", "out of memory reading the tenant's roots");
     else
-        trust = ck_trust_store_new(pems, err);
+        trust = system_roots != NULL ? ck_trust_store_with(system_roots, pems, err)
+                                     : ck_trust_store_new(pems, err);
     free(pems);
     ck_root_array_free(roots, n);
     return trust;
@@ -76,7 +78,8 @@ int ck_cert_check(struct ck_store *st, const ck_master_key *mk, const struct ck_
                      (long long)o->id);
         goto cleanup;
     }
-    if ((trust = ck_cert_trust_store(st, o->tenant_id, offer->extra_roots_pem, err)) == NULL ||
+    if ((trust = ck_cert_trust_store(st, o->tenant_id, offer->system_roots, offer->extra_roots_pem,
+                                     err)) == NULL ||
         order_key(mk, o, &key, err) != 0)
         goto cleanup;
     const struct ck_import_input in = {.cert_pem = offer->cert_pem,

@@ -23,12 +23,14 @@ struct ck_cert_offer {
     const char *chain_pem;       /* NULL or empty for none */
     const char *extra_roots_pem; /* trusted besides the system's and the tenant's roots: the
                                     local CA's root; NULL for none */
+    const STACK_OF(X509) * system_roots; /* parsed once by the caller; NULL: read them now */
     int64_t now;
 };
 
-/* The system's roots, the tenant's roots and extra_roots_pem (may be NULL). Caller frees with
- * X509_STORE_free. */
-X509_STORE *ck_cert_trust_store(struct ck_store *st, int64_t tenant_id, const char *extra_roots_pem,
+/* The system's roots (system_roots, or read from the system when NULL), the tenant's roots and
+ * extra_roots_pem (may be NULL). Caller frees with X509_STORE_free. */
+X509_STORE *ck_cert_trust_store(struct ck_store *st, int64_t tenant_id,
+                                const STACK_OF(X509) * system_roots, const char *extra_roots_pem,
                                 ck_error *err);
 
 /* Runs every import check of the offer against order o into *res (zero it first; free it with

@@ -1089,18 +1089,16 @@ static int add_roots(X509_STORE *store, const char *pem, ck_error *err)
     return rc;
 }
 
-X509_STORE *ck_trust_store_new(const char *extra_roots_pem, ck_error *err)
+X509_STORE *ck_trust_store_with(const STACK_OF(X509) * system_roots, const char *extra_roots_pem,
+                                ck_error *err)
 {
     X509_STORE *store = X509_STORE_new(), *result = NULL;
-    STACK_OF(X509) *system = NULL;
     if (store == NULL) {
         ck_error_set(err, 500, "out_of_memory", "out of memory building the trusted roots");
         goto cleanup;
     }
-    if (ck_verify_load_system_roots(&system, err) != 0)
-        goto cleanup;
-    for (int i = 0; i < sk_X509_num(system); i++)
-        X509_STORE_add_cert(store, sk_X509_value(system, i)); /* a duplicate is no error */
+    for (int i = 0; i < sk_X509_num(system_roots); i++)
+        X509_STORE_add_cert(store, sk_X509_value(system_roots, i)); /* a duplicate is no error */
     ERR_clear_error();
     if (extra_roots_pem != NULL && extra_roots_pem[0] != '\0' &&
         add_roots(store, extra_roots_pem, err) != 0)
@@ -1108,7 +1106,16 @@ X509_STORE *ck_trust_store_new(const char *extra_roots_pem, ck_error *err)
     result = store;
     store = NULL;
 cleanup:
-    sk_X509_pop_free(system, X509_free);
     X509_STORE_free(store);
     return result;
+}
+
+X509_STORE *ck_trust_store_new(const char *extra_roots_pem, ck_error *err)
+{
+    STACK_OF(X509) *system = NULL;
+    if (ck_verify_load_system_roots(&system, err) != 0)
+        return NULL;
+    X509_STORE *store = ck_trust_store_with(system, extra_roots_pem, err);
+    sk_X509_pop_free(system, X509_free);
+    return store;
 }

@@ -106,4 +106,10 @@ json_t *ck_import_result_to_json(const struct ck_import_result *r);
  * extra_roots_pem that is not a certificate is a 400 error. Caller frees with X509_STORE_free. */
 X509_STORE *ck_trust_store_new(const char *extra_roots_pem, ck_error *err);
 
+/* The same with the system's roots already parsed (a daemon parses them once: reading the
+ * system's bundle costs more than the rest of an import's checks together). The store takes its
+ * own references; system_roots is not modified and may be shared between threads. */
+X509_STORE *ck_trust_store_with(const STACK_OF(X509) * system_roots, const char *extra_roots_pem,
+                                ck_error *err);
+
 #endif

@@ -120,8 +120,10 @@ int ck_api_order_import(struct ck_request *r, ck_error *err)
                      (long long)o.id, ck_order_state_name(o.state));
         goto cleanup;
     }
-    const struct ck_cert_offer offer = {
-        .cert_pem = cert, .chain_pem = chain, .now = ck_clock_now()};
+    const struct ck_cert_offer offer = {.cert_pem = cert,
+                                        .chain_pem = chain,
+                                        .system_roots = r->daemon->system_roots,
+                                        .now = ck_clock_now()};
     if (ck_cert_check(r->daemon->store, &r->daemon->master_key, &o, &offer, &res, err) != 0 ||
         record_import(r, &o, &res, err) != 0)
         goto cleanup;

@@ -24,6 +24,7 @@
 #include "common/duration.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "crypto/verify.h"
 #include "server/prefill.h"
 #include "server/server.h"
 #include "server/webhook_worker.h"
@@ -385,8 +386,11 @@ static int daemon_start(struct ck_daemon *d, const struct serve_options *o, ck_e
     if (access(db, F_OK) != 0)
         return ck_error_set(err, 400, "not_initialised",
                             "%s does not exist: run certkeep init --data %s first", db, o->data);
+    /* the system's roots, parsed once: every import checks chains against them (a daemon reads
+     * a changed bundle when it restarts) */
     if (ck_master_key_load(key_path, &d->master_key, err) != 0 ||
-        ck_store_open(db, &d->store, err) != 0)
+        ck_store_open(db, &d->store, err) != 0 ||
+        ck_verify_load_system_roots(&d->system_roots, err) != 0)
         return -1;
     if (o->cert != NULL && (d->tls = tls_context(o->cert, o->key, err)) == NULL)
         return -1;
@@ -468,6 +472,7 @@ static void daemon_stop(struct ck_daemon *d)
     if (d->base != NULL)
         event_base_free(d->base);
     SSL_CTX_free(d->tls);
+    sk_X509_pop_free(d->system_roots, X509_free);
     ck_store_close(d->store);
     ck_master_key_wipe(&d->master_key);
     memset(d, 0, sizeof(*d));

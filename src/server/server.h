@@ -42,6 +42,7 @@ struct ck_daemon {
     struct ck_monitor *monitor;         /* monitor.h: expiry monitoring */
     int64_t monitor_interval;           /* --monitor-interval, seconds */
     struct ck_prefill_pool *prefill;    /* prefill.h: pre-fills from live hosts, off the loop */
+    STACK_OF(X509) * system_roots;      /* parsed once at start, read-only: every import's trust */
 };
 
 #define CK_ROUTE_PARAMS_MAX 4

@@ -2095,7 +2095,9 @@ static int supersede_others(struct ck_store *st, int64_t order_id, int64_t now, 
 {
     return ck_sql_exec_args(
         st,
-        "UPDATE orders SET state = ?3, updated_at = ?2 WHERE id <> ?1 AND state = ?4 "
+        /* "+state": an enrollment has a few orders and state 'deployed' has one per
+         * enrollment, so the enrollment's index, not the one by state (migration 8), finds them */
+        "UPDATE orders SET state = ?3, updated_at = ?2 WHERE id <> ?1 AND +state = ?4 "
         "AND enrollment_id = (SELECT enrollment_id FROM orders WHERE id = ?1)",
         ARGS(A_INT(order_id), A_INT(now), A_TEXT(ck_order_state_name(CK_ORDER_SUPERSEDED)),
              A_TEXT(ck_order_state_name(CK_ORDER_DEPLOYED))),
@@ -2150,7 +2152,7 @@ static int rollback_candidate(struct ck_store *st, int64_t enrollment_id, int64_
 {
     return ck_sql_query_one(
         st,
-        "SELECT id FROM orders WHERE enrollment_id = ?1 AND state = ?2 "
+        "SELECT id FROM orders WHERE enrollment_id = ?1 AND +state = ?2 " /* as above */
         "AND cert_pem IS NOT NULL AND cert_not_after > ?3 ORDER BY id DESC LIMIT 1",
         ARGS(A_INT(enrollment_id), A_TEXT(ck_order_state_name(CK_ORDER_SUPERSEDED)), A_INT(at)),
         "looking for the previous production order", ck_sql_read_id, order_id, err);
