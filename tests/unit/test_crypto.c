@@ -19,6 +19,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/encoder.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -298,6 +299,44 @@ static void test_private_key_seal_round_trip(void **state)
     assert_key_seal_round_trip(CK_KEY_EC_P256);
     assert_key_seal_round_trip(CK_KEY_EC_P384);
     assert_key_seal_round_trip(CK_KEY_RSA_2048);
+}
+
+/* A key sealed in another structure than PrivateKeyInfo (here SEC1 ECPrivateKey) still opens,
+ * and opening a PrivateKeyInfo leaves nothing on OpenSSL's error queue. */
+static void test_unseal_private_key_other_structures(void **state)
+{
+    (void)state;
+    ck_master_key key;
+    test_master_key(&key, 0x5a);
+    ck_error err = {0};
+    EVP_PKEY *pkey = EVP_EC_gen("P-256");
+    assert_non_null(pkey);
+    unsigned char *der = NULL;
+    size_t der_len = 0;
+    OSSL_ENCODER_CTX *enc =
+        OSSL_ENCODER_CTX_new_for_pkey(pkey, EVP_PKEY_KEYPAIR, "DER", "type-specific", NULL);
+    assert_non_null(enc);
+    assert_int_equal(OSSL_ENCODER_to_data(enc, &der, &der_len), 1);
+    OSSL_ENCODER_CTX_free(enc);
+    uint8_t *blob = NULL;
+    size_t blob_len = 0;
+    assert_int_equal(ck_seal(&key, TEST_AAD, der, der_len, &blob, &blob_len, &err), 0);
+    EVP_PKEY *opened = ck_unseal_private_key(&key, TEST_AAD, blob, blob_len, &err);
+    if (opened == NULL)
+        fail_msg("unseal: %s", err.message);
+    assert_true(ck_key_public_equal(pkey, opened));
+    EVP_PKEY_free(opened);
+    OPENSSL_free(blob);
+
+    ERR_clear_error();
+    assert_int_equal(ck_seal_private_key(&key, TEST_AAD, pkey, &blob, &blob_len, &err), 0);
+    opened = ck_unseal_private_key(&key, TEST_AAD, blob, blob_len, &err);
+    assert_non_null(opened);
+    assert_int_equal(ERR_peek_error(), 0);
+    EVP_PKEY_free(opened);
+    OPENSSL_free(blob);
+    EVP_PKEY_free(pkey);
+    OPENSSL_clear_free(der, der_len);
 }
 
 /* ---- master key file ---- */
@@ -1169,6 +1208,7 @@ int main(void)
         cmocka_unit_test(test_seal_round_trip),
         cmocka_unit_test(test_unseal_refuses_tampering),
         cmocka_unit_test(test_private_key_seal_round_trip),
+        cmocka_unit_test(test_unseal_private_key_other_structures),
         cmocka_unit_test(test_master_key_file),
         cmocka_unit_test(test_master_key_bad_content),
         cmocka_unit_test(test_csr_round_trip),
