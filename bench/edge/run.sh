@@ -12,7 +12,8 @@
 # certkeep, 100000), PEER_COUNT (for nginx and HAProxy, 10000), SKIP_MANY=1 (one-name part
 # only), S_TIME=1 (also run `openssl s_time` against nginx, to show a crypto client is the
 # bottleneck), CERTKEEP (binary, default build/certkeep), FORCE_CERTKEEP=1 (measure certkeep
-# even when `certkeep serve --help` does not mention --production), KEEP=1 (keep the temp folder).
+# even when `certkeep serve --help` does not mention --production), KEEP=1 (keep the temp folder),
+# BENCH_DIR (a folder kept between runs: certificates and certkeep's data are made only once).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -27,7 +28,15 @@ PEER_COUNT=${PEER_COUNT:-10000}
 LOAD_WAIT=${LOAD_WAIT:-900} # seconds a server may take to load its certificates
 SERVER_CPU=0
 CLIENT_CPU=1
-WORK=$(mktemp -d /tmp/certkeep-bench-edge.XXXXXX)
+# BENCH_DIR: a folder kept between runs, so that certkeep's provisioning (minutes for 100,000
+# certificates through the API) is done once and later runs only measure
+if [ -n "${BENCH_DIR:-}" ]; then
+    mkdir -p "$BENCH_DIR"
+    WORK=$(cd "$BENCH_DIR" && pwd)
+    KEEP=1
+else
+    WORK=$(mktemp -d /tmp/certkeep-bench-edge.XXXXXX)
+fi
 BIN=$WORK/bin
 declare -A PID ONE_RATE ONE_CPU_RATE BASE_RSS
 
@@ -165,13 +174,14 @@ rounds() {
 
 make_ca() {
     local d=$WORK/pki
+    ONE_NAME=h1.bench.example
+    ONE_PEM=$d/pem/$ONE_NAME.pem
+    [ -f "$d/ca.pem" ] && [ -f "$ONE_PEM" ] && return 0 # a kept BENCH_DIR
     mkdir -p "$d"
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$d/ca.key" \
         -out "$d/ca.pem" -days 365 -subj /CN=certkeep-bench-ca \
         -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
     "$BIN/gencerts" leaves "$d/ca.pem" "$d/ca.key" 1 "$d"
-    ONE_NAME=h1.bench.example
-    ONE_PEM=$d/pem/$ONE_NAME.pem
 }
 
 nginx_conf() { # FILE PORT SERVER_BLOCKS_FILE
@@ -246,7 +256,7 @@ certkeep_available() {
 # run_certkeep NAMES_FILE COUNT: provisions COUNT names through the API (only once), then
 # restarts the daemon so the load time is the edge's table built from the store.
 run_certkeep() {
-    local data=$WORK/certkeep api_port port
+    local data=$WORK/certkeep.$2 api_port port
     if [ ! -f "$data/provisioned.$2" ]; then
         rm -rf "$data"
         CERTKEEP_TOKEN=$("$CERTKEEP" init --data "$data" 2>>"$WORK/certkeep.log")
@@ -367,9 +377,11 @@ main() {
     [ "${SKIP_MANY:-0}" = 1 ] && return 0
     local most=$PEER_COUNT
     [ -n "${ONE_RATE[certkeep]:-}" ] && [ "$COUNT" -gt "$most" ] && most=$COUNT
-    say "generating $most certificates (one shared key)..."
-    # The same CA and key; h1.bench.example is rewritten like the others.
-    "$BIN/gencerts" leaves "$PKI_DIR/ca.pem" "$PKI_DIR/ca.key" "$most" "$PKI_DIR"
+    if [ "$(wc -l <"$PKI_DIR/names.txt" 2>/dev/null || echo 0)" -lt "$most" ]; then
+        say "generating $most certificates (one shared key)..."
+        # The same CA and key; h1.bench.example is rewritten like the others.
+        "$BIN/gencerts" leaves "$PKI_DIR/ca.pem" "$PKI_DIR/ca.key" "$most" "$PKI_DIR"
+    fi
     many nginx "$PEER_COUNT"
     many haproxy "$PEER_COUNT"
     [ -n "${ONE_RATE[certkeep]:-}" ] && many certkeep "$COUNT"
