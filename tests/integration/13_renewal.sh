@@ -46,20 +46,6 @@ served() {
         "$(printf '%s' "$pem" | openssl x509 -noout -pubkey | openssl sha256 | awk '{print $2}')"
 }
 
-# wait_served PREVIOUS_SERIAL SECONDS: until the listener serves a certificate other than that
-wait_served() {
-    local i s
-    for i in $(seq 1 $(($2 * 2))); do
-        s=$(served)
-        if [ -n "$s" ] && [ "${s%% *}" != "$1" ]; then
-            echo "$s"
-            return 0
-        fi
-        sleep 0.5
-    done
-    return 1
-}
-
 START=$(date +%s)
 first=$(wait_served none 30)
 check "the first certificate is served without any order command (within 30 s)" test -n "$first"

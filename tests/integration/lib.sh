@@ -110,6 +110,22 @@ CONF
     return 1
 }
 
+# wait_served PREVIOUS_SERIAL SECONDS: until the scenario's own `served` function (which prints
+# "SERIAL ..." of what a listener serves, or nothing) shows a certificate other than
+# PREVIOUS_SERIAL; prints that line. Polls twice a second.
+wait_served() {
+    local i s
+    for i in $(seq 1 $(($2 * 2))); do
+        s=$(served)
+        if [ -n "$s" ] && [ "${s%% *}" != "$1" ]; then
+            echo "$s"
+            return 0
+        fi
+        sleep 0.5
+    done
+    return 1
+}
+
 wait_for_http() { # url [seconds]
     local i
     for i in $(seq 1 $((${2:-10} * 10))); do
