@@ -27,14 +27,27 @@ struct cache_item {
     struct cache_item *lru_prev, *lru_next; /* lru_prev towards the most recently used */
 };
 
+/* Parsed chains, shared by every cached certificate with the same intermediates: 100,000
+ * certificates from one CA have one chain, and parsing an intermediate costs as much as parsing
+ * the leaf (most of a cache miss). */
+#define CHAIN_CACHE_SIZE 64
+
+struct chain_item {
+    uint8_t id[CK_SNI_ID_LEN];
+    STACK_OF(X509) * chain; /* NULL: free slot */
+    uint64_t last_used;
+};
+
 struct ck_edge_tables {
     _Atomic(ck_sni_table *) current;
     atomic_size_t readers;
-    pthread_mutex_t lock; /* guards the cache below */
+    pthread_mutex_t lock; /* guards the caches below */
     struct cache_item **buckets;
     size_t bucket_mask;
     struct cache_item *mru, *lru;
     size_t count, capacity;
+    struct chain_item chains[CHAIN_CACHE_SIZE];
+    uint64_t chain_clock;
 };
 
 ck_edge_tables *ck_edge_tables_new(size_t cache_capacity, ck_error *err)
@@ -81,6 +94,8 @@ void ck_edge_tables_free(ck_edge_tables *t)
         ck_edge_material_clear(&item->material);
         free(item);
     }
+    for (size_t i = 0; i < CHAIN_CACHE_SIZE; i++)
+        sk_X509_pop_free(t->chains[i].chain, X509_free);
     pthread_mutex_destroy(&t->lock);
     free(t->buckets);
     free(t);
@@ -199,7 +214,63 @@ static int parse_chain(const uint8_t *der, size_t len, STACK_OF(X509) * *out)
     return 0;
 }
 
-static int parse_material(const ck_sni_table *table, const ck_sni_cert *cert,
+/* A new reference to the parsed chain with this id, or NULL. Caller holds t->lock. */
+static STACK_OF(X509) * chain_cache_find(ck_edge_tables *t, const uint8_t *id)
+{
+    for (size_t i = 0; i < CHAIN_CACHE_SIZE; i++) {
+        struct chain_item *item = &t->chains[i];
+        if (item->chain != NULL && memcmp(item->id, id, CK_SNI_ID_LEN) == 0) {
+            item->last_used = ++t->chain_clock;
+            return X509_chain_up_ref(item->chain);
+        }
+    }
+    return NULL;
+}
+
+/* Keeps chain (the caller keeps its own reference) in place of the least recently used one.
+ * Caller holds t->lock. */
+static void chain_cache_insert(ck_edge_tables *t, const uint8_t *id, STACK_OF(X509) * chain)
+{
+    STACK_OF(X509) *copy = X509_chain_up_ref(chain);
+    if (copy == NULL)
+        return; /* out of memory: the next miss parses it again */
+    struct chain_item *victim = &t->chains[0];
+    for (size_t i = 1; i < CHAIN_CACHE_SIZE && victim->chain != NULL; i++)
+        if (t->chains[i].chain == NULL || t->chains[i].last_used < victim->last_used)
+            victim = &t->chains[i];
+    sk_X509_pop_free(victim->chain, X509_free);
+    memcpy(victim->id, id, CK_SNI_ID_LEN);
+    victim->chain = copy;
+    victim->last_used = ++t->chain_clock;
+}
+
+/* The certificate's chain, parsed once for every certificate that shares it. */
+static int chain_for(ck_edge_tables *t, const ck_sni_cert *cert, STACK_OF(X509) * *out)
+{
+    const uint8_t *id = ck_sni_cert_chain_id(cert);
+    pthread_mutex_lock(&t->lock);
+    *out = chain_cache_find(t, id);
+    pthread_mutex_unlock(&t->lock);
+    if (*out != NULL)
+        return 0;
+    const uint8_t *der;
+    size_t len;
+    ck_sni_cert_chain(cert, &der, &len);
+    if (parse_chain(der, len, out) != 0)
+        return -1;
+    pthread_mutex_lock(&t->lock);
+    STACK_OF(X509) *cached = chain_cache_find(t, id); /* another thread may have parsed it */
+    if (cached == NULL)
+        chain_cache_insert(t, id, *out);
+    pthread_mutex_unlock(&t->lock);
+    if (cached != NULL) {
+        sk_X509_pop_free(*out, X509_free);
+        *out = cached;
+    }
+    return 0;
+}
+
+static int parse_material(ck_edge_tables *t, const ck_sni_table *table, const ck_sni_cert *cert,
                           struct ck_edge_material *m, ck_error *err)
 {
     const uint8_t *der;
@@ -210,8 +281,7 @@ static int parse_material(const ck_sni_table *table, const ck_sni_cert *cert,
     if (m->leaf == NULL || (size_t)(p - der) != len)
         return ck_error_openssl(err, 500, "certificate_unusable",
                                 "an edge certificate is not readable DER");
-    ck_sni_cert_chain(cert, &der, &len);
-    if (parse_chain(der, len, &m->chain) != 0)
+    if (chain_for(t, cert, &m->chain) != 0)
         return ck_error_openssl(err, 500, "certificate_unusable",
                                 "an edge certificate's chain is not readable DER");
     m->key = ck_sni_cert_load_key(table, cert, err);
@@ -251,7 +321,7 @@ static int material_for(ck_edge_tables *t, const ck_sni_table *table, const ck_s
     if (fresh == NULL)
         goto cleanup;
     memcpy(fresh->id, ck_sni_cert_id(cert), CK_SNI_ID_LEN);
-    if (parse_material(table, cert, &fresh->material, err) != 0)
+    if (parse_material(t, table, cert, &fresh->material, err) != 0)
         goto cleanup;
     pthread_mutex_lock(&t->lock);
     item = cache_find(t, fresh->id); /* another thread may have parsed it meanwhile */

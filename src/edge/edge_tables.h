@@ -18,6 +18,8 @@
 #include "edge/sni_table.h"
 
 #define CK_EDGE_CACHE_DEFAULT 4096 /* parsed certificates kept, least recently used dropped */
+#define CK_EDGE_CACHE_MIN     16
+#define CK_EDGE_CACHE_MAX     10000000
 
 typedef struct ck_edge_tables ck_edge_tables;
 

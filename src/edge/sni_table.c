@@ -27,6 +27,7 @@ struct arena_chunk {
 struct ck_sni_cert {
     const uint8_t *leaf;
     const uint8_t *chain;
+    const uint8_t *chain_id; /* CK_SNI_ID_LEN bytes, shared by every cert with this chain */
     const uint8_t *key;
     const char *key_label;
     uint32_t leaf_len;
@@ -42,9 +43,9 @@ struct name_slot {
 };
 
 struct chain_slot {
-    const uint8_t *der; /* NULL: empty slot */
+    const uint8_t *der;    /* NULL: empty slot */
+    const uint8_t *digest; /* in the arena, CK_SNI_ID_LEN bytes */
     uint32_t len;
-    uint8_t digest[CK_SNI_ID_LEN];
 };
 
 struct ck_sni_table {
@@ -269,10 +270,10 @@ static int chains_grow(ck_sni_builder *b)
     return 0;
 }
 
-/* Stores a chain once however many certificates share it. */
-static const uint8_t *intern_chain(ck_sni_builder *b, const uint8_t *der, size_t len,
-                                   uint8_t chain_digest[CK_SNI_ID_LEN])
+/* Stores a chain and its digest once however many certificates share it. */
+static const struct chain_slot *intern_chain(ck_sni_builder *b, const uint8_t *der, size_t len)
 {
+    uint8_t chain_digest[CK_SNI_ID_LEN];
     if (digest(b, der, len, NULL, 0, chain_digest) != 0 || chains_grow(b) != 0)
         return NULL;
     uint32_t h;
@@ -280,15 +281,14 @@ static const uint8_t *intern_chain(ck_sni_builder *b, const uint8_t *der, size_t
     size_t i = h & b->chain_mask;
     for (; b->chains[i].der != NULL; i = (i + 1) & b->chain_mask)
         if (memcmp(b->chains[i].digest, chain_digest, CK_SNI_ID_LEN) == 0)
-            return b->chains[i].der;
+            return &b->chains[i];
     const uint8_t *copy = arena_copy(&b->arena, der, len);
-    if (copy == NULL)
+    const uint8_t *digest_copy = arena_copy(&b->arena, chain_digest, CK_SNI_ID_LEN);
+    if (copy == NULL || digest_copy == NULL)
         return NULL;
-    b->chains[i].der = copy;
-    b->chains[i].len = (uint32_t)len;
-    memcpy(b->chains[i].digest, chain_digest, CK_SNI_ID_LEN);
+    b->chains[i] = (struct chain_slot){.der = copy, .digest = digest_copy, .len = (uint32_t)len};
     b->chain_count++;
-    return copy;
+    return &b->chains[i];
 }
 
 static int check_entry(const struct ck_sni_entry *e, ck_error *err)
@@ -341,15 +341,17 @@ int ck_sni_builder_add(ck_sni_builder *b, const struct ck_sni_entry *e, ck_error
         goto nomem;
     struct ck_sni_cert *c = &b->certs[b->cert_count];
     memset(c, 0, sizeof(*c));
-    uint8_t chain_digest[CK_SNI_ID_LEN];
     c->leaf = arena_copy(&b->arena, e->leaf_der, e->leaf_der_len);
-    c->chain = intern_chain(b, e->chain_der, e->chain_der_len, chain_digest);
+    const struct chain_slot *chain = intern_chain(b, e->chain_der, e->chain_der_len);
     c->key = arena_copy(&b->arena, e->key_blob, e->key_blob_len);
     c->key_label =
         e->key_label == NULL ? NULL : arena_copy(&b->arena, e->key_label, strlen(e->key_label) + 1);
-    if (c->leaf == NULL || c->chain == NULL || c->key == NULL ||
-        (e->key_label != NULL && c->key_label == NULL) ||
-        digest(b, e->leaf_der, e->leaf_der_len, chain_digest, sizeof(chain_digest), c->id) != 0 ||
+    if (c->leaf == NULL || chain == NULL || c->key == NULL ||
+        (e->key_label != NULL && c->key_label == NULL))
+        goto nomem;
+    c->chain = chain->der;
+    c->chain_id = chain->digest;
+    if (digest(b, e->leaf_der, e->leaf_der_len, c->chain_id, CK_SNI_ID_LEN, c->id) != 0 ||
         add_names(b, e, (uint32_t)b->cert_count) != 0)
         goto nomem;
     c->leaf_len = (uint32_t)e->leaf_der_len;
@@ -458,6 +460,11 @@ const ck_sni_cert *ck_sni_table_lookup(const ck_sni_table *t, const char *name, 
 const uint8_t *ck_sni_cert_id(const ck_sni_cert *c)
 {
     return c->id;
+}
+
+const uint8_t *ck_sni_cert_chain_id(const ck_sni_cert *c)
+{
+    return c->chain_id;
 }
 
 void ck_sni_cert_leaf(const ck_sni_cert *c, const uint8_t **der, size_t *len)

@@ -80,6 +80,10 @@ const ck_sni_cert *ck_sni_table_lookup(const ck_sni_table *t, const char *name, 
  * id, so parsed material can be cached across reloads. */
 const uint8_t *ck_sni_cert_id(const ck_sni_cert *c);
 
+/* SHA-256 over the chain alone: certificates issued by one CA share it, so their chain is parsed
+ * once. */
+const uint8_t *ck_sni_cert_chain_id(const ck_sni_cert *c);
+
 void ck_sni_cert_leaf(const ck_sni_cert *c, const uint8_t **der, size_t *len);
 void ck_sni_cert_chain(const ck_sni_cert *c, const uint8_t **der, size_t *len);
 

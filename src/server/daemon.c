@@ -25,6 +25,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "crypto/verify.h"
+#include "edge/edge_tables.h"
 #include "server/prefill.h"
 #include "server/server.h"
 #include "server/webhook_worker.h"
@@ -40,7 +41,8 @@ const char ck_daemon_usage_serve[] =
     "                      [--staging ADDR:PORT]... [--production ADDR:PORT]...\n"
     "                      [--http ADDR:PORT]...\n"
     "                      [--max-concurrent-orders N] [--no-scheduler]\n"
-    "                      [--monitor-interval DURATION] [--no-monitor]\n";
+    "                      [--monitor-interval DURATION] [--no-monitor]\n"
+    "                      [--edge-cache N]\n";
 const char ck_daemon_usage_key[] =
     "usage: certkeep key export --data DIR [--tenant NAME] ORDER_ID\n";
 
@@ -186,6 +188,7 @@ struct serve_options {
     bool no_scheduler;                /* --no-scheduler: every order step by hand */
     bool no_monitor;                  /* --no-monitor: no expiry monitoring (e.g. benchmarks) */
     int64_t monitor_interval;         /* --monitor-interval, seconds */
+    size_t edge_cache;                /* --edge-cache: parsed certificates kept; 0 = default */
     char host[256];                   /* from api, without brackets */
     unsigned short port;
 };
@@ -223,6 +226,17 @@ static int parse_monitor_interval(const char *text, int64_t *out)
     return 0;
 }
 
+static int parse_edge_cache(const char *text, size_t *out)
+{
+    char *end;
+    errno = 0;
+    long long n = strtoll(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || n < CK_EDGE_CACHE_MIN || n > CK_EDGE_CACHE_MAX)
+        return -1;
+    *out = (size_t)n;
+    return 0;
+}
+
 static int parse_serve_options(int argc, char **argv, struct serve_options *o)
 {
     static const struct option options[] = {{"data", required_argument, NULL, 'd'},
@@ -238,6 +252,7 @@ static int parse_serve_options(int argc, char **argv, struct serve_options *o)
                                             {"no-scheduler", no_argument, NULL, 'N'},
                                             {"monitor-interval", required_argument, NULL, 'm'},
                                             {"no-monitor", no_argument, NULL, 'O'},
+                                            {"edge-cache", required_argument, NULL, 'C'},
                                             {NULL, 0, NULL, 0}};
     char *end;
     int c;
@@ -289,6 +304,12 @@ static int parse_serve_options(int argc, char **argv, struct serve_options *o)
             break;
         case 'O':
             o->no_monitor = true;
+            break;
+        case 'C':
+            if (parse_edge_cache(optarg, &o->edge_cache) != 0)
+                return usage_error(ck_daemon_usage_serve,
+                                   "--edge-cache must be a number of certificates from %d to %d",
+                                   CK_EDGE_CACHE_MIN, CK_EDGE_CACHE_MAX);
             break;
         case 'm':
             if (parse_monitor_interval(optarg, &o->monitor_interval) != 0)
@@ -409,7 +430,8 @@ static int daemon_start(struct ck_daemon *d, const struct serve_options *o, ck_e
     if (add_signal(d, SIGTERM, &d->on_sigterm, err) != 0 ||
         add_signal(d, SIGINT, &d->on_sigint, err) != 0)
         return -1;
-    if (ck_edge_runtime_start(d->base, d->store, &d->master_key, o->edge, &d->edge, err) != 0)
+    if (ck_edge_runtime_start(d->base, d->store, &d->master_key, o->edge, o->edge_cache, &d->edge,
+                              err) != 0)
         return -1;
     ck_edge_runtime_on_tick(d->edge, ck_edge_deploy_due, d);
     if (ck_job_runner_start(db, &d->master_key, o->workers, &d->runner, err) != 0)

@@ -42,6 +42,7 @@ struct ck_edge_runtime {
     struct env_edge env[2]; /* indexed by enum ck_environment */
     struct ck_http01 *http;
     ck_strv bound[CK_EDGE_KIND_COUNT];
+    size_t cache_capacity;             /* parsed certificates kept per environment */
     struct ck_edge_conn_budget budget; /* shared by every TLS listener */
     struct event *watch;
     void (*on_tick)(void *arg);
@@ -160,27 +161,36 @@ cleanup:
     return rc;
 }
 
-/* A new table with every certificate the store says env serves; entries that cannot be served
- * are logged and left out, so one bad certificate does not take the others down. */
+struct table_build {
+    enum ck_environment env;
+    ck_sni_builder *builder;
+};
+
+/* Adds one entry the store hands over; an entry that cannot be served is logged and left out,
+ * so one bad certificate does not take the others down. */
+static int add_visited_entry(const struct ck_edge_entry *entry, void *arg, ck_error *err)
+{
+    (void)err;
+    struct table_build *tb = arg;
+    ck_error entry_err;
+    if (add_entry(tb->builder, entry, &entry_err) != 0)
+        ck_log(CK_LOG_WARN, "edge %s: order %lld is not served: %s", ck_environment_name(tb->env),
+               (long long)entry->order_id, entry_err.message);
+    return 0;
+}
+
+/* A new table with every certificate the store says env serves, read one row at a time. */
 static ck_sni_table *build_table(struct ck_edge_runtime *rt, enum ck_environment env,
                                  int64_t *generation, ck_error *err)
 {
-    struct ck_edge_entry *entries = NULL;
-    size_t n = 0;
-    if (ck_store_edge_entries(rt->store, env, &entries, &n, generation, err) != 0)
+    struct table_build tb = {.env = env, .builder = ck_sni_builder_new(load_key, &rt->key, err)};
+    if (tb.builder == NULL)
         return NULL;
-    ck_sni_table *table = NULL;
-    ck_sni_builder *b = ck_sni_builder_new(load_key, &rt->key, err);
-    for (size_t i = 0; b != NULL && i < n; i++) {
-        ck_error entry_err;
-        if (add_entry(b, &entries[i], &entry_err) != 0)
-            ck_log(CK_LOG_WARN, "edge %s: order %lld is not served: %s", ck_environment_name(env),
-                   (long long)entries[i].order_id, entry_err.message);
+    if (ck_store_edge_each(rt->store, env, add_visited_entry, &tb, generation, err) != 0) {
+        ck_sni_builder_free(tb.builder);
+        return NULL;
     }
-    if (b != NULL)
-        table = ck_sni_builder_finish(b, err);
-    ck_edge_entry_array_free(entries, n);
-    return table;
+    return ck_sni_builder_finish(tb.builder, err);
 }
 
 static void rebuild(struct ck_edge_runtime *rt, enum ck_environment env)
@@ -258,7 +268,7 @@ static int start_env(struct ck_edge_runtime *rt, enum ck_environment env, const 
     struct env_edge *e = &rt->env[env];
     if (addresses->len == 0)
         return 0;
-    e->tables = ck_edge_tables_new(0, err);
+    e->tables = ck_edge_tables_new(rt->cache_capacity, err);
     e->listeners = calloc(addresses->len, sizeof(*e->listeners));
     if (e->tables == NULL || e->listeners == NULL)
         return e->tables == NULL ? -1 : ck_error_set(err, 500, "out_of_memory", "out of memory");
@@ -318,13 +328,14 @@ static int start_watch(struct ck_edge_runtime *rt, ck_error *err)
 }
 
 int ck_edge_runtime_start(struct event_base *base, struct ck_store *st, const ck_master_key *key,
-                          const ck_strv addresses[CK_EDGE_KIND_COUNT], struct ck_edge_runtime **out,
-                          ck_error *err)
+                          const ck_strv addresses[CK_EDGE_KIND_COUNT], size_t cache_capacity,
+                          struct ck_edge_runtime **out, ck_error *err)
 {
     struct ck_edge_runtime *rt = calloc(1, sizeof(*rt));
     if (rt == NULL)
         return ck_error_set(err, 500, "out_of_memory", "out of memory starting the edge");
     rt->magic = RUNTIME_MAGIC;
+    rt->cache_capacity = cache_capacity;
     rt->base = base;
     rt->store = st;
     rt->key = *key;

@@ -3,7 +3,7 @@
  * http-01 (http01.h), and hot reload.
  *
  * Everything runs on the daemon's event loop and uses its store connection. A table is rebuilt
- * from ck_store_edge_entries whenever ck_store_edge_generation differs from the generation the
+ * from ck_store_edge_each whenever ck_store_edge_generation differs from the generation the
  * table was built from: a 1 s timer checks it (several daemons sharing one database converge
  * within a second) and the API calls ck_edge_runtime_refresh right after its own changes. */
 #ifndef CK_SERVER_EDGE_RUNTIME_H
@@ -26,15 +26,16 @@ const char *ck_edge_kind_name(enum ck_edge_kind kind);
 
 struct ck_edge_runtime;
 
-/* addresses[kind]: "IP:PORT" each (port 0 picks a free one), possibly empty. base, st and key are
+/* addresses[kind]: "IP:PORT" each (port 0 picks a free one), possibly empty. cache_capacity:
+ * parsed certificates each TLS environment keeps (0: CK_EDGE_CACHE_DEFAULT). base, st and key are
  * not owned and must outlive the runtime. Builds and publishes the first tables before it
  * returns, so the listeners serve from their first connection. With a TLS listener, it raises
  * the process's RLIMIT_NOFILE soft limit to the hard limit and lets the TLS listeners together
  * hold that limit less 256 connections (half of a limit of 512 or less): the rest is the API's,
  * the store's and the jobs'. */
 int ck_edge_runtime_start(struct event_base *base, struct ck_store *st, const ck_master_key *key,
-                          const ck_strv addresses[CK_EDGE_KIND_COUNT], struct ck_edge_runtime **out,
-                          ck_error *err);
+                          const ck_strv addresses[CK_EDGE_KIND_COUNT], size_t cache_capacity,
+                          struct ck_edge_runtime **out, ck_error *err);
 
 /* Calls fn(arg) on every tick of the 1 s timer, after the tables are refreshed (the daemon's
  * deferred deploys). */

@@ -197,6 +197,26 @@ cleanup:
     return ret;
 }
 
+int ck_sql_query_each(struct ck_store *st, const char *sql, const struct arg *args, size_t nargs,
+                      const char *what, row_visit visit, void *arg, ck_error *err)
+{
+    sqlite3_stmt *s = NULL;
+    int ret = -1, rc;
+    if (stmt_prepare(st, sql, args, nargs, what, &s, err) != 0)
+        goto cleanup;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        if (visit(s, arg, err) != 0)
+            goto cleanup;
+    if (rc != SQLITE_DONE) {
+        step_failed(st, rc, what, err);
+        goto cleanup;
+    }
+    ret = 0;
+cleanup:
+    sqlite3_finalize(s);
+    return ret;
+}
+
 /* Runs body after `begin`, committing on success and rolling everything back on failure. */
 static int run_transaction(struct ck_store *st, const char *begin, tx_body body, void *ctx,
                            ck_error *err)
@@ -2290,6 +2310,45 @@ int ck_store_edge_entries(struct ck_store *st, enum ck_environment env, struct c
     *out = r.entries;
     *n = r.n;
     *generation = r.generation;
+    return 0;
+}
+
+struct edge_walk {
+    enum ck_environment env;
+    int64_t generation;
+    ck_edge_entry_visit visit;
+    void *arg;
+};
+
+static int edge_walk_row(sqlite3_stmt *s, void *arg, ck_error *err)
+{
+    struct edge_walk *w = arg;
+    struct ck_edge_entry entry = {0};
+    int rc = read_edge_entry(s, &entry, err);
+    if (rc == 0)
+        rc = w->visit(&entry, w->arg, err);
+    ck_edge_entry_free(&entry);
+    return rc;
+}
+
+static int edge_walk_body(struct ck_store *st, void *ctx, ck_error *err)
+{
+    struct edge_walk *w = ctx;
+    if (ck_store_edge_generation(st, &w->generation, err) != 0)
+        return -1;
+    return ck_sql_query_each(st, edge_queries[w->env], NO_ARGS, "listing what the edge serves",
+                             edge_walk_row, w, err);
+}
+
+int ck_store_edge_each(struct ck_store *st, enum ck_environment env, ck_edge_entry_visit visit,
+                       void *arg, int64_t *generation, ck_error *err)
+{
+    struct edge_walk w = {.env = env, .visit = visit, .arg = arg};
+    if (env != CK_ENV_STAGING && env != CK_ENV_PRODUCTION)
+        return ck_error_set(err, 400, "invalid_field", "unknown environment %d", (int)env);
+    if (in_read_transaction(st, edge_walk_body, &w, err) != 0)
+        return -1;
+    *generation = w.generation;
     return 0;
 }
 

@@ -79,6 +79,11 @@ int ck_sql_query_one(struct ck_store *st, const char *sql, const struct arg *arg
 int ck_sql_query_all(struct ck_store *st, const char *sql, const struct arg *args, size_t nargs,
                      const char *what, row_reader read, row_free free_row, size_t size, void **out,
                      size_t *n, ck_error *err);
+/* Runs a query and hands each row to visit as it is read, without keeping it; visit returns 0
+ * to go on, -1 (with err set) to stop, and then the query fails. */
+typedef int (*row_visit)(sqlite3_stmt *s, void *arg, ck_error *err);
+int ck_sql_query_each(struct ck_store *st, const char *sql, const struct arg *args, size_t nargs,
+                      const char *what, row_visit visit, void *arg, ck_error *err);
 /* Runs body in one BEGIN IMMEDIATE transaction; any failure rolls everything back. */
 int ck_sql_in_transaction(struct ck_store *st, tx_body body, void *ctx, ck_error *err);
 

@@ -187,6 +187,12 @@ int ck_store_edge_generation(struct ck_store *st, int64_t *generation, ck_error 
 int ck_store_edge_entries(struct ck_store *st, enum ck_environment env, struct ck_edge_entry **out,
                           size_t *n, int64_t *generation, ck_error *err);
 void ck_edge_entry_array_free(struct ck_edge_entry *a, size_t n);
+/* The same entries, handed one at a time to visit (valid during the call only) instead of all
+ * held at once: 100,000 certificates in PEM are 150 MB the edge would only read once. visit
+ * returns 0 to go on, or -1 with err set to stop, and then this fails with that error. */
+typedef int (*ck_edge_entry_visit)(const struct ck_edge_entry *entry, void *arg, ck_error *err);
+int ck_store_edge_each(struct ck_store *st, enum ck_environment env, ck_edge_entry_visit visit,
+                       void *arg, int64_t *generation, ck_error *err);
 
 /* Queues a job of any type for an order (e.g. stage, staging_test, deploy, probe), with a JSON
  * object of parameters the job reads (or NULL). */

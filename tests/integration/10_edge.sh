@@ -6,8 +6,16 @@ source "$(dirname "$0")/lib.sh"
 STG=$(free_port)
 PRD=$(free_port)
 HTP=$(free_port)
-start_daemon --no-scheduler --staging "127.0.0.1:$STG" --production "127.0.0.1:$PRD" --http "127.0.0.1:$HTP"
+# --edge-cache 16, the smallest cache: every certificate of this scenario still serves.
+start_daemon --no-scheduler --staging "127.0.0.1:$STG" --production "127.0.0.1:$PRD" \
+    --http "127.0.0.1:$HTP" --edge-cache 16
 cd "$WORK" || exit 1
+
+for bad in 0 15 x 10000001; do
+    out=$("$CERTKEEP" serve --data "$DATA" --api 127.0.0.1:1 --edge-cache "$bad" 2>&1)
+    check_eq "serve --edge-cache $bad is a usage error (exit 2)" 2 $?
+done
+check_contains "and the message says the range" "from 16 to 10000000" "$out"
 
 # A private CA made by the test: root -> intermediate -> leaves.
 source "$ROOT/tests/integration/testca.sh"

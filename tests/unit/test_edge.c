@@ -368,6 +368,25 @@ static void test_tables_select_publish_and_cache(void **state)
     ck_edge_tables_free(tables);
 }
 
+/* Certificates issued by one CA share one parsed chain: the same X509 objects, not copies. */
+static void test_tables_share_one_parsed_chain(void **state)
+{
+    struct pki *p = *state;
+    ck_edge_tables *tables = ck_edge_tables_new(0, NULL);
+    assert_non_null(tables);
+    ck_edge_tables_publish(tables, table_one(p));
+    struct ck_edge_material m1, m2;
+    assert_int_equal(ck_edge_tables_select(tables, "a.test", 6, &m1, NULL), 0);
+    assert_int_equal(ck_edge_tables_select(tables, "b.test", 6, &m2, NULL), 0);
+    assert_int_equal(X509_cmp(m1.leaf, m2.leaf) != 0, 1);
+    assert_int_equal(sk_X509_num(m1.chain), 1);
+    assert_int_equal(sk_X509_num(m2.chain), 1);
+    assert_ptr_equal(sk_X509_value(m1.chain, 0), sk_X509_value(m2.chain, 0));
+    ck_edge_material_clear(&m1);
+    ck_edge_material_clear(&m2);
+    ck_edge_tables_free(tables);
+}
+
 static void test_tables_cache_is_bounded_and_refuses_wrong_key(void **state)
 {
     struct pki *p = *state;
@@ -1127,6 +1146,7 @@ int main(void)
         cmocka_unit_test(test_table_refuses_bad_names),
         cmocka_unit_test(test_table_hundred_thousand_entries),
         cmocka_unit_test(test_tables_select_publish_and_cache),
+        cmocka_unit_test(test_tables_share_one_parsed_chain),
         cmocka_unit_test(test_tables_cache_is_bounded_and_refuses_wrong_key),
         cmocka_unit_test(test_listener_serves_by_sni_with_full_chain),
         cmocka_unit_test(test_listener_pipelining_client_that_reads_late),

@@ -1756,6 +1756,21 @@ static void list_edge(struct fixture *f, enum ck_environment env, struct ck_edge
     assert_int_equal(generation, edge_generation(f->db.st));
 }
 
+struct edge_visits {
+    size_t count, stop_at; /* stop_at 0: never */
+    int64_t order_ids[8];
+};
+
+static int visit_edge_entry(const struct ck_edge_entry *entry, void *arg, ck_error *err)
+{
+    struct edge_visits *v = arg;
+    assert_true(v->count < 8);
+    v->order_ids[v->count++] = entry->order_id;
+    if (v->stop_at != 0 && v->count == v->stop_at)
+        return ck_error_set(err, 500, "stopped", "the visitor stopped");
+    return 0;
+}
+
 static void test_edge_entries(void **state)
 {
     struct fixture *f = *state;
@@ -1805,7 +1820,25 @@ static void test_edge_entries(void **state)
     assert_int_equal(n, 2);
     assert_edge_entry(&entries[0], CK_OPERATOR_TENANT_ID, shop, renewal, "shop.example.com");
     assert_edge_entry(&entries[1], other, theirs, their_order, "theirs.example.com");
+
+    /* ck_store_edge_each hands over the same entries, in the same order, one at a time. */
+    struct edge_visits visits = {0};
+    int64_t generation = -1;
+    assert_int_equal(ck_store_edge_each(f->db.st, CK_ENV_PRODUCTION, visit_edge_entry, &visits,
+                                        &generation, &err),
+                     0);
+    assert_int_equal(generation, edge_generation(f->db.st));
+    assert_int_equal(visits.count, n);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(visits.order_ids[i], entries[i].order_id);
     ck_edge_entry_array_free(entries, n);
+    /* A visitor that stops makes the walk fail with its error. */
+    visits = (struct edge_visits){.stop_at = 1};
+    assert_int_equal(ck_store_edge_each(f->db.st, CK_ENV_PRODUCTION, visit_edge_entry, &visits,
+                                        &generation, &err),
+                     -1);
+    assert_string_equal(err.code, "stopped");
+    assert_int_equal(visits.count, 1);
 }
 
 static void test_job_enqueue_with_params(void **state)
