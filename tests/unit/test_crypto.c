@@ -17,10 +17,13 @@
 
 #include <cmocka.h>
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/decoder.h>
 #include <openssl/encoder.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -255,21 +258,104 @@ static void test_unseal_refuses_tampering(void **state)
     OPENSSL_free(blob);
 }
 
-static void assert_key_seal_round_trip(enum ck_key_type type)
+static unsigned char *private_key_info_der(EVP_PKEY *pkey, size_t *der_len)
+{
+    unsigned char *der = NULL;
+    OSSL_ENCODER_CTX *enc =
+        OSSL_ENCODER_CTX_new_for_pkey(pkey, EVP_PKEY_KEYPAIR, "DER", "PrivateKeyInfo", NULL);
+    assert_non_null(enc);
+    assert_int_equal(OSSL_ENCODER_to_data(enc, &der, der_len), 1);
+    OSSL_ENCODER_CTX_free(enc);
+    return der;
+}
+
+/* The private halves are equal: the scalar of an EC key, the raw key of an EdDSA/XDH key, the
+ * private exponent of an RSA key. */
+static void assert_same_private_key(EVP_PKEY *a, EVP_PKEY *b)
+{
+    assert_int_equal(EVP_PKEY_get_base_id(a), EVP_PKEY_get_base_id(b));
+    unsigned char raw_a[64], raw_b[64];
+    size_t len_a = sizeof(raw_a), len_b = sizeof(raw_b);
+    if (EVP_PKEY_get_raw_private_key(a, raw_a, &len_a) == 1) {
+        assert_int_equal(EVP_PKEY_get_raw_private_key(b, raw_b, &len_b), 1);
+        assert_int_equal(len_a, len_b);
+        assert_memory_equal(raw_a, raw_b, len_a);
+        OPENSSL_cleanse(raw_a, sizeof(raw_a));
+        OPENSSL_cleanse(raw_b, sizeof(raw_b));
+        return;
+    }
+    const char *name = EVP_PKEY_is_a(a, "RSA") ? OSSL_PKEY_PARAM_RSA_D : OSSL_PKEY_PARAM_PRIV_KEY;
+    BIGNUM *bn_a = NULL, *bn_b = NULL;
+    assert_int_equal(EVP_PKEY_get_bn_param(a, name, &bn_a), 1);
+    assert_int_equal(EVP_PKEY_get_bn_param(b, name, &bn_b), 1);
+    assert_int_equal(BN_cmp(bn_a, bn_b), 0);
+    BN_clear_free(bn_a);
+    BN_clear_free(bn_b);
+}
+
+/* Signs with signer and verifies with the public key alone of owner; returns the verdict. */
+static bool signature_verifies(EVP_PKEY *signer, EVP_PKEY *owner)
+{
+    static const unsigned char message[] = "certkeep handshake transcript";
+    const EVP_MD *md = EVP_PKEY_is_a(signer, "ED25519") ? NULL : EVP_sha256();
+    unsigned char sig[1024];
+    size_t sig_len = sizeof(sig);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    assert_non_null(ctx);
+    assert_int_equal(
+        EVP_DigestSignInit_ex(ctx, NULL, md ? "SHA256" : NULL, NULL, NULL, signer, NULL), 1);
+    assert_int_equal(EVP_DigestSign(ctx, sig, &sig_len, message, sizeof(message)), 1);
+    EVP_MD_CTX_free(ctx);
+
+    unsigned char *spki = NULL;
+    int spki_len = i2d_PUBKEY(owner, &spki);
+    assert_true(spki_len > 0);
+    const unsigned char *p = spki;
+    EVP_PKEY *public_only = d2i_PUBKEY(NULL, &p, spki_len);
+    assert_non_null(public_only);
+    ctx = EVP_MD_CTX_new();
+    assert_non_null(ctx);
+    assert_int_equal(
+        EVP_DigestVerifyInit_ex(ctx, NULL, md ? "SHA256" : NULL, NULL, NULL, public_only, NULL), 1);
+    bool verifies = EVP_DigestVerify(ctx, sig, sig_len, message, sizeof(message)) == 1;
+    ERR_clear_error();
+    EVP_MD_CTX_free(ctx);
+    EVP_PKEY_free(public_only);
+    OPENSSL_free(spki);
+    return verifies;
+}
+
+/* What a user of the opened key relies on: the same key, public and private, that signs for the
+ * certificate of the original. */
+static void assert_opened_key_equal(EVP_PKEY *opened, EVP_PKEY *original)
+{
+    assert_non_null(opened);
+    assert_int_equal(EVP_PKEY_eq(opened, original), 1);
+    assert_true(ck_key_public_equal(original, opened));
+    assert_same_private_key(opened, original);
+    assert_true(signature_verifies(opened, original));
+}
+
+static EVP_PKEY *seal_and_open_der(const unsigned char *der, size_t der_len, ck_error *err)
+{
+    ck_master_key key;
+    test_master_key(&key, 0x5a);
+    uint8_t *blob = NULL;
+    size_t blob_len = 0;
+    assert_int_equal(ck_seal(&key, TEST_AAD, der, der_len, &blob, &blob_len, err), 0);
+    EVP_PKEY *opened = ck_unseal_private_key(&key, TEST_AAD, blob, blob_len, err);
+    OPENSSL_free(blob);
+    return opened;
+}
+
+static void assert_key_seal_round_trip(EVP_PKEY *pkey)
 {
     ck_master_key key;
     test_master_key(&key, 0x5a);
     ck_error err = {0};
-    EVP_PKEY *pkey = ck_key_generate(type, &err);
     assert_non_null(pkey);
-
-    unsigned char *der = NULL;
     size_t der_len = 0;
-    OSSL_ENCODER_CTX *enc =
-        OSSL_ENCODER_CTX_new_for_pkey(pkey, EVP_PKEY_KEYPAIR, "DER", "PrivateKeyInfo", NULL);
-    assert_non_null(enc);
-    assert_int_equal(OSSL_ENCODER_to_data(enc, &der, &der_len), 1);
-    OSSL_ENCODER_CTX_free(enc);
+    unsigned char *der = private_key_info_der(pkey, &der_len);
 
     uint8_t *blob = NULL;
     size_t blob_len = 0;
@@ -282,8 +368,14 @@ static void assert_key_seal_round_trip(enum ck_key_type type)
     EVP_PKEY *opened = ck_unseal_private_key(&key, TEST_AAD, blob, blob_len, &err);
     if (opened == NULL)
         fail_msg("unseal: %s", err.message);
-    assert_true(ck_key_public_equal(pkey, opened));
-    assert_int_equal(EVP_PKEY_get_base_id(opened), EVP_PKEY_get_base_id(pkey));
+    assert_opened_key_equal(opened, pkey);
+    assert_int_equal(ERR_peek_error(), 0);
+    /* Even its encoding is the original's, byte for byte. */
+    size_t again_len = 0;
+    unsigned char *again = private_key_info_der(opened, &again_len);
+    assert_int_equal(again_len, der_len);
+    assert_memory_equal(again, der, der_len);
+    OPENSSL_clear_free(again, again_len);
     assert_null(ck_unseal_private_key(&key, "certkeep/order/7/key", blob, blob_len, &err));
     assert_string_equal(err.code, "unseal_failed");
 
@@ -296,9 +388,152 @@ static void assert_key_seal_round_trip(enum ck_key_type type)
 static void test_private_key_seal_round_trip(void **state)
 {
     (void)state;
-    assert_key_seal_round_trip(CK_KEY_EC_P256);
-    assert_key_seal_round_trip(CK_KEY_EC_P384);
-    assert_key_seal_round_trip(CK_KEY_RSA_2048);
+    ck_error err = {0};
+    assert_key_seal_round_trip(ck_key_generate(CK_KEY_EC_P256, &err));
+    assert_key_seal_round_trip(ck_key_generate(CK_KEY_EC_P384, &err));
+    assert_key_seal_round_trip(EVP_EC_gen("P-521"));
+    assert_key_seal_round_trip(EVP_PKEY_Q_keygen(NULL, NULL, "ED25519"));
+    assert_key_seal_round_trip(ck_key_generate(CK_KEY_RSA_2048, &err));
+}
+
+/* An ECPrivateKey without its optional public point (openssl ec -no_public) still opens, through
+ * OpenSSL's decoder, which derives the point. */
+static void test_unseal_ec_key_without_public_point(void **state)
+{
+    (void)state;
+    EVP_PKEY *pkey = EVP_EC_gen("P-256");
+    assert_non_null(pkey);
+    size_t full_len = 0, der_len = 0;
+    unsigned char *full = private_key_info_der(pkey, &full_len);
+    assert_int_equal(EVP_PKEY_set_int_param(pkey, OSSL_PKEY_PARAM_EC_INCLUDE_PUBLIC, 0), 1);
+    unsigned char *der = private_key_info_der(pkey, &der_len);
+    /* The 65-byte uncompressed point is gone, with its [1] BIT STRING wrapping. */
+    assert_true(der_len < full_len - 65);
+
+    ck_error err = {0};
+    EVP_PKEY *opened = seal_and_open_der(der, der_len, &err);
+    if (opened == NULL)
+        fail_msg("unseal: %s", err.message);
+    assert_opened_key_equal(opened, pkey);
+    EVP_PKEY_free(opened);
+    EVP_PKEY_free(pkey);
+    OPENSSL_clear_free(full, full_len);
+    OPENSSL_clear_free(der, der_len);
+}
+
+/* A PrivateKeyInfo whose public point is another key's: it opens, as it does through OpenSSL's
+ * decoder (checking the pair costs more than the decoder, see seal.c), but as what it is, a key
+ * that neither equals the original nor signs for the certificate of the point it carries. */
+static void test_unseal_ec_key_with_foreign_point(void **state)
+{
+    (void)state;
+    EVP_PKEY *owner = EVP_EC_gen("P-256"), *other = EVP_EC_gen("P-256");
+    assert_non_null(owner);
+    assert_non_null(other);
+    BIGNUM *priv = NULL;
+    unsigned char pub[65];
+    size_t pub_len = 0;
+    assert_int_equal(EVP_PKEY_get_bn_param(owner, OSSL_PKEY_PARAM_PRIV_KEY, &priv), 1);
+    assert_int_equal(
+        EVP_PKEY_get_octet_string_param(other, OSSL_PKEY_PARAM_PUB_KEY, pub, sizeof(pub), &pub_len),
+        1);
+    OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+    assert_non_null(bld);
+    assert_int_equal(
+        OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0), 1);
+    assert_int_equal(OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_PRIV_KEY, priv), 1);
+    assert_int_equal(OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pub, pub_len),
+                     1);
+    OSSL_PARAM *params = OSSL_PARAM_BLD_to_param(bld);
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+    EVP_PKEY *mixed = NULL;
+    assert_int_equal(EVP_PKEY_fromdata_init(ctx), 1);
+    assert_int_equal(EVP_PKEY_fromdata(ctx, &mixed, EVP_PKEY_KEYPAIR, params), 1);
+    size_t der_len = 0;
+    unsigned char *der = private_key_info_der(mixed, &der_len);
+
+    ck_error err = {0};
+    EVP_PKEY *opened = seal_and_open_der(der, der_len, &err);
+    if (opened == NULL)
+        fail_msg("unseal: %s", err.message);
+    assert_int_not_equal(EVP_PKEY_eq(opened, owner), 1);
+    assert_false(signature_verifies(opened, other));
+    ERR_clear_error();
+
+    EVP_PKEY_free(opened);
+    OPENSSL_clear_free(der, der_len);
+    EVP_PKEY_free(mixed);
+    EVP_PKEY_CTX_free(ctx);
+    OSSL_PARAM_free(params);
+    OSSL_PARAM_BLD_free(bld);
+    BN_clear_free(priv);
+    EVP_PKEY_free(other);
+    EVP_PKEY_free(owner);
+}
+
+/* OpenSSL's decoder, as certkeep opened every PrivateKeyInfo before the fast paths. */
+static EVP_PKEY *decode_with_openssl(const unsigned char *der, size_t der_len)
+{
+    EVP_PKEY *pkey = NULL;
+    const unsigned char *p = der;
+    size_t left = der_len;
+    OSSL_DECODER_CTX *dec = OSSL_DECODER_CTX_new_for_pkey(&pkey, "DER", "PrivateKeyInfo", NULL,
+                                                          EVP_PKEY_KEYPAIR, NULL, NULL);
+    assert_non_null(dec);
+    if (OSSL_DECODER_from_data(dec, &p, &left) != 1) {
+        EVP_PKEY_free(pkey);
+        pkey = NULL;
+    }
+    OSSL_DECODER_CTX_free(dec);
+    ERR_clear_error();
+    return pkey;
+}
+
+/* Every truncation of a PrivateKeyInfo is refused with a clear error (and, under ASan, without a
+ * leak); a one-byte change opens exactly when OpenSSL's decoder opens it, and as the same key. */
+static void assert_damaged_keys_handled(EVP_PKEY *pkey)
+{
+    size_t der_len = 0;
+    unsigned char *der = private_key_info_der(pkey, &der_len);
+    for (size_t len = 0; len < der_len; len++) {
+        ck_error err = {0};
+        assert_null(seal_and_open_der(der, len, &err));
+        assert_string_equal(err.code, "unseal_failed");
+    }
+    unsigned char *changed = OPENSSL_malloc(der_len);
+    assert_non_null(changed);
+    for (size_t i = 0; i < der_len; i++) {
+        static const unsigned char flips[] = {0x01, 0x80, 0xff};
+        for (size_t f = 0; f < sizeof(flips); f++) {
+            memcpy(changed, der, der_len);
+            changed[i] ^= flips[f];
+            ck_error err = {0};
+            EVP_PKEY *opened = seal_and_open_der(changed, der_len, &err);
+            EVP_PKEY *expected = decode_with_openssl(changed, der_len);
+            if ((opened == NULL) != (expected == NULL))
+                fail_msg("byte %zu ^ 0x%02x: certkeep %s it, OpenSSL's decoder %s", i, flips[f],
+                         opened ? "opens" : "refuses", expected ? "opens" : "refuses");
+            if (opened == NULL) {
+                assert_string_equal(err.code, "unseal_failed");
+            } else {
+                assert_int_equal(EVP_PKEY_eq(opened, expected), 1);
+                assert_same_private_key(opened, expected);
+            }
+            EVP_PKEY_free(expected);
+            EVP_PKEY_free(opened);
+            ERR_clear_error();
+        }
+    }
+    OPENSSL_clear_free(changed, der_len);
+    OPENSSL_clear_free(der, der_len);
+    EVP_PKEY_free(pkey);
+}
+
+static void test_unseal_damaged_private_key(void **state)
+{
+    (void)state;
+    assert_damaged_keys_handled(EVP_EC_gen("P-256"));
+    assert_damaged_keys_handled(EVP_PKEY_Q_keygen(NULL, NULL, "ED25519"));
 }
 
 /* A key sealed in another structure than PrivateKeyInfo (here SEC1 ECPrivateKey) still opens,
@@ -1209,6 +1444,9 @@ int main(void)
         cmocka_unit_test(test_unseal_refuses_tampering),
         cmocka_unit_test(test_private_key_seal_round_trip),
         cmocka_unit_test(test_unseal_private_key_other_structures),
+        cmocka_unit_test(test_unseal_ec_key_without_public_point),
+        cmocka_unit_test(test_unseal_ec_key_with_foreign_point),
+        cmocka_unit_test(test_unseal_damaged_private_key),
         cmocka_unit_test(test_master_key_file),
         cmocka_unit_test(test_master_key_bad_content),
         cmocka_unit_test(test_csr_round_trip),
