@@ -19,6 +19,7 @@
 #include <openssl/x509.h>
 
 #include "common/log.h"
+#include "edge/leaf_parser.h"
 
 struct cache_item {
     uint8_t id[CK_SNI_ID_LEN];
@@ -48,6 +49,7 @@ struct ck_edge_tables {
     size_t count, capacity;
     struct chain_item chains[CHAIN_CACHE_SIZE];
     uint64_t chain_clock;
+    ck_leaf_parser *leaf_parser; /* thread-safe; outlives every cached leaf */
 };
 
 ck_edge_tables *ck_edge_tables_new(size_t cache_capacity, ck_error *err)
@@ -65,14 +67,20 @@ ck_edge_tables *ck_edge_tables_new(size_t cache_capacity, ck_error *err)
     t->bucket_mask = buckets - 1;
     atomic_init(&t->current, NULL);
     atomic_init(&t->readers, 0);
+    t->leaf_parser = ck_leaf_parser_new(err);
+    if (t->leaf_parser == NULL)
+        goto failed;
     if (pthread_mutex_init(&t->lock, NULL) != 0)
         goto nomem;
     return t;
 nomem:
-    if (t != NULL)
-        free(t->buckets);
-    free(t);
     ck_error_set(err, 500, "out_of_memory", "out of memory creating the edge certificate tables");
+failed:
+    if (t != NULL) {
+        ck_leaf_parser_free(t->leaf_parser);
+        free(t->buckets);
+    }
+    free(t);
     return NULL;
 }
 
@@ -96,6 +104,7 @@ void ck_edge_tables_free(ck_edge_tables *t)
     }
     for (size_t i = 0; i < CHAIN_CACHE_SIZE; i++)
         sk_X509_pop_free(t->chains[i].chain, X509_free);
+    ck_leaf_parser_free(t->leaf_parser);
     pthread_mutex_destroy(&t->lock);
     free(t->buckets);
     free(t);
@@ -276,9 +285,8 @@ static int parse_material(ck_edge_tables *t, const ck_sni_table *table, const ck
     const uint8_t *der;
     size_t len;
     ck_sni_cert_leaf(cert, &der, &len);
-    const unsigned char *p = der;
-    m->leaf = d2i_X509(NULL, &p, (long)len);
-    if (m->leaf == NULL || (size_t)(p - der) != len)
+    m->leaf = ck_leaf_parser_parse(t->leaf_parser, der, len);
+    if (m->leaf == NULL)
         return ck_error_openssl(err, 500, "certificate_unusable",
                                 "an edge certificate is not readable DER");
     if (chain_for(t, cert, &m->chain) != 0)

@@ -22,6 +22,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <openssl/err.h>
+#include <openssl/provider.h>
 #include <openssl/ssl.h>
 
 #include <openssl/evp.h>
@@ -32,6 +33,7 @@
 #include "crypto/keys.h"
 #include "crypto/seal.h"
 #include "edge/edge_tables.h"
+#include "edge/leaf_parser.h"
 #include "edge/listener.h"
 #include "edge/sni_table.h"
 
@@ -366,6 +368,78 @@ static void test_tables_select_publish_and_cache(void **state)
     assert_int_equal(ck_edge_tables_select(tables, "x.wild.test", 11, &m, &err), -1);
     assert_string_equal(err.code, "unknown_name");
     ck_edge_tables_free(tables);
+}
+
+static const char *provider_of(X509 *x)
+{
+    return OSSL_PROVIDER_get0_name(EVP_PKEY_get0_provider(X509_get0_pubkey(x)));
+}
+
+/* Reads der with the leaf parser and checks the X509 against the ordinary one: same encoding,
+ * the key matches `key` and not `other`. Returns the provider that holds the public key. */
+static const char *parse_like_openssl(ck_leaf_parser *parser, X509 *cert, EVP_PKEY *key,
+                                      EVP_PKEY *other)
+{
+    unsigned char *der = NULL, *again = NULL;
+    int len = i2d_X509(cert, &der);
+    assert_true(len > 0);
+    X509 *x = ck_leaf_parser_parse(parser, der, (size_t)len);
+    assert_non_null(x);
+    assert_int_equal(X509_cmp(x, cert), 0);
+    assert_int_equal(i2d_X509(x, &again), len);
+    assert_memory_equal(again, der, (size_t)len);
+    assert_int_equal(X509_check_private_key(x, key), 1);
+    assert_int_equal(X509_check_private_key(x, other), 0);
+    assert_int_equal(EVP_PKEY_get_security_bits(X509_get0_pubkey(x)),
+                     EVP_PKEY_get_security_bits(key));
+    static char provider[64];
+    snprintf(provider, sizeof(provider), "%s", provider_of(x));
+    /* Not one byte short, not one byte more. */
+    assert_null(ck_leaf_parser_parse(parser, der, (size_t)len - 1));
+    unsigned char *longer = malloc((size_t)len + 1);
+    assert_non_null(longer);
+    memcpy(longer, der, (size_t)len);
+    longer[len] = 0;
+    assert_null(ck_leaf_parser_parse(parser, longer, (size_t)len + 1));
+    free(longer);
+    OPENSSL_free(again);
+    OPENSSL_free(der);
+    X509_free(x);
+    ERR_clear_error();
+    return provider;
+}
+
+/* EC certificates get their public key from the parser's own small provider (the fast way);
+ * others, the ordinary way. Either way the X509 is the same certificate and its key checks. */
+static void test_leaf_parser(void **state)
+{
+    struct pki *p = *state;
+    ck_error err = {0};
+    ck_leaf_parser *parser = ck_leaf_parser_new(&err);
+    assert_non_null(parser);
+    assert_string_equal(parse_like_openssl(parser, p->leaf1, p->key1, p->key2),
+                        "certkeep-edge-pubkey");
+    EVP_PKEY *p384 = ck_key_generate(CK_KEY_EC_P384, NULL);
+    EVP_PKEY *rsa = ck_key_generate(CK_KEY_RSA_2048, NULL);
+    assert_non_null(p384);
+    assert_non_null(rsa);
+    X509 *p384_cert = make_cert("p384.test", "DNS:p384.test", p384, p->inter, p->inter_key, 5);
+    X509 *rsa_cert = make_cert("rsa.test", "DNS:rsa.test", rsa, p->inter, p->inter_key, 6);
+    assert_string_equal(parse_like_openssl(parser, p384_cert, p384, p->key1),
+                        "certkeep-edge-pubkey");
+    assert_string_equal(parse_like_openssl(parser, rsa_cert, rsa, p->key1), "default");
+    /* A P-256 key against a P-384 certificate: not a match, even by accident of bytes. */
+    X509 *x = ck_leaf_parser_parse(parser, p->leaf1_der, (size_t)p->leaf1_len);
+    assert_int_equal(X509_check_private_key(x, p384), 0);
+    X509_free(x);
+    static const uint8_t noise[] = {0x30, 0x82, 0x01, 0x00, 0xde, 0xad, 0xbe, 0xef};
+    assert_null(ck_leaf_parser_parse(parser, noise, sizeof(noise)));
+    ERR_clear_error();
+    X509_free(p384_cert);
+    X509_free(rsa_cert);
+    EVP_PKEY_free(p384);
+    EVP_PKEY_free(rsa);
+    ck_leaf_parser_free(parser);
 }
 
 /* Certificates issued by one CA share one parsed chain: the same X509 objects, not copies. */
@@ -1146,6 +1220,7 @@ int main(void)
         cmocka_unit_test(test_table_refuses_bad_names),
         cmocka_unit_test(test_table_hundred_thousand_entries),
         cmocka_unit_test(test_tables_select_publish_and_cache),
+        cmocka_unit_test(test_leaf_parser),
         cmocka_unit_test(test_tables_share_one_parsed_chain),
         cmocka_unit_test(test_tables_cache_is_bounded_and_refuses_wrong_key),
         cmocka_unit_test(test_listener_serves_by_sni_with_full_chain),
