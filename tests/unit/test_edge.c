@@ -21,6 +21,7 @@
 
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/provider.h>
 #include <openssl/ssl.h>
@@ -440,6 +441,41 @@ static void test_leaf_parser(void **state)
     EVP_PKEY_free(p384);
     EVP_PKEY_free(rsa);
     ck_leaf_parser_free(parser);
+}
+
+/* A key that encodes its public point compressed still serves its certificate (the leaf
+ * parser compares uncompressed points, so the edge parses that leaf the ordinary way). */
+static void test_tables_key_with_compressed_point(void **state)
+{
+    struct pki *p = *state;
+    EVP_PKEY *compressed = EVP_PKEY_dup(p->key1);
+    assert_non_null(compressed);
+    assert_int_equal(EVP_PKEY_set_utf8_string_param(
+                         compressed, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, "compressed"),
+                     1);
+    uint8_t *sealed = NULL;
+    size_t sealed_len = 0;
+    seal(p, compressed, "certkeep/test/c/key", &sealed, &sealed_len);
+    static const char *const names[] = {"c.test"};
+    struct ck_sni_entry e = entry1(p, names, 1);
+    e.key_blob = sealed;
+    e.key_blob_len = sealed_len;
+    e.key_label = "certkeep/test/c/key";
+    ck_sni_builder *b = ck_sni_builder_new(unseal_loader, p, NULL);
+    assert_non_null(b);
+    assert_int_equal(ck_sni_builder_add(b, &e, NULL), 0);
+    ck_edge_tables *tables = ck_edge_tables_new(0, NULL);
+    assert_non_null(tables);
+    ck_edge_tables_publish(tables, ck_sni_builder_finish(b, NULL));
+    struct ck_edge_material m;
+    ck_error err = {0};
+    assert_int_equal(ck_edge_tables_select(tables, "c.test", 6, &m, &err), 0);
+    assert_int_equal(X509_cmp(m.leaf, p->leaf1), 0);
+    assert_int_equal(X509_check_private_key(m.leaf, m.key), 1);
+    ck_edge_material_clear(&m);
+    ck_edge_tables_free(tables);
+    OPENSSL_free(sealed);
+    EVP_PKEY_free(compressed);
 }
 
 /* Certificates issued by one CA share one parsed chain: the same X509 objects, not copies. */
@@ -1221,6 +1257,7 @@ int main(void)
         cmocka_unit_test(test_table_hundred_thousand_entries),
         cmocka_unit_test(test_tables_select_publish_and_cache),
         cmocka_unit_test(test_leaf_parser),
+        cmocka_unit_test(test_tables_key_with_compressed_point),
         cmocka_unit_test(test_tables_share_one_parsed_chain),
         cmocka_unit_test(test_tables_cache_is_bounded_and_refuses_wrong_key),
         cmocka_unit_test(test_listener_serves_by_sni_with_full_chain),
