@@ -420,15 +420,20 @@ X509 *ck_leaf_parser_parse(ck_leaf_parser *p, const uint8_t *der, size_t len)
     if (len > LONG_MAX)
         return NULL;
     const unsigned char *in = der;
-    ERR_set_mark(); /* the context has no digests: the SHA-1 fingerprint cache fails quietly */
+    /* Nothing this attempt leaves on the error queue may outlive it: the context has no digests
+     * (the SHA-1 fingerprint cache fails quietly), and X509_get0_pubkey reports a key it could
+     * not read. A stale error would make OpenSSL take the connection's next WANT_READ for a
+     * failure (SSL_get_error looks at the queue first). */
+    ERR_set_mark();
     X509 *x = (X509 *)ASN1_item_d2i_ex(NULL, &in, (long)len, ASN1_ITEM_rptr(X509), p->libctx, NULL);
+    bool usable = x != NULL && (size_t)(in - der) == len && X509_get0_pubkey(x) != NULL;
     ERR_pop_to_mark();
-    if (x != NULL && ((size_t)(in - der) != len || X509_get0_pubkey(x) == NULL)) {
-        /* Not a key this provider reads (RSA, Ed25519...): the ordinary way. */
-        X509_free(x);
-        in = der;
-        x = d2i_X509(NULL, &in, (long)len);
-    }
+    if (usable)
+        return x;
+    /* Not a key this provider reads (RSA, Ed25519...): the ordinary way. */
+    X509_free(x);
+    in = der;
+    x = d2i_X509(NULL, &in, (long)len);
     if (x != NULL && (size_t)(in - der) != len) {
         X509_free(x);
         x = NULL;

@@ -83,6 +83,17 @@ check "deployed events: at least 3 (got $(count deployed))" test "$(count deploy
 check "staging_test_passed events: at least 3 (got $(count staging_test_passed))" \
     test "$(count staging_test_passed)" -ge 3
 check_not_contains "no staging_test_failed" staging_test_failed "$events"
+case $events in
+*staging_test_failed*)
+    diag "$(json -c '[.events[] | select(.type == "staging_test_failed")]')"
+    api GET "/v1/jobs?type=staging_test&state=failed"
+    for id in $(json '.jobs[].id'); do
+        api GET "/v1/jobs/$id"
+        diag "job $id: $(json -c '.log')"
+    done
+    grep 'edge' "$DAEMON_LOG" | tail -n 20 | while IFS= read -r line; do diag "$line"; done
+    ;;
+esac
 check_not_contains "no certificate_needed (no human step)" certificate_needed "$events"
 check_not_contains "no warnings_to_acknowledge" warnings_to_acknowledge "$events"
 check_not_contains "no order failed" renewal_failed "$events"
