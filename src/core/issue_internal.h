@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <openssl/x509.h>
+
 #include "common/log.h"
 #include "core/model.h"
 #include "crypto/seal.h"
@@ -14,6 +16,7 @@ struct ck_issue_ctx {
     struct ck_store *st;
     const ck_master_key *mk;
     const struct ck_job *job;
+    const STACK_OF(X509) * system_roots; /* NULL: the check reads the system's roots itself */
     struct ck_order order;
     struct ck_enrollment enrollment;
     struct ck_issuer issuer;

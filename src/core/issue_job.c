@@ -60,8 +60,10 @@ int ck_issue_accept(struct ck_issue_ctx *c, enum ck_order_state from, const char
 {
     struct ck_import_result res = {0};
     int rc = -1;
-    const struct ck_cert_offer offer = {
-        .cert_pem = cert_pem, .extra_roots_pem = extra_roots_pem, .now = ck_clock_now()};
+    const struct ck_cert_offer offer = {.cert_pem = cert_pem,
+                                        .system_roots = c->system_roots,
+                                        .extra_roots_pem = extra_roots_pem,
+                                        .now = ck_clock_now()};
     if (ck_cert_check(c->st, c->mk, &c->order, &offer, &res, err) != 0)
         goto cleanup;
     drop_expected_expiry(c, &res);
@@ -158,9 +160,14 @@ static int load(struct ck_issue_ctx *c, ck_error *err)
     return ck_store_issuer_get(c->st, c->job->tenant_id, c->enrollment.issuer, &c->issuer, err);
 }
 
-int ck_issue_job_run(struct ck_store *st, const ck_master_key *key, const struct ck_job *job)
+int ck_issue_job_run(struct ck_store *st, const ck_master_key *key,
+                     const STACK_OF(X509) * system_roots, const struct ck_job *job)
 {
-    struct ck_issue_ctx c = {.st = st, .mk = key, .job = job, .started_at = ck_clock_now()};
+    struct ck_issue_ctx c = {.st = st,
+                             .mk = key,
+                             .job = job,
+                             .system_roots = system_roots,
+                             .started_at = ck_clock_now()};
     ck_error err = {0};
     int rc = -1;
     if (load(&c, &err) != 0)

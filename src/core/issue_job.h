@@ -18,6 +18,7 @@
 #define CK_CORE_ISSUE_JOB_H
 
 #include <jansson.h>
+#include <openssl/x509.h>
 
 #include "core/model.h"
 #include "crypto/seal.h"
@@ -46,7 +47,9 @@ json_t *ck_issue_validation_json(const char *acme_state_json);
 /* Runs a claimed issue job. On success the job is finished (the order issued, awaiting_ack, or
  * waiting for the user's DNS records or for a new job); on failure the job is failed and the
  * order failed with the reason (the CA's problem document as it sent it), except for rate limits
- * and transient failures, which wait instead. Returns 0 or -1. */
-int ck_issue_job_run(struct ck_store *st, const ck_master_key *key, const struct ck_job *job);
+ * and transient failures, which wait instead. system_roots: the system's trusted roots parsed
+ * once by the caller (NULL: the certificate check reads them). Returns 0 or -1. */
+int ck_issue_job_run(struct ck_store *st, const ck_master_key *key,
+                     const STACK_OF(X509) * system_roots, const struct ck_job *job);
 
 #endif

@@ -434,7 +434,7 @@ static int daemon_start(struct ck_daemon *d, const struct serve_options *o, ck_e
                               err) != 0)
         return -1;
     ck_edge_runtime_on_tick(d->edge, ck_edge_deploy_due, d);
-    if (ck_job_runner_start(db, &d->master_key, o->workers, &d->runner, err) != 0)
+    if (ck_job_runner_start(db, &d->master_key, d->system_roots, o->workers, &d->runner, err) != 0)
         return -1;
     return ck_webhook_worker_start(db, &d->master_key, &d->webhooks, err);
 }

@@ -34,6 +34,7 @@ struct worker {
 struct ck_job_runner {
     uint32_t magic;
     ck_master_key key;
+    const STACK_OF(X509) * system_roots; /* the daemon's, read-only */
     pthread_mutex_t lock;
     pthread_cond_t wake;
     bool stopping;    /* under lock */
@@ -76,7 +77,7 @@ static void run_job(struct worker *w, const struct ck_job *job)
         return;
     }
     if (job->type == CK_JOB_ISSUE) {
-        ck_issue_job_run(w->store, &w->runner->key, job);
+        ck_issue_job_run(w->store, &w->runner->key, w->runner->system_roots, job);
         return;
     }
     ck_error err;
@@ -204,7 +205,8 @@ static void requeue_dead_workers_jobs(struct ck_store *st, const char *host)
                requeued);
 }
 
-int ck_job_runner_start(const char *db_path, const ck_master_key *key, int workers,
+int ck_job_runner_start(const char *db_path, const ck_master_key *key,
+                        const STACK_OF(X509) * system_roots, int workers,
                         struct ck_job_runner **out, ck_error *err)
 {
     if (workers < 1 || workers > CK_WORKERS_MAX)
@@ -218,6 +220,7 @@ int ck_job_runner_start(const char *db_path, const ck_master_key *key, int worke
         free(r);
         return -1;
     }
+    r->system_roots = system_roots;
     int rc = -1;
     char host[256] = "localhost";
     gethostname(host, sizeof(host) - 1);

@@ -10,6 +10,8 @@
 #define CK_SERVER_JOBS_H
 
 #include "common/error.h"
+#include <openssl/x509.h>
+
 #include "crypto/seal.h"
 
 #define CK_JOB_LEASE_SECONDS   300
@@ -20,8 +22,10 @@
 struct ck_job_runner;
 
 /* Opens one store connection per worker on db_path and starts the threads. The master key is
- * copied. */
-int ck_job_runner_start(const char *db_path, const ck_master_key *key, int workers,
+ * copied. system_roots (the system's trusted roots, parsed once by the daemon; may be NULL: then
+ * each issue job reads them) is shared read-only by the workers and must outlive the runner. */
+int ck_job_runner_start(const char *db_path, const ck_master_key *key,
+                        const STACK_OF(X509) * system_roots, int workers,
                         struct ck_job_runner **out, ck_error *err);
 /* Wakes a sleeping worker: a job was just queued. */
 void ck_job_runner_wake(struct ck_job_runner *r);

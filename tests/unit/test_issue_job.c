@@ -127,7 +127,7 @@ static int run_jobs(struct fixture *f)
         if (job.type == CK_JOB_CSR)
             ck_csr_job_run(f->db.st, &f->mk, &job);
         else if (job.type == CK_JOB_ISSUE)
-            ck_issue_job_run(f->db.st, &f->mk, &job);
+            ck_issue_job_run(f->db.st, &f->mk, NULL, &job);
         else
             fail_msg("unexpected job type %s", ck_job_type_name(job.type));
         ck_job_free(&job);
