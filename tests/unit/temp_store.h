@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <openssl/rand.h>
+
+#include "crypto/seal.h"
 #include "store/store.h"
 
 struct temp_store {
@@ -62,6 +65,36 @@ static inline int temp_store_open(struct temp_store *t, const char *tag)
         return -1;
     }
     return 0;
+}
+
+/* A temp store with a fresh master key and one tenant ("lab") besides the operator: the fixture
+ * of the tests that run a job or an order step against a store. */
+struct tenant_store {
+    struct temp_store db;
+    ck_master_key mk;
+    int64_t tenant_id;
+};
+
+/* 0, or -1 (with the reason on stderr); tenant_store_remove cleans up after either. */
+static inline int tenant_store_open(struct tenant_store *f, const char *tag)
+{
+    struct ck_tenant t = {0};
+    ck_error err = {0};
+    if (RAND_bytes(f->mk.bytes, sizeof(f->mk.bytes)) != 1 || temp_store_open(&f->db, tag) != 0)
+        return -1;
+    if (ck_store_tenant_create(f->db.st, "lab", &t, &err) != 0) {
+        fprintf(stderr, "tenant_store_open: %s\n", err.message);
+        return -1;
+    }
+    f->tenant_id = t.id;
+    ck_tenant_free(&t);
+    return 0;
+}
+
+static inline void tenant_store_remove(struct tenant_store *f)
+{
+    temp_store_remove(&f->db);
+    ck_master_key_wipe(&f->mk);
 }
 
 #endif

@@ -19,35 +19,21 @@
 #include "store/store.h"
 #include "temp_store.h"
 
-struct fixture {
-    struct temp_store db;
-    ck_master_key mk;
-    int64_t tenant_id;
-};
-
 static int teardown(void **state)
 {
-    struct fixture *f = *state;
-    temp_store_remove(&f->db);
+    struct tenant_store *f = *state;
+    tenant_store_remove(f);
     free(f);
     return 0;
 }
 
 static int setup(void **state)
 {
-    struct fixture *f = calloc(1, sizeof(*f));
-    struct ck_tenant t = {0};
-    ck_error err = {0};
+    struct tenant_store *f = calloc(1, sizeof(*f));
     if (f == NULL)
         return -1;
     *state = f;
-    if (RAND_bytes(f->mk.bytes, sizeof(f->mk.bytes)) != 1 || temp_store_open(&f->db, "flow") != 0)
-        return -1;
-    if (ck_store_tenant_create(f->db.st, "lab", &t, &err) != 0)
-        return -1;
-    f->tenant_id = t.id;
-    ck_tenant_free(&t);
-    return 0;
+    return tenant_store_open(f, "flow");
 }
 
 static void assert_error(int rc, const ck_error *err, int status, const char *code)
@@ -59,7 +45,7 @@ static void assert_error(int rc, const ck_error *err, int status, const char *co
 
 /* An enrollment of the given issuer ("manual" or an issuer's name: the store does not look it
  * up); returns its id. */
-static int64_t enrollment(struct fixture *f, const char *name, const char *issuer)
+static int64_t enrollment(struct tenant_store *f, const char *name, const char *issuer)
 {
     struct ck_enrollment e = {.tenant_id = f->tenant_id,
                               .name = (char *)name,
@@ -74,7 +60,7 @@ static int64_t enrollment(struct fixture *f, const char *name, const char *issue
 }
 
 /* A new order of the enrollment; *csr_job gets its queued csr job. */
-static int64_t new_order(struct fixture *f, int64_t enrollment_id, int64_t *csr_job)
+static int64_t new_order(struct tenant_store *f, int64_t enrollment_id, int64_t *csr_job)
 {
     int64_t order_id = 0, job_id = 0;
     ck_error err = {0};
@@ -85,7 +71,7 @@ static int64_t new_order(struct fixture *f, int64_t enrollment_id, int64_t *csr_
     return order_id;
 }
 
-static enum ck_order_state order_state(struct fixture *f, int64_t order_id)
+static enum ck_order_state order_state(struct tenant_store *f, int64_t order_id)
 {
     struct ck_order o = {0};
     ck_error err = {0};
@@ -96,7 +82,7 @@ static enum ck_order_state order_state(struct fixture *f, int64_t order_id)
 }
 
 /* How many jobs of that type (-1: any) and state (-1: any) the order has. */
-static size_t count_jobs(struct fixture *f, int64_t order_id, int type, int state)
+static size_t count_jobs(struct tenant_store *f, int64_t order_id, int type, int state)
 {
     const struct ck_job_filter filter = {.state = state, .type = type, .order_id = order_id};
     struct ck_job *jobs = NULL;
@@ -107,7 +93,7 @@ static size_t count_jobs(struct fixture *f, int64_t order_id, int type, int stat
     return n;
 }
 
-static size_t count_events(struct fixture *f, int64_t order_id, const char *type)
+static size_t count_events(struct tenant_store *f, int64_t order_id, const char *type)
 {
     struct ck_event *events = NULL;
     size_t n = 0, found = 0;
@@ -121,7 +107,7 @@ static size_t count_events(struct fixture *f, int64_t order_id, const char *type
 }
 
 /* Claims the oldest runnable job, which must be job_id, and runs it as the csr job. */
-static void run_csr_job(struct fixture *f, int64_t job_id)
+static void run_csr_job(struct tenant_store *f, int64_t job_id)
 {
     struct ck_job job = {0};
     ck_error err = {0};
@@ -136,7 +122,7 @@ static void run_csr_job(struct fixture *f, int64_t job_id)
 
 static void test_csr_job_queues_issue_with_csr_ready(void **state)
 {
-    struct fixture *f = *state;
+    struct tenant_store *f = *state;
     int64_t csr_job;
     /* A manual issuer's order waits for a person: the event, no issue job. */
     int64_t manual = new_order(f, enrollment(f, "bought", "manual"), &csr_job);
@@ -158,7 +144,7 @@ static void test_csr_job_queues_issue_with_csr_ready(void **state)
  * running, with no artifact; an order that left "new" gets no issue job either. */
 static void test_csr_ready_then_is_one_transaction(void **state)
 {
-    struct fixture *f = *state;
+    struct tenant_store *f = *state;
     int64_t csr_job;
     static const uint8_t sealed[] = {1, 2, 3};
     ck_error err = {0};
@@ -185,7 +171,7 @@ static void test_csr_ready_then_is_one_transaction(void **state)
  * gets its issue job once, from any connection; manual and uploaded orders are left alone. */
 static void test_recover_queues_missing_issue_job_once(void **state)
 {
-    struct fixture *f = *state;
+    struct tenant_store *f = *state;
     static const uint8_t sealed[] = {1, 2, 3};
     int64_t csr_job, upload_job, upload_order;
     int queued = -1;
@@ -227,7 +213,7 @@ static void test_recover_queues_missing_issue_job_once(void **state)
 
 static void test_recover_takes_a_batch_at_a_time(void **state)
 {
-    struct fixture *f = *state;
+    struct tenant_store *f = *state;
     static const uint8_t sealed[] = {1, 2, 3};
     static const char *const names[] = {"a", "b", "c"};
     int queued = -1;
@@ -250,7 +236,7 @@ static void test_recover_takes_a_batch_at_a_time(void **state)
 /* ---- stage and deploy with their jobs ---- */
 
 /* An order in "issued" (its certificate is not what these tests look at). */
-static int64_t issued_order(struct fixture *f, const char *name)
+static int64_t issued_order(struct tenant_store *f, const char *name)
 {
     static const uint8_t sealed[] = {1, 2, 3};
     int64_t job;
@@ -266,7 +252,7 @@ static int64_t issued_order(struct fixture *f, const char *name)
 
 static void test_stage_and_deploy_write_their_jobs(void **state)
 {
-    struct fixture *f = *state;
+    struct tenant_store *f = *state;
     ck_error err = {0};
     int64_t o = issued_order(f, "web");
     const struct ck_event_new staged = {.type = "staged", .message = "on staging"};
@@ -311,7 +297,7 @@ static void test_stage_and_deploy_write_their_jobs(void **state)
 
 static void test_order_create_event(void **state)
 {
-    struct fixture *f = *state;
+    struct tenant_store *f = *state;
     int64_t order_id = 0, job_id = 0;
     ck_error err = {0};
     int64_t e = enrollment(f, "web", "mine");
@@ -335,7 +321,7 @@ static void test_order_create_event(void **state)
 
 static void test_event_add_once(void **state)
 {
-    struct fixture *f = *state;
+    struct tenant_store *f = *state;
     bool added = false;
     ck_error err = {0};
     int64_t o = issued_order(f, "web");
@@ -352,7 +338,7 @@ static void test_event_add_once(void **state)
 
 /* ---- a job's end with what follows it ---- */
 
-static int64_t claimed_issue_job(struct fixture *f, int64_t order_id)
+static int64_t claimed_issue_job(struct tenant_store *f, int64_t order_id)
 {
     int64_t id;
     struct ck_job job = {0};
@@ -367,7 +353,7 @@ static int64_t claimed_issue_job(struct fixture *f, int64_t order_id)
 
 static void test_job_end_fails_its_order(void **state)
 {
-    struct fixture *f = *state;
+    struct tenant_store *f = *state;
     int64_t csr_job;
     static const uint8_t sealed[] = {1, 2, 3};
     ck_error err = {0};
@@ -388,7 +374,7 @@ static void test_job_end_fails_its_order(void **state)
 /* A cancelled order stays cancelled when its job ends failing it. */
 static void test_job_end_leaves_a_closed_order(void **state)
 {
-    struct fixture *f = *state;
+    struct tenant_store *f = *state;
     int64_t o = issued_order(f, "web");
     ck_error err = {0};
     int64_t job = claimed_issue_job(f, o);
@@ -402,7 +388,7 @@ static void test_job_end_leaves_a_closed_order(void **state)
 /* The ACME hand-over: this job finished and the next one queued, together; an event with it. */
 static void test_job_end_queues_next_and_event(void **state)
 {
-    struct fixture *f = *state;
+    struct tenant_store *f = *state;
     int64_t o = issued_order(f, "web");
     ck_error err = {0};
     int64_t job = claimed_issue_job(f, o);
@@ -430,7 +416,7 @@ static void test_job_end_queues_next_and_event(void **state)
 
 static void test_import_accept_is_one_transaction(void **state)
 {
-    struct fixture *f = *state;
+    struct tenant_store *f = *state;
     int64_t csr_job, import_job = 0;
     static const uint8_t sealed[] = {1, 2, 3};
     static const char *const levels[] = {"warn"};
@@ -477,7 +463,7 @@ static int no_secret(void *ctx, int64_t id, const char *what, uint8_t **sealed, 
 
 static void test_first_acme_account_stays(void **state)
 {
-    struct fixture *f = *state;
+    struct tenant_store *f = *state;
     static const uint8_t first_key[] = {1, 1, 1}, second_key[] = {2, 2, 2};
     struct ck_issuer is = {.tenant_id = f->tenant_id,
                            .name = "le",

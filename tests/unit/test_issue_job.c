@@ -22,37 +22,21 @@
 #include "store/store.h"
 #include "temp_store.h"
 
-struct fixture {
-    struct temp_store db;
-    ck_master_key mk;
-    int64_t tenant_id;
-};
-
 static int teardown(void **state)
 {
-    struct fixture *f = *state;
-    temp_store_remove(&f->db);
+    struct tenant_store *f = *state;
+    tenant_store_remove(f);
     free(f);
     return 0;
 }
 
 static int setup(void **state)
 {
-    struct fixture *f = calloc(1, sizeof(*f));
-    struct ck_tenant t = {0};
-    ck_error err = {0};
+    struct tenant_store *f = calloc(1, sizeof(*f));
     if (f == NULL)
         return -1;
     *state = f;
-    if (RAND_bytes(f->mk.bytes, sizeof(f->mk.bytes)) != 1 || temp_store_open(&f->db, "issue") != 0)
-        return -1;
-    if (ck_store_tenant_create(f->db.st, "lab", &t, &err) != 0) {
-        fprintf(stderr, "setup: %s\n", err.message);
-        return -1;
-    }
-    f->tenant_id = t.id;
-    ck_tenant_free(&t);
-    return 0;
+    return tenant_store_open(f, "issue");
 }
 
 /* As POST /v1/ca does: the key sealed under a provisional AAD is moved to the row's own. */
@@ -76,7 +60,7 @@ static int reseal(void *ctx, int64_t id, const char *what, uint8_t **sealed, siz
     return rc;
 }
 
-static char *make_ca(struct fixture *f)
+static char *make_ca(struct tenant_store *f)
 {
     struct ck_local_ca ca = {0};
     struct ck_local_ca_record rec = {0};
@@ -100,7 +84,7 @@ static int no_secret(void *ctx, int64_t id, const char *what, uint8_t **sealed, 
     return 0;
 }
 
-static void make_enrollment(struct fixture *f, const char *issuer, const char *lifetime)
+static void make_enrollment(struct tenant_store *f, const char *issuer, const char *lifetime)
 {
     struct ck_issuer is = {.tenant_id = f->tenant_id, .name = "mine", .type = "local"};
     struct ck_enrollment e = {.tenant_id = f->tenant_id,
@@ -118,7 +102,7 @@ static void make_enrollment(struct fixture *f, const char *issuer, const char *l
 }
 
 /* Claims and runs every queued job (csr, then the issue job it queues); returns how many ran. */
-static int run_jobs(struct fixture *f)
+static int run_jobs(struct tenant_store *f)
 {
     struct ck_job job = {0};
     ck_error err = {0};
@@ -136,7 +120,7 @@ static int run_jobs(struct fixture *f)
     return ran;
 }
 
-static int64_t start_order(struct fixture *f)
+static int64_t start_order(struct tenant_store *f)
 {
     struct ck_enrollment e = {0};
     int64_t order_id, job_id;
@@ -159,7 +143,7 @@ static X509 *pem_cert(const char *pem)
 
 static void test_local_order_is_issued_by_its_jobs(void **state)
 {
-    struct fixture *f = *state;
+    struct tenant_store *f = *state;
     struct ck_order o = {0};
     ck_error err = {0};
     char *root_pem = make_ca(f);
@@ -186,7 +170,7 @@ static void test_local_order_is_issued_by_its_jobs(void **state)
 
 static void test_without_a_ca_the_order_fails_saying_why(void **state)
 {
-    struct fixture *f = *state;
+    struct tenant_store *f = *state;
     struct ck_order o = {0};
     ck_error err = {0};
     make_enrollment(f, "mine", NULL);
@@ -201,7 +185,7 @@ static void test_without_a_ca_the_order_fails_saying_why(void **state)
 
 static void test_manual_issuer_queues_no_issue_job(void **state)
 {
-    struct fixture *f = *state;
+    struct tenant_store *f = *state;
     struct ck_order o = {0};
     ck_error err = {0};
     make_enrollment(f, "manual", NULL);
