@@ -49,6 +49,7 @@ struct ck_edge_tables {
     size_t count, capacity;
     struct chain_item chains[CHAIN_CACHE_SIZE];
     uint64_t chain_clock;
+    uint64_t hits, misses;       /* under lock */
     ck_leaf_parser *leaf_parser; /* thread-safe; outlives every cached leaf */
 };
 
@@ -203,6 +204,14 @@ size_t ck_edge_tables_cached(ck_edge_tables *t)
     return count;
 }
 
+void ck_edge_tables_cache_stats(ck_edge_tables *t, struct ck_edge_cache_stats *out)
+{
+    pthread_mutex_lock(&t->lock);
+    *out = (struct ck_edge_cache_stats){
+        .hits = t->hits, .misses = t->misses, .cached = t->count, .capacity = t->capacity};
+    pthread_mutex_unlock(&t->lock);
+}
+
 /* ---- parsing on first use ---- */
 
 static int parse_chain(const uint8_t *der, size_t len, STACK_OF(X509) * *out)
@@ -328,8 +337,12 @@ static int material_for(ck_edge_tables *t, const ck_sni_table *table, const ck_s
     struct cache_item *fresh = NULL;
     pthread_mutex_lock(&t->lock);
     struct cache_item *item = cache_find(t, ck_sni_cert_id(cert));
-    if (item != NULL)
+    if (item != NULL) {
         material_up_ref(&item->material, out);
+        t->hits++;
+    } else {
+        t->misses++;
+    }
     pthread_mutex_unlock(&t->lock);
     if (item != NULL)
         return out->chain == NULL ? -1 : 0;

@@ -56,4 +56,13 @@ void ck_edge_material_clear(struct ck_edge_material *m);
 /* How many parsed certificates the cache holds now (for tests and metrics). */
 size_t ck_edge_tables_cached(ck_edge_tables *tables);
 
+/* What the cache did since the tables were made: selections answered from it (hits) and those
+ * that parsed a certificate (misses), how many it holds and may hold. For sizing --edge-cache.
+ * Any thread. */
+struct ck_edge_cache_stats {
+    uint64_t hits, misses;
+    size_t cached, capacity;
+};
+void ck_edge_tables_cache_stats(ck_edge_tables *tables, struct ck_edge_cache_stats *out);
+
 #endif

@@ -34,9 +34,16 @@ int ck_api_metrics(struct ck_request *r, ck_error *err)
     int64_t tenant_id = ck_auth_is_operator_admin(&r->caller) ? 0 : r->caller.tenant_id;
     if (ck_store_metrics_read(r->daemon->store, tenant_id, &m, err) != 0)
         return -1;
-    for (int env = CK_ENV_STAGING; env <= CK_ENV_PRODUCTION; env++)
+    for (int env = CK_ENV_STAGING; env <= CK_ENV_PRODUCTION; env++) {
+        struct ck_edge_cache_stats cache;
         ck_edge_runtime_handshakes(r->daemon->edge, (enum ck_environment)env, &edge.handshakes[env],
                                    &edge.errors[env]);
+        ck_edge_runtime_cache_stats(r->daemon->edge, (enum ck_environment)env, &cache);
+        edge.cache_hits[env] = cache.hits;
+        edge.cache_misses[env] = cache.misses;
+        edge.cache_entries[env] = cache.cached;
+        edge.cache_capacity[env] = cache.capacity;
+    }
     ck_metrics_render(&m, &edge, &text);
     const char *body = ck_prom_text(&text, &len);
     int rc = 0;

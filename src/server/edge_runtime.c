@@ -390,6 +390,14 @@ const ck_strv *ck_edge_runtime_addresses(const struct ck_edge_runtime *rt, enum 
     return &rt->bound[kind];
 }
 
+void ck_edge_runtime_cache_stats(const struct ck_edge_runtime *rt, enum ck_environment env,
+                                 struct ck_edge_cache_stats *out)
+{
+    *out = (struct ck_edge_cache_stats){0};
+    if (rt != NULL && rt->env[env].tables != NULL)
+        ck_edge_tables_cache_stats(rt->env[env].tables, out);
+}
+
 void ck_edge_runtime_handshakes(const struct ck_edge_runtime *rt, enum ck_environment env,
                                 uint64_t *handshakes, uint64_t *errors)
 {

@@ -17,6 +17,7 @@
 #include "common/error.h"
 #include "common/util.h"
 #include "crypto/seal.h"
+#include "edge/edge_tables.h"
 #include "store/store.h"
 
 enum ck_edge_kind { CK_EDGE_STAGING, CK_EDGE_PRODUCTION, CK_EDGE_HTTP, CK_EDGE_KIND_COUNT };
@@ -56,6 +57,11 @@ const ck_strv *ck_edge_runtime_addresses(const struct ck_edge_runtime *rt, enum 
  * (listener.h, ck_edge_listener_stats); zeros without such a listener. NULL rt is fine. */
 void ck_edge_runtime_handshakes(const struct ck_edge_runtime *rt, enum ck_environment env,
                                 uint64_t *handshakes, uint64_t *errors);
+
+/* The parsed-certificate cache of env's listeners (edge_tables.h); zeros without a listener.
+ * NULL rt is fine. */
+void ck_edge_runtime_cache_stats(const struct ck_edge_runtime *rt, enum ck_environment env,
+                                 struct ck_edge_cache_stats *out);
 
 /* Splits "IP:PORT" or "[IPv6]:PORT" into host (without brackets) and port (0..65535).
  * 400 "invalid_address" otherwise. */

@@ -54,6 +54,32 @@ static void edge(struct ck_prom *out, const struct ck_edge_counts *e)
     }
 }
 
+/* One sample per listener environment. */
+static void per_listener(struct ck_prom *out, const char *name, const char *type, const char *help,
+                         const uint64_t values[2])
+{
+    ck_prom_family(out, name, type, help);
+    for (int env = CK_ENV_STAGING; env <= CK_ENV_PRODUCTION; env++) {
+        const struct ck_prom_label label = {"listener",
+                                            ck_environment_name((enum ck_environment)env)};
+        ck_prom_sample(out, name, &label, 1, (int64_t)values[env]);
+    }
+}
+
+static void edge_cache(struct ck_prom *out, const struct ck_edge_counts *e)
+{
+    per_listener(out, "certkeep_edge_cache_hits_total", "counter",
+                 "Handshakes whose certificate was already parsed (serve --edge-cache).",
+                 e->cache_hits);
+    per_listener(out, "certkeep_edge_cache_misses_total", "counter",
+                 "Handshakes that parsed their certificate and opened its key first.",
+                 e->cache_misses);
+    per_listener(out, "certkeep_edge_cache_entries", "gauge",
+                 "Parsed certificates the edge holds now.", e->cache_entries);
+    per_listener(out, "certkeep_edge_cache_capacity", "gauge",
+                 "Parsed certificates the edge may hold (serve --edge-cache).", e->cache_capacity);
+}
+
 void ck_metrics_render(const struct ck_store_metrics *m, const struct ck_edge_counts *e,
                        struct ck_prom *out)
 {
@@ -77,4 +103,5 @@ void ck_metrics_render(const struct ck_store_metrics *m, const struct ck_edge_co
                    "Watched endpoints by tenant and the status of their last probe.");
     counts(out, "certkeep_watch_endpoints", "status", m->watch, m->n_watch);
     edge(out, e);
+    edge_cache(out, e);
 }

@@ -21,6 +21,8 @@
 
 struct ck_edge_counts {
     uint64_t handshakes[2], errors[2]; /* indexed by enum ck_environment */
+    uint64_t cache_hits[2], cache_misses[2];
+    uint64_t cache_entries[2], cache_capacity[2];
 };
 
 /* Appends every family to out (check ck_prom_text for an allocation failure). */

@@ -178,12 +178,22 @@ edge_metric() { # name listener
 }
 H0=$(edge_metric certkeep_edge_handshakes_total production)
 E0=$(edge_metric certkeep_edge_handshake_errors_total production)
+C0=$(edge_metric certkeep_edge_cache_hits_total production)
 check "a production handshake counter exists" test -n "$H0"
 for _ in 1 2 3; do
     openssl s_client -connect "127.0.0.1:$PRD" -servername api.example.com </dev/null >/dev/null 2>&1
 done
 H1=$(edge_metric certkeep_edge_handshakes_total production)
 check "3 handshakes later the counter grew by at least 3 ($H0 -> $H1)" test "$H1" -ge $((H0 + 3))
+# The same certificate three times: parsed once at most, then found in the cache.
+C1=$(edge_metric certkeep_edge_cache_hits_total production)
+check "and the certificate cache answered at least 2 of them ($C0 -> $C1)" test "$C1" -ge $((C0 + 2))
+check "the cache parsed it once at least (misses >= 1)" \
+    test "$(edge_metric certkeep_edge_cache_misses_total production)" -ge 1
+check "the cache holds it (and soon's, which the monitor probed)" \
+    test "$(edge_metric certkeep_edge_cache_entries production)" -ge 1
+check_eq "the cache's capacity is the default --edge-cache" 4096 \
+    "$(edge_metric certkeep_edge_cache_capacity production)"
 openssl s_client -connect "127.0.0.1:$PRD" -servername unknown.example.org </dev/null >/dev/null 2>&1
 E1=$(edge_metric certkeep_edge_handshake_errors_total production)
 check "an unknown SNI counts as a handshake error ($E0 -> $E1)" test "$E1" -ge $((E0 + 1))
