@@ -10,7 +10,14 @@
  *   parameters libssl reads from a certificate's key, imports a public key (how OpenSSL compares
  *   the certificate with the private key: it exports the private key's public half into this
  *   key manager, once per key) and matches two keys by curve and point.
- * It cannot export, sign or verify: nothing in a handshake needs the certificate's key to. */
+ * It cannot export, sign or verify: nothing in a handshake needs the certificate's key to.
+ *
+ * The point is not checked to be on its curve (that takes the curve's arithmetic, the very cost
+ * this avoids). It does not need to be: the key is only compared byte for byte with the private
+ * key's own point, which is on the curve, so a certificate whose point is not matches no key and
+ * is not served. Certificates reach the edge only after the import checks anyway, which parse
+ * them with OpenSSL and check the key. tests/fuzz/fuzz_leaf_parser.c holds the parser to
+ * d2i_X509's reading, with that one difference. */
 #include "edge/leaf_parser.h"
 
 #include <stdbool.h>
