@@ -20,6 +20,7 @@
  * d2i_X509's reading, with that one difference. */
 #include "edge/leaf_parser.h"
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -244,13 +245,17 @@ typedef struct {
     ASN1_BIT_STRING *public_key;
 } EDGE_SPKI;
 
-ASN1_SEQUENCE(EDGE_SPKI) =
-    {
-        ASN1_SIMPLE(EDGE_SPKI, algorithm, X509_ALGOR),
-        ASN1_SIMPLE(EDGE_SPKI, public_key, ASN1_BIT_STRING),
+/* clang-format off */
+ASN1_SEQUENCE(EDGE_SPKI) = {
+    ASN1_SIMPLE(EDGE_SPKI, algorithm, X509_ALGOR),
+    ASN1_SIMPLE(EDGE_SPKI, public_key, ASN1_BIT_STRING),
 } static_ASN1_SEQUENCE_END(EDGE_SPKI)
+/* A declaration ending in ';', so that clang-format, which cannot tell where the macro above
+ * ends, formats what follows as code again (as in crypto/seal.c). */
+static struct edge_pubkey *spki_to_key(const unsigned char *der, size_t len);
+/* clang-format on */
 
-        struct provider_ctx {
+struct provider_ctx {
     OSSL_FUNC_BIO_read_ex_fn *bio_read;
 };
 
