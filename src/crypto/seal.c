@@ -20,6 +20,7 @@
 #include <openssl/x509.h>
 
 #include "common/util.h"
+#include "crypto/der.h"
 
 #define SEAL_VERSION   0x01
 #define SEAL_NONCE_LEN 12
@@ -327,20 +328,9 @@ ASN1_SEQUENCE_cb(ec_private_key_der, ec_private_key_der_cb) = {
 } static_ASN1_SEQUENCE_END_cb(ec_private_key_der, ec_private_key_der)
 /* A declaration ending in ';' so that clang-format, which cannot tell where the macro above
  * ends, formats what follows as code again. */
-static void *d2i_exact(const ASN1_ITEM *item, const unsigned char *der, int len);
+static EVP_PKEY *ec_key_from_values(const char *curve, const ASN1_OCTET_STRING *priv_octets,
+                                    const ASN1_BIT_STRING *pub);
 /* clang-format on */
-
-/* Parses exactly len bytes as item; NULL when they are anything else. */
-static void *d2i_exact(const ASN1_ITEM *item, const unsigned char *der, int len)
-{
-    const unsigned char *p = der;
-    ASN1_VALUE *value = ASN1_item_d2i(NULL, &p, len, item);
-    if (value != NULL && p != der + len) {
-        ASN1_item_free(value, item);
-        value = NULL;
-    }
-    return value;
-}
 
 /* Imports an EC key from its named curve, private scalar and (uncompressed) public point. */
 static EVP_PKEY *ec_key_from_values(const char *curve, const ASN1_OCTET_STRING *priv_octets,
@@ -380,7 +370,8 @@ static EVP_PKEY *open_ec_key(const ASN1_OBJECT *curve_oid, const unsigned char *
                              int inner_len)
 {
     EVP_PKEY *pkey = NULL;
-    ec_private_key_der *key = d2i_exact(ASN1_ITEM_rptr(ec_private_key_der), inner, inner_len);
+    ec_private_key_der *key =
+        ck_d2i_exact(ASN1_ITEM_rptr(ec_private_key_der), inner, (size_t)inner_len, NULL);
     const char *curve = OBJ_nid2sn(OBJ_obj2nid(curve_oid));
     if (key == NULL || key->version != 1 || curve == NULL || key->public_key == NULL ||
         key->public_key->length < 1 || key->public_key->data[0] != POINT_CONVERSION_UNCOMPRESSED ||
@@ -399,9 +390,9 @@ cleanup:
 static EVP_PKEY *open_raw_key(const char *type, const unsigned char *inner, int inner_len)
 {
     EVP_PKEY *pkey = NULL;
-    const unsigned char *p = inner;
-    ASN1_OCTET_STRING *raw = d2i_ASN1_OCTET_STRING(NULL, &p, inner_len);
-    if (raw != NULL && p == inner + inner_len)
+    ASN1_OCTET_STRING *raw =
+        ck_d2i_exact(ASN1_ITEM_rptr(ASN1_OCTET_STRING), inner, (size_t)inner_len, NULL);
+    if (raw != NULL)
         pkey = EVP_PKEY_new_raw_private_key_ex(NULL, type, NULL, raw->data, (size_t)raw->length);
     ASN1_STRING_clear_free(raw);
     return pkey;

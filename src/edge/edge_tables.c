@@ -19,6 +19,7 @@
 #include <openssl/x509.h>
 
 #include "common/log.h"
+#include "crypto/der.h"
 #include "edge/leaf_parser.h"
 
 struct cache_item {
@@ -309,8 +310,7 @@ static int parse_material(ck_edge_tables *t, const ck_sni_table *table, const ck
     /* The leaf parser compares uncompressed points only; a key that encodes its point another
      * way gets the certificate parsed the ordinary way. */
     ERR_clear_error();
-    const unsigned char *p = der;
-    X509 *ordinary = d2i_X509(NULL, &p, (long)len);
+    X509 *ordinary = ck_d2i_exact(ASN1_ITEM_rptr(X509), der, len, NULL);
     X509_free(m->leaf);
     m->leaf = ordinary;
     if (ordinary == NULL || X509_check_private_key(ordinary, m->key) != 1)

@@ -20,7 +20,6 @@
  * d2i_X509's reading, with that one difference. */
 #include "edge/leaf_parser.h"
 
-#include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +32,8 @@
 #include <openssl/obj_mac.h>
 #include <openssl/params.h>
 #include <openssl/provider.h>
+
+#include "crypto/der.h"
 
 #define PROVIDER_NAME "certkeep-edge-pubkey"
 #define KEY_NAMES     "EC:id-ecPublicKey:1.2.840.10045.2.1"
@@ -281,9 +282,8 @@ static int decoder_does_selection(void *provctx, int selection)
 static struct edge_pubkey *spki_to_key(const unsigned char *der, size_t len)
 {
     struct edge_pubkey *key = NULL;
-    const unsigned char *p = der;
-    EDGE_SPKI *spki = (EDGE_SPKI *)ASN1_item_d2i(NULL, &p, (long)len, ASN1_ITEM_rptr(EDGE_SPKI));
-    if (spki == NULL || (size_t)(p - der) != len)
+    EDGE_SPKI *spki = ck_d2i_exact(ASN1_ITEM_rptr(EDGE_SPKI), der, len, NULL);
+    if (spki == NULL)
         goto cleanup;
     const ASN1_OBJECT *algorithm = NULL;
     const void *parameter = NULL;
@@ -429,26 +429,17 @@ void ck_leaf_parser_free(ck_leaf_parser *p)
 
 X509 *ck_leaf_parser_parse(ck_leaf_parser *p, const uint8_t *der, size_t len)
 {
-    if (len > LONG_MAX)
-        return NULL;
-    const unsigned char *in = der;
     /* Nothing this attempt leaves on the error queue may outlive it: the context has no digests
      * (the SHA-1 fingerprint cache fails quietly), and X509_get0_pubkey reports a key it could
      * not read. A stale error would make OpenSSL take the connection's next WANT_READ for a
      * failure (SSL_get_error looks at the queue first). */
     ERR_set_mark();
-    X509 *x = (X509 *)ASN1_item_d2i_ex(NULL, &in, (long)len, ASN1_ITEM_rptr(X509), p->libctx, NULL);
-    bool usable = x != NULL && (size_t)(in - der) == len && X509_get0_pubkey(x) != NULL;
+    X509 *x = ck_d2i_exact(ASN1_ITEM_rptr(X509), der, len, p->libctx);
+    bool usable = x != NULL && X509_get0_pubkey(x) != NULL;
     ERR_pop_to_mark();
     if (usable)
         return x;
     /* Not a key this provider reads (RSA, Ed25519...): the ordinary way. */
     X509_free(x);
-    in = der;
-    x = d2i_X509(NULL, &in, (long)len);
-    if (x != NULL && (size_t)(in - der) != len) {
-        X509_free(x);
-        x = NULL;
-    }
-    return x;
+    return ck_d2i_exact(ASN1_ITEM_rptr(X509), der, len, NULL);
 }
