@@ -2275,44 +2275,6 @@ static int read_edge_entry(sqlite3_stmt *s, void *row, ck_error *err)
     return 0;
 }
 
-static void free_edge_entry_row(void *row)
-{
-    ck_edge_entry_free(row);
-}
-
-struct edge_read {
-    enum ck_environment env;
-    int64_t generation;
-    struct ck_edge_entry *entries;
-    size_t n;
-};
-
-static int edge_read_body(struct ck_store *st, void *ctx, ck_error *err)
-{
-    struct edge_read *r = ctx;
-    if (ck_store_edge_generation(st, &r->generation, err) != 0)
-        return -1;
-    return ck_sql_query_all(st, edge_queries[r->env], NO_ARGS, "listing what the edge serves",
-                            read_edge_entry, free_edge_entry_row, sizeof(*r->entries),
-                            (void **)&r->entries, &r->n, err);
-}
-
-int ck_store_edge_entries(struct ck_store *st, enum ck_environment env, struct ck_edge_entry **out,
-                          size_t *n, int64_t *generation, ck_error *err)
-{
-    struct edge_read r = {.env = env};
-    if (env != CK_ENV_STAGING && env != CK_ENV_PRODUCTION)
-        return ck_error_set(err, 400, "invalid_field", "unknown environment %d", (int)env);
-    if (in_read_transaction(st, edge_read_body, &r, err) != 0) {
-        ck_edge_entry_array_free(r.entries, r.n);
-        return -1;
-    }
-    *out = r.entries;
-    *n = r.n;
-    *generation = r.generation;
-    return 0;
-}
-
 struct edge_walk {
     enum ck_environment env;
     int64_t generation;
@@ -2350,13 +2312,6 @@ int ck_store_edge_each(struct ck_store *st, enum ck_environment env, ck_edge_ent
         return -1;
     *generation = w.generation;
     return 0;
-}
-
-void ck_edge_entry_array_free(struct ck_edge_entry *a, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        ck_edge_entry_free(&a[i]);
-    free(a);
 }
 
 /* ==== queued jobs ==== */

@@ -182,14 +182,10 @@ int ck_store_enrollment_rollback(struct ck_store *st, int64_t tenant_id, const c
 int ck_store_edge_generation(struct ck_store *st, int64_t *generation, ck_error *err);
 /* Every certificate the edge serves in that environment: for each enrollment of every tenant,
  * its staging order (staging) or production order (production) when that order has a
- * certificate and a sealed key. Also returns the generation the list was read at (same read
- * transaction). */
-int ck_store_edge_entries(struct ck_store *st, enum ck_environment env, struct ck_edge_entry **out,
-                          size_t *n, int64_t *generation, ck_error *err);
-void ck_edge_entry_array_free(struct ck_edge_entry *a, size_t n);
-/* The same entries, handed one at a time to visit (valid during the call only) instead of all
- * held at once: 100,000 certificates in PEM are 150 MB the edge would only read once. visit
- * returns 0 to go on, or -1 with err set to stop, and then this fails with that error. */
+ * certificate and a sealed key. Each is handed to visit (valid during the call only) as it is
+ * read, not all held at once: 100,000 certificates in PEM are 150 MB the edge reads once. visit
+ * returns 0 to go on, or -1 with err set to stop, and then this fails with that error. Also
+ * returns the generation the entries were read at (same read transaction). */
 typedef int (*ck_edge_entry_visit)(const struct ck_edge_entry *entry, void *arg, ck_error *err);
 int ck_store_edge_each(struct ck_store *st, enum ck_environment env, ck_edge_entry_visit visit,
                        void *arg, int64_t *generation, ck_error *err);

@@ -1428,6 +1428,21 @@ static int64_t edge_generation(struct ck_store *st)
     return generation;
 }
 
+/* Counts the entries the edge would serve and keeps the first one's first name. */
+struct edge_names {
+    size_t count;
+    char first[64];
+};
+
+static int note_first_name(const struct ck_edge_entry *entry, void *arg, ck_error *err)
+{
+    (void)err;
+    struct edge_names *seen = arg;
+    if (seen->count++ == 0 && entry->names.len > 0)
+        snprintf(seen->first, sizeof(seen->first), "%s", entry->names.items[0]);
+    return 0;
+}
+
 static void test_migration_3_upgrades_version_2(void **state)
 {
     struct fixture *f = *state;
@@ -1457,14 +1472,12 @@ static void test_migration_3_upgrades_version_2(void **state)
     /* The old order can go to staging, and the new tables work. */
     assert_int_equal(ck_store_order_stage(f->db.st, CK_OPERATOR_TENANT_ID, 1, NULL, &err), 0);
     assert_int_equal(edge_generation(f->db.st), 1);
-    struct ck_edge_entry *entries = NULL;
-    size_t n = 0;
+    struct edge_names seen = {0};
     int64_t generation = -1;
     assert_int_equal(
-        ck_store_edge_entries(f->db.st, CK_ENV_STAGING, &entries, &n, &generation, &err), 0);
-    assert_int_equal(n, 1);
-    assert_string_equal(entries[0].names.items[0], "old.example.com");
-    ck_edge_entry_array_free(entries, n);
+        ck_store_edge_each(f->db.st, CK_ENV_STAGING, note_first_name, &seen, &generation, &err), 0);
+    assert_int_equal(seen.count, 1);
+    assert_string_equal(seen.first, "old.example.com");
     struct ck_target t = {.tenant_id = CK_OPERATOR_TENANT_ID,
                           .enrollment_id = 1,
                           .environment = CK_ENV_PRODUCTION,
@@ -1747,28 +1760,39 @@ static void assert_edge_entry(const struct ck_edge_entry *e, int64_t tenant_id,
     assert_int_equal(e->cert_not_after, 2000000000);
 }
 
-static void list_edge(struct fixture *f, enum ck_environment env, struct ck_edge_entry **entries,
-                      size_t *n)
-{
-    ck_error err = {0};
-    int64_t generation = -1;
-    assert_int_equal(ck_store_edge_entries(f->db.st, env, entries, n, &generation, &err), 0);
-    assert_int_equal(generation, edge_generation(f->db.st));
-}
+/* What the edge should get, in order: each entry as assert_edge_entry checks it. */
+struct edge_want {
+    int64_t tenant_id, enrollment_id, order_id;
+    const char *cn;
+};
 
 struct edge_visits {
-    size_t count, stop_at; /* stop_at 0: never */
-    int64_t order_ids[8];
+    const struct edge_want *want;
+    size_t want_n, count, stop_at; /* stop_at 0: never */
 };
 
 static int visit_edge_entry(const struct ck_edge_entry *entry, void *arg, ck_error *err)
 {
     struct edge_visits *v = arg;
-    assert_true(v->count < 8);
-    v->order_ids[v->count++] = entry->order_id;
+    assert_true(v->count < v->want_n);
+    const struct edge_want *w = &v->want[v->count++];
+    assert_edge_entry(entry, w->tenant_id, w->enrollment_id, w->order_id, w->cn);
     if (v->stop_at != 0 && v->count == v->stop_at)
         return ck_error_set(err, 500, "stopped", "the visitor stopped");
     return 0;
+}
+
+/* Walks what the store says env serves and checks it is exactly want, read at the current
+ * generation. */
+static void list_edge(struct fixture *f, enum ck_environment env, const struct edge_want *want,
+                      size_t n)
+{
+    struct edge_visits v = {.want = want, .want_n = n};
+    ck_error err = {0};
+    int64_t generation = -1;
+    assert_int_equal(ck_store_edge_each(f->db.st, env, visit_edge_entry, &v, &generation, &err), 0);
+    assert_int_equal(generation, edge_generation(f->db.st));
+    assert_int_equal(v.count, n);
 }
 
 static void test_edge_entries(void **state)
@@ -1800,40 +1824,21 @@ static void test_edge_entries(void **state)
                      0);
     assert_int_equal(ck_store_order_stage(f->db.st, CK_OPERATOR_TENANT_ID, no_key, NULL, &err), 0);
 
-    struct ck_edge_entry *entries = NULL;
-    size_t n = 0;
-    list_edge(f, CK_ENV_STAGING, &entries, &n);
-    assert_int_equal(n, 2);
-    assert_edge_entry(&entries[0], CK_OPERATOR_TENANT_ID, shop, renewal, "shop.example.com");
-    assert_edge_entry(&entries[1], other, theirs, their_order, "theirs.example.com");
-    ck_edge_entry_array_free(entries, n);
-    list_edge(f, CK_ENV_PRODUCTION, &entries, &n);
-    assert_int_equal(n, 1);
-    assert_edge_entry(&entries[0], CK_OPERATOR_TENANT_ID, shop, live, "shop.example.com");
-    ck_edge_entry_array_free(entries, n);
+    const struct edge_want staging[] = {{CK_OPERATOR_TENANT_ID, shop, renewal, "shop.example.com"},
+                                        {other, theirs, their_order, "theirs.example.com"}};
+    list_edge(f, CK_ENV_STAGING, staging, 2);
+    const struct edge_want production[] = {{CK_OPERATOR_TENANT_ID, shop, live, "shop.example.com"}};
+    list_edge(f, CK_ENV_PRODUCTION, production, 1);
 
     /* Deploying the renewal and the other tenant's order changes production. */
     assert_int_equal(ck_store_order_deploy(f->db.st, CK_OPERATOR_TENANT_ID, renewal, NULL, &err),
                      0);
     assert_int_equal(ck_store_order_deploy(f->db.st, other, their_order, NULL, &err), 0);
-    list_edge(f, CK_ENV_PRODUCTION, &entries, &n);
-    assert_int_equal(n, 2);
-    assert_edge_entry(&entries[0], CK_OPERATOR_TENANT_ID, shop, renewal, "shop.example.com");
-    assert_edge_entry(&entries[1], other, theirs, their_order, "theirs.example.com");
+    list_edge(f, CK_ENV_PRODUCTION, staging, 2); /* the same two orders */
 
-    /* ck_store_edge_each hands over the same entries, in the same order, one at a time. */
-    struct edge_visits visits = {0};
-    int64_t generation = -1;
-    assert_int_equal(ck_store_edge_each(f->db.st, CK_ENV_PRODUCTION, visit_edge_entry, &visits,
-                                        &generation, &err),
-                     0);
-    assert_int_equal(generation, edge_generation(f->db.st));
-    assert_int_equal(visits.count, n);
-    for (size_t i = 0; i < n; i++)
-        assert_int_equal(visits.order_ids[i], entries[i].order_id);
-    ck_edge_entry_array_free(entries, n);
     /* A visitor that stops makes the walk fail with its error. */
-    visits = (struct edge_visits){.stop_at = 1};
+    struct edge_visits visits = {.want = staging, .want_n = 2, .stop_at = 1};
+    int64_t generation = -1;
     assert_int_equal(ck_store_edge_each(f->db.st, CK_ENV_PRODUCTION, visit_edge_entry, &visits,
                                         &generation, &err),
                      -1);
