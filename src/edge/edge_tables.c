@@ -197,14 +197,6 @@ static void cache_insert(ck_edge_tables *t, struct cache_item *item)
     t->count++;
 }
 
-size_t ck_edge_tables_cached(ck_edge_tables *t)
-{
-    pthread_mutex_lock(&t->lock);
-    size_t count = t->count;
-    pthread_mutex_unlock(&t->lock);
-    return count;
-}
-
 void ck_edge_tables_cache_stats(ck_edge_tables *t, struct ck_edge_cache_stats *out)
 {
     pthread_mutex_lock(&t->lock);

@@ -53,9 +53,6 @@ int ck_edge_tables_select(ck_edge_tables *tables, const char *name, size_t len,
 /* Drops the references ck_edge_tables_select gave; out is zeroed. */
 void ck_edge_material_clear(struct ck_edge_material *m);
 
-/* How many parsed certificates the cache holds now (for tests and metrics). */
-size_t ck_edge_tables_cached(ck_edge_tables *tables);
-
 /* What the cache did since the tables were made: selections answered from it (hits) and those
  * that parsed a certificate (misses), how many it holds and may hold. For sizing --edge-cache.
  * Any thread. */
