@@ -97,4 +97,22 @@ static inline void tenant_store_remove(struct tenant_store *f)
     ck_master_key_wipe(&f->mk);
 }
 
+/* cmocka fixture halves: a new tenant_store in *state, and its removal. */
+static inline int tenant_store_setup(void **state, const char *tag)
+{
+    struct tenant_store *f = calloc(1, sizeof(*f));
+    if (f == NULL)
+        return -1;
+    *state = f;
+    return tenant_store_open(f, tag);
+}
+
+static inline int tenant_store_teardown(void **state)
+{
+    struct tenant_store *f = *state;
+    tenant_store_remove(f);
+    free(f);
+    return 0;
+}
+
 #endif

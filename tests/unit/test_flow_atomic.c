@@ -19,21 +19,9 @@
 #include "store/store.h"
 #include "temp_store.h"
 
-static int teardown(void **state)
-{
-    struct tenant_store *f = *state;
-    tenant_store_remove(f);
-    free(f);
-    return 0;
-}
-
 static int setup(void **state)
 {
-    struct tenant_store *f = calloc(1, sizeof(*f));
-    if (f == NULL)
-        return -1;
-    *state = f;
-    return tenant_store_open(f, "flow");
+    return tenant_store_setup(state, "flow");
 }
 
 static void assert_error(int rc, const ck_error *err, int status, const char *code)
@@ -491,19 +479,27 @@ static void test_first_acme_account_stays(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_csr_job_queues_issue_with_csr_ready, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_csr_ready_then_is_one_transaction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_csr_job_queues_issue_with_csr_ready, setup,
+                                        tenant_store_teardown),
+        cmocka_unit_test_setup_teardown(test_csr_ready_then_is_one_transaction, setup,
+                                        tenant_store_teardown),
         cmocka_unit_test_setup_teardown(test_recover_queues_missing_issue_job_once, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_recover_takes_a_batch_at_a_time, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stage_and_deploy_write_their_jobs, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_order_create_event, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_event_add_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_job_end_fails_its_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_job_end_leaves_a_closed_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_job_end_queues_next_and_event, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_import_accept_is_one_transaction, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_first_acme_account_stays, setup, teardown),
+                                        tenant_store_teardown),
+        cmocka_unit_test_setup_teardown(test_recover_takes_a_batch_at_a_time, setup,
+                                        tenant_store_teardown),
+        cmocka_unit_test_setup_teardown(test_stage_and_deploy_write_their_jobs, setup,
+                                        tenant_store_teardown),
+        cmocka_unit_test_setup_teardown(test_order_create_event, setup, tenant_store_teardown),
+        cmocka_unit_test_setup_teardown(test_event_add_once, setup, tenant_store_teardown),
+        cmocka_unit_test_setup_teardown(test_job_end_fails_its_order, setup, tenant_store_teardown),
+        cmocka_unit_test_setup_teardown(test_job_end_leaves_a_closed_order, setup,
+                                        tenant_store_teardown),
+        cmocka_unit_test_setup_teardown(test_job_end_queues_next_and_event, setup,
+                                        tenant_store_teardown),
+        cmocka_unit_test_setup_teardown(test_import_accept_is_one_transaction, setup,
+                                        tenant_store_teardown),
+        cmocka_unit_test_setup_teardown(test_first_acme_account_stays, setup,
+                                        tenant_store_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

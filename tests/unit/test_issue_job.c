@@ -22,21 +22,9 @@
 #include "store/store.h"
 #include "temp_store.h"
 
-static int teardown(void **state)
-{
-    struct tenant_store *f = *state;
-    tenant_store_remove(f);
-    free(f);
-    return 0;
-}
-
 static int setup(void **state)
 {
-    struct tenant_store *f = calloc(1, sizeof(*f));
-    if (f == NULL)
-        return -1;
-    *state = f;
-    return tenant_store_open(f, "issue");
+    return tenant_store_setup(state, "issue");
 }
 
 /* As POST /v1/ca does: the key sealed under a provisional AAD is moved to the row's own. */
@@ -210,10 +198,12 @@ static void test_validation_view(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_local_order_is_issued_by_its_jobs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_local_order_is_issued_by_its_jobs, setup,
+                                        tenant_store_teardown),
         cmocka_unit_test_setup_teardown(test_without_a_ca_the_order_fails_saying_why, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(test_manual_issuer_queues_no_issue_job, setup, teardown),
+                                        tenant_store_teardown),
+        cmocka_unit_test_setup_teardown(test_manual_issuer_queues_no_issue_job, setup,
+                                        tenant_store_teardown),
         cmocka_unit_test(test_validation_view),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
