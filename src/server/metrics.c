@@ -33,27 +33,6 @@ static void job_failures(struct ck_prom *out, const struct ck_store_metrics *m)
     }
 }
 
-static void edge(struct ck_prom *out, const struct ck_edge_counts *e)
-{
-    static const char ok[] = "certkeep_edge_handshakes_total";
-    static const char failed[] = "certkeep_edge_handshake_errors_total";
-    ck_prom_family(out, ok, "counter",
-                   "TLS handshakes completed on the edge listeners of this daemon.");
-    for (int env = CK_ENV_STAGING; env <= CK_ENV_PRODUCTION; env++) {
-        const struct ck_prom_label label = {"listener",
-                                            ck_environment_name((enum ck_environment)env)};
-        ck_prom_sample(out, ok, &label, 1, (int64_t)e->handshakes[env]);
-    }
-    ck_prom_family(out, failed, "counter",
-                   "Connections to the edge listeners of this daemon that closed before their "
-                   "TLS handshake completed (unknown or missing SNI, protocol errors, timeouts).");
-    for (int env = CK_ENV_STAGING; env <= CK_ENV_PRODUCTION; env++) {
-        const struct ck_prom_label label = {"listener",
-                                            ck_environment_name((enum ck_environment)env)};
-        ck_prom_sample(out, failed, &label, 1, (int64_t)e->errors[env]);
-    }
-}
-
 /* One sample per listener environment. */
 static void per_listener(struct ck_prom *out, const char *name, const char *type, const char *help,
                          const uint64_t values[2])
@@ -64,6 +43,16 @@ static void per_listener(struct ck_prom *out, const char *name, const char *type
                                             ck_environment_name((enum ck_environment)env)};
         ck_prom_sample(out, name, &label, 1, (int64_t)values[env]);
     }
+}
+
+static void edge(struct ck_prom *out, const struct ck_edge_counts *e)
+{
+    per_listener(out, "certkeep_edge_handshakes_total", "counter",
+                 "TLS handshakes completed on the edge listeners of this daemon.", e->handshakes);
+    per_listener(out, "certkeep_edge_handshake_errors_total", "counter",
+                 "Connections to the edge listeners of this daemon that closed before their "
+                 "TLS handshake completed (unknown or missing SNI, protocol errors, timeouts).",
+                 e->errors);
 }
 
 static void edge_cache(struct ck_prom *out, const struct ck_edge_counts *e)
