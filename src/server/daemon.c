@@ -226,14 +226,15 @@ static int parse_monitor_interval(const char *text, int64_t *out)
     return 0;
 }
 
-static int parse_edge_cache(const char *text, size_t *out)
+/* A whole number from min to max, for the options that take a count. */
+static int parse_count(const char *text, long long min, long long max, long long *out)
 {
     char *end;
     errno = 0;
     long long n = strtoll(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || n < CK_EDGE_CACHE_MIN || n > CK_EDGE_CACHE_MAX)
+    if (errno != 0 || end == text || *end != '\0' || n < min || n > max)
         return -1;
-    *out = (size_t)n;
+    *out = n;
     return 0;
 }
 
@@ -254,7 +255,7 @@ static int parse_serve_options(int argc, char **argv, struct serve_options *o)
                                             {"no-monitor", no_argument, NULL, 'O'},
                                             {"edge-cache", required_argument, NULL, 'C'},
                                             {NULL, 0, NULL, 0}};
-    char *end;
+    long long count;
     int c;
     o->workers = DEFAULT_WORKERS;
     o->monitor_interval = CK_MONITOR_INTERVAL_DEFAULT;
@@ -278,10 +279,10 @@ static int parse_serve_options(int argc, char **argv, struct serve_options *o)
             o->insecure_http = true;
             break;
         case 'w':
-            o->workers = (int)strtol(optarg, &end, 10);
-            if (*end != '\0' || o->workers < 1 || o->workers > CK_WORKERS_MAX)
+            if (parse_count(optarg, 1, CK_WORKERS_MAX, &count) != 0)
                 return usage_error(ck_daemon_usage_serve, "--workers must be a number from 1 to %d",
                                    CK_WORKERS_MAX);
+            o->workers = (int)count;
             break;
         case 'S':
         case 'P':
@@ -293,11 +294,11 @@ static int parse_serve_options(int argc, char **argv, struct serve_options *o)
                 return usage_error(ck_daemon_usage_serve, "out of memory");
             break;
         case 'M':
-            o->max_orders = (int)strtol(optarg, &end, 10);
-            if (*end != '\0' || o->max_orders < 1 || o->max_orders > CK_SCHED_IN_FLIGHT_MAX)
+            if (parse_count(optarg, 1, CK_SCHED_IN_FLIGHT_MAX, &count) != 0)
                 return usage_error(ck_daemon_usage_serve,
                                    "--max-concurrent-orders must be a number from 1 to %d",
                                    CK_SCHED_IN_FLIGHT_MAX);
+            o->max_orders = (int)count;
             break;
         case 'N':
             o->no_scheduler = true;
@@ -306,10 +307,11 @@ static int parse_serve_options(int argc, char **argv, struct serve_options *o)
             o->no_monitor = true;
             break;
         case 'C':
-            if (parse_edge_cache(optarg, &o->edge_cache) != 0)
+            if (parse_count(optarg, CK_EDGE_CACHE_MIN, CK_EDGE_CACHE_MAX, &count) != 0)
                 return usage_error(ck_daemon_usage_serve,
                                    "--edge-cache must be a number of certificates from %d to %d",
                                    CK_EDGE_CACHE_MIN, CK_EDGE_CACHE_MAX);
+            o->edge_cache = (size_t)count;
             break;
         case 'm':
             if (parse_monitor_interval(optarg, &o->monitor_interval) != 0)
