@@ -86,9 +86,16 @@ struct edge_pubkey {
     unsigned char point[POINT_MAX];
 };
 
-static bool point_fits(const struct curve *c, const unsigned char *point, size_t len)
+/* Sets the key's curve and point when the point is an uncompressed point's size for c. */
+static bool key_set(struct edge_pubkey *key, const struct curve *c, const unsigned char *point,
+                    size_t len)
 {
-    return c != NULL && len == 1 + 2 * c->field_bytes && point[0] == 0x04;
+    if (c == NULL || len != 1 + 2 * c->field_bytes || point[0] != 0x04)
+        return false;
+    key->curve = c;
+    memcpy(key->point, point, len);
+    key->point_len = len;
+    return true;
 }
 
 static void *key_new(void *provctx)
@@ -153,15 +160,12 @@ static int key_import(void *keydata, int selection, const OSSL_PARAM params[])
     const struct curve *c = curve_by_name(name);
     if (c == NULL)
         return 0;
-    if ((selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY) != 0) {
-        if (pub == NULL || OSSL_PARAM_get_octet_string_ptr(pub, &point, &point_len) != 1 ||
-            !point_fits(c, point, point_len))
-            return 0;
-        memcpy(key->point, point, point_len);
-        key->point_len = point_len;
+    if ((selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY) == 0) {
+        key->curve = c;
+        return 1;
     }
-    key->curve = c;
-    return 1;
+    return pub != NULL && OSSL_PARAM_get_octet_string_ptr(pub, &point, &point_len) == 1 &&
+           key_set(key, c, point, point_len);
 }
 
 static const OSSL_PARAM *key_import_types(int selection)
@@ -296,13 +300,11 @@ static struct edge_pubkey *spki_to_key(const unsigned char *der, size_t len)
     size_t point_len = (size_t)ASN1_STRING_length(spki->public_key);
     bool whole_bytes = (spki->public_key->flags & ASN1_STRING_FLAG_BITS_LEFT) == 0 ||
                        (spki->public_key->flags & 0x07) == 0;
-    if (!whole_bytes || !point_fits(c, point, point_len))
+    if (!whole_bytes || (key = calloc(1, sizeof(*key))) == NULL)
         goto cleanup;
-    key = calloc(1, sizeof(*key));
-    if (key != NULL) {
-        key->curve = c;
-        memcpy(key->point, point, point_len);
-        key->point_len = point_len;
+    if (!key_set(key, c, point, point_len)) {
+        free(key);
+        key = NULL;
     }
 cleanup:
     ASN1_item_free((ASN1_VALUE *)spki, ASN1_ITEM_rptr(EDGE_SPKI));
