@@ -328,12 +328,15 @@ ASN1_SEQUENCE_cb(ec_private_key_der, ec_private_key_der_cb) = {
 } static_ASN1_SEQUENCE_END_cb(ec_private_key_der, ec_private_key_der)
 /* A declaration ending in ';' so that clang-format, which cannot tell where the macro above
  * ends, formats what follows as code again. */
-static EVP_PKEY *ec_key_from_values(const char *curve, const ASN1_OCTET_STRING *priv_octets,
+static EVP_PKEY *ec_key_from_values(OSSL_LIB_CTX *libctx, const char *curve,
+                                    const ASN1_OCTET_STRING *priv_octets,
                                     const ASN1_BIT_STRING *pub);
 /* clang-format on */
 
-/* Imports an EC key from its named curve, private scalar and (uncompressed) public point. */
-static EVP_PKEY *ec_key_from_values(const char *curve, const ASN1_OCTET_STRING *priv_octets,
+/* Imports an EC key from its named curve, private scalar and (uncompressed) public point into
+ * libctx's "EC" key manager (NULL: the default library context). */
+static EVP_PKEY *ec_key_from_values(OSSL_LIB_CTX *libctx, const char *curve,
+                                    const ASN1_OCTET_STRING *priv_octets,
                                     const ASN1_BIT_STRING *pub)
 {
     EVP_PKEY *pkey = NULL;
@@ -341,7 +344,7 @@ static EVP_PKEY *ec_key_from_values(const char *curve, const ASN1_OCTET_STRING *
     /* Secure: OSSL_PARAM_free then wipes the copy the builder makes of the scalar. */
     BIGNUM *priv = BN_secure_new();
     OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(libctx, "EC", NULL);
     if (priv == NULL || bld == NULL || ctx == NULL ||
         BN_bin2bn(priv_octets->data, priv_octets->length, priv) == NULL ||
         OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, curve, 0) != 1 ||
@@ -367,7 +370,7 @@ static EVP_PKEY *ec_key_from_values(const char *curve, const ASN1_OCTET_STRING *
  * itself (the seal is authenticated), and a key whose point and scalar disagreed would make
  * handshakes fail, its signatures not verifying, without disclosing anything. */
 static EVP_PKEY *open_ec_key(const ASN1_OBJECT *curve_oid, const unsigned char *inner,
-                             int inner_len)
+                             int inner_len, OSSL_LIB_CTX *libctx)
 {
     EVP_PKEY *pkey = NULL;
     ec_private_key_der *key =
@@ -380,7 +383,9 @@ static EVP_PKEY *open_ec_key(const ASN1_OBJECT *curve_oid, const unsigned char *
     if (key->parameters != NULL && (key->parameters->type != V_ASN1_OBJECT ||
                                     OBJ_cmp(key->parameters->value.object, curve_oid) != 0))
         goto cleanup;
-    pkey = ec_key_from_values(curve, key->private_key, key->public_key);
+    pkey = ec_key_from_values(libctx, curve, key->private_key, key->public_key);
+    if (pkey == NULL && libctx != NULL) /* a key libctx's key manager does not take */
+        pkey = ec_key_from_values(NULL, curve, key->private_key, key->public_key);
 cleanup:
     ASN1_item_free((ASN1_VALUE *)key, ASN1_ITEM_rptr(ec_private_key_der));
     return pkey;
@@ -403,7 +408,7 @@ static EVP_PKEY *open_raw_key(const char *type, const unsigned char *inner, int 
  * importing the values (bench/keyopen), and the edge opens keys on its handshake path. Only the
  * plain shapes OpenSSL itself writes are taken: no attributes, EC on a named curve with its public
  * point present and uncompressed. */
-static EVP_PKEY *open_private_key_info(const PKCS8_PRIV_KEY_INFO *info)
+static EVP_PKEY *open_private_key_info(const PKCS8_PRIV_KEY_INFO *info, OSSL_LIB_CTX *libctx)
 {
     const ASN1_OBJECT *alg_oid = NULL;
     const X509_ALGOR *alg = NULL;
@@ -419,7 +424,7 @@ static EVP_PKEY *open_private_key_info(const PKCS8_PRIV_KEY_INFO *info)
     case NID_X9_62_id_ecPublicKey:
         if (param_type != V_ASN1_OBJECT)
             return NULL;
-        return open_ec_key(param, inner, inner_len);
+        return open_ec_key(param, inner, inner_len, libctx);
     case NID_ED25519:
     case NID_ED448:
     case NID_X25519:
@@ -462,14 +467,14 @@ static EVP_PKEY *decode_private_key_info(const PKCS8_PRIV_KEY_INFO *info, const 
  * PrivateKeyInfo (RSA, explicit curves, attributes, no public point) goes through the decoder for
  * its algorithm, and anything else (another structure, an unknown type) through
  * d2i_AutoPrivateKey. Leaves OpenSSL's error queue as it was unless every way fails. */
-static EVP_PKEY *decode_private_key(const unsigned char *der, size_t der_len)
+static EVP_PKEY *decode_private_key(const unsigned char *der, size_t der_len, OSSL_LIB_CTX *libctx)
 {
     EVP_PKEY *pkey = NULL;
     const unsigned char *p = der;
     ERR_set_mark();
     PKCS8_PRIV_KEY_INFO *info = d2i_PKCS8_PRIV_KEY_INFO(NULL, &p, (long)der_len);
     if (info != NULL && p == der + der_len)
-        pkey = open_private_key_info(info);
+        pkey = open_private_key_info(info, libctx);
     if (info != NULL && pkey == NULL)
         pkey = decode_private_key_info(info, der, der_len);
     PKCS8_PRIV_KEY_INFO_free(info); /* clears the private key it copied */
@@ -484,13 +489,19 @@ static EVP_PKEY *decode_private_key(const unsigned char *der, size_t der_len)
 EVP_PKEY *ck_unseal_private_key(const ck_master_key *key, const char *aad, const uint8_t *sealed,
                                 size_t sealed_len, ck_error *err)
 {
+    return ck_unseal_private_key_ex(key, aad, sealed, sealed_len, NULL, err);
+}
+
+EVP_PKEY *ck_unseal_private_key_ex(const ck_master_key *key, const char *aad, const uint8_t *sealed,
+                                   size_t sealed_len, OSSL_LIB_CTX *libctx, ck_error *err)
+{
     uint8_t *der = NULL;
     size_t der_len = 0;
     EVP_PKEY *pkey = NULL;
     if (ck_unseal(key, aad, sealed, sealed_len, &der, &der_len, err) != 0)
         return NULL;
     if (der_len <= LONG_MAX)
-        pkey = decode_private_key(der, der_len);
+        pkey = decode_private_key(der, der_len, libctx);
     if (pkey == NULL)
         ck_error_openssl(err, 500, "unseal_failed",
                          "a sealed private key opened but does not hold a valid key");

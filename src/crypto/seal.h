@@ -46,4 +46,10 @@ int ck_seal_private_key(const ck_master_key *key, const char *aad, EVP_PKEY *pke
 EVP_PKEY *ck_unseal_private_key(const ck_master_key *key, const char *aad, const uint8_t *sealed,
                                 size_t sealed_len, ck_error *err);
 
+/* The same, but an EC key on a named curve with its public point is imported into libctx's "EC"
+ * key manager when that takes it (the edge's own, see edge/leaf_parser.h); any other key, or one
+ * it refuses, is an ordinary key of the default library context. */
+EVP_PKEY *ck_unseal_private_key_ex(const ck_master_key *key, const char *aad, const uint8_t *sealed,
+                                   size_t sealed_len, OSSL_LIB_CTX *libctx, ck_error *err);
+
 #endif

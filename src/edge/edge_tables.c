@@ -294,18 +294,28 @@ static int parse_material(ck_edge_tables *t, const ck_sni_table *table, const ck
     if (chain_for(t, cert, &m->chain) != 0)
         return ck_error_openssl(err, 500, "certificate_unusable",
                                 "an edge certificate's chain is not readable DER");
-    m->key = ck_sni_cert_load_key(table, cert, err);
+    m->key = ck_sni_cert_load_key(table, cert, ck_leaf_parser_key_libctx(t->leaf_parser), err);
     if (m->key == NULL)
         return -1;
-    if (X509_check_private_key(m->leaf, m->key) == 1)
+    if (X509_check_private_key(m->leaf, m->key) == 1) {
+        /* One key object for the pair when the edge's provider holds both. */
+        if (ck_leaf_parser_join_private_key(t->leaf_parser, m->leaf, m->key) == 0) {
+            EVP_PKEY_free(m->key);
+            m->key = X509_get0_pubkey(m->leaf);
+            EVP_PKEY_up_ref(m->key);
+        }
         return 0;
-    /* The leaf parser compares uncompressed points only; a key that encodes its point another
-     * way gets the certificate parsed the ordinary way. */
+    }
+    /* The edge's provider matches uncompressed points only: a certificate or key that encodes
+     * its point another way is read the ordinary way, both of them. */
     ERR_clear_error();
-    X509 *ordinary = ck_d2i_exact(ASN1_ITEM_rptr(X509), der, len, NULL);
     X509_free(m->leaf);
-    m->leaf = ordinary;
-    if (ordinary == NULL || X509_check_private_key(ordinary, m->key) != 1)
+    EVP_PKEY_free(m->key);
+    m->leaf = ck_d2i_exact(ASN1_ITEM_rptr(X509), der, len, NULL);
+    m->key = ck_sni_cert_load_key(table, cert, NULL, err);
+    if (m->key == NULL)
+        return -1;
+    if (m->leaf == NULL || X509_check_private_key(m->leaf, m->key) != 1)
         return ck_error_openssl(err, 500, "certificate_unusable",
                                 "an edge certificate does not match its private key");
     return 0;

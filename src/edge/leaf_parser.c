@@ -1,23 +1,30 @@
-/* leaf_parser.c — d2i_X509 in a library context whose only provider is a tiny one for EC public
- * keys (see leaf_parser.h for why).
+/* leaf_parser.c — d2i_X509 in a library context whose only provider is a small one for EC keys
+ * (see leaf_parser.h for why).
  *
- * The provider ("certkeep-edge-pubkey") has two algorithms, both named like OpenSSL's EC key
- * type (EC, id-ecPublicKey and its OID), so that the TLS stack's "is it EC?" questions and its
- * key-against-certificate check treat these keys as EC keys:
+ * The provider ("certkeep-edge-keys") has three algorithms. The key manager and the decoder are
+ * named like OpenSSL's EC key type (EC, id-ecPublicKey and its OID), so that the TLS stack's "is
+ * it EC?" questions and its key-against-certificate check treat these keys as EC keys:
  * - a decoder from DER SubjectPublicKeyInfo (the form d2i_X509 hands over), read with OpenSSL's
  *   own ASN.1 templates;
- * - a key manager whose keys hold the curve and the uncompressed point. It answers the
- *   parameters libssl reads from a certificate's key, imports a public key (how OpenSSL compares
- *   the certificate with the private key: it exports the private key's public half into this
- *   key manager, once per key) and matches two keys by curve and point.
- * It cannot export, sign or verify: nothing in a handshake needs the certificate's key to.
+ * - a key manager whose keys hold the curve, the uncompressed point and, for a private key, the
+ *   scalar. It answers the parameters libssl reads from a key, imports a key pair (how
+ *   ck_unseal_private_key_ex makes the edge's private keys) or a public key (how OpenSSL compares
+ *   a certificate with an ordinary private key: it exports that key's public half into this key
+ *   manager, once per key), takes a scalar into a certificate's key (set_params, for
+ *   ck_leaf_parser_join_private_key) and matches two keys by curve and point;
+ * - an "ECDSA" signature with one-shot EVP_DigestSign: the digest from the default library
+ *   context, the signature from ecdsa_signer.c. libssl finds it by itself: when it signs with one
+ *   of these keys, OpenSSL first tries its own ECDSA, cannot export the key to it (no export
+ *   here, so the scalar never leaves), and then takes the signature of the key's own provider.
+ * It cannot export or verify: nothing in a handshake needs either.
  *
  * The point is not checked to be on its curve (that takes the curve's arithmetic, the very cost
- * this avoids). It does not need to be: the key is only compared byte for byte with the private
- * key's own point, which is on the curve, so a certificate whose point is not matches no key and
- * is not served. Certificates reach the edge only after the import checks anyway, which parse
- * them with OpenSSL and check the key. tests/fuzz/fuzz_leaf_parser.c holds the parser to
- * d2i_X509's reading, with that one difference. */
+ * this avoids). It does not need to be: a certificate's key is only compared byte for byte with
+ * the private key's own point, which certkeep wrote with the key, so a certificate whose point is
+ * not on the curve matches no key and is not served. Certificates reach the edge only after the
+ * import checks anyway, which parse them with OpenSSL and check the key.
+ * tests/fuzz/fuzz_leaf_parser.c holds the parser to d2i_X509's reading, with that one
+ * difference. */
 #include "edge/leaf_parser.h"
 
 #include <stdbool.h>
@@ -25,19 +32,22 @@
 #include <string.h>
 
 #include <openssl/asn1t.h>
+#include <openssl/bn.h>
 #include <openssl/core_dispatch.h>
 #include <openssl/core_names.h>
 #include <openssl/core_object.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/obj_mac.h>
 #include <openssl/params.h>
 #include <openssl/provider.h>
 
 #include "crypto/der.h"
+#include "edge/ecdsa_signer.h"
 
-#define PROVIDER_NAME "certkeep-edge-pubkey"
+#define PROVIDER_NAME "certkeep-edge-keys"
 #define KEY_NAMES     "EC:id-ecPublicKey:1.2.840.10045.2.1"
-#define POINT_MAX     (1 + 2 * 66) /* uncompressed P-521 */
+#define SCALAR_MAX    66 /* P-521 */
 #define SPKI_MAX      512
 
 struct ck_leaf_parser {
@@ -80,32 +90,69 @@ static const struct curve *curve_by_name(const char *name)
 
 /* ---- the keys ---- */
 
-struct edge_pubkey {
-    const struct curve *curve; /* NULL until known */
-    size_t point_len;          /* 0: no public key */
-    unsigned char point[POINT_MAX];
+/* The provider's own context: what the core gave it and the signer its keys sign with. */
+struct provider_ctx {
+    OSSL_FUNC_BIO_read_ex_fn *bio_read;
+    ck_ecdsa_signer *signer; /* NULL: private keys are not imported */
 };
 
+/* Small on purpose: the edge keeps one per parsed certificate, tens of thousands of them. */
+struct edge_key {
+    const struct provider_ctx *provider;
+    const struct curve *curve; /* NULL until known */
+    /* The uncompressed point, then room for the scalar (big-endian, field_bytes): one allocation
+     * of material_len(curve) bytes, wiped when freed. NULL until the point is known. */
+    unsigned char *material;
+    bool has_scalar;
+};
+
+static size_t point_len(const struct curve *c)
+{
+    return 1 + 2 * c->field_bytes;
+}
+
+static size_t material_len(const struct curve *c)
+{
+    return point_len(c) + c->field_bytes;
+}
+
+static unsigned char *scalar_of(const struct edge_key *key)
+{
+    return key->material + point_len(key->curve);
+}
+
 /* Sets the key's curve and point when the point is an uncompressed point's size for c. */
-static bool key_set(struct edge_pubkey *key, const struct curve *c, const unsigned char *point,
+static bool key_set(struct edge_key *key, const struct curve *c, const unsigned char *point,
                     size_t len)
 {
-    if (c == NULL || len != 1 + 2 * c->field_bytes || point[0] != 0x04)
+    if (c == NULL || len != point_len(c) || point[0] != 0x04 || key->material != NULL)
+        return false;
+    key->material = OPENSSL_zalloc(material_len(c));
+    if (key->material == NULL)
         return false;
     key->curve = c;
-    memcpy(key->point, point, len);
-    key->point_len = len;
+    memcpy(key->material, point, len);
     return true;
 }
 
 static void *key_new(void *provctx)
 {
-    (void)provctx;
-    return calloc(1, sizeof(struct edge_pubkey));
+    struct edge_key *key = calloc(1, sizeof(*key));
+    if (key != NULL)
+        key->provider = provctx;
+    return key;
 }
 
-static void key_free(void *key)
+static const char *key_operation_name(int operation_id)
 {
+    return operation_id == OSSL_OP_SIGNATURE ? "ECDSA" : NULL;
+}
+
+static void key_free(void *keydata)
+{
+    struct edge_key *key = keydata;
+    if (key != NULL && key->material != NULL)
+        OPENSSL_clear_free(key->material, material_len(key->curve));
     free(key);
 }
 
@@ -113,43 +160,59 @@ static void key_free(void *key)
  * frees nothing it gave away. */
 static void *key_load(const void *reference, size_t reference_size)
 {
-    if (reference_size != sizeof(struct edge_pubkey *))
+    if (reference_size != sizeof(struct edge_key *))
         return NULL;
-    struct edge_pubkey **slot = (struct edge_pubkey **)reference;
-    struct edge_pubkey *key = *slot;
+    struct edge_key **slot = (struct edge_key **)reference;
+    struct edge_key *key = *slot;
     *slot = NULL;
     return key;
 }
 
 static int key_has(const void *keydata, int selection)
 {
-    const struct edge_pubkey *key = keydata;
-    if (key == NULL || (selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) != 0)
+    const struct edge_key *key = keydata;
+    if (key == NULL)
+        return 0;
+    if ((selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) != 0 && !key->has_scalar)
         return 0;
     if ((selection & OSSL_KEYMGMT_SELECT_DOMAIN_PARAMETERS) != 0 && key->curve == NULL)
         return 0;
-    if ((selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY) != 0 && key->point_len == 0)
+    if ((selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY) != 0 && key->material == NULL)
         return 0;
     return 1;
 }
 
-/* Public keys only: asked to compare private keys, they are not known to match. */
+/* By curve and point, for public and private keys alike: a private key's scalar is never
+ * compared (its point is what a certificate carries). */
 static int key_match(const void *keydata1, const void *keydata2, int selection)
 {
-    const struct edge_pubkey *a = keydata1, *b = keydata2;
+    const struct edge_key *a = keydata1, *b = keydata2;
     if ((selection & OSSL_KEYMGMT_SELECT_DOMAIN_PARAMETERS) != 0 &&
         (a->curve == NULL || a->curve != b->curve))
         return 0;
     if ((selection & OSSL_KEYMGMT_SELECT_KEYPAIR) != 0)
-        return a->curve != NULL && a->curve == b->curve && a->point_len > 0 &&
-               a->point_len == b->point_len && memcmp(a->point, b->point, a->point_len) == 0;
+        return a->curve != NULL && a->curve == b->curve && a->material != NULL &&
+               b->material != NULL && memcmp(a->material, b->material, point_len(a->curve)) == 0;
     return 1;
 }
 
-/* The curve by name and the public point; a private key in params is ignored. */
+/* A private key's scalar, when this provider can sign with it (see ecdsa_signer.h): otherwise
+ * the import fails and the caller makes an ordinary OpenSSL key instead. */
+static bool key_set_scalar(struct edge_key *key, const OSSL_PARAM *param)
+{
+    BIGNUM *scalar = key->provider->signer == NULL ? NULL : BN_secure_new();
+    bool ok = scalar != NULL && OSSL_PARAM_get_BN(param, &scalar) == 1 && !BN_is_zero(scalar) &&
+              BN_bn2binpad(scalar, scalar_of(key), (int)key->curve->field_bytes) >= 0;
+    key->has_scalar = ok;
+    BN_clear_free(scalar);
+    return ok;
+}
+
+/* The curve by name, the public point and, for a private key, the scalar. A private key always
+ * comes with its point: keys are matched with certificates by point. */
 static int key_import(void *keydata, int selection, const OSSL_PARAM params[])
 {
-    struct edge_pubkey *key = keydata;
+    struct edge_key *key = keydata;
     const OSSL_PARAM *group = OSSL_PARAM_locate_const(params, OSSL_PKEY_PARAM_GROUP_NAME);
     const OSSL_PARAM *pub = OSSL_PARAM_locate_const(params, OSSL_PKEY_PARAM_PUB_KEY);
     const char *name = NULL;
@@ -164,8 +227,12 @@ static int key_import(void *keydata, int selection, const OSSL_PARAM params[])
         key->curve = c;
         return 1;
     }
-    return pub != NULL && OSSL_PARAM_get_octet_string_ptr(pub, &point, &point_len) == 1 &&
-           key_set(key, c, point, point_len);
+    if (pub == NULL || OSSL_PARAM_get_octet_string_ptr(pub, &point, &point_len) != 1 ||
+        !key_set(key, c, point, point_len))
+        return 0;
+    const OSSL_PARAM *scalar = OSSL_PARAM_locate_const(params, OSSL_PKEY_PARAM_PRIV_KEY);
+    return (selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) == 0 || scalar == NULL ||
+           key_set_scalar(key, scalar);
 }
 
 static const OSSL_PARAM *key_import_types(int selection)
@@ -173,6 +240,7 @@ static const OSSL_PARAM *key_import_types(int selection)
     (void)selection;
     static const OSSL_PARAM types[] = {OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, NULL, 0),
                                        OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_PUB_KEY, NULL, 0),
+                                       OSSL_PARAM_BN(OSSL_PKEY_PARAM_PRIV_KEY, NULL, 0),
                                        OSSL_PARAM_END};
     return types;
 }
@@ -195,13 +263,28 @@ static int set_octets(OSSL_PARAM params[], const char *name, const void *value, 
     return p == NULL || OSSL_PARAM_set_octet_string(p, value, len) == 1;
 }
 
+/* The scalar, asked for by name only, as OpenSSL's EC keys give theirs: how
+ * ck_leaf_parser_join_private_key moves it from a private key to the certificate's key. */
+static int set_scalar(OSSL_PARAM params[], const struct edge_key *key)
+{
+    OSSL_PARAM *p = OSSL_PARAM_locate(params, OSSL_PKEY_PARAM_PRIV_KEY);
+    if (p == NULL)
+        return 1;
+    BIGNUM *scalar = key->has_scalar ? BN_secure_new() : NULL;
+    int ok = scalar != NULL &&
+             BN_bin2bn(scalar_of(key), (int)key->curve->field_bytes, scalar) != NULL &&
+             OSSL_PARAM_set_BN(p, scalar) == 1;
+    BN_clear_free(scalar);
+    return ok;
+}
+
 static int key_get_params(void *keydata, OSSL_PARAM params[])
 {
-    const struct edge_pubkey *key = keydata;
+    const struct edge_key *key = keydata;
     const struct curve *c = key->curve;
     if (c == NULL)
         return 0;
-    return set_int(params, OSSL_PKEY_PARAM_BITS, c->bits) &&
+    return set_scalar(params, key) && set_int(params, OSSL_PKEY_PARAM_BITS, c->bits) &&
            set_int(params, OSSL_PKEY_PARAM_SECURITY_BITS, c->security_bits) &&
            set_int(params, OSSL_PKEY_PARAM_MAX_SIZE, c->max_signature) &&
            set_string(params, OSSL_PKEY_PARAM_GROUP_NAME, c->group) &&
@@ -209,9 +292,9 @@ static int key_get_params(void *keydata, OSSL_PARAM params[])
            set_string(params, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
                       OSSL_PKEY_EC_POINT_CONVERSION_FORMAT_UNCOMPRESSED) &&
            set_string(params, OSSL_PKEY_PARAM_DEFAULT_DIGEST, c->digest) &&
-           (key->point_len == 0 ||
-            (set_octets(params, OSSL_PKEY_PARAM_PUB_KEY, key->point, key->point_len) &&
-             set_octets(params, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, key->point, key->point_len)));
+           (key->material == NULL ||
+            (set_octets(params, OSSL_PKEY_PARAM_PUB_KEY, key->material, point_len(c)) &&
+             set_octets(params, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, key->material, point_len(c))));
 }
 
 static const OSSL_PARAM *key_gettable_params(void *provctx)
@@ -227,8 +310,27 @@ static const OSSL_PARAM *key_gettable_params(void *provctx)
         OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_DEFAULT_DIGEST, NULL, 0),
         OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_PUB_KEY, NULL, 0),
         OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, NULL, 0),
+        OSSL_PARAM_BN(OSSL_PKEY_PARAM_PRIV_KEY, NULL, 0),
         OSSL_PARAM_END};
     return gettable;
+}
+
+/* A scalar for a key that has its curve and point: a certificate's key becoming its private
+ * key (ck_leaf_parser_join_private_key). */
+static int key_set_params(void *keydata, const OSSL_PARAM params[])
+{
+    struct edge_key *key = keydata;
+    const OSSL_PARAM *scalar = OSSL_PARAM_locate_const(params, OSSL_PKEY_PARAM_PRIV_KEY);
+    return scalar == NULL ||
+           (key->material != NULL && !key->has_scalar && key_set_scalar(key, scalar));
+}
+
+static const OSSL_PARAM *key_settable_params(void *provctx)
+{
+    (void)provctx;
+    static const OSSL_PARAM settable[] = {OSSL_PARAM_BN(OSSL_PKEY_PARAM_PRIV_KEY, NULL, 0),
+                                          OSSL_PARAM_END};
+    return settable;
 }
 
 static const OSSL_DISPATCH key_functions[] = {
@@ -241,6 +343,9 @@ static const OSSL_DISPATCH key_functions[] = {
     {OSSL_FUNC_KEYMGMT_IMPORT_TYPES, (void (*)(void))key_import_types},
     {OSSL_FUNC_KEYMGMT_GET_PARAMS, (void (*)(void))key_get_params},
     {OSSL_FUNC_KEYMGMT_GETTABLE_PARAMS, (void (*)(void))key_gettable_params},
+    {OSSL_FUNC_KEYMGMT_SET_PARAMS, (void (*)(void))key_set_params},
+    {OSSL_FUNC_KEYMGMT_SETTABLE_PARAMS, (void (*)(void))key_settable_params},
+    {OSSL_FUNC_KEYMGMT_QUERY_OPERATION_NAME, (void (*)(void))key_operation_name},
     {0, NULL}};
 
 /* ---- the decoder ---- */
@@ -257,12 +362,9 @@ ASN1_SEQUENCE(EDGE_SPKI) = {
 } static_ASN1_SEQUENCE_END(EDGE_SPKI)
 /* A declaration ending in ';', so that clang-format, which cannot tell where the macro above
  * ends, formats what follows as code again (as in crypto/seal.c). */
-static struct edge_pubkey *spki_to_key(const unsigned char *der, size_t len);
+static struct edge_key *spki_to_key(const struct provider_ctx *provider, const unsigned char *der,
+                                    size_t len);
 /* clang-format on */
-
-struct provider_ctx {
-    OSSL_FUNC_BIO_read_ex_fn *bio_read;
-};
 
 static void *decoder_newctx(void *provctx)
 {
@@ -283,9 +385,10 @@ static int decoder_does_selection(void *provctx, int selection)
 
 /* The key in a SubjectPublicKeyInfo, or NULL when it is not an uncompressed point on a named
  * curve this provider knows. */
-static struct edge_pubkey *spki_to_key(const unsigned char *der, size_t len)
+static struct edge_key *spki_to_key(const struct provider_ctx *provider, const unsigned char *der,
+                                    size_t len)
 {
-    struct edge_pubkey *key = NULL;
+    struct edge_key *key = NULL;
     EDGE_SPKI *spki = ck_d2i_exact(ASN1_ITEM_rptr(EDGE_SPKI), der, len, NULL);
     if (spki == NULL)
         goto cleanup;
@@ -300,7 +403,7 @@ static struct edge_pubkey *spki_to_key(const unsigned char *der, size_t len)
     size_t point_len = (size_t)ASN1_STRING_length(spki->public_key);
     bool whole_bytes = (spki->public_key->flags & ASN1_STRING_FLAG_BITS_LEFT) == 0 ||
                        (spki->public_key->flags & 0x07) == 0;
-    if (!whole_bytes || (key = calloc(1, sizeof(*key))) == NULL)
+    if (!whole_bytes || (key = key_new((void *)provider)) == NULL)
         goto cleanup;
     if (!key_set(key, c, point, point_len)) {
         free(key);
@@ -325,7 +428,7 @@ static int decoder_decode(void *ctx, OSSL_CORE_BIO *in, int selection, OSSL_CALL
     while (len < sizeof(der) && provider->bio_read(in, der + len, sizeof(der) - len, &n) == 1 &&
            n > 0)
         len += n;
-    struct edge_pubkey *key = spki_to_key(der, len);
+    struct edge_key *key = spki_to_key(provider, der, len);
     if (key == NULL)
         return 1;
     int object_type = OSSL_OBJECT_PKEY;
@@ -347,6 +450,82 @@ static const OSSL_DISPATCH decoder_functions[] = {
     {OSSL_FUNC_DECODER_DECODE, (void (*)(void))decoder_decode},
     {0, NULL}};
 
+/* ---- the signature ---- */
+
+/* One signing operation: OpenSSL makes it for each EVP_DigestSignInit with one of these keys. */
+struct sign_op {
+    const struct provider_ctx *provider;
+    const struct edge_key *key; /* the EVP_PKEY the operation was made for holds it */
+    EVP_MD *digest;
+};
+
+static void *sign_newctx(void *provctx, const char *propq)
+{
+    (void)propq;
+    struct sign_op *op = calloc(1, sizeof(*op));
+    if (op != NULL)
+        op->provider = provctx;
+    return op;
+}
+
+static void sign_freectx(void *ctx)
+{
+    struct sign_op *op = ctx;
+    if (op != NULL)
+        EVP_MD_free(op->digest);
+    free(op);
+}
+
+/* The digests ECDSA is used with in TLS (SHA-1 only in TLS 1.2, where a client may insist). */
+static bool digest_allowed(const EVP_MD *md)
+{
+    static const char *const allowed[] = {"SHA1", "SHA2-224", "SHA2-256", "SHA2-384", "SHA2-512"};
+    for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
+        if (EVP_MD_is_a(md, allowed[i]))
+            return true;
+    return false;
+}
+
+static int sign_init(void *ctx, const char *mdname, void *keydata, const OSSL_PARAM params[])
+{
+    (void)params;
+    struct sign_op *op = ctx;
+    const struct edge_key *key = keydata;
+    if (key == NULL || !key->has_scalar)
+        return 0;
+    EVP_MD_free(op->digest);
+    /* From the default library context: this provider has no digests of its own. */
+    op->digest = EVP_MD_fetch(NULL, mdname != NULL ? mdname : key->curve->digest, NULL);
+    op->key = key;
+    return op->digest != NULL && digest_allowed(op->digest);
+}
+
+/* EVP_DigestSign: the digest of tbs, signed. With sig NULL, only the largest size. */
+static int sign_digest_sign(void *ctx, unsigned char *sig, size_t *sig_len, size_t sig_size,
+                            const unsigned char *tbs, size_t tbs_len)
+{
+    const struct sign_op *op = ctx;
+    if (op->key == NULL || op->digest == NULL)
+        return 0;
+    if (sig == NULL) {
+        *sig_len = (size_t)op->key->curve->max_signature;
+        return 1;
+    }
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int digest_len = 0;
+    return EVP_Digest(tbs, tbs_len, digest, &digest_len, op->digest, NULL) == 1 &&
+           ck_ecdsa_signer_sign(op->provider->signer, op->key->curve->nid, scalar_of(op->key),
+                                op->key->curve->field_bytes, digest, digest_len, sig, sig_len,
+                                sig_size) == 0;
+}
+
+static const OSSL_DISPATCH sign_functions[] = {
+    {OSSL_FUNC_SIGNATURE_NEWCTX, (void (*)(void))sign_newctx},
+    {OSSL_FUNC_SIGNATURE_FREECTX, (void (*)(void))sign_freectx},
+    {OSSL_FUNC_SIGNATURE_DIGEST_SIGN_INIT, (void (*)(void))sign_init},
+    {OSSL_FUNC_SIGNATURE_DIGEST_SIGN, (void (*)(void))sign_digest_sign},
+    {0, NULL}};
+
 /* ---- the provider ---- */
 
 static const OSSL_ALGORITHM key_algorithms[] = {
@@ -358,20 +537,28 @@ static const OSSL_ALGORITHM decoder_algorithms[] = {
      decoder_functions, "DER SubjectPublicKeyInfo to an edge EC public key"},
     {NULL, NULL, NULL, NULL}};
 
+static const OSSL_ALGORITHM sign_algorithms[] = {
+    {"ECDSA", "provider=" PROVIDER_NAME, sign_functions, "ECDSA with edge private keys"},
+    {NULL, NULL, NULL, NULL}};
+
 static const OSSL_ALGORITHM *provider_query(void *provctx, int operation_id, int *no_cache)
 {
-    (void)provctx;
+    const struct provider_ctx *ctx = provctx;
     *no_cache = 0;
     if (operation_id == OSSL_OP_KEYMGMT)
         return key_algorithms;
     if (operation_id == OSSL_OP_DECODER)
         return decoder_algorithms;
+    if (operation_id == OSSL_OP_SIGNATURE && ctx->signer != NULL)
+        return sign_algorithms;
     return NULL;
 }
 
 static void provider_teardown(void *provctx)
 {
-    free(provctx);
+    struct provider_ctx *ctx = provctx;
+    ck_ecdsa_signer_free(ctx->signer);
+    free(ctx);
 }
 
 static const OSSL_DISPATCH provider_functions[] = {
@@ -389,8 +576,9 @@ static int provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in
     for (; in->function_id != 0; in++)
         if (in->function_id == OSSL_FUNC_BIO_READ_EX)
             ctx->bio_read = OSSL_FUNC_BIO_read_ex(in);
-    if (ctx->bio_read == NULL) {
-        free(ctx);
+    ctx->signer = ck_ecdsa_signer_new(); /* NULL: public keys only */
+    if (ctx->bio_read == NULL || (ck_ecdsa_signer_available() && ctx->signer == NULL)) {
+        provider_teardown(ctx);
         return 0;
     }
     *out = provider_functions;
@@ -427,6 +615,33 @@ void ck_leaf_parser_free(ck_leaf_parser *p)
         OSSL_PROVIDER_unload(p->provider);
     OSSL_LIB_CTX_free(p->libctx);
     free(p);
+}
+
+OSSL_LIB_CTX *ck_leaf_parser_key_libctx(ck_leaf_parser *p)
+{
+    return p->libctx;
+}
+
+int ck_leaf_parser_join_private_key(ck_leaf_parser *p, X509 *leaf, EVP_PKEY *key)
+{
+    int rc = -1;
+    EVP_PKEY *pub = X509_get0_pubkey(leaf);
+    unsigned char scalar[SCALAR_MAX]; /* native byte order, as OSSL_PARAM carries integers */
+    OSSL_PARAM get[] = {OSSL_PARAM_construct_BN(OSSL_PKEY_PARAM_PRIV_KEY, scalar, sizeof(scalar)),
+                        OSSL_PARAM_construct_end()};
+    ERR_set_mark();
+    if (pub == NULL || EVP_PKEY_get0_provider(pub) != p->provider ||
+        EVP_PKEY_get0_provider(key) != p->provider || EVP_PKEY_eq(pub, key) != 1 ||
+        EVP_PKEY_get_params(key, get) != 1 || !OSSL_PARAM_modified(get))
+        goto cleanup;
+    OSSL_PARAM set[] = {
+        OSSL_PARAM_construct_BN(OSSL_PKEY_PARAM_PRIV_KEY, scalar, get[0].return_size),
+        OSSL_PARAM_construct_end()};
+    rc = EVP_PKEY_set_params(pub, set) == 1 ? 0 : -1;
+cleanup:
+    OPENSSL_cleanse(scalar, sizeof(scalar));
+    ERR_pop_to_mark();
+    return rc;
 }
 
 X509 *ck_leaf_parser_parse(ck_leaf_parser *p, const uint8_t *der, size_t len)

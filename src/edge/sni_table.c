@@ -479,7 +479,8 @@ void ck_sni_cert_chain(const ck_sni_cert *c, const uint8_t **der, size_t *len)
     *len = c->chain_len;
 }
 
-EVP_PKEY *ck_sni_cert_load_key(const ck_sni_table *t, const ck_sni_cert *c, ck_error *err)
+EVP_PKEY *ck_sni_cert_load_key(const ck_sni_table *t, const ck_sni_cert *c, OSSL_LIB_CTX *libctx,
+                               ck_error *err)
 {
-    return t->loader(t->loader_arg, c->key_label, c->key, c->key_len, err);
+    return t->loader(t->loader_arg, c->key_label, c->key, c->key_len, libctx, err);
 }

@@ -23,10 +23,12 @@
 #define CK_SNI_ID_LEN   32  /* SHA-256 */
 
 /* Opens an entry's private key: `blob` and `label` are exactly what ck_sni_entry carried (for
- * certkeep, a sealed PKCS#8 key and its seal AAD). Returns a new EVP_PKEY the caller frees, or
- * NULL with err set. Called from the TLS handshake path, possibly from several threads. */
+ * certkeep, a sealed PKCS#8 key and its seal AAD). libctx is where the edge wants the key made
+ * when its type allows (ck_unseal_private_key_ex); an ordinary key is always acceptable. Returns a
+ * new EVP_PKEY the caller frees, or NULL with err set. Called from the TLS handshake path,
+ * possibly from several threads. */
 typedef EVP_PKEY *(*ck_sni_key_loader)(void *arg, const char *label, const uint8_t *blob,
-                                       size_t blob_len, ck_error *err);
+                                       size_t blob_len, OSSL_LIB_CTX *libctx, ck_error *err);
 
 /* One certificate and the names it answers. Everything is copied by ck_sni_builder_add. */
 struct ck_sni_entry {
@@ -87,7 +89,9 @@ const uint8_t *ck_sni_cert_chain_id(const ck_sni_cert *c);
 void ck_sni_cert_leaf(const ck_sni_cert *c, const uint8_t **der, size_t *len);
 void ck_sni_cert_chain(const ck_sni_cert *c, const uint8_t **der, size_t *len);
 
-/* Opens the private key through the table's loader. Caller frees with EVP_PKEY_free. */
-EVP_PKEY *ck_sni_cert_load_key(const ck_sni_table *t, const ck_sni_cert *c, ck_error *err);
+/* Opens the private key through the table's loader (libctx: see ck_sni_key_loader). Caller frees
+ * with EVP_PKEY_free. */
+EVP_PKEY *ck_sni_cert_load_key(const ck_sni_table *t, const ck_sni_cert *c, OSSL_LIB_CTX *libctx,
+                               ck_error *err);
 
 #endif

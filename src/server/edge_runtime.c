@@ -84,9 +84,9 @@ int ck_edge_address_split(const char *address, char *host, size_t host_len, int 
 /* ---- building tables ---- */
 
 static EVP_PKEY *load_key(void *arg, const char *label, const uint8_t *blob, size_t blob_len,
-                          ck_error *err)
+                          OSSL_LIB_CTX *libctx, ck_error *err)
 {
-    return ck_unseal_private_key(arg, label, blob, blob_len, err);
+    return ck_unseal_private_key_ex(arg, label, blob, blob_len, libctx, err);
 }
 
 /* Appends to *der the DER of every CERTIFICATE block of pem but one equal to skip (the leaf,

@@ -1,4 +1,5 @@
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -136,10 +137,10 @@ static void pki_free(struct pki *p)
 }
 
 static EVP_PKEY *unseal_loader(void *arg, const char *label, const uint8_t *blob, size_t len,
-                               ck_error *err)
+                               OSSL_LIB_CTX *libctx, ck_error *err)
 {
     const struct pki *p = arg;
-    return ck_unseal_private_key(&p->master, label, blob, len, err);
+    return ck_unseal_private_key_ex(&p->master, label, blob, len, libctx, err);
 }
 
 static struct ck_sni_entry entry1(const struct pki *p, const char *const *names, size_t count)
@@ -353,6 +354,11 @@ static void test_tables_select_publish_and_cache(void **state)
     assert_int_equal(sk_X509_num(m.chain), 1);
     assert_int_equal(X509_cmp(sk_X509_value(m.chain, 0), p->inter), 0);
     assert_int_equal(EVP_PKEY_eq(m.key, p->key1), 1);
+    /* The key is the edge's compact one (it signs through ecdsa_signer.c), and the
+     * certificate's own key object: one object for the pair. */
+    assert_string_equal(OSSL_PROVIDER_get0_name(EVP_PKEY_get0_provider(m.key)),
+                        "certkeep-edge-keys");
+    assert_ptr_equal(m.key, X509_get0_pubkey(m.leaf));
     ck_edge_material_clear(&m);
     assert_int_equal(ck_edge_tables_select(tables, "a.test", 6, &m, NULL), 0);
     ck_edge_material_clear(&m);
@@ -426,15 +432,14 @@ static void test_leaf_parser(void **state)
     ck_leaf_parser *parser = ck_leaf_parser_new(&err);
     assert_non_null(parser);
     assert_string_equal(parse_like_openssl(parser, p->leaf1, p->key1, p->key2),
-                        "certkeep-edge-pubkey");
+                        "certkeep-edge-keys");
     EVP_PKEY *p384 = ck_key_generate(CK_KEY_EC_P384, NULL);
     EVP_PKEY *rsa = ck_key_generate(CK_KEY_RSA_2048, NULL);
     assert_non_null(p384);
     assert_non_null(rsa);
     X509 *p384_cert = make_cert("p384.test", "DNS:p384.test", p384, p->inter, p->inter_key, 5);
     X509 *rsa_cert = make_cert("rsa.test", "DNS:rsa.test", rsa, p->inter, p->inter_key, 6);
-    assert_string_equal(parse_like_openssl(parser, p384_cert, p384, p->key1),
-                        "certkeep-edge-pubkey");
+    assert_string_equal(parse_like_openssl(parser, p384_cert, p384, p->key1), "certkeep-edge-keys");
     assert_string_equal(parse_like_openssl(parser, rsa_cert, rsa, p->key1), "default");
     /* A P-256 key against a P-384 certificate: not a match, even by accident of bytes. */
     X509 *x = ck_leaf_parser_parse(parser, p->leaf1_der, (size_t)p->leaf1_len);
@@ -446,6 +451,106 @@ static void test_leaf_parser(void **state)
     X509_free(p384_cert);
     X509_free(rsa_cert);
     EVP_PKEY_free(p384);
+    EVP_PKEY_free(rsa);
+    ck_leaf_parser_free(parser);
+}
+
+/* Signs msg with key the way libssl does (EVP_DigestSign in the default library context) and
+ * returns whether ordinary's public key verifies the signature, and the message one bit off does
+ * not. */
+static bool signs_for(EVP_PKEY *key, EVP_PKEY *ordinary, const char *digest)
+{
+    static const unsigned char msg[] = "TLS 1.3, server CertificateVerify";
+    unsigned char sig[512], other[sizeof(msg)];
+    size_t sig_len = 0;
+    EVP_MD_CTX *sign = EVP_MD_CTX_new(), *verify = EVP_MD_CTX_new();
+    assert_non_null(sign);
+    assert_non_null(verify);
+    bool signed_ok = EVP_DigestSignInit_ex(sign, NULL, digest, NULL, NULL, key, NULL) == 1 &&
+                     EVP_DigestSign(sign, NULL, &sig_len, msg, sizeof(msg)) == 1 &&
+                     sig_len <= sizeof(sig) &&
+                     EVP_DigestSign(sign, sig, &sig_len, msg, sizeof(msg)) == 1;
+    memcpy(other, msg, sizeof(msg));
+    other[3] ^= 0x01;
+    bool verified =
+        signed_ok &&
+        EVP_DigestVerifyInit_ex(verify, NULL, digest, NULL, NULL, ordinary, NULL) == 1 &&
+        EVP_DigestVerify(verify, sig, sig_len, msg, sizeof(msg)) == 1 &&
+        EVP_DigestVerifyInit_ex(verify, NULL, digest, NULL, NULL, ordinary, NULL) == 1 &&
+        EVP_DigestVerify(verify, sig, sig_len, other, sizeof(other)) != 1;
+    EVP_MD_CTX_free(sign);
+    EVP_MD_CTX_free(verify);
+    ERR_clear_error();
+    return verified;
+}
+
+/* Private keys opened into the leaf parser's library context are the edge's compact keys, and
+ * they sign what an ordinary key of the same pair verifies, on every curve the edge serves; a
+ * certificate's public key cannot sign, nor can a digest outside ECDSA's TLS uses. */
+static void test_leaf_parser_private_keys_sign(void **state)
+{
+    struct pki *p = *state;
+    ck_leaf_parser *parser = ck_leaf_parser_new(NULL);
+    assert_non_null(parser);
+    OSSL_LIB_CTX *libctx = ck_leaf_parser_key_libctx(parser);
+    const char *curves[] = {"P-256", "P-384", "P-521"};
+    const char *digests[] = {"SHA256", "SHA384", "SHA512"};
+    for (size_t i = 0; i < 3; i++) {
+        EVP_PKEY *ordinary = EVP_EC_gen(curves[i]);
+        assert_non_null(ordinary);
+        uint8_t *sealed = NULL;
+        size_t sealed_len = 0;
+        seal(p, ordinary, "sign.test", &sealed, &sealed_len);
+        EVP_PKEY *edge =
+            ck_unseal_private_key_ex(&p->master, "sign.test", sealed, sealed_len, libctx, NULL);
+        assert_non_null(edge);
+        assert_string_equal(OSSL_PROVIDER_get0_name(EVP_PKEY_get0_provider(edge)),
+                            "certkeep-edge-keys");
+        assert_int_equal(EVP_PKEY_get_bits(edge), EVP_PKEY_get_bits(ordinary));
+        assert_int_equal(EVP_PKEY_get_size(edge), EVP_PKEY_get_size(ordinary));
+        for (size_t d = 0; d < 3; d++)
+            assert_true(signs_for(edge, ordinary, digests[d]));
+        assert_false(signs_for(edge, p->key1, "SHA256")); /* another key's point */
+        assert_false(signs_for(edge, ordinary, "MD5"));
+        assert_false(signs_for(edge, ordinary, "SHA3-256"));
+        EVP_PKEY_free(edge);
+        free(sealed);
+        EVP_PKEY_free(ordinary);
+    }
+    /* A certificate's key cannot sign until it is joined with its own private key. */
+    X509 *x = ck_leaf_parser_parse(parser, p->leaf1_der, (size_t)p->leaf1_len);
+    assert_non_null(x);
+    assert_false(signs_for(X509_get0_pubkey(x), p->key1, "SHA256"));
+    EVP_PKEY *key1 = ck_unseal_private_key_ex(&p->master, "certkeep/test/1/key", p->sealed1,
+                                              p->sealed1_len, libctx, NULL);
+    EVP_PKEY *key2 = ck_unseal_private_key_ex(&p->master, "certkeep/test/2/key", p->sealed2,
+                                              p->sealed2_len, libctx, NULL);
+    assert_non_null(key1);
+    assert_non_null(key2);
+    assert_int_equal(ck_leaf_parser_join_private_key(parser, x, key2), -1);
+    assert_int_equal(ck_leaf_parser_join_private_key(parser, x, p->key1), -1); /* ordinary */
+    assert_false(signs_for(X509_get0_pubkey(x), p->key1, "SHA256"));
+    assert_int_equal(ck_leaf_parser_join_private_key(parser, x, key1), 0);
+    EVP_PKEY_free(key1);
+    assert_true(signs_for(X509_get0_pubkey(x), p->key1, "SHA256"));
+    assert_int_equal(X509_check_private_key(x, X509_get0_pubkey(x)), 1);
+    assert_int_equal(ck_leaf_parser_join_private_key(parser, x, key2), -1);
+    assert_int_equal(ERR_peek_error(), 0);
+    EVP_PKEY_free(key2);
+    X509_free(x);
+    /* Other key types stay ordinary keys. */
+    EVP_PKEY *rsa = ck_key_generate(CK_KEY_RSA_2048, NULL);
+    assert_non_null(rsa);
+    uint8_t *sealed = NULL;
+    size_t sealed_len = 0;
+    seal(p, rsa, "rsa.test", &sealed, &sealed_len);
+    EVP_PKEY *opened =
+        ck_unseal_private_key_ex(&p->master, "rsa.test", sealed, sealed_len, libctx, NULL);
+    assert_non_null(opened);
+    assert_string_equal(OSSL_PROVIDER_get0_name(EVP_PKEY_get0_provider(opened)), "default");
+    assert_true(signs_for(opened, rsa, "SHA256"));
+    EVP_PKEY_free(opened);
+    free(sealed);
     EVP_PKEY_free(rsa);
     ck_leaf_parser_free(parser);
 }
@@ -1266,6 +1371,7 @@ int main(void)
         cmocka_unit_test(test_table_hundred_thousand_entries),
         cmocka_unit_test(test_tables_select_publish_and_cache),
         cmocka_unit_test(test_leaf_parser),
+        cmocka_unit_test(test_leaf_parser_private_keys_sign),
         cmocka_unit_test(test_tables_key_with_compressed_point),
         cmocka_unit_test(test_tables_share_one_parsed_chain),
         cmocka_unit_test(test_tables_cache_is_bounded_and_refuses_wrong_key),
