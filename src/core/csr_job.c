@@ -85,9 +85,9 @@ static int commit_csr(struct ck_store *st, const struct ck_job *job, const struc
                                         .data_json = data};
     const struct ck_job_new issue = {.type = CK_JOB_ISSUE};
     bool automatic = ck_issue_needed(e);
-    return ck_store_order_csr_ready_then(st, o->id, job->id, sealed, sealed_len, csr_pem,
-                                         automatic ? NULL : &needed, automatic ? &issue : NULL,
-                                         err);
+    return ck_store_order_csr_ready_then(st, o->id, job->id, job->worker, sealed, sealed_len,
+                                         csr_pem, automatic ? NULL : &needed,
+                                         automatic ? &issue : NULL, err);
 }
 
 /* The job fails and, in the same transaction, so does its order (a cancelled order, or one
@@ -97,6 +97,7 @@ static void record_failure(struct ck_store *st, const struct ck_job *job, const 
     ck_error err;
     job_log(st, job, CK_LOG_ERROR, "%s", why->message);
     const struct ck_job_end end = {
+        .worker = job->worker,
         .state = CK_JOB_FAILED,
         .error = why->message,
         .fail_order =

@@ -488,7 +488,8 @@ void ck_edge_job_run(struct ck_store *st, const ck_master_key *key, const struct
                                        .enrollment_id = j.order.enrollment_id,
                                        .order_id = j.order.id,
                                        .message = j.event_message};
-    const struct ck_job_end end = {.state = rc == 0 ? CK_JOB_FINISHED : CK_JOB_FAILED,
+    const struct ck_job_end end = {.worker = job->worker,
+                                   .state = rc == 0 ? CK_JOB_FINISHED : CK_JOB_FAILED,
                                    .error = rc == 0 ? NULL : err.message,
                                    .event = j.event_type != NULL ? &event : NULL};
     if (ck_store_job_end(st, job->id, &end, &finish_err) != 0)

@@ -366,7 +366,8 @@ static int ask_for_records(struct acme_run *a, ck_error *err)
                                     .message = message,
                                     .data_json = data_text};
     /* The job ends with the event: a restart neither loses nor repeats it. */
-    const struct ck_job_end end = {.state = CK_JOB_FINISHED, .event = &ev};
+    const struct ck_job_end end = {
+        .worker = c->job->worker, .state = CK_JOB_FINISHED, .event = &ev};
     if (data_text != NULL && ck_store_job_end(c->st, c->job->id, &end, err) == 0) {
         c->job_ended = true;
         rc = 0;
@@ -485,7 +486,8 @@ static bool wait_here(struct acme_run *a)
 static int hand_over(struct acme_run *a, ck_error *err)
 {
     const struct ck_job_new next = {.type = CK_JOB_ISSUE};
-    const struct ck_job_end end = {.state = CK_JOB_FINISHED, .next = &next};
+    const struct ck_job_end end = {
+        .worker = a->c->job->worker, .state = CK_JOB_FINISHED, .next = &next};
     ck_issue_log(a->c, CK_LOG_INFO, "the CA asks to wait until %lld: a new issue job goes on",
                  (long long)a->s.retry_after);
     if (ck_store_job_end(a->c->st, a->c->job->id, &end, err) != 0)

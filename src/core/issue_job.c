@@ -139,7 +139,8 @@ static void record_failure(struct ck_issue_ctx *c, const ck_error *why)
     ck_issue_log(c, CK_LOG_ERROR, "%s", why->message);
     bool order_fails = strcmp(why->code, "dns_not_published") != 0 &&
                        strcmp(why->code, "order_state_changed") != 0;
-    const struct ck_job_end end = {.state = CK_JOB_FAILED,
+    const struct ck_job_end end = {.worker = c->job->worker,
+                                   .state = CK_JOB_FAILED,
                                    .error = why->message,
                                    .fail_order = order_fails ? why->message : NULL};
     if (ck_store_job_end(c->st, c->job->id, &end, &err) != 0)
@@ -185,7 +186,7 @@ int ck_issue_job_run(struct ck_store *st, const ck_master_key *key,
                      c.issuer.name, c.issuer.type);
     }
     if (rc == 0 && !c.job_ended &&
-        ck_store_job_finish(st, job->id, CK_JOB_FINISHED, NULL, &err) != 0)
+        ck_store_job_finish(st, job->id, job->worker, CK_JOB_FINISHED, NULL, &err) != 0)
         rc = -1;
 cleanup:
     if (rc != 0)

@@ -173,6 +173,7 @@ void ck_job_free(struct ck_job *j)
     free(j->enrollment_name);
     free(j->error);
     free(j->params_json);
+    free(j->worker);
     ck_strv_free(&j->artifacts);
     memset(j, 0, sizeof(*j));
 }

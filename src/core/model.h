@@ -156,6 +156,7 @@ struct ck_job {
     int64_t created_at, started_at, finished_at; /* 0 = not yet */
     char *error;
     char *params_json; /* what ck_store_job_enqueue was given, or NULL */
+    char *worker;      /* who claimed it last ("host:pid:n"): while it runs, the lease holder */
     ck_strv artifacts; /* names of stored artifacts, e.g. "csr" */
 };
 void ck_job_free(struct ck_job *j);

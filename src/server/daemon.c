@@ -42,7 +42,7 @@ const char ck_daemon_usage_serve[] =
     "                      [--http ADDR:PORT]...\n"
     "                      [--max-concurrent-orders N] [--no-scheduler]\n"
     "                      [--monitor-interval DURATION] [--no-monitor]\n"
-    "                      [--edge-cache N]\n";
+    "                      [--edge-cache N] [--job-lease SECONDS]\n";
 const char ck_daemon_usage_key[] =
     "usage: certkeep key export --data DIR [--tenant NAME] ORDER_ID\n";
 
@@ -189,6 +189,7 @@ struct serve_options {
     bool no_monitor;                  /* --no-monitor: no expiry monitoring (e.g. benchmarks) */
     int64_t monitor_interval;         /* --monitor-interval, seconds */
     size_t edge_cache;                /* --edge-cache: parsed certificates kept; 0 = default */
+    int job_lease;                    /* --job-lease, seconds; 0 = the default */
     char host[256];                   /* from api, without brackets */
     unsigned short port;
 };
@@ -254,6 +255,7 @@ static int parse_serve_options(int argc, char **argv, struct serve_options *o)
                                             {"monitor-interval", required_argument, NULL, 'm'},
                                             {"no-monitor", no_argument, NULL, 'O'},
                                             {"edge-cache", required_argument, NULL, 'C'},
+                                            {"job-lease", required_argument, NULL, 'L'},
                                             {NULL, 0, NULL, 0}};
     long long count;
     int c;
@@ -312,6 +314,13 @@ static int parse_serve_options(int argc, char **argv, struct serve_options *o)
                                    "--edge-cache must be a number of certificates from %d to %d",
                                    CK_EDGE_CACHE_MIN, CK_EDGE_CACHE_MAX);
             o->edge_cache = (size_t)count;
+            break;
+        case 'L':
+            if (parse_count(optarg, CK_JOB_LEASE_MIN, CK_JOB_LEASE_MAX, &count) != 0)
+                return usage_error(ck_daemon_usage_serve,
+                                   "--job-lease must be a number of seconds from %d to %d",
+                                   CK_JOB_LEASE_MIN, CK_JOB_LEASE_MAX);
+            o->job_lease = (int)count;
             break;
         case 'm':
             if (parse_monitor_interval(optarg, &o->monitor_interval) != 0)
@@ -436,7 +445,8 @@ static int daemon_start(struct ck_daemon *d, const struct serve_options *o, ck_e
                               err) != 0)
         return -1;
     ck_edge_runtime_on_tick(d->edge, ck_edge_deploy_due, d);
-    if (ck_job_runner_start(db, &d->master_key, d->system_roots, o->workers, &d->runner, err) != 0)
+    if (ck_job_runner_start(db, &d->master_key, d->system_roots, o->workers, o->job_lease,
+                            &d->runner, err) != 0)
         return -1;
     return ck_webhook_worker_start(db, &d->master_key, &d->webhooks, err);
 }

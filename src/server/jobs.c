@@ -29,6 +29,7 @@ struct worker {
     bool recovers;        /* the first worker: runs the safety net */
     time_t next_recovery; /* CLOCK_MONOTONIC seconds */
     char id[300];         /* "hostname:pid:n", the lease holder */
+    int64_t running_job;  /* under the runner's lock: the job it runs, 0 when idle */
 };
 
 struct ck_job_runner {
@@ -41,6 +42,14 @@ struct ck_job_runner {
     uint64_t wakeups; /* under lock: how many times a job was announced */
     size_t n_workers;
     struct worker *workers;
+    int lease_seconds;
+    /* The lease keeper: renews the leases of running jobs every lease_seconds / 3, so a job that
+     * runs longer than a lease (a slow reload command, an ACME order waiting for DNS) is not
+     * taken over by another worker while its daemon lives. */
+    struct ck_store *keeper_store;
+    pthread_t keeper;
+    bool keeper_started;
+    pthread_cond_t keeper_wake; /* signalled on stop */
 };
 
 static uint64_t announced(struct ck_job_runner *r, bool *stopping)
@@ -81,7 +90,7 @@ static void run_job(struct worker *w, const struct ck_job *job)
         return;
     }
     ck_error err;
-    if (ck_store_job_finish(w->store, job->id, CK_JOB_FAILED,
+    if (ck_store_job_finish(w->store, job->id, job->worker, CK_JOB_FAILED,
                             "this daemon cannot run this job type", &err) != 0)
         ck_log(CK_LOG_ERROR, "job %lld: %s", (long long)job->id, err.message);
 }
@@ -112,6 +121,57 @@ static bool recover_missing_jobs(struct worker *w)
     return queued > 0;
 }
 
+static void set_running_job(struct worker *w, int64_t job_id)
+{
+    pthread_mutex_lock(&w->runner->lock);
+    w->running_job = job_id;
+    pthread_mutex_unlock(&w->runner->lock);
+}
+
+/* Renews the lease of every job a worker is running; false once the runner stops. */
+static bool renew_running_leases(struct ck_job_runner *r)
+{
+    for (size_t i = 0; i < r->n_workers; i++) {
+        pthread_mutex_lock(&r->lock);
+        int64_t job_id = r->workers[i].running_job;
+        bool stopping = r->stopping;
+        pthread_mutex_unlock(&r->lock);
+        if (stopping)
+            return false;
+        ck_error err = {0};
+        if (job_id == 0 || ck_store_job_renew(r->keeper_store, job_id, r->workers[i].id,
+                                              r->lease_seconds, &err) == 0)
+            continue;
+        /* A job that ended since it was read is no longer this worker's to renew. */
+        pthread_mutex_lock(&r->lock);
+        bool still_running = r->workers[i].running_job == job_id;
+        pthread_mutex_unlock(&r->lock);
+        if (still_running)
+            ck_log(CK_LOG_WARN, "worker %s: could not renew the lease of job %lld: %s",
+                   r->workers[i].id, (long long)job_id, err.message);
+    }
+    return true;
+}
+
+static void *keeper_main(void *arg)
+{
+    struct ck_job_runner *r = arg;
+    int period = r->lease_seconds / 3 > 0 ? r->lease_seconds / 3 : 1;
+    for (;;) {
+        struct timespec deadline;
+        clock_gettime(CLOCK_MONOTONIC, &deadline);
+        deadline.tv_sec += period;
+        pthread_mutex_lock(&r->lock);
+        int waited = 0;
+        while (!r->stopping && waited != ETIMEDOUT) /* a spurious wake-up waits again */
+            waited = pthread_cond_timedwait(&r->keeper_wake, &r->lock, &deadline);
+        bool stopping = r->stopping;
+        pthread_mutex_unlock(&r->lock);
+        if (stopping || !renew_running_leases(r))
+            return NULL;
+    }
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -122,9 +182,11 @@ static void *worker_main(void *arg)
     for (uint64_t seen = announced(r, &stopping); !stopping; seen = announced(r, &stopping)) {
         struct ck_job job = {0};
         ck_error err;
-        int got = ck_store_job_claim(w->store, w->id, CK_JOB_LEASE_SECONDS, &job, &err);
+        int got = ck_store_job_claim(w->store, w->id, r->lease_seconds, &job, &err);
         if (got == 1) {
+            set_running_job(w, job.id);
             run_job(w, &job);
+            set_running_job(w, 0);
             ck_job_free(&job);
             continue;
         }
@@ -156,13 +218,18 @@ void ck_job_runner_stop(struct ck_job_runner *r)
     pthread_mutex_lock(&r->lock);
     r->stopping = true;
     pthread_cond_broadcast(&r->wake);
+    pthread_cond_broadcast(&r->keeper_wake);
     pthread_mutex_unlock(&r->lock);
+    if (r->keeper_started)
+        pthread_join(r->keeper, NULL);
+    ck_store_close(r->keeper_store);
     for (size_t i = 0; i < r->n_workers; i++) {
         if (r->workers[i].started)
             pthread_join(r->workers[i].thread, NULL);
         ck_store_close(r->workers[i].store);
     }
     free(r->workers);
+    pthread_cond_destroy(&r->keeper_wake);
     pthread_cond_destroy(&r->wake);
     pthread_mutex_destroy(&r->lock);
     ck_master_key_wipe(&r->key);
@@ -171,18 +238,20 @@ void ck_job_runner_stop(struct ck_job_runner *r)
 }
 
 static int runner_init(struct ck_job_runner *r, const ck_master_key *key, int workers,
-                       ck_error *err)
+                       int lease_seconds, ck_error *err)
 {
     pthread_condattr_t attr;
     r->magic = RUNNER_MAGIC;
     r->key = *key;
     r->n_workers = (size_t)workers;
+    r->lease_seconds = lease_seconds;
     if ((r->workers = calloc(r->n_workers, sizeof(*r->workers))) == NULL)
         return ck_error_set(err, 500, "out_of_memory", "out of memory starting the workers");
     pthread_mutex_init(&r->lock, NULL);
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&r->wake, &attr);
+    pthread_cond_init(&r->keeper_wake, &attr);
     pthread_condattr_destroy(&attr);
     return 0;
 }
@@ -206,16 +275,21 @@ static void requeue_dead_workers_jobs(struct ck_store *st, const char *host)
 }
 
 int ck_job_runner_start(const char *db_path, const ck_master_key *key,
-                        const STACK_OF(X509) * system_roots, int workers,
+                        const STACK_OF(X509) * system_roots, int workers, int lease_seconds,
                         struct ck_job_runner **out, ck_error *err)
 {
     if (workers < 1 || workers > CK_WORKERS_MAX)
         return ck_error_set(err, 400, "invalid_workers", "--workers must be 1 to %d",
                             CK_WORKERS_MAX);
+    if (lease_seconds == 0)
+        lease_seconds = CK_JOB_LEASE_SECONDS;
+    if (lease_seconds < CK_JOB_LEASE_MIN || lease_seconds > CK_JOB_LEASE_MAX)
+        return ck_error_set(err, 400, "invalid_job_lease", "--job-lease must be %d to %d seconds",
+                            CK_JOB_LEASE_MIN, CK_JOB_LEASE_MAX);
     struct ck_job_runner *r = calloc(1, sizeof(*r));
     if (r == NULL)
         return ck_error_set(err, 500, "out_of_memory", "out of memory starting the workers");
-    if (runner_init(r, key, workers, err) != 0) {
+    if (runner_init(r, key, workers, lease_seconds, err) != 0) {
         ck_master_key_wipe(&r->key);
         free(r);
         return -1;
@@ -241,6 +315,13 @@ int ck_job_runner_start(const char *db_path, const ck_master_key *key,
         }
         w->started = true;
     }
+    if (ck_store_open(db_path, &r->keeper_store, err) != 0)
+        goto cleanup;
+    if (pthread_create(&r->keeper, NULL, keeper_main, r) != 0) {
+        ck_error_set(err, 500, "thread_failed", "could not start the job lease keeper");
+        goto cleanup;
+    }
+    r->keeper_started = true;
     *out = r;
     r = NULL;
     rc = 0;

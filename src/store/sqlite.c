@@ -1710,6 +1710,24 @@ static int read_job_brief(sqlite3_stmt *s, void *row, ck_error *err)
     return col_job_state(s, 1, &j->state, err);
 }
 
+/* 0 when worker is NULL or holds the running job's lease, else -1 with 409 "lease_lost": the
+ * lease ran out and another worker took the job over, so this one's results must not land. */
+static int job_lease_check(struct ck_store *st, int64_t job_id, const char *worker, ck_error *err)
+{
+    int64_t id = 0;
+    if (worker == NULL)
+        return 0;
+    int rc = ck_sql_query_one(
+        st, "SELECT id FROM jobs WHERE id = ?1 AND state = 'running' AND worker = ?2",
+        ARGS(A_INT(job_id), A_TEXT(worker)), "checking a job's lease", ck_sql_read_id, &id, err);
+    if (rc == 0)
+        return ck_error_set(err, 409, "lease_lost",
+                            "job %lld is no longer leased to %s (it ended, or another worker took "
+                            "it over when the lease ran out)",
+                            (long long)job_id, worker);
+    return rc == 1 ? 0 : -1;
+}
+
 /* The job's order and state, of any tenant (job runner entry points). 0, or -1 with 404. */
 static int job_brief_get(struct ck_store *st, int64_t job_id, struct job_brief *out, ck_error *err)
 {
@@ -1722,6 +1740,7 @@ static int job_brief_get(struct ck_store *st, int64_t job_id, struct job_brief *
 
 struct csr_commit {
     int64_t order_id, job_id;
+    const char *worker;
     const uint8_t *sealed_key;
     size_t sealed_key_len;
     const char *csr_pem;
@@ -1734,7 +1753,8 @@ static int csr_commit_check(struct ck_store *st, const struct csr_commit *c, str
 {
     struct job_brief j;
     if (order_brief_get(st, 0, c->order_id, o, err) != 0 ||
-        job_brief_get(st, c->job_id, &j, err) != 0)
+        job_brief_get(st, c->job_id, &j, err) != 0 ||
+        job_lease_check(st, c->job_id, c->worker, err) != 0)
         return -1;
     if (j.order_id != c->order_id)
         return ck_error_set(err, 404, "not_found", "job %lld does not belong to order %lld",
@@ -1774,12 +1794,14 @@ static int csr_commit(struct ck_store *st, void *ctx, ck_error *err)
 }
 
 int ck_store_order_csr_ready_then(struct ck_store *st, int64_t order_id, int64_t job_id,
-                                  const uint8_t *sealed_key, size_t sealed_key_len,
-                                  const char *csr_pem, const struct ck_event_new *event,
-                                  const struct ck_job_new *next, ck_error *err)
+                                  const char *worker, const uint8_t *sealed_key,
+                                  size_t sealed_key_len, const char *csr_pem,
+                                  const struct ck_event_new *event, const struct ck_job_new *next,
+                                  ck_error *err)
 {
     struct csr_commit c = {.order_id = order_id,
                            .job_id = job_id,
+                           .worker = worker,
                            .sealed_key = sealed_key,
                            .sealed_key_len = sealed_key_len,
                            .csr_pem = csr_pem,
@@ -1792,8 +1814,8 @@ int ck_store_order_csr_ready(struct ck_store *st, int64_t order_id, int64_t job_
                              const uint8_t *sealed_key, size_t sealed_key_len, const char *csr_pem,
                              const struct ck_event_new *event, ck_error *err)
 {
-    return ck_store_order_csr_ready_then(st, order_id, job_id, sealed_key, sealed_key_len, csr_pem,
-                                         event, NULL, err);
+    return ck_store_order_csr_ready_then(st, order_id, job_id, NULL, sealed_key, sealed_key_len,
+                                         csr_pem, event, NULL, err);
 }
 
 struct order_move {
@@ -2508,7 +2530,7 @@ void ck_target_array_free(struct ck_target *a, size_t n)
 
 #define JOB_SELECT                                                                                 \
     "SELECT j.id, j.tenant_id, j.enrollment_id, e.name, j.order_id, j.type, j.state, "             \
-    "j.created_at, j.started_at, j.finished_at, j.error, j.params_json FROM jobs j "               \
+    "j.created_at, j.started_at, j.finished_at, j.error, j.params_json, j.worker FROM jobs j "     \
     "LEFT JOIN enrollments e ON e.id = j.enrollment_id"
 
 static int read_job(sqlite3_stmt *s, void *row, ck_error *err)
@@ -2525,6 +2547,7 @@ static int read_job(sqlite3_stmt *s, void *row, ck_error *err)
     j->finished_at = sqlite3_column_int64(s, 9);
     j->error = ck_sql_col_text(s, 10, &ok);
     j->params_json = ck_sql_col_text(s, 11, &ok);
+    j->worker = ck_sql_col_text(s, 12, &ok);
     if (!ok || col_job_type(s, 5, &j->type, err) != 0 || col_job_state(s, 6, &j->state, err) != 0) {
         ck_job_free(j);
         return ok ? -1 : ck_sql_out_of_memory(err);
@@ -2676,6 +2699,24 @@ int ck_store_job_claim(struct ck_store *st, const char *worker, int64_t lease_se
     return c.found;
 }
 
+int ck_store_job_renew(struct ck_store *st, int64_t job_id, const char *worker,
+                       int64_t lease_seconds, ck_error *err)
+{
+    int64_t changed = 0;
+    if (worker == NULL || lease_seconds <= 0)
+        return ck_error_set(err, 400, "invalid_field", "a lease needs its holder and a duration");
+    if (ck_sql_exec_args(st,
+                         "UPDATE jobs SET lease_until = ?3 WHERE id = ?1 AND state = 'running' "
+                         "AND worker = ?2",
+                         ARGS(A_INT(job_id), A_TEXT(worker), A_INT(ck_clock_now() + lease_seconds)),
+                         "renewing a job's lease", &changed, err) != 0)
+        return -1;
+    if (changed == 0)
+        return ck_error_set(err, 409, "lease_lost", "job %lld is no longer leased to %s",
+                            (long long)job_id, worker);
+    return 0;
+}
+
 struct job_line {
     int64_t job_id;
     const char *level, *message;
@@ -2704,6 +2745,7 @@ int ck_store_job_log(struct ck_store *st, int64_t job_id, const char *level, con
 
 struct job_end {
     int64_t job_id;
+    const char *worker; /* NULL: no lease check */
     enum ck_job_state state;
     const char *error;
 };
@@ -2717,6 +2759,8 @@ static int job_finish_body(struct ck_store *st, void *ctx, ck_error *err)
     if (j.state != CK_JOB_QUEUED && j.state != CK_JOB_RUNNING)
         return ck_error_set(err, 409, "job_closed", "job %lld is already %s", (long long)e->job_id,
                             ck_job_state_name(j.state));
+    if (job_lease_check(st, e->job_id, e->worker, err) != 0)
+        return -1;
     return ck_sql_exec_args(
         st,
         "UPDATE jobs SET state = ?2, error = ?3, finished_at = ?4, lease_until = NULL "
@@ -2726,10 +2770,10 @@ static int job_finish_body(struct ck_store *st, void *ctx, ck_error *err)
         "finishing a job", NULL, err);
 }
 
-int ck_store_job_finish(struct ck_store *st, int64_t job_id, enum ck_job_state state,
-                        const char *error, ck_error *err)
+int ck_store_job_finish(struct ck_store *st, int64_t job_id, const char *worker,
+                        enum ck_job_state state, const char *error, ck_error *err)
 {
-    struct job_end e = {.job_id = job_id, .state = state, .error = error};
+    struct job_end e = {.job_id = job_id, .worker = worker, .state = state, .error = error};
     if (state != CK_JOB_FINISHED && state != CK_JOB_FAILED)
         return ck_error_set(err, 400, "invalid_field", "a job ends finished or failed, not %s",
                             ck_job_state_name(state));
@@ -2785,8 +2829,9 @@ int ck_store_job_end(struct ck_store *st, int64_t job_id, const struct ck_job_en
 {
     if (end == NULL || (end->state != CK_JOB_FINISHED && end->state != CK_JOB_FAILED))
         return ck_error_set(err, 400, "invalid_field", "a job ends finished or failed");
-    struct job_end_with j = {.end = {.job_id = job_id, .state = end->state, .error = end->error},
-                             .with = end};
+    struct job_end_with j = {
+        .end = {.job_id = job_id, .worker = end->worker, .state = end->state, .error = end->error},
+        .with = end};
     return ck_sql_in_transaction(st, job_end_body, &j, err);
 }
 

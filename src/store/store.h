@@ -207,11 +207,13 @@ struct ck_job_new {
 };
 
 /* ck_store_order_csr_ready, also queueing `next` (may be NULL: a manual issuer's order waits
- * for an import) for the order: an automatic issuer's issue job. */
+ * for an import) for the order: an automatic issuer's issue job. With worker not NULL, only
+ * while that worker holds the csr job's lease (409 "lease_lost", see ck_store_job_finish). */
 int ck_store_order_csr_ready_then(struct ck_store *st, int64_t order_id, int64_t job_id,
-                                  const uint8_t *sealed_key, size_t sealed_key_len,
-                                  const char *csr_pem, const struct ck_event_new *event,
-                                  const struct ck_job_new *next, ck_error *err);
+                                  const char *worker, const uint8_t *sealed_key,
+                                  size_t sealed_key_len, const char *csr_pem,
+                                  const struct ck_event_new *event, const struct ck_job_new *next,
+                                  ck_error *err);
 /* ck_store_order_stage, ck_store_order_deploy and ck_store_enrollment_rollback, also queueing
  * the n jobs (stage, staging_test; probe, deploy) for the order they put on staging or in
  * production. */
@@ -254,6 +256,7 @@ int ck_store_import_accept(struct ck_store *st, int64_t tenant_id, int64_t order
 
 /* How a job ends and what its end writes with it. */
 struct ck_job_end {
+    const char *worker;               /* not NULL: the lease holder (see ck_store_job_finish) */
     enum ck_job_state state;          /* finished or failed */
     const char *error;                /* failed: why */
     const char *fail_order;           /* not NULL: the job's order fails with this reason (an
@@ -483,12 +486,21 @@ int ck_store_job_claim(struct ck_store *st, const char *worker, int64_t lease_se
  * alone (their leases protect them). pid_alive(pid) tells whether a process exists. */
 int ck_store_job_requeue_dead(struct ck_store *st, const char *host, bool (*pid_alive)(long pid),
                               int *requeued, ck_error *err);
+/* Extends the lease `worker` holds on a running job to now + lease_seconds: a job that runs
+ * longer than a lease must keep renewing it, or another worker takes it over (and this one's
+ * end is refused). 409 "lease_lost" (nothing written) when the job ended or another worker
+ * holds it. */
+int ck_store_job_renew(struct ck_store *st, int64_t job_id, const char *worker,
+                       int64_t lease_seconds, ck_error *err);
 /* Appends a log line (level "info" | "warn" | "error") to a job. */
 int ck_store_job_log(struct ck_store *st, int64_t job_id, const char *level, const char *message,
                      ck_error *err);
-/* Ends a job: state finished or failed, with error text for failed. */
-int ck_store_job_finish(struct ck_store *st, int64_t job_id, enum ck_job_state state,
-                        const char *error, ck_error *err);
+/* Ends a job: state finished or failed, with error text for failed. With worker not NULL, only
+ * while that worker holds the job's lease: 409 "lease_lost" otherwise (another worker took the
+ * job over after the lease ran out; it ends the job, not this one). NULL is for ends decided
+ * outside a job runner. */
+int ck_store_job_finish(struct ck_store *st, int64_t job_id, const char *worker,
+                        enum ck_job_state state, const char *error, ck_error *err);
 int ck_store_job_get(struct ck_store *st, int64_t tenant_id, int64_t job_id, struct ck_job *out,
                      ck_error *err);
 

@@ -138,8 +138,8 @@ static void test_csr_ready_then_is_one_transaction(void **state)
     ck_error err = {0};
     int64_t order_id = new_order(f, enrollment(f, "auto", "mine"), &csr_job);
     const struct ck_job_new bad = {.type = CK_JOB_ISSUE, .params_json = "[1]"};
-    assert_error(ck_store_order_csr_ready_then(f->db.st, order_id, csr_job, sealed, sizeof(sealed),
-                                               "CSR", NULL, &bad, &err),
+    assert_error(ck_store_order_csr_ready_then(f->db.st, order_id, csr_job, NULL, sealed,
+                                               sizeof(sealed), "CSR", NULL, &bad, &err),
                  &err, 400, "invalid_field");
     assert_int_equal(order_state(f, order_id), CK_ORDER_NEW);
     assert_int_equal(count_jobs(f, order_id, CK_JOB_CSR, CK_JOB_QUEUED), 1);
@@ -147,8 +147,8 @@ static void test_csr_ready_then_is_one_transaction(void **state)
 
     const struct ck_job_new issue = {.type = CK_JOB_ISSUE};
     assert_int_equal(ck_store_order_cancel(f->db.st, f->tenant_id, order_id, &err), 0);
-    assert_error(ck_store_order_csr_ready_then(f->db.st, order_id, csr_job, sealed, sizeof(sealed),
-                                               "CSR", NULL, &issue, &err),
+    assert_error(ck_store_order_csr_ready_then(f->db.st, order_id, csr_job, NULL, sealed,
+                                               sizeof(sealed), "CSR", NULL, &issue, &err),
                  &err, 409, "order_not_new");
     assert_int_equal(count_jobs(f, order_id, CK_JOB_ISSUE, -1), 0);
 }

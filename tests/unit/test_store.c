@@ -580,7 +580,7 @@ static void test_csr_ready(void **state)
     /* A second commit (a job that ran twice) changes nothing. */
     assert_error(ck_store_order_csr_ready(f->db.st, order, job, sealed, 2, "other", NULL, &err),
                  &err, 409, "order_not_new");
-    assert_int_equal(ck_store_job_finish(f->db.st, job, CK_JOB_FAILED, "late", &err), -1);
+    assert_int_equal(ck_store_job_finish(f->db.st, job, NULL, CK_JOB_FAILED, "late", &err), -1);
     assert_string_equal(err.code, "job_closed");
 }
 
@@ -720,9 +720,31 @@ static void test_expired_lease_is_reclaimed(void **state)
     assert_int_equal(ck_store_job_claim(other, "worker-2", 300, &j, &err), 1);
     assert_int_equal(j.id, job);
     assert_int_equal(j.state, CK_JOB_RUNNING);
+    assert_string_equal(j.worker, "worker-2");
     ck_job_free(&j);
     assert_int_equal(ck_store_job_claim(other, "worker-3", 300, &j, &err), 0);
     assert_int_equal(raw_int(f->db.path, "SELECT COUNT(*) FROM jobs WHERE worker = 'worker-2'"), 1);
+
+    /* The first worker was only slow: its results are refused, the job stays the second's. */
+    uint8_t key_blob[] = {1, 2, 3};
+    assert_error(ck_store_job_renew(f->db.st, job, "worker-1", 300, &err), &err, 409, "lease_lost");
+    assert_error(ck_store_order_csr_ready_then(f->db.st, order, job, "worker-1", key_blob,
+                                               sizeof(key_blob), "CSR", NULL, NULL, &err),
+                 &err, 409, "lease_lost");
+    assert_error(ck_store_job_finish(f->db.st, job, "worker-1", CK_JOB_FAILED, "late", &err), &err,
+                 409, "lease_lost");
+    const struct ck_job_end late = {.worker = "worker-1", .state = CK_JOB_FINISHED};
+    assert_error(ck_store_job_end(f->db.st, job, &late, &err), &err, 409, "lease_lost");
+    assert_int_equal(raw_int(f->db.path, "SELECT COUNT(*) FROM jobs WHERE state = 'running'"), 1);
+    assert_int_equal(raw_int(f->db.path, "SELECT COUNT(*) FROM orders WHERE state = 'new'"), 1);
+
+    /* A renewed lease keeps the job from being taken over, even after its first term. */
+    assert_int_equal(raw_int(f->db.path, "UPDATE jobs SET lease_until = lease_until - 600"), 1);
+    assert_int_equal(ck_store_job_renew(other, job, "worker-2", 300, &err), 0);
+    assert_int_equal(ck_store_job_claim(f->db.st, "worker-3", 300, &j, &err), 0);
+    assert_int_equal(ck_store_job_finish(other, job, "worker-2", CK_JOB_FINISHED, NULL, &err), 0);
+    assert_error(ck_store_job_renew(other, job, "worker-2", 300, &err), &err, 409, "lease_lost");
+    assert_error(ck_store_job_renew(other, job, NULL, 300, &err), &err, 400, "invalid_field");
     ck_store_close(other);
 }
 
@@ -742,7 +764,7 @@ static void test_job_logs_and_filters(void **state)
     assert_error(ck_store_job_log(f->db.st, shop_job, "debug", "x", &err), &err, 400,
                  "invalid_field");
     assert_error(ck_store_job_log(f->db.st, 999, "info", "x", &err), &err, 404, "not_found");
-    assert_int_equal(ck_store_job_finish(f->db.st, shop_job, CK_JOB_FINISHED, NULL, &err), 0);
+    assert_int_equal(ck_store_job_finish(f->db.st, shop_job, NULL, CK_JOB_FINISHED, NULL, &err), 0);
 
     struct ck_job_log_line *lines = NULL;
     size_t n = 0;
@@ -780,8 +802,8 @@ static void test_job_logs_and_filters(void **state)
             assert_int_equal(jobs[0].id, cases[i].first);
         ck_job_array_free(jobs, n);
     }
-    assert_error(ck_store_job_finish(f->db.st, shop_job, CK_JOB_QUEUED, NULL, &err), &err, 400,
-                 "invalid_field");
+    assert_error(ck_store_job_finish(f->db.st, shop_job, NULL, CK_JOB_QUEUED, NULL, &err), &err,
+                 400, "invalid_field");
 }
 
 static void test_enrollment_delete_with_orders(void **state)
