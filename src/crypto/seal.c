@@ -351,6 +351,7 @@ static EVP_PKEY *ec_key_from_values(OSSL_LIB_CTX *libctx, const char *curve,
         OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_PRIV_KEY, priv) != 1 ||
         OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pub->data,
                                          (size_t)pub->length) != 1 ||
+        OSSL_PARAM_BLD_push_int(bld, CK_SEAL_IMPORT_PARAM, 1) != 1 ||
         (params = OSSL_PARAM_BLD_to_param(bld)) == NULL || EVP_PKEY_fromdata_init(ctx) != 1 ||
         EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_KEYPAIR, params) != 1) {
         EVP_PKEY_free(pkey);

@@ -48,7 +48,11 @@ EVP_PKEY *ck_unseal_private_key(const ck_master_key *key, const char *aad, const
 
 /* The same, but an EC key on a named curve with its public point is imported into libctx's "EC"
  * key manager when that takes it (the edge's own, see edge/leaf_parser.h); any other key, or one
- * it refuses, is an ordinary key of the default library context. */
+ * it refuses, is an ordinary key of the default library context. The import carries
+ * CK_SEAL_IMPORT_PARAM (an integer 1) beside the key's values, so that a key manager can tell a
+ * private key made on purpose from OpenSSL copying some other key into it (which it does, with
+ * the private half, to compare keys of two providers). */
+#define CK_SEAL_IMPORT_PARAM "certkeep-sealed-key"
 EVP_PKEY *ck_unseal_private_key_ex(const ck_master_key *key, const char *aad, const uint8_t *sealed,
                                    size_t sealed_len, OSSL_LIB_CTX *libctx, ck_error *err);
 

@@ -68,6 +68,14 @@ void ck_ecdsa_signer_free(ck_ecdsa_signer *s)
     free(s);
 }
 
+bool ck_ecdsa_signer_has_curve(int nid)
+{
+    for (size_t i = 0; i < CURVE_COUNT; i++)
+        if (pooled_curves[i] == nid)
+            return true;
+    return false;
+}
+
 static struct pool *pool_for(ck_ecdsa_signer *s, int nid)
 {
     for (size_t i = 0; i < CURVE_COUNT; i++)
@@ -111,7 +119,7 @@ int ck_ecdsa_signer_sign(ck_ecdsa_signer *s, int nid, const uint8_t *scalar, siz
     if (key == NULL || d == NULL || digest_len > 64 || scalar_len > INT_MAX ||
         BN_bin2bn(scalar, (int)scalar_len, d) == NULL)
         goto cleanup;
-    BN_set_flags(d, BN_FLG_CONSTTIME);
+    /* The key's own copy is made constant-time (and fixed-width) by EC_KEY_set_private_key. */
     if (EC_KEY_set_private_key(key, d) != 1)
         goto cleanup;
     value = ECDSA_do_sign(digest, (int)digest_len, key);
@@ -139,6 +147,12 @@ cleanup:
 
 bool ck_ecdsa_signer_available(void)
 {
+    return false;
+}
+
+bool ck_ecdsa_signer_has_curve(int nid)
+{
+    (void)nid;
     return false;
 }
 

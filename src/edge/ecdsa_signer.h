@@ -23,6 +23,9 @@ typedef struct ck_ecdsa_signer ck_ecdsa_signer;
 /* Whether this build can sign this way at all. */
 bool ck_ecdsa_signer_available(void);
 
+/* Whether ck_ecdsa_signer_sign takes keys on the curve nid. */
+bool ck_ecdsa_signer_has_curve(int nid);
+
 /* NULL when out of memory or unavailable. */
 ck_ecdsa_signer *ck_ecdsa_signer_new(void);
 

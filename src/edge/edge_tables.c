@@ -311,11 +311,15 @@ static int parse_material(ck_edge_tables *t, const ck_sni_table *table, const ck
     ERR_clear_error();
     X509_free(m->leaf);
     EVP_PKEY_free(m->key);
+    m->key = NULL;
     m->leaf = ck_d2i_exact(ASN1_ITEM_rptr(X509), der, len, NULL);
+    if (m->leaf == NULL)
+        return ck_error_openssl(err, 500, "certificate_unusable",
+                                "an edge certificate is not readable DER");
     m->key = ck_sni_cert_load_key(table, cert, NULL, err);
     if (m->key == NULL)
         return -1;
-    if (m->leaf == NULL || X509_check_private_key(m->leaf, m->key) != 1)
+    if (X509_check_private_key(m->leaf, m->key) != 1)
         return ck_error_openssl(err, 500, "certificate_unusable",
                                 "an edge certificate does not match its private key");
     return 0;

@@ -7,15 +7,16 @@
  * - a decoder from DER SubjectPublicKeyInfo (the form d2i_X509 hands over), read with OpenSSL's
  *   own ASN.1 templates;
  * - a key manager whose keys hold the curve, the uncompressed point and, for a private key, the
- *   scalar. It answers the parameters libssl reads from a key, imports a key pair (how
- *   ck_unseal_private_key_ex makes the edge's private keys) or a public key (how OpenSSL compares
- *   a certificate with an ordinary private key: it exports that key's public half into this key
- *   manager, once per key), takes a scalar into a certificate's key (set_params, for
- *   ck_leaf_parser_join_private_key) and matches two keys by curve and point;
+ *   scalar. It answers the parameters libssl reads from a key and matches two keys by curve and
+ *   point. It imports a key pair from ck_unseal_private_key_ex (marked with
+ *   CK_SEAL_IMPORT_PARAM), and otherwise only public halves: OpenSSL compares a certificate with
+ *   an ordinary private key by copying that whole key in here, once per key, and its scalar
+ *   stays out. ck_leaf_parser_join_private_key moves a scalar into a certificate's key through
+ *   SCALAR_PARAM, a name of this file's own, so the generic "priv" parameter never shows it;
  * - an "ECDSA" signature with one-shot EVP_DigestSign: the digest from the default library
  *   context, the signature from ecdsa_signer.c. libssl finds it by itself: when it signs with one
- *   of these keys, OpenSSL first tries its own ECDSA, cannot export the key to it (no export
- *   here, so the scalar never leaves), and then takes the signature of the key's own provider.
+ *   of these keys, OpenSSL first tries its own ECDSA, cannot export the key to it (there is no
+ *   export here), and then takes the signature of the key's own provider.
  * It cannot export or verify: nothing in a handshake needs either.
  *
  * The point is not checked to be on its curve (that takes the curve's arithmetic, the very cost
@@ -43,12 +44,17 @@
 #include <openssl/provider.h>
 
 #include "crypto/der.h"
+#include "crypto/seal.h"
 #include "edge/ecdsa_signer.h"
 
 #define PROVIDER_NAME "certkeep-edge-keys"
 #define KEY_NAMES     "EC:id-ecPublicKey:1.2.840.10045.2.1"
 #define SCALAR_MAX    66 /* P-521 */
-#define SPKI_MAX      512
+/* How ck_leaf_parser_join_private_key moves a scalar between two of these keys. Not the
+ * standard "priv" name: code that asks a certificate's key for its private half the generic way
+ * (printing, exporting) gets nothing. */
+#define SCALAR_PARAM "certkeep-edge-scalar"
+#define SPKI_MAX     512
 
 struct ck_leaf_parser {
     OSSL_LIB_CTX *libctx;
@@ -106,26 +112,26 @@ struct edge_key {
     bool has_scalar;
 };
 
-static size_t point_len(const struct curve *c)
+static size_t uncompressed_len(const struct curve *c)
 {
     return 1 + 2 * c->field_bytes;
 }
 
 static size_t material_len(const struct curve *c)
 {
-    return point_len(c) + c->field_bytes;
+    return uncompressed_len(c) + c->field_bytes;
 }
 
 static unsigned char *scalar_of(const struct edge_key *key)
 {
-    return key->material + point_len(key->curve);
+    return key->material + uncompressed_len(key->curve);
 }
 
 /* Sets the key's curve and point when the point is an uncompressed point's size for c. */
 static bool key_set(struct edge_key *key, const struct curve *c, const unsigned char *point,
                     size_t len)
 {
-    if (c == NULL || len != point_len(c) || point[0] != 0x04 || key->material != NULL)
+    if (c == NULL || len != uncompressed_len(c) || point[0] != 0x04 || key->material != NULL)
         return false;
     key->material = OPENSSL_zalloc(material_len(c));
     if (key->material == NULL)
@@ -192,7 +198,8 @@ static int key_match(const void *keydata1, const void *keydata2, int selection)
         return 0;
     if ((selection & OSSL_KEYMGMT_SELECT_KEYPAIR) != 0)
         return a->curve != NULL && a->curve == b->curve && a->material != NULL &&
-               b->material != NULL && memcmp(a->material, b->material, point_len(a->curve)) == 0;
+               b->material != NULL &&
+               memcmp(a->material, b->material, uncompressed_len(a->curve)) == 0;
     return 1;
 }
 
@@ -200,7 +207,8 @@ static int key_match(const void *keydata1, const void *keydata2, int selection)
  * the import fails and the caller makes an ordinary OpenSSL key instead. */
 static bool key_set_scalar(struct edge_key *key, const OSSL_PARAM *param)
 {
-    BIGNUM *scalar = key->provider->signer == NULL ? NULL : BN_secure_new();
+    bool can_sign = key->provider->signer != NULL && ck_ecdsa_signer_has_curve(key->curve->nid);
+    BIGNUM *scalar = can_sign ? BN_secure_new() : NULL;
     bool ok = scalar != NULL && OSSL_PARAM_get_BN(param, &scalar) == 1 && !BN_is_zero(scalar) &&
               BN_bn2binpad(scalar, scalar_of(key), (int)key->curve->field_bytes) >= 0;
     key->has_scalar = ok;
@@ -230,8 +238,11 @@ static int key_import(void *keydata, int selection, const OSSL_PARAM params[])
     if (pub == NULL || OSSL_PARAM_get_octet_string_ptr(pub, &point, &point_len) != 1 ||
         !key_set(key, c, point, point_len))
         return 0;
+    /* The scalar only from ck_unseal_private_key_ex: OpenSSL also imports other providers' private
+     * keys here, whole, when it compares one with a certificate; those keep their scalar. */
     const OSSL_PARAM *scalar = OSSL_PARAM_locate_const(params, OSSL_PKEY_PARAM_PRIV_KEY);
-    return (selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) == 0 || scalar == NULL ||
+    const OSSL_PARAM *sealed = OSSL_PARAM_locate_const(params, CK_SEAL_IMPORT_PARAM);
+    return (selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) == 0 || scalar == NULL || sealed == NULL ||
            key_set_scalar(key, scalar);
 }
 
@@ -241,7 +252,7 @@ static const OSSL_PARAM *key_import_types(int selection)
     static const OSSL_PARAM types[] = {OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, NULL, 0),
                                        OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_PUB_KEY, NULL, 0),
                                        OSSL_PARAM_BN(OSSL_PKEY_PARAM_PRIV_KEY, NULL, 0),
-                                       OSSL_PARAM_END};
+                                       OSSL_PARAM_int(CK_SEAL_IMPORT_PARAM, NULL), OSSL_PARAM_END};
     return types;
 }
 
@@ -263,14 +274,14 @@ static int set_octets(OSSL_PARAM params[], const char *name, const void *value, 
     return p == NULL || OSSL_PARAM_set_octet_string(p, value, len) == 1;
 }
 
-/* The scalar, asked for by name only, as OpenSSL's EC keys give theirs: how
- * ck_leaf_parser_join_private_key moves it from a private key to the certificate's key. */
+/* The scalar under SCALAR_PARAM, for ck_leaf_parser_join_private_key; a key without one leaves
+ * the parameter unset. */
 static int set_scalar(OSSL_PARAM params[], const struct edge_key *key)
 {
-    OSSL_PARAM *p = OSSL_PARAM_locate(params, OSSL_PKEY_PARAM_PRIV_KEY);
-    if (p == NULL)
+    OSSL_PARAM *p = OSSL_PARAM_locate(params, SCALAR_PARAM);
+    if (p == NULL || !key->has_scalar)
         return 1;
-    BIGNUM *scalar = key->has_scalar ? BN_secure_new() : NULL;
+    BIGNUM *scalar = BN_secure_new();
     int ok = scalar != NULL &&
              BN_bin2bn(scalar_of(key), (int)key->curve->field_bytes, scalar) != NULL &&
              OSSL_PARAM_set_BN(p, scalar) == 1;
@@ -293,8 +304,9 @@ static int key_get_params(void *keydata, OSSL_PARAM params[])
                       OSSL_PKEY_EC_POINT_CONVERSION_FORMAT_UNCOMPRESSED) &&
            set_string(params, OSSL_PKEY_PARAM_DEFAULT_DIGEST, c->digest) &&
            (key->material == NULL ||
-            (set_octets(params, OSSL_PKEY_PARAM_PUB_KEY, key->material, point_len(c)) &&
-             set_octets(params, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, key->material, point_len(c))));
+            (set_octets(params, OSSL_PKEY_PARAM_PUB_KEY, key->material, uncompressed_len(c)) &&
+             set_octets(params, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, key->material,
+                        uncompressed_len(c))));
 }
 
 static const OSSL_PARAM *key_gettable_params(void *provctx)
@@ -310,7 +322,6 @@ static const OSSL_PARAM *key_gettable_params(void *provctx)
         OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_DEFAULT_DIGEST, NULL, 0),
         OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_PUB_KEY, NULL, 0),
         OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, NULL, 0),
-        OSSL_PARAM_BN(OSSL_PKEY_PARAM_PRIV_KEY, NULL, 0),
         OSSL_PARAM_END};
     return gettable;
 }
@@ -320,7 +331,7 @@ static const OSSL_PARAM *key_gettable_params(void *provctx)
 static int key_set_params(void *keydata, const OSSL_PARAM params[])
 {
     struct edge_key *key = keydata;
-    const OSSL_PARAM *scalar = OSSL_PARAM_locate_const(params, OSSL_PKEY_PARAM_PRIV_KEY);
+    const OSSL_PARAM *scalar = OSSL_PARAM_locate_const(params, SCALAR_PARAM);
     return scalar == NULL ||
            (key->material != NULL && !key->has_scalar && key_set_scalar(key, scalar));
 }
@@ -328,8 +339,7 @@ static int key_set_params(void *keydata, const OSSL_PARAM params[])
 static const OSSL_PARAM *key_settable_params(void *provctx)
 {
     (void)provctx;
-    static const OSSL_PARAM settable[] = {OSSL_PARAM_BN(OSSL_PKEY_PARAM_PRIV_KEY, NULL, 0),
-                                          OSSL_PARAM_END};
+    static const OSSL_PARAM settable[] = {OSSL_PARAM_BN(SCALAR_PARAM, NULL, 0), OSSL_PARAM_END};
     return settable;
 }
 
@@ -619,7 +629,7 @@ void ck_leaf_parser_free(ck_leaf_parser *p)
 
 OSSL_LIB_CTX *ck_leaf_parser_key_libctx(ck_leaf_parser *p)
 {
-    return p->libctx;
+    return ck_ecdsa_signer_available() ? p->libctx : NULL;
 }
 
 int ck_leaf_parser_join_private_key(ck_leaf_parser *p, X509 *leaf, EVP_PKEY *key)
@@ -627,16 +637,15 @@ int ck_leaf_parser_join_private_key(ck_leaf_parser *p, X509 *leaf, EVP_PKEY *key
     int rc = -1;
     EVP_PKEY *pub = X509_get0_pubkey(leaf);
     unsigned char scalar[SCALAR_MAX]; /* native byte order, as OSSL_PARAM carries integers */
-    OSSL_PARAM get[] = {OSSL_PARAM_construct_BN(OSSL_PKEY_PARAM_PRIV_KEY, scalar, sizeof(scalar)),
+    OSSL_PARAM get[] = {OSSL_PARAM_construct_BN(SCALAR_PARAM, scalar, sizeof(scalar)),
                         OSSL_PARAM_construct_end()};
     ERR_set_mark();
     if (pub == NULL || EVP_PKEY_get0_provider(pub) != p->provider ||
         EVP_PKEY_get0_provider(key) != p->provider || EVP_PKEY_eq(pub, key) != 1 ||
         EVP_PKEY_get_params(key, get) != 1 || !OSSL_PARAM_modified(get))
         goto cleanup;
-    OSSL_PARAM set[] = {
-        OSSL_PARAM_construct_BN(OSSL_PKEY_PARAM_PRIV_KEY, scalar, get[0].return_size),
-        OSSL_PARAM_construct_end()};
+    OSSL_PARAM set[] = {OSSL_PARAM_construct_BN(SCALAR_PARAM, scalar, get[0].return_size),
+                        OSSL_PARAM_construct_end()};
     rc = EVP_PKEY_set_params(pub, set) == 1 ? 0 : -1;
 cleanup:
     OPENSSL_cleanse(scalar, sizeof(scalar));

@@ -41,8 +41,10 @@ ck_leaf_parser *ck_leaf_parser_new(ck_error *err);
 /* Every X509 the parser returned must be freed first. NULL is allowed. */
 void ck_leaf_parser_free(ck_leaf_parser *p);
 
-/* The library context to import EC private keys into (see above). Valid as long as the parser;
- * every key made in it must be freed before the parser. */
+/* The library context to import EC private keys into (see above), or NULL when this build cannot
+ * sign with them (ecdsa_signer.h): then the keys stay ordinary OpenSSL keys, which match this
+ * parser's certificates all the same. Valid as long as the parser; every key made in it must be
+ * freed before the parser. */
 OSSL_LIB_CTX *ck_leaf_parser_key_libctx(ck_leaf_parser *p);
 
 /* Gives leaf's public key the private scalar of key, when leaf came from this parser and key is

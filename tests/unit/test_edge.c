@@ -455,72 +455,143 @@ static void test_leaf_parser(void **state)
     ck_leaf_parser_free(parser);
 }
 
-/* Signs msg with key the way libssl does (EVP_DigestSign in the default library context) and
- * returns whether ordinary's public key verifies the signature, and the message one bit off does
- * not. */
-static bool signs_for(EVP_PKEY *key, EVP_PKEY *ordinary, const char *digest)
+static const unsigned char signed_msg[] = "TLS 1.3, server CertificateVerify";
+
+/* Signs signed_msg with key the way libssl does: EVP_DigestSign, default library context. */
+static bool sign_msg(EVP_PKEY *key, const char *digest, unsigned char sig[512], size_t *sig_len)
 {
-    static const unsigned char msg[] = "TLS 1.3, server CertificateVerify";
-    unsigned char sig[512], other[sizeof(msg)];
-    size_t sig_len = 0;
-    EVP_MD_CTX *sign = EVP_MD_CTX_new(), *verify = EVP_MD_CTX_new();
-    assert_non_null(sign);
-    assert_non_null(verify);
-    bool signed_ok = EVP_DigestSignInit_ex(sign, NULL, digest, NULL, NULL, key, NULL) == 1 &&
-                     EVP_DigestSign(sign, NULL, &sig_len, msg, sizeof(msg)) == 1 &&
-                     sig_len <= sizeof(sig) &&
-                     EVP_DigestSign(sign, sig, &sig_len, msg, sizeof(msg)) == 1;
-    memcpy(other, msg, sizeof(msg));
-    other[3] ^= 0x01;
-    bool verified =
-        signed_ok &&
-        EVP_DigestVerifyInit_ex(verify, NULL, digest, NULL, NULL, ordinary, NULL) == 1 &&
-        EVP_DigestVerify(verify, sig, sig_len, msg, sizeof(msg)) == 1 &&
-        EVP_DigestVerifyInit_ex(verify, NULL, digest, NULL, NULL, ordinary, NULL) == 1 &&
-        EVP_DigestVerify(verify, sig, sig_len, other, sizeof(other)) != 1;
-    EVP_MD_CTX_free(sign);
-    EVP_MD_CTX_free(verify);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    assert_non_null(ctx);
+    *sig_len = 0;
+    bool ok = EVP_DigestSignInit_ex(ctx, NULL, digest, NULL, NULL, key, NULL) == 1 &&
+              EVP_DigestSign(ctx, NULL, sig_len, signed_msg, sizeof(signed_msg)) == 1 &&
+              *sig_len <= 512 &&
+              EVP_DigestSign(ctx, sig, sig_len, signed_msg, sizeof(signed_msg)) == 1;
+    EVP_MD_CTX_free(ctx);
     ERR_clear_error();
-    return verified;
+    return ok;
 }
 
-/* Private keys opened into the leaf parser's library context are the edge's compact keys, and
- * they sign what an ordinary key of the same pair verifies, on every curve the edge serves; a
- * certificate's public key cannot sign, nor can a digest outside ECDSA's TLS uses. */
+static bool verifies(EVP_PKEY *pub, const char *digest, const unsigned char *msg, size_t len,
+                     const unsigned char *sig, size_t sig_len)
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    assert_non_null(ctx);
+    bool ok = EVP_DigestVerifyInit_ex(ctx, NULL, digest, NULL, NULL, pub, NULL) == 1 &&
+              EVP_DigestVerify(ctx, sig, sig_len, msg, len) == 1;
+    EVP_MD_CTX_free(ctx);
+    ERR_clear_error();
+    return ok;
+}
+
+/* key signs with digest; ordinary's public key verifies it, and not for a message one bit off. */
+static void assert_signs_for(EVP_PKEY *key, EVP_PKEY *ordinary, const char *digest)
+{
+    unsigned char sig[512], other[sizeof(signed_msg)];
+    size_t sig_len = 0;
+    assert_true(sign_msg(key, digest, sig, &sig_len));
+    assert_true(verifies(ordinary, digest, signed_msg, sizeof(signed_msg), sig, sig_len));
+    memcpy(other, signed_msg, sizeof(other));
+    other[3] ^= 0x01;
+    assert_false(verifies(ordinary, digest, other, sizeof(other), sig, sig_len));
+}
+
+/* The key, sealed and opened into the parser's library context: an edge key. */
+static EVP_PKEY *edge_key_of(struct pki *p, ck_leaf_parser *parser, EVP_PKEY *ordinary)
+{
+    uint8_t *sealed = NULL;
+    size_t sealed_len = 0;
+    seal(p, ordinary, "edge.test", &sealed, &sealed_len);
+    EVP_PKEY *edge = ck_unseal_private_key_ex(&p->master, "edge.test", sealed, sealed_len,
+                                              ck_leaf_parser_key_libctx(parser), NULL);
+    free(sealed);
+    assert_non_null(edge);
+    assert_string_equal(OSSL_PROVIDER_get0_name(EVP_PKEY_get0_provider(edge)),
+                        "certkeep-edge-keys");
+    return edge;
+}
+
+/* A certificate for key from the test CA, read by the leaf parser. */
+static X509 *edge_leaf_for(struct pki *p, ck_leaf_parser *parser, EVP_PKEY *key, long serial)
+{
+    X509 *cert = make_cert("edge.test", "DNS:edge.test", key, p->inter, p->inter_key, serial);
+    unsigned char *der = NULL;
+    int len = i2d_X509(cert, &der);
+    assert_true(len > 0);
+    X509 *x = ck_leaf_parser_parse(parser, der, (size_t)len);
+    assert_non_null(x);
+    OPENSSL_free(der);
+    X509_free(cert);
+    return x;
+}
+
+/* Private keys opened into the leaf parser's library context are the edge's compact keys: on
+ * every curve the edge serves they sign, with every digest TLS pairs with ECDSA, what an ordinary
+ * key of the same pair verifies; digests outside those are refused at once. */
 static void test_leaf_parser_private_keys_sign(void **state)
 {
     struct pki *p = *state;
     ck_leaf_parser *parser = ck_leaf_parser_new(NULL);
     assert_non_null(parser);
-    OSSL_LIB_CTX *libctx = ck_leaf_parser_key_libctx(parser);
-    const char *curves[] = {"P-256", "P-384", "P-521"};
-    const char *digests[] = {"SHA256", "SHA384", "SHA512"};
+    static const char *const curves[] = {"P-256", "P-384", "P-521"};
+    static const char *const digests[] = {"SHA1", "SHA224", "SHA256", "SHA384", "SHA512"};
     for (size_t i = 0; i < 3; i++) {
         EVP_PKEY *ordinary = EVP_EC_gen(curves[i]);
         assert_non_null(ordinary);
-        uint8_t *sealed = NULL;
-        size_t sealed_len = 0;
-        seal(p, ordinary, "sign.test", &sealed, &sealed_len);
-        EVP_PKEY *edge =
-            ck_unseal_private_key_ex(&p->master, "sign.test", sealed, sealed_len, libctx, NULL);
-        assert_non_null(edge);
-        assert_string_equal(OSSL_PROVIDER_get0_name(EVP_PKEY_get0_provider(edge)),
-                            "certkeep-edge-keys");
+        EVP_PKEY *edge = edge_key_of(p, parser, ordinary);
         assert_int_equal(EVP_PKEY_get_bits(edge), EVP_PKEY_get_bits(ordinary));
         assert_int_equal(EVP_PKEY_get_size(edge), EVP_PKEY_get_size(ordinary));
-        for (size_t d = 0; d < 3; d++)
-            assert_true(signs_for(edge, ordinary, digests[d]));
-        assert_false(signs_for(edge, p->key1, "SHA256")); /* another key's point */
-        assert_false(signs_for(edge, ordinary, "MD5"));
-        assert_false(signs_for(edge, ordinary, "SHA3-256"));
+        assert_int_equal(EVP_PKEY_eq(edge, ordinary), 1);
+        for (size_t d = 0; d < sizeof(digests) / sizeof(digests[0]); d++)
+            assert_signs_for(edge, ordinary, digests[d]);
+        /* It signs, and another key's point does not verify that. */
+        unsigned char sig[512];
+        size_t sig_len = 0;
+        assert_true(sign_msg(edge, "SHA256", sig, &sig_len));
+        assert_false(verifies(p->key1, "SHA256", signed_msg, sizeof(signed_msg), sig, sig_len));
+        EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+        assert_non_null(ctx);
+        assert_int_not_equal(EVP_DigestSignInit_ex(ctx, NULL, "MD5", NULL, NULL, edge, NULL), 1);
+        assert_int_not_equal(EVP_DigestSignInit_ex(ctx, NULL, "SHA3-256", NULL, NULL, edge, NULL),
+                             1);
+        EVP_MD_CTX_free(ctx);
+        ERR_clear_error();
         EVP_PKEY_free(edge);
-        free(sealed);
         EVP_PKEY_free(ordinary);
     }
-    /* A certificate's key cannot sign until it is joined with its own private key. */
+    /* Other key types stay ordinary keys. */
+    EVP_PKEY *rsa = ck_key_generate(CK_KEY_RSA_2048, NULL);
+    assert_non_null(rsa);
+    uint8_t *sealed = NULL;
+    size_t sealed_len = 0;
+    seal(p, rsa, "rsa.test", &sealed, &sealed_len);
+    EVP_PKEY *opened = ck_unseal_private_key_ex(&p->master, "rsa.test", sealed, sealed_len,
+                                                ck_leaf_parser_key_libctx(parser), NULL);
+    assert_non_null(opened);
+    assert_string_equal(OSSL_PROVIDER_get0_name(EVP_PKEY_get0_provider(opened)), "default");
+    assert_signs_for(opened, rsa, "SHA256");
+    EVP_PKEY_free(opened);
+    free(sealed);
+    EVP_PKEY_free(rsa);
+    ck_leaf_parser_free(parser);
+}
+
+/* A certificate's key signs only once joined with its own private key, and never takes another
+ * key's scalar; an ordinary private key compared with it leaves no scalar behind. */
+static void test_leaf_parser_join(void **state)
+{
+    struct pki *p = *state;
+    ck_leaf_parser *parser = ck_leaf_parser_new(NULL);
+    assert_non_null(parser);
+    OSSL_LIB_CTX *libctx = ck_leaf_parser_key_libctx(parser);
+    unsigned char sig[512];
+    size_t sig_len = 0;
     X509 *x = ck_leaf_parser_parse(parser, p->leaf1_der, (size_t)p->leaf1_len);
     assert_non_null(x);
-    assert_false(signs_for(X509_get0_pubkey(x), p->key1, "SHA256"));
+    assert_false(sign_msg(X509_get0_pubkey(x), "SHA256", sig, &sig_len));
+    /* OpenSSL copies the ordinary key whole into the edge's key manager to compare them. */
+    assert_int_equal(X509_check_private_key(x, p->key1), 1);
+    assert_false(sign_msg(X509_get0_pubkey(x), "SHA256", sig, &sig_len));
     EVP_PKEY *key1 = ck_unseal_private_key_ex(&p->master, "certkeep/test/1/key", p->sealed1,
                                               p->sealed1_len, libctx, NULL);
     EVP_PKEY *key2 = ck_unseal_private_key_ex(&p->master, "certkeep/test/2/key", p->sealed2,
@@ -529,29 +600,158 @@ static void test_leaf_parser_private_keys_sign(void **state)
     assert_non_null(key2);
     assert_int_equal(ck_leaf_parser_join_private_key(parser, x, key2), -1);
     assert_int_equal(ck_leaf_parser_join_private_key(parser, x, p->key1), -1); /* ordinary */
-    assert_false(signs_for(X509_get0_pubkey(x), p->key1, "SHA256"));
+    assert_false(sign_msg(X509_get0_pubkey(x), "SHA256", sig, &sig_len));
     assert_int_equal(ck_leaf_parser_join_private_key(parser, x, key1), 0);
     EVP_PKEY_free(key1);
-    assert_true(signs_for(X509_get0_pubkey(x), p->key1, "SHA256"));
+    assert_signs_for(X509_get0_pubkey(x), p->key1, "SHA256");
     assert_int_equal(X509_check_private_key(x, X509_get0_pubkey(x)), 1);
     assert_int_equal(ck_leaf_parser_join_private_key(parser, x, key2), -1);
-    assert_int_equal(ERR_peek_error(), 0);
+    /* The generic way of asking for a private half gets nothing from it. */
+    BIGNUM *priv = NULL;
+    assert_int_not_equal(EVP_PKEY_get_bn_param(X509_get0_pubkey(x), "priv", &priv), 1);
+    assert_null(priv);
+    ERR_clear_error();
     EVP_PKEY_free(key2);
     X509_free(x);
-    /* Other key types stay ordinary keys. */
-    EVP_PKEY *rsa = ck_key_generate(CK_KEY_RSA_2048, NULL);
-    assert_non_null(rsa);
-    uint8_t *sealed = NULL;
-    size_t sealed_len = 0;
-    seal(p, rsa, "rsa.test", &sealed, &sealed_len);
-    EVP_PKEY *opened =
-        ck_unseal_private_key_ex(&p->master, "rsa.test", sealed, sealed_len, libctx, NULL);
-    assert_non_null(opened);
-    assert_string_equal(OSSL_PROVIDER_get0_name(EVP_PKEY_get0_provider(opened)), "default");
-    assert_true(signs_for(opened, rsa, "SHA256"));
-    EVP_PKEY_free(opened);
-    free(sealed);
-    EVP_PKEY_free(rsa);
+
+    /* P-384, and P-521 with a scalar whose first byte is zero (one key in two has one). */
+    EVP_PKEY *p384 = EVP_EC_gen("P-384"), *p521 = NULL;
+    for (int i = 0; i < 64 && p521 == NULL; i++) {
+        p521 = EVP_EC_gen("P-521");
+        BIGNUM *d = NULL;
+        assert_int_equal(EVP_PKEY_get_bn_param(p521, "priv", &d), 1);
+        if (BN_num_bytes(d) == 66) {
+            EVP_PKEY_free(p521);
+            p521 = NULL;
+        }
+        BN_clear_free(d);
+    }
+    assert_non_null(p384);
+    assert_non_null(p521);
+    EVP_PKEY *pairs[] = {p384, p521};
+    for (size_t i = 0; i < 2; i++) {
+        X509 *leaf = edge_leaf_for(p, parser, pairs[i], 40 + (long)i);
+        EVP_PKEY *edge = edge_key_of(p, parser, pairs[i]);
+        assert_int_equal(ck_leaf_parser_join_private_key(parser, leaf, edge), 0);
+        EVP_PKEY_free(edge);
+        assert_signs_for(X509_get0_pubkey(leaf), pairs[i], i == 0 ? "SHA384" : "SHA512");
+        X509_free(leaf);
+    }
+    EVP_PKEY_free(p384);
+    EVP_PKEY_free(p521);
+    assert_int_equal(ERR_peek_error(), 0);
+    ck_leaf_parser_free(parser);
+}
+
+#define SIGNING_THREADS 4
+#define SIGNATURES      150
+
+struct signing_thread {
+    EVP_PKEY *edge, *ordinary;
+    int verified;
+};
+
+static void *sign_many(void *arg)
+{
+    struct signing_thread *t = arg;
+    for (int i = 0; i < SIGNATURES; i++) {
+        unsigned char sig[512];
+        size_t sig_len = 0;
+        if (sign_msg(t->edge, "SHA256", sig, &sig_len) &&
+            verifies(t->ordinary, "SHA256", signed_msg, sizeof(signed_msg), sig, sig_len))
+            t->verified++;
+    }
+    return NULL;
+}
+
+/* Threads signing at once with different keys of one curve share the signer's pool of curve
+ * keys: each signature is made with its own thread's scalar. */
+static void test_leaf_parser_keys_sign_concurrently(void **state)
+{
+    struct pki *p = *state;
+    ck_leaf_parser *parser = ck_leaf_parser_new(NULL);
+    assert_non_null(parser);
+    struct signing_thread threads[SIGNING_THREADS];
+    pthread_t ids[SIGNING_THREADS];
+    for (int i = 0; i < SIGNING_THREADS; i++) {
+        threads[i].ordinary = EVP_EC_gen("P-256");
+        assert_non_null(threads[i].ordinary);
+        threads[i].edge = edge_key_of(p, parser, threads[i].ordinary);
+        threads[i].verified = 0;
+    }
+    for (int i = 0; i < SIGNING_THREADS; i++)
+        assert_int_equal(pthread_create(&ids[i], NULL, sign_many, &threads[i]), 0);
+    for (int i = 0; i < SIGNING_THREADS; i++) {
+        assert_int_equal(pthread_join(ids[i], NULL), 0);
+        assert_int_equal(threads[i].verified, SIGNATURES);
+        EVP_PKEY_free(threads[i].edge);
+        EVP_PKEY_free(threads[i].ordinary);
+    }
+    ck_leaf_parser_free(parser);
+}
+
+/* One client and one server handshake through a BIO pair; the client checks the server's
+ * signature (CertificateVerify, or ServerKeyExchange in TLS 1.2) against the certificate. */
+static bool handshake_with(X509 *leaf, EVP_PKEY *key, int version)
+{
+    SSL_CTX *server_ctx = SSL_CTX_new(TLS_server_method());
+    SSL_CTX *client_ctx = SSL_CTX_new(TLS_client_method());
+    assert_non_null(server_ctx);
+    assert_non_null(client_ctx);
+    SSL_CTX_set_min_proto_version(client_ctx, version);
+    SSL_CTX_set_max_proto_version(client_ctx, version);
+    SSL_CTX_set_cipher_list(client_ctx, "ECDHE-ECDSA-AES128-GCM-SHA256");
+    SSL *server = SSL_new(server_ctx), *client = SSL_new(client_ctx);
+    BIO *server_bio = NULL, *client_bio = NULL;
+    assert_int_equal(BIO_new_bio_pair(&server_bio, 0, &client_bio, 0), 1);
+    SSL_set_bio(server, server_bio, server_bio);
+    SSL_set_bio(client, client_bio, client_bio);
+    SSL_set_accept_state(server);
+    SSL_set_connect_state(client);
+    bool loaded = SSL_use_cert_and_key(server, leaf, key, NULL, 1) == 1;
+    bool client_done = false, server_done = false, failed = false;
+    for (int i = 0; loaded && i < 50 && !failed && !(client_done && server_done); i++) {
+        SSL *peers[2] = {client, server};
+        bool *done[2] = {&client_done, &server_done};
+        for (int k = 0; k < 2; k++) {
+            int rc = *done[k] ? 1 : SSL_do_handshake(peers[k]);
+            int why = rc == 1 ? SSL_ERROR_NONE : SSL_get_error(peers[k], rc);
+            *done[k] = rc == 1;
+            failed |=
+                why != SSL_ERROR_NONE && why != SSL_ERROR_WANT_READ && why != SSL_ERROR_WANT_WRITE;
+        }
+    }
+    bool ok = client_done && server_done && SSL_version(client) == version;
+    SSL_free(client);
+    SSL_free(server);
+    SSL_CTX_free(client_ctx);
+    SSL_CTX_free(server_ctx);
+    ERR_clear_error();
+    return ok;
+}
+
+/* Real TLS 1.2 and 1.3 handshakes on every curve with the certificate's joined key. */
+static void test_leaf_parser_keys_in_handshakes(void **state)
+{
+    struct pki *p = *state;
+    ck_leaf_parser *parser = ck_leaf_parser_new(NULL);
+    assert_non_null(parser);
+    static const char *const curves[] = {"P-256", "P-384", "P-521"};
+    for (size_t i = 0; i < 3; i++) {
+        EVP_PKEY *ordinary = EVP_EC_gen(curves[i]);
+        assert_non_null(ordinary);
+        X509 *leaf = edge_leaf_for(p, parser, ordinary, 50 + (long)i);
+        EVP_PKEY *edge = edge_key_of(p, parser, ordinary);
+        assert_int_equal(ck_leaf_parser_join_private_key(parser, leaf, edge), 0);
+        EVP_PKEY_free(edge);
+        EVP_PKEY *pair = X509_get0_pubkey(leaf);
+        assert_true(handshake_with(leaf, pair, TLS1_3_VERSION));
+        assert_true(handshake_with(leaf, pair, TLS1_2_VERSION));
+        /* and not with another key: the certificate does not match it */
+        assert_false(handshake_with(leaf, p->key1, TLS1_3_VERSION));
+        X509_free(leaf);
+        EVP_PKEY_free(ordinary);
+    }
     ck_leaf_parser_free(parser);
 }
 
@@ -1372,6 +1572,9 @@ int main(void)
         cmocka_unit_test(test_tables_select_publish_and_cache),
         cmocka_unit_test(test_leaf_parser),
         cmocka_unit_test(test_leaf_parser_private_keys_sign),
+        cmocka_unit_test(test_leaf_parser_join),
+        cmocka_unit_test(test_leaf_parser_keys_sign_concurrently),
+        cmocka_unit_test(test_leaf_parser_keys_in_handshakes),
         cmocka_unit_test(test_tables_key_with_compressed_point),
         cmocka_unit_test(test_tables_share_one_parsed_chain),
         cmocka_unit_test(test_tables_cache_is_bounded_and_refuses_wrong_key),
