@@ -20,21 +20,30 @@
 #include "core/watch.h"
 #include "crypto/x509info.h"
 
-struct ck_monitor {
+/* One thread's share of the monitoring: its own store connection and lease holder name. All
+ * probers walk every enrollment and probe the endpoints whose lease they win, so a slow or
+ * unreachable endpoint holds up one prober while the others go on. */
+struct prober {
+    struct ck_monitor *monitor;
     struct ck_store *store;
     bool owns_store;
-    int64_t interval;
-    int probe_timeout_ms;
-    char *production_address;
-    char holder[300];          /* "hostname:pid:monitor", the lease holder */
-    struct ck_sleeper sleeper; /* also read by a pass run without the thread */
-    /* the thread, when started */
+    char holder[300]; /* "hostname:pid:monitor:N", the lease holder */
     bool started;
     pthread_t thread;
 };
 
+struct ck_monitor {
+    int64_t interval;
+    int probe_timeout_ms;
+    char *production_address;
+    struct ck_sleeper sleeper; /* stops every prober; also read by a pass run without threads */
+    size_t n_probers;
+    struct prober *probers;
+};
+
 /* One enrollment during a pass. */
 struct target {
+    struct prober *prober;
     const struct ck_watch_row *row;
     X509 *deployed;
     int64_t now;
@@ -149,13 +158,15 @@ static char *event_data(const char *key, enum ck_watch_status before, const stru
 
 /* Probes one endpoint if it is due and ours, records it, raises the event of a change.
  * Returns 1 when it probed, 0 when it was not due, -1 on error. */
-static int watch_one(struct ck_monitor *m, const struct target *t, const char *key,
-                     struct ck_monitor_report *report, ck_error *err)
+static int watch_one(const struct target *t, const char *key, struct ck_monitor_report *report,
+                     ck_error *err)
 {
     char before_text[16], message[CK_ERROR_MSG_MAX];
     struct observation o = {0};
+    const struct ck_monitor *m = t->prober->monitor;
+    struct ck_store *st = t->prober->store;
     int got =
-        ck_store_watch_claim(m->store, t->row->enrollment_id, key, m->holder, t->now, m->interval,
+        ck_store_watch_claim(st, t->row->enrollment_id, key, t->prober->holder, t->now, m->interval,
                              lease_seconds(m), before_text, sizeof(before_text), err);
     if (got <= 0)
         return got;
@@ -175,8 +186,8 @@ static int watch_one(struct ck_monitor *m, const struct target *t, const char *k
                                         .served_serial = o.serial[0] ? o.serial : NULL,
                                         .served_not_after = o.not_after};
     /* ck_clock_now(), not t->now: the probe took time, and checked_at says when it ended */
-    int rc = ck_store_watch_record(m->store, t->row->tenant_id, t->row->enrollment_id, key,
-                                   m->holder, ck_clock_now(), &res, type ? &ev : NULL, err);
+    int rc = ck_store_watch_record(st, t->row->tenant_id, t->row->enrollment_id, key,
+                                   t->prober->holder, ck_clock_now(), &res, type ? &ev : NULL, err);
     free(data);
     if (rc != 0)
         return -1;
@@ -188,10 +199,11 @@ static int watch_one(struct ck_monitor *m, const struct target *t, const char *k
     return 1;
 }
 
-static void watch_enrollment(struct ck_monitor *m, const struct ck_watch_row *row, int64_t now,
+static void watch_enrollment(struct prober *p, const struct ck_watch_row *row, int64_t now,
                              struct ck_monitor_report *report)
 {
-    struct target t = {.row = row, .now = now};
+    struct ck_monitor *m = p->monitor;
+    struct target t = {.prober = p, .row = row, .now = now};
     ck_strv keys = {0};
     ck_error err = {0};
     bool probed = false;
@@ -205,33 +217,34 @@ static void watch_enrollment(struct ck_monitor *m, const struct ck_watch_row *ro
         goto cleanup;
     }
     for (size_t i = 0; i < keys.len && !ck_sleeper_stopping(&m->sleeper); i++) {
-        int rc = watch_one(m, &t, keys.items[i], report, &err);
+        int rc = watch_one(&t, keys.items[i], report, &err);
         if (rc < 0 && !(err.status == 409 && strcmp(err.code, "lease_lost") == 0))
             ck_log(CK_LOG_WARN, "monitor: enrollment %s, endpoint %s: %s", row->name, keys.items[i],
                    err.message);
         probed = probed || rc > 0;
     }
     /* Once per interval (when something was due): forget endpoints no longer watched. */
-    if (probed && ck_store_watch_prune(m->store, row->enrollment_id, &keys, &err) != 0)
+    if (probed && ck_store_watch_prune(p->store, row->enrollment_id, &keys, &err) != 0)
         ck_log(CK_LOG_WARN, "monitor: enrollment %s: %s", row->name, err.message);
 cleanup:
     X509_free(t.deployed);
     ck_strv_free(&keys);
 }
 
-int ck_monitor_pass(struct ck_monitor *m, int64_t now, struct ck_monitor_report *report,
-                    ck_error *err)
+static int prober_pass(struct prober *p, int64_t now, struct ck_monitor_report *report,
+                       ck_error *err)
 {
+    struct ck_monitor *m = p->monitor;
     struct ck_monitor_report r = {0};
     struct ck_watch_row *rows = NULL;
     size_t n = 0;
     int64_t after = 0;
     /* bounded: every page moves `after` forward past ids that exist */
     do {
-        if (ck_store_watch_page(m->store, after, CK_MONITOR_PAGE_SIZE, &rows, &n, err) != 0)
+        if (ck_store_watch_page(p->store, after, CK_MONITOR_PAGE_SIZE, &rows, &n, err) != 0)
             return -1;
         for (size_t i = 0; i < n && !ck_sleeper_stopping(&m->sleeper); i++)
-            watch_enrollment(m, &rows[i], now, &r);
+            watch_enrollment(p, &rows[i], now, &r);
         if (n > 0)
             after = rows[n - 1].enrollment_id;
         ck_watch_row_array_free(rows, n);
@@ -241,32 +254,54 @@ int ck_monitor_pass(struct ck_monitor *m, int64_t now, struct ck_monitor_report 
     return 0;
 }
 
+int ck_monitor_pass(struct ck_monitor *m, int64_t now, struct ck_monitor_report *report,
+                    ck_error *err)
+{
+    return prober_pass(&m->probers[0], now, report, err);
+}
+
 /* ---- life cycle ---- */
 
-int ck_monitor_new(struct ck_store *st, const struct ck_monitor_config *cfg,
-                   struct ck_monitor **out, ck_error *err)
+/* The monitor with n probers and no store yet. */
+static int monitor_new(const struct ck_monitor_config *cfg, size_t n, struct ck_monitor **out,
+                       ck_error *err)
 {
     char host[256] = {0};
     struct ck_monitor *m = calloc(1, sizeof(*m));
-    if (m == NULL)
+    if (m == NULL || (m->probers = calloc(n, sizeof(*m->probers))) == NULL) {
+        free(m);
         return ck_error_set(err, 500, "out_of_memory", "out of memory");
-    m->store = st;
+    }
+    m->n_probers = n;
     m->interval = cfg->interval > 0 ? cfg->interval : CK_MONITOR_INTERVAL_DEFAULT;
     m->probe_timeout_ms =
         cfg->probe_timeout_ms > 0 ? cfg->probe_timeout_ms : CK_MONITOR_PROBE_TIMEOUT_MS;
     if (ck_sleeper_init(&m->sleeper) != 0) {
+        free(m->probers);
         free(m);
         return ck_error_set(err, 500, "thread_failed", "could not set up the monitor");
     }
     if (cfg->production_address != NULL &&
         (m->production_address = strdup(cfg->production_address)) == NULL) {
-        ck_sleeper_destroy(&m->sleeper);
-        free(m);
+        ck_monitor_free(m);
         return ck_error_set(err, 500, "out_of_memory", "out of memory");
     }
     gethostname(host, sizeof(host) - 1);
-    snprintf(m->holder, sizeof(m->holder), "%s:%ld:monitor", host, (long)getpid());
+    for (size_t i = 0; i < n; i++) {
+        m->probers[i].monitor = m;
+        snprintf(m->probers[i].holder, sizeof(m->probers[i].holder), "%s:%ld:monitor:%zu", host,
+                 (long)getpid(), i + 1);
+    }
     *out = m;
+    return 0;
+}
+
+int ck_monitor_new(struct ck_store *st, const struct ck_monitor_config *cfg,
+                   struct ck_monitor **out, ck_error *err)
+{
+    if (monitor_new(cfg, 1, out, err) != 0)
+        return -1;
+    (*out)->probers[0].store = st;
     return 0;
 }
 
@@ -276,57 +311,61 @@ static int64_t pass_period(const struct ck_monitor *m)
     return p < 1 ? 1 : p > 60 ? 60 : p;
 }
 
-static void *monitor_main(void *arg)
+static void *prober_main(void *arg)
 {
-    struct ck_monitor *m = arg;
+    struct prober *p = arg;
+    struct ck_monitor *m = p->monitor;
     do {
         ck_error err = {0};
-        if (ck_monitor_pass(m, ck_clock_now(), NULL, &err) != 0)
+        if (prober_pass(p, ck_clock_now(), NULL, &err) != 0)
             ck_log(CK_LOG_ERROR, "monitor: %s", err.message);
     } while (ck_sleeper_sleep(&m->sleeper, pass_period(m) * 1000));
     return NULL;
-}
-
-static int start_thread(struct ck_monitor *m, ck_error *err)
-{
-    if ((errno = pthread_create(&m->thread, NULL, monitor_main, m)) != 0)
-        return ck_error_set(err, 500, "thread_failed", "could not start the monitor thread: %s",
-                            strerror(errno));
-    m->started = true;
-    return 0;
 }
 
 int ck_monitor_start(const char *db_path, const struct ck_monitor_config *cfg,
                      struct ck_monitor **out, ck_error *err)
 {
     struct ck_monitor *m = NULL;
-    struct ck_store *st = NULL;
-    if (ck_store_open(db_path, &st, err) != 0)
+    int n = cfg->probers > 0 ? cfg->probers : CK_MONITOR_PROBERS;
+    if (n > CK_MONITOR_PROBERS_MAX)
+        return ck_error_set(err, 400, "invalid_monitor_probers", "at most %d probers",
+                            CK_MONITOR_PROBERS_MAX);
+    if (monitor_new(cfg, (size_t)n, &m, err) != 0)
         return -1;
-    if (ck_monitor_new(st, cfg, &m, err) != 0) {
-        ck_store_close(st);
-        return -1;
-    }
-    m->owns_store = true;
-    if (start_thread(m, err) != 0) {
-        ck_monitor_free(m);
-        return -1;
+    for (size_t i = 0; i < m->n_probers; i++) {
+        struct prober *p = &m->probers[i];
+        if (ck_store_open(db_path, &p->store, err) != 0)
+            goto failed;
+        p->owns_store = true;
+        if ((errno = pthread_create(&p->thread, NULL, prober_main, p)) != 0) {
+            ck_error_set(err, 500, "thread_failed", "could not start a monitor thread: %s",
+                         strerror(errno));
+            goto failed;
+        }
+        p->started = true;
     }
     *out = m;
     return 0;
+failed:
+    ck_monitor_free(m);
+    return -1;
 }
 
 void ck_monitor_free(struct ck_monitor *m)
 {
     if (m == NULL)
         return;
-    if (m->started) {
-        ck_sleeper_stop(&m->sleeper);
-        pthread_join(m->thread, NULL);
+    ck_sleeper_stop(&m->sleeper);
+    for (size_t i = 0; i < m->n_probers; i++) {
+        struct prober *p = &m->probers[i];
+        if (p->started)
+            pthread_join(p->thread, NULL);
+        if (p->owns_store)
+            ck_store_close(p->store);
     }
     ck_sleeper_destroy(&m->sleeper);
-    if (m->owns_store)
-        ck_store_close(m->store);
+    free(m->probers);
     free(m->production_address);
     free(m);
 }

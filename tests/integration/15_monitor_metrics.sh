@@ -219,4 +219,58 @@ if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$WORK/daem
     grep -E -A8 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$WORK/daemon2.log" | head -40 | sed 's/^/#   /'
 fi
 
+# ---- endpoints that never answer are probed side by side, not one after another ----
+# A listener that accepts each connection and says nothing until the client closes it (the
+# monitor's probe gives up after 5 s); it writes the most connections it ever had open at once.
+# One daemon is left: with one probing thread there would be one at a time (two for an instant,
+# when the next probe connects before this listener has seen the last one close).
+HOLD=$(free_port)
+python3 - "$HOLD" "$WORK/held" <<'PY' &
+import socket, sys, threading, time
+port, out = int(sys.argv[1]), sys.argv[2]
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", port))
+srv.listen(64)
+srv.settimeout(1)
+lock = threading.Lock()
+state = {"open": 0, "most": 0}
+def hold(conn):  # until the prober gives up and closes (it never gets an answer)
+    conn.settimeout(20)
+    try:
+        while conn.recv(4096):
+            pass
+    except OSError:
+        pass
+    conn.close()
+    with lock:
+        state["open"] -= 1
+end = time.time() + 120
+while time.time() < end:
+    try:
+        conn, _ = srv.accept()
+    except socket.timeout:
+        continue
+    with lock:
+        state["open"] += 1
+        state["most"] = max(state["most"], state["open"])
+        with open(out, "w") as f:
+            f.write(str(state["most"]))
+    threading.Thread(target=hold, args=(conn,), daemon=True).start()
+PY
+EXTRA_PIDS="${EXTRA_PIDS:-} $!"
+ck enrollment create slow --cn slow.example.com --issuer mine \
+    --watch "127.0.0.1:$HOLD/a.slow.example.com" --watch "127.0.0.1:$HOLD/b.slow.example.com" \
+    --watch "127.0.0.1:$HOLD/c.slow.example.com" --watch "127.0.0.1:$HOLD/d.slow.example.com" \
+    >/dev/null 2>&1
+check_eq "an enrollment watching four silent endpoints" 0 $?
+held() { cat "$WORK/held" 2>/dev/null || echo 0; }
+for _ in $(seq 1 90); do
+    [ "$(held)" -ge 3 ] && break
+    sleep 0.5
+done
+check "the monitor probed silent endpoints side by side (at most $(held) at once, within 45 s)" \
+    test "$(held)" -ge 3
+check "each of them is unreachable, once (within 20 s)" wait_event endpoint_unreachable "127.0.0.1:$HOLD/d.slow.example.com" 20
+
 finish
