@@ -29,8 +29,8 @@
 /* A certificate issued for fewer days than this (import_check.c's expires_soon horizon) was asked
  * for that way: its expires_soon warning is logged, not left for a person to acknowledge. */
 #define CK_ISSUE_SHORT_LIFETIME_DAYS 30
-/* How long one issue job may hold its worker (below the job lease, jobs.h) before it hands
- * over to a new job. */
+/* How long one issue job may hold its worker before it hands over to a new job (its lease is
+ * renewed meanwhile, jobs.h): other orders' jobs get the worker in between. */
 #define CK_ISSUE_JOB_BUDGET_SECONDS 200
 /* How long the propagation check waits for every server to answer the TXT record. */
 #define CK_ISSUE_DNS_CHECK_MS 60000

@@ -49,6 +49,7 @@ struct ck_job_runner {
     struct ck_store *keeper_store;
     pthread_t keeper;
     bool keeper_started;
+    bool keeper_stopping;       /* under lock; set once every worker has stopped */
     pthread_cond_t keeper_wake; /* signalled on stop */
 };
 
@@ -128,16 +129,14 @@ static void set_running_job(struct worker *w, int64_t job_id)
     pthread_mutex_unlock(&w->runner->lock);
 }
 
-/* Renews the lease of every job a worker is running; false once the runner stops. */
-static bool renew_running_leases(struct ck_job_runner *r)
+/* Renews the lease of every job a worker is running. A renewal that fails is only logged: the
+ * job's end will then be refused (lease_lost) and the worker that took it over ends it. */
+static void renew_running_leases(struct ck_job_runner *r)
 {
     for (size_t i = 0; i < r->n_workers; i++) {
         pthread_mutex_lock(&r->lock);
         int64_t job_id = r->workers[i].running_job;
-        bool stopping = r->stopping;
         pthread_mutex_unlock(&r->lock);
-        if (stopping)
-            return false;
         ck_error err = {0};
         if (job_id == 0 || ck_store_job_renew(r->keeper_store, job_id, r->workers[i].id,
                                               r->lease_seconds, &err) == 0)
@@ -150,7 +149,6 @@ static bool renew_running_leases(struct ck_job_runner *r)
             ck_log(CK_LOG_WARN, "worker %s: could not renew the lease of job %lld: %s",
                    r->workers[i].id, (long long)job_id, err.message);
     }
-    return true;
 }
 
 static void *keeper_main(void *arg)
@@ -163,12 +161,13 @@ static void *keeper_main(void *arg)
         deadline.tv_sec += period;
         pthread_mutex_lock(&r->lock);
         int waited = 0;
-        while (!r->stopping && waited != ETIMEDOUT) /* a spurious wake-up waits again */
+        while (!r->keeper_stopping && waited != ETIMEDOUT) /* a spurious wake-up waits again */
             waited = pthread_cond_timedwait(&r->keeper_wake, &r->lock, &deadline);
-        bool stopping = r->stopping;
+        bool stopping = r->keeper_stopping;
         pthread_mutex_unlock(&r->lock);
-        if (stopping || !renew_running_leases(r))
+        if (stopping)
             return NULL;
+        renew_running_leases(r);
     }
 }
 
@@ -218,16 +217,21 @@ void ck_job_runner_stop(struct ck_job_runner *r)
     pthread_mutex_lock(&r->lock);
     r->stopping = true;
     pthread_cond_broadcast(&r->wake);
-    pthread_cond_broadcast(&r->keeper_wake);
     pthread_mutex_unlock(&r->lock);
-    if (r->keeper_started)
-        pthread_join(r->keeper, NULL);
-    ck_store_close(r->keeper_store);
+    /* Workers finish the job they run (a reload may take minutes); the keeper renews its lease
+     * until they have all stopped. */
     for (size_t i = 0; i < r->n_workers; i++) {
         if (r->workers[i].started)
             pthread_join(r->workers[i].thread, NULL);
         ck_store_close(r->workers[i].store);
     }
+    pthread_mutex_lock(&r->lock);
+    r->keeper_stopping = true;
+    pthread_cond_broadcast(&r->keeper_wake);
+    pthread_mutex_unlock(&r->lock);
+    if (r->keeper_started)
+        pthread_join(r->keeper, NULL);
+    ck_store_close(r->keeper_store);
     free(r->workers);
     pthread_cond_destroy(&r->keeper_wake);
     pthread_cond_destroy(&r->wake);
@@ -298,6 +302,13 @@ int ck_job_runner_start(const char *db_path, const ck_master_key *key,
     int rc = -1;
     char host[256] = "localhost";
     gethostname(host, sizeof(host) - 1);
+    if (ck_store_open(db_path, &r->keeper_store, err) != 0)
+        goto cleanup;
+    if (pthread_create(&r->keeper, NULL, keeper_main, r) != 0) {
+        ck_error_set(err, 500, "thread_failed", "could not start the job lease keeper");
+        goto cleanup;
+    }
+    r->keeper_started = true;
     for (size_t i = 0; i < r->n_workers; i++) {
         struct worker *w = &r->workers[i];
         w->magic = WORKER_MAGIC;
@@ -315,13 +326,6 @@ int ck_job_runner_start(const char *db_path, const ck_master_key *key,
         }
         w->started = true;
     }
-    if (ck_store_open(db_path, &r->keeper_store, err) != 0)
-        goto cleanup;
-    if (pthread_create(&r->keeper, NULL, keeper_main, r) != 0) {
-        ck_error_set(err, 500, "thread_failed", "could not start the job lease keeper");
-        goto cleanup;
-    }
-    r->keeper_started = true;
     *out = r;
     r = NULL;
     rc = 0;

@@ -15,7 +15,7 @@
 #include "crypto/seal.h"
 
 #define CK_JOB_LEASE_SECONDS   300 /* default; a lease keeper renews it every third of it */
-#define CK_JOB_LEASE_MIN       3
+#define CK_JOB_LEASE_MIN       6   /* renewed every 2 s at least: well above SQLite's busy wait */
 #define CK_JOB_LEASE_MAX       3600
 #define CK_WORKERS_MAX         64
 #define CK_JOB_RECOVER_SECONDS 60

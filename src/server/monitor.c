@@ -165,9 +165,11 @@ static int watch_one(const struct target *t, const char *key, struct ck_monitor_
     struct observation o = {0};
     const struct ck_monitor *m = t->prober->monitor;
     struct ck_store *st = t->prober->store;
+    /* Now, not the pass's start: a prober held up by dead endpoints would otherwise take
+     * leases that have already run out. */
     int got =
-        ck_store_watch_claim(st, t->row->enrollment_id, key, t->prober->holder, t->now, m->interval,
-                             lease_seconds(m), before_text, sizeof(before_text), err);
+        ck_store_watch_claim(st, t->row->enrollment_id, key, t->prober->holder, ck_clock_now(),
+                             m->interval, lease_seconds(m), before_text, sizeof(before_text), err);
     if (got <= 0)
         return got;
     observe(m, t, key, &o);

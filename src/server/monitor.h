@@ -1,10 +1,9 @@
 /* monitor.h — private to src/server: expiry monitoring (issue 6, item 5). On threads of its own
  * (CK_MONITOR_PROBERS, each with its own store connection), it probes every watched endpoint
  * (core/watch.h) of every enrollment with a deployed certificate once per interval and compares
- * what the endpoint serves with that certificate. The status of each endpoint is kept in the store;
- * an event
- * ("endpoint_mismatch", "endpoint_expiring", "endpoint_unreachable", "endpoint_ok") is raised
- * only when it changes, so webhooks and /v1/poll hear about it once.
+ * what the endpoint serves with that certificate. The status of each endpoint is kept in the
+ * store; an event ("endpoint_mismatch", "endpoint_expiring", "endpoint_unreachable",
+ * "endpoint_ok") is raised only when it changes, so webhooks and /v1/poll hear about it once.
  *
  * Several threads or daemons sharing one database: a probe is leased in the store
  * (ck_store_watch_claim), so each endpoint is probed once per interval by one of them, and the

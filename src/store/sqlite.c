@@ -1782,13 +1782,18 @@ static int csr_commit(struct ck_store *st, void *ctx, ck_error *err)
             "saving the order's key and CSR", NULL, err) != 0 ||
         csr_artifact_insert(st, c->job_id, c->csr_pem, err) != 0)
         return -1;
+    int64_t changed = 0;
     if (ck_sql_exec_args(st,
                          "UPDATE jobs SET state = ?2, finished_at = ?3, lease_until = NULL "
-                         "WHERE id = ?1",
+                         "WHERE id = ?1 AND (?4 IS NULL OR (state = 'running' AND worker = ?4))",
                          ARGS(A_INT(c->job_id), A_TEXT(ck_job_state_name(CK_JOB_FINISHED)),
-                              A_INT(ck_clock_now())),
-                         "finishing the csr job", NULL, err) != 0 ||
-        order_jobs_queue(st, o.tenant_id, c->order_id, c->next, c->next ? 1 : 0, err) != 0)
+                              A_INT(ck_clock_now()), A_TEXT(c->worker)),
+                         "finishing the csr job", &changed, err) != 0)
+        return -1;
+    if (changed != 1) /* see job_finish_body */
+        return ck_error_set(err, 409, "lease_lost", "job %lld changed hands meanwhile",
+                            (long long)c->job_id);
+    if (order_jobs_queue(st, o.tenant_id, c->order_id, c->next, c->next ? 1 : 0, err) != 0)
         return -1;
     return order_event(st, o.tenant_id, c->order_id, c->event, err);
 }
@@ -2761,13 +2766,21 @@ static int job_finish_body(struct ck_store *st, void *ctx, ck_error *err)
                             ck_job_state_name(j.state));
     if (job_lease_check(st, e->job_id, e->worker, err) != 0)
         return -1;
-    return ck_sql_exec_args(
-        st,
-        "UPDATE jobs SET state = ?2, error = ?3, finished_at = ?4, lease_until = NULL "
-        "WHERE id = ?1",
-        ARGS(A_INT(e->job_id), A_TEXT(ck_job_state_name(e->state)),
-             A_TEXT(e->state == CK_JOB_FAILED ? e->error : NULL), A_INT(ck_clock_now())),
-        "finishing a job", NULL, err);
+    /* The same conditions again in the write itself, for a store whose transactions do not
+     * serialize every writer as SQLite's BEGIN IMMEDIATE does. */
+    int64_t changed = 0;
+    if (ck_sql_exec_args(st,
+                         "UPDATE jobs SET state = ?2, error = ?3, finished_at = ?4, "
+                         "lease_until = NULL WHERE id = ?1 AND state IN ('queued', 'running') "
+                         "AND (?5 IS NULL OR (state = 'running' AND worker = ?5))",
+                         ARGS(A_INT(e->job_id), A_TEXT(ck_job_state_name(e->state)),
+                              A_TEXT(e->state == CK_JOB_FAILED ? e->error : NULL),
+                              A_INT(ck_clock_now()), A_TEXT(e->worker)),
+                         "finishing a job", &changed, err) != 0)
+        return -1;
+    return changed == 1 ? 0
+                        : ck_error_set(err, 409, "lease_lost", "job %lld changed hands meanwhile",
+                                       (long long)e->job_id);
 }
 
 int ck_store_job_finish(struct ck_store *st, int64_t job_id, const char *worker,

@@ -138,6 +138,17 @@ int ck_store_watch_claim(struct ck_store *st, int64_t enrollment_id, const char 
                             .holder = holder,
                             .status_before = status_before,
                             .status_len = status_len};
+    /* A read first: an endpoint probed lately or leased now needs no write transaction. Every
+     * prober of every daemon walks every endpoint on every pass, and most are not due. */
+    int64_t busy = 0;
+    int rc = ck_sql_query_one(
+        st,
+        "SELECT 1 FROM watch_status WHERE enrollment_id = ?1 AND endpoint = ?2 "
+        "AND (checked_at > ?3 OR lease_until > ?4)",
+        ARGS(A_INT(enrollment_id), A_TEXT(endpoint), A_INT(now - interval), A_INT(now)),
+        "claiming an endpoint to probe", ck_sql_read_id, &busy, err);
+    if (rc != 0)
+        return rc < 0 ? -1 : 0;
     if (ck_sql_in_transaction(st, claim_body, &c, err) != 0)
         return -1;
     return c.claimed ? 1 : 0;

@@ -220,57 +220,70 @@ if grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$WORK/daem
 fi
 
 # ---- endpoints that never answer are probed side by side, not one after another ----
-# A listener that accepts each connection and says nothing until the client closes it (the
-# monitor's probe gives up after 5 s); it writes the most connections it ever had open at once.
-# One daemon is left: with one probing thread there would be one at a time (two for an instant,
-# when the next probe connects before this listener has seen the last one close).
-HOLD=$(free_port)
-python3 - "$HOLD" "$WORK/held" <<'PY' &
-import socket, sys, threading, time
-port, out = int(sys.argv[1]), sys.argv[2]
-srv = socket.socket()
-srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("127.0.0.1", port))
-srv.listen(64)
-srv.settimeout(1)
-lock = threading.Lock()
-state = {"open": 0, "most": 0}
-def hold(conn):  # until the prober gives up and closes (it never gets an answer)
-    conn.settimeout(20)
-    try:
-        while conn.recv(4096):
-            pass
-    except OSError:
-        pass
-    conn.close()
-    with lock:
-        state["open"] -= 1
+# Four listeners that accept each connection and say nothing until the client closes it (the
+# monitor's probe gives up after 5 s). They record the most connections open at once on each
+# port and on all four. One daemon is left: with one probing thread there would be one at a time
+# (two for an instant, when the next probe connects before the last close is seen), and an
+# endpoint probed by two threads at once would show two on its port.
+HOLDS=""
+for _ in 1 2 3 4; do HOLDS="$HOLDS $(free_port)"; done
+python3 - "$WORK/held" $HOLDS <<'PY' &
+import selectors, socket, sys, time
+out, ports = sys.argv[1], [int(p) for p in sys.argv[2:]]
+sel = selectors.DefaultSelector()
+for port in ports:
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", port))
+    srv.listen(64)
+    srv.setblocking(False)
+    sel.register(srv, selectors.EVENT_READ, ("listen", port))
+open_on = {p: 0 for p in ports}
+most_on = {p: 0 for p in ports}
+most = 0
 end = time.time() + 120
 while time.time() < end:
-    try:
-        conn, _ = srv.accept()
-    except socket.timeout:
-        continue
-    with lock:
-        state["open"] += 1
-        state["most"] = max(state["most"], state["open"])
+    for key, _ in sel.select(timeout=1):
+        kind, port = key.data
+        if kind == "listen":
+            conn, _ = key.fileobj.accept()
+            conn.setblocking(False)
+            sel.register(conn, selectors.EVENT_READ, ("conn", port))
+            open_on[port] += 1
+        else:
+            try:
+                data = key.fileobj.recv(4096)
+            except OSError:
+                data = b""
+            if data:
+                continue
+            sel.unregister(key.fileobj)
+            key.fileobj.close()
+            open_on[port] -= 1
+        most = max(most, sum(open_on.values()))
+        most_on[port] = max(most_on[port], open_on[port])
         with open(out, "w") as f:
-            f.write(str(state["most"]))
-    threading.Thread(target=hold, args=(conn,), daemon=True).start()
+            f.write("%d %d\n" % (most, max(most_on.values())))
 PY
 EXTRA_PIDS="${EXTRA_PIDS:-} $!"
-ck enrollment create slow --cn slow.example.com --issuer mine \
-    --watch "127.0.0.1:$HOLD/a.slow.example.com" --watch "127.0.0.1:$HOLD/b.slow.example.com" \
-    --watch "127.0.0.1:$HOLD/c.slow.example.com" --watch "127.0.0.1:$HOLD/d.slow.example.com" \
-    >/dev/null 2>&1
+WATCH_ARGS=()
+for p in $HOLDS; do WATCH_ARGS+=(--watch "127.0.0.1:$p"); done
+ck enrollment create slow --cn slow.example.com --issuer mine "${WATCH_ARGS[@]}" >/dev/null 2>&1
 check_eq "an enrollment watching four silent endpoints" 0 $?
-held() { cat "$WORK/held" 2>/dev/null || echo 0; }
+held() { cut -d' ' -f"$1" "$WORK/held" 2>/dev/null || echo 0; }
 for _ in $(seq 1 90); do
-    [ "$(held)" -ge 3 ] && break
+    [ "$(held 1)" -ge 3 ] && break
     sleep 0.5
 done
-check "the monitor probed silent endpoints side by side (at most $(held) at once, within 45 s)" \
-    test "$(held)" -ge 3
-check "each of them is unreachable, once (within 20 s)" wait_event endpoint_unreachable "127.0.0.1:$HOLD/d.slow.example.com" 20
+check "the monitor probed silent endpoints side by side (at most $(held 1) at once, within 45 s)" \
+    test "$(held 1)" -ge 3
+check_eq "and never one endpoint twice at once" 1 "$(held 2)"
+for p in $HOLDS; do
+    wait_event endpoint_unreachable "127.0.0.1:$p" 20 >/dev/null
+done
+sleep 3
+api GET /v1/events
+check_eq "each of them raised endpoint_unreachable once" "1 1 1 1" \
+    "$(for p in $HOLDS; do json "[.events[] | select(.type == \"endpoint_unreachable\") | select(.data.endpoint == \"127.0.0.1:$p\")] | length"; done | tr '\n' ' ' | sed 's/ $//')"
 
 finish

@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
-# Job leases: a job that runs longer than its lease (here a deploy whose reload command takes 8 s,
-# with --job-lease 3 and two workers) is renewed while it runs, so the other worker never takes
-# it over: the reload runs once, the job finishes, nothing is refused with "lease_lost".
+# Job leases: a job that runs longer than its lease (here a deploy whose reload command takes
+# 14 s, with --job-lease 6 and two workers) is renewed while it runs, so the other worker never
+# takes it over: the reload runs once, the job finishes, nothing is refused with "lease_lost".
 source "$(dirname "$0")/lib.sh"
 
-OUT=$("$CERTKEEP" serve --data "$DATA" --api 127.0.0.1:1 --job-lease 2 2>&1)
-check_eq "--job-lease 2 is a usage error (exit status 2)" 2 "$?"
-check_contains "and says the range" "3 to 3600" "$OUT"
+OUT=$("$CERTKEEP" serve --data "$DATA" --api 127.0.0.1:1 --job-lease 5 2>&1)
+check_eq "--job-lease 5 is a usage error (exit status 2)" 2 "$?"
+check_contains "and says the range" "6 to 3600" "$OUT"
 OUT=$("$CERTKEEP" serve --data "$DATA" --api 127.0.0.1:1 --job-lease 3601 2>&1)
 check_eq "--job-lease 3601 is a usage error too" 2 "$?"
 
-start_daemon --no-scheduler --workers 2 --job-lease 3
+start_daemon --no-scheduler --workers 2 --job-lease 6
 cd "$WORK" || exit 1
 
 TARGETDIR=$WORK/certs
@@ -19,8 +19,8 @@ mkdir -p "$TARGETDIR"
 ck ca init >/dev/null 2>&1
 ck issuer create mine --local >/dev/null 2>&1
 ck enrollment create slow --cn slow.example.test --issuer mine --key ec-p256 --lifetime 1h >/dev/null 2>&1
-api POST /v1/enrollments/slow/targets "{\"environment\":\"production\",\"directory\":\"$TARGETDIR\",\"reload_command\":[\"sh\",\"-c\",\"sleep 8; echo reloaded >> $RELOADS\"],\"timeout_seconds\":30}"
-check_eq "a production target whose reload takes 8 s" 201 "$STATUS"
+api POST /v1/enrollments/slow/targets "{\"environment\":\"production\",\"directory\":\"$TARGETDIR\",\"reload_command\":[\"sh\",\"-c\",\"sleep 14; echo reloaded >> $RELOADS\"],\"timeout_seconds\":60}"
+check_eq "a production target whose reload takes 14 s" 201 "$STATUS"
 
 wait_state() { # order state [seconds]
     local i s
@@ -48,10 +48,10 @@ ck order stage "$ID" >/dev/null 2>&1
 check_eq "order $ID is staged" staged "$(wait_state "$ID" staged 10)"
 START=$(date +%s)
 ck order deploy "$ID" >/dev/null 2>&1
-check_eq "the deploy job, longer than two leases, finished" finished "$(wait_job "$ID" deploy 40)"
+check_eq "the deploy job, longer than two leases, finished" finished "$(wait_job "$ID" deploy 60)"
 diag "the deploy job took $(($(date +%s) - START)) s"
 check_eq "the reload command ran once" 1 "$(wc -l <"$RELOADS" 2>/dev/null || echo 0)"
-sleep 4 # one more lease: a takeover would start the reload again now
+sleep 7 # one more lease: a takeover would start the reload again now
 check_eq "and only once, a lease later" 1 "$(wc -l <"$RELOADS" 2>/dev/null || echo 0)"
 JOB=$(ck jobs --order "$ID" --json | jq -r '[.jobs[] | select(.type == "deploy")][0].id')
 check_eq "one deploy job" 1 "$(ck jobs --order "$ID" --json | jq '[.jobs[] | select(.type == "deploy")] | length')"
