@@ -60,4 +60,40 @@ check_contains "its log shows the reload" "reload" "$LOG"
 check_eq "the daemon ran it once" 1 "$(grep -c "running job $JOB (deploy)" "$DAEMON_LOG")"
 check_not_contains "no lease was lost or left unrenewed" "lease" "$(grep -iE "warn|error" "$DAEMON_LOG")"
 check_eq "order $ID is deployed" deployed "$(ck order show "$ID" --json | jq -r .state)"
+
+# ---- a daemon stopped in the middle of a long job keeps its lease until the job is done ----
+# A second daemon shares the database. The first is asked to stop (SIGTERM) while its worker runs
+# the 14 s reload of a new deployment: it finishes that job first, and its lease is renewed all
+# along, so the second daemon never takes the job over and the reload runs once.
+ck order start slow --no-wait >/dev/null 2>&1
+ID2=$(ck order list --enrollment slow --json | jq -r '.orders[0].id')
+check_eq "order $ID2 is issued" issued "$(wait_state "$ID2" issued 20)"
+ck order stage "$ID2" >/dev/null 2>&1
+check_eq "order $ID2 is staged" staged "$(wait_state "$ID2" staged 10)"
+ck order deploy "$ID2" >/dev/null 2>&1
+deploy_state() { ck jobs --order "$ID2" --json 2>/dev/null | jq -r '[.jobs[] | select(.type == "deploy")][0].state'; }
+for _ in $(seq 1 100); do
+    [ "$(deploy_state)" = running ] && break
+    sleep 0.1
+done
+JOB2=$(ck jobs --order "$ID2" --json | jq -r '[.jobs[] | select(.type == "deploy")][0].id')
+check_eq "the first daemon runs deploy job $JOB2" 1 "$(grep -c "running job $JOB2 (deploy)" "$DAEMON_LOG")"
+PORT2=$(free_port)
+"$CERTKEEP" serve --data "$DATA" --api "127.0.0.1:$PORT2" --no-scheduler --no-monitor \
+    --job-lease 6 >>"$WORK/daemon2.log" 2>&1 &
+DAEMON2_PID=$!
+EXTRA_PIDS="${EXTRA_PIDS:-} $DAEMON2_PID"
+check "a second daemon shares the database" wait_for_http "http://127.0.0.1:$PORT2/healthz" 15
+STOP=$(date +%s)
+stop_daemon
+check_eq "the first daemon stopped cleanly, after its job" 0 "$DAEMON_STATUS"
+diag "stopping took $(($(date +%s) - STOP)) s"
+export CERTKEEP_ADDR=http://127.0.0.1:$PORT2
+check_eq "deploy job $JOB2 finished" finished "$(ck job show "$JOB2" --json 2>/dev/null | jq -r .state)"
+check_eq "the reload ran once more, not twice" 2 "$(wc -l <"$RELOADS")"
+check_eq "the second daemon never ran it" 0 "$(grep -c "running job $JOB2" "$WORK/daemon2.log")"
+check_eq "order $ID2 is deployed" deployed "$(ck order show "$ID2" --json | jq -r .state)"
+kill -TERM "$DAEMON2_PID"
+wait "$DAEMON2_PID"
+check_eq "the second daemon stopped cleanly" 0 $?
 finish
