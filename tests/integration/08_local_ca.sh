@@ -5,15 +5,6 @@ source "$(dirname "$0")/lib.sh"
 start_daemon --no-scheduler
 cd "$WORK" || exit 1
 
-wait_state() { # order state [seconds]: polls until the order is in state (or failed)
-    local i s
-    for i in $(seq 1 $((${3:-20} * 10))); do
-        s=$(ck order show "$1" --json 2>/dev/null | jq -r .state)
-        [ "$s" = "$2" ] || [ "$s" = failed ] && break
-        sleep 0.1
-    done
-    echo "$s"
-}
 
 out=$(ck issuer create mine --local 2>&1)
 check_eq "a local issuer needs a CA first" 1 $?

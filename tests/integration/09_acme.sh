@@ -11,15 +11,6 @@ if [ ! -x /usr/bin/pebble ] || [ ! -x "$BIND_NAMED" ]; then
     exit 0
 fi
 
-wait_state() { # order state [seconds]: polls until the order is in state (or failed)
-    local i s
-    for i in $(seq 1 $((${3:-30} * 10))); do
-        s=$(ck order show "$1" --json 2>/dev/null | jq -r .state)
-        [ "$s" = "$2" ] || [ "$s" = failed ] && break
-        sleep 0.1
-    done
-    echo "$s"
-}
 last_order() { ck order list --enrollment "$1" --json | jq -r '.orders[0].id'; }
 txt() { dig +short +norec -p "$BIND_PORT" @127.0.0.1 "$1" TXT; }
 

@@ -22,24 +22,6 @@ ck enrollment create slow --cn slow.example.test --issuer mine --key ec-p256 --l
 api POST /v1/enrollments/slow/targets "{\"environment\":\"production\",\"directory\":\"$TARGETDIR\",\"reload_command\":[\"sh\",\"-c\",\"sleep 14; echo reloaded >> $RELOADS\"],\"timeout_seconds\":60}"
 check_eq "a production target whose reload takes 14 s" 201 "$STATUS"
 
-wait_state() { # order state [seconds]
-    local i s
-    for i in $(seq 1 $((${3:-20} * 10))); do
-        s=$(ck order show "$1" --json 2>/dev/null | jq -r .state)
-        [ "$s" = "$2" ] || [ "$s" = failed ] && break
-        sleep 0.1
-    done
-    echo "$s"
-}
-wait_job() { # order type [seconds]: prints the job's final state
-    local i s
-    for i in $(seq 1 $((${3:-30} * 10))); do
-        s=$(ck jobs --order "$1" --json 2>/dev/null | jq -r --arg t "$2" '[.jobs[] | select(.type == $t)][0].state')
-        [ "$s" = finished ] || [ "$s" = failed ] && break
-        sleep 0.1
-    done
-    echo "$s"
-}
 
 ck order start slow --no-wait >/dev/null 2>&1
 ID=$(ck order list --enrollment slow --json | jq -r '.orders[0].id')
@@ -48,7 +30,7 @@ ck order stage "$ID" >/dev/null 2>&1
 check_eq "order $ID is staged" staged "$(wait_state "$ID" staged 10)"
 START=$(date +%s)
 ck order deploy "$ID" >/dev/null 2>&1
-check_eq "the deploy job, longer than two leases, finished" finished "$(wait_job "$ID" deploy 60)"
+check_eq "the deploy job, longer than two leases, finished" finished "$(wait_job_end "$ID" deploy 60)"
 diag "the deploy job took $(($(date +%s) - START)) s"
 check_eq "the reload command ran once" 1 "$(wc -l <"$RELOADS" 2>/dev/null || echo 0)"
 sleep 7 # one more lease: a takeover would start the reload again now

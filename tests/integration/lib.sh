@@ -175,6 +175,26 @@ ck() { "$CERTKEEP" "$@"; } # the CLI, with CERTKEEP_ADDR/CERTKEEP_TOKEN from the
 
 json() { printf '%s' "$BODY" | jq -r "$@"; }
 
+wait_state() { # order state [seconds, 30]: prints the order's state once it is `state` or failed
+    local i s
+    for i in $(seq 1 $((${3:-30} * 10))); do
+        s=$(ck order show "$1" --json 2>/dev/null | jq -r .state)
+        [ "$s" = "$2" ] || [ "$s" = failed ] && break
+        sleep 0.1
+    done
+    echo "$s"
+}
+
+wait_job_end() { # order type [seconds, 30]: prints the state of the order's job of that type
+    local i s     # once it has ended (finished or failed)
+    for i in $(seq 1 $((${3:-30} * 10))); do
+        s=$(ck jobs --order "$1" --json 2>/dev/null | jq -r --arg t "$2" '[.jobs[] | select(.type == $t)][0].state')
+        [ "$s" = finished ] || [ "$s" = failed ] && break
+        sleep 0.1
+    done
+    echo "$s"
+}
+
 finish() {
     if [ -n "$DAEMON_PID" ]; then
         stop_daemon
