@@ -416,7 +416,7 @@ static struct edge_key *spki_to_key(const struct provider_ctx *provider, const u
     if (!whole_bytes || (key = key_new((void *)provider)) == NULL)
         goto cleanup;
     if (!key_set(key, c, point, point_len)) {
-        free(key);
+        key_free(key);
         key = NULL;
     }
 cleanup:
@@ -449,7 +449,7 @@ static int decoder_decode(void *ctx, OSSL_CORE_BIO *in, int selection, OSSL_CALL
         OSSL_PARAM_construct_octet_string(OSSL_OBJECT_PARAM_REFERENCE, &key, sizeof(key)),
         OSSL_PARAM_construct_end()};
     int ok = data_cb(params, data_cbarg);
-    free(key); /* NULL when key_load took it */
+    key_free(key); /* NULL when key_load took it; it holds its point since key_set */
     return ok;
 }
 
