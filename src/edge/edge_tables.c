@@ -297,15 +297,16 @@ static int parse_material(ck_edge_tables *t, const ck_sni_table *table, const ck
     m->key = ck_sni_cert_load_key(table, cert, ck_leaf_parser_key_libctx(t->leaf_parser), err);
     if (m->key == NULL)
         return -1;
-    if (X509_check_private_key(m->leaf, m->key) == 1) {
-        /* One key object for the pair when the edge's provider holds both. */
-        if (ck_leaf_parser_join_private_key(t->leaf_parser, m->leaf, m->key) == 0) {
-            EVP_PKEY_free(m->key);
-            m->key = X509_get0_pubkey(m->leaf);
-            EVP_PKEY_up_ref(m->key);
-        }
+    /* One key object for the pair when the edge's provider holds both (the join compares them
+     * itself, so a pair it takes is not compared twice); else any pair OpenSSL matches. */
+    if (ck_leaf_parser_join_private_key(t->leaf_parser, m->leaf, m->key) == 0) {
+        EVP_PKEY_free(m->key);
+        m->key = X509_get0_pubkey(m->leaf);
+        EVP_PKEY_up_ref(m->key);
         return 0;
     }
+    if (X509_check_private_key(m->leaf, m->key) == 1)
+        return 0;
     /* The edge's provider matches uncompressed points only: a certificate or key that encodes
      * its point another way is read the ordinary way, both of them. */
     ERR_clear_error();
