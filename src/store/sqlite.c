@@ -2764,10 +2764,9 @@ static int job_finish_body(struct ck_store *st, void *ctx, ck_error *err)
     if (j.state != CK_JOB_QUEUED && j.state != CK_JOB_RUNNING)
         return ck_error_set(err, 409, "job_closed", "job %lld is already %s", (long long)e->job_id,
                             ck_job_state_name(j.state));
-    if (job_lease_check(st, e->job_id, e->worker, err) != 0)
-        return -1;
-    /* The same conditions again in the write itself, for a store whose transactions do not
-     * serialize every writer as SQLite's BEGIN IMMEDIATE does. */
+    /* The lease is checked in the write itself, so that no other writer can slip in between,
+     * even in a store whose transactions do not serialize writers as SQLite's BEGIN IMMEDIATE
+     * does. */
     int64_t changed = 0;
     if (ck_sql_exec_args(st,
                          "UPDATE jobs SET state = ?2, error = ?3, finished_at = ?4, "
@@ -2779,8 +2778,10 @@ static int job_finish_body(struct ck_store *st, void *ctx, ck_error *err)
                          "finishing a job", &changed, err) != 0)
         return -1;
     return changed == 1 ? 0
-                        : ck_error_set(err, 409, "lease_lost", "job %lld changed hands meanwhile",
-                                       (long long)e->job_id);
+                        : ck_error_set(err, 409, "lease_lost",
+                                       "job %lld is no longer leased to %s (another worker took "
+                                       "it over when the lease ran out)",
+                                       (long long)e->job_id, e->worker ? e->worker : "its caller");
 }
 
 int ck_store_job_finish(struct ck_store *st, int64_t job_id, const char *worker,
