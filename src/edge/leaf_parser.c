@@ -539,7 +539,7 @@ static const OSSL_DISPATCH sign_functions[] = {
 /* ---- the provider ---- */
 
 static const OSSL_ALGORITHM key_algorithms[] = {
-    {KEY_NAMES, "provider=" PROVIDER_NAME, key_functions, "EC public keys of edge certificates"},
+    {KEY_NAMES, "provider=" PROVIDER_NAME, key_functions, "EC keys of edge certificates"},
     {NULL, NULL, NULL, NULL}};
 
 static const OSSL_ALGORITHM decoder_algorithms[] = {

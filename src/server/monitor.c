@@ -329,11 +329,7 @@ int ck_monitor_start(const char *db_path, const struct ck_monitor_config *cfg,
                      struct ck_monitor **out, ck_error *err)
 {
     struct ck_monitor *m = NULL;
-    int n = cfg->probers > 0 ? cfg->probers : CK_MONITOR_PROBERS;
-    if (n > CK_MONITOR_PROBERS_MAX)
-        return ck_error_set(err, 400, "invalid_monitor_probers", "at most %d probers",
-                            CK_MONITOR_PROBERS_MAX);
-    if (monitor_new(cfg, (size_t)n, &m, err) != 0)
+    if (monitor_new(cfg, CK_MONITOR_PROBERS, &m, err) != 0)
         return -1;
     for (size_t i = 0; i < m->n_probers; i++) {
         struct prober *p = &m->probers[i];

@@ -27,14 +27,12 @@
 #define CK_MONITOR_PROBE_TIMEOUT_MS 5000
 #define CK_MONITOR_PAGE_SIZE        256
 /* Threads probing at once: an unreachable endpoint holds one for a whole probe timeout. */
-#define CK_MONITOR_PROBERS     4
-#define CK_MONITOR_PROBERS_MAX 64
+#define CK_MONITOR_PROBERS 4
 
 struct ck_monitor_config {
     int64_t interval;               /* seconds between two probes of one endpoint; <= 0: 1 h */
     const char *production_address; /* the production listener to probe, or NULL; copied */
     int probe_timeout_ms;           /* <= 0: CK_MONITOR_PROBE_TIMEOUT_MS */
-    int probers;                    /* threads for ck_monitor_start; <= 0: CK_MONITOR_PROBERS */
 };
 
 /* What one pass did (for logs and tests). */
@@ -54,7 +52,7 @@ int ck_monitor_new(struct ck_store *st, const struct ck_monitor_config *cfg,
 int ck_monitor_pass(struct ck_monitor *m, int64_t now, struct ck_monitor_report *report,
                     ck_error *err);
 
-/* A monitor with cfg->probers threads, each with its own store connection on db_path, each
+/* A monitor with CK_MONITOR_PROBERS threads, each with its own store connection on db_path, each
  * making a pass every interval / 10 (at least 1 s, at most 60 s) with ck_clock_now(). Every
  * thread walks every enrollment and probes the endpoints whose lease it wins, so they share the
  * endpoints without dividing them up front, and one slow endpoint holds up one thread. */
