@@ -525,6 +525,9 @@ static X509 *edge_leaf_for(struct pki *p, ck_leaf_parser *parser, EVP_PKEY *key,
     return x;
 }
 
+/* The curves the edge's own keys take (leaf_parser.c). */
+static const char *const edge_curves[] = {"P-256", "P-384", "P-521"};
+
 /* Private keys opened into the leaf parser's library context are the edge's compact keys: on
  * every curve the edge serves they sign, with every digest TLS pairs with ECDSA, what an ordinary
  * key of the same pair verifies; digests outside those are refused at once. */
@@ -533,10 +536,9 @@ static void test_leaf_parser_private_keys_sign(void **state)
     struct pki *p = *state;
     ck_leaf_parser *parser = ck_leaf_parser_new(NULL);
     assert_non_null(parser);
-    static const char *const curves[] = {"P-256", "P-384", "P-521"};
     static const char *const digests[] = {"SHA1", "SHA224", "SHA256", "SHA384", "SHA512"};
     for (size_t i = 0; i < 3; i++) {
-        EVP_PKEY *ordinary = EVP_EC_gen(curves[i]);
+        EVP_PKEY *ordinary = EVP_EC_gen(edge_curves[i]);
         assert_non_null(ordinary);
         EVP_PKEY *edge = edge_key_of(p, parser, ordinary);
         assert_int_equal(EVP_PKEY_get_bits(edge), EVP_PKEY_get_bits(ordinary));
@@ -736,9 +738,8 @@ static void test_leaf_parser_keys_in_handshakes(void **state)
     struct pki *p = *state;
     ck_leaf_parser *parser = ck_leaf_parser_new(NULL);
     assert_non_null(parser);
-    static const char *const curves[] = {"P-256", "P-384", "P-521"};
     for (size_t i = 0; i < 3; i++) {
-        EVP_PKEY *ordinary = EVP_EC_gen(curves[i]);
+        EVP_PKEY *ordinary = EVP_EC_gen(edge_curves[i]);
         assert_non_null(ordinary);
         X509 *leaf = edge_leaf_for(p, parser, ordinary, 50 + (long)i);
         EVP_PKEY *edge = edge_key_of(p, parser, ordinary);
