@@ -26,6 +26,7 @@
 #include <openssl/tls1.h>
 
 #include "common/log.h"
+#include "edge/kex_provider.h"
 
 #define LISTENER_MAGIC    0x45444745u /* "EDGE" */
 #define CONN_MAGIC        0x434f4e4eu /* "CONN" */
@@ -49,6 +50,7 @@ struct ck_edge_listener {
     uint32_t magic;
     struct event_base *base;
     ck_edge_tables *tables;
+    ck_edge_kex *kex; /* the library context ctx lives in: X25519 by libsodium */
     SSL_CTX *ctx;
     struct evconnlistener *evl;
     struct event *resume_accept; /* after EMFILE and the like, accept again a little later */
@@ -154,7 +156,8 @@ cleanup:
 
 static SSL_CTX *make_ssl_ctx(ck_edge_listener *l, ck_error *err)
 {
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    SSL_CTX *ctx =
+        SSL_CTX_new_ex(ck_edge_kex_libctx(l->kex), ck_edge_kex_propq(), TLS_server_method());
     if (ctx == NULL || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
         SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1 ||
         SSL_CTX_set_cipher_list(ctx, tls12_ciphers) != 1 ||
@@ -523,6 +526,9 @@ ck_edge_listener *ck_edge_listener_new(struct event_base *base,
     l->base = base;
     l->tables = opts->tables;
     apply_options(l, opts);
+    l->kex = ck_edge_kex_new(err);
+    if (l->kex == NULL)
+        goto cleanup;
     l->ctx = make_ssl_ctx(l, err);
     if (l->ctx == NULL)
         goto cleanup;
@@ -553,6 +559,7 @@ void ck_edge_listener_free(ck_edge_listener *l)
     if (l->resume_accept != NULL)
         event_free(l->resume_accept);
     SSL_CTX_free(l->ctx);
+    ck_edge_kex_free(l->kex);
     l->magic = 0;
     free(l);
 }

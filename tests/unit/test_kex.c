@@ -1,0 +1,304 @@
+/* test_kex.c — the edge's X25519 (src/edge/kex_provider.c): RFC 7748's vectors, agreement with
+ * OpenSSL's own X25519 both ways, small-order peers refused, and real TLS handshakes whose
+ * server key share comes from this provider. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/provider.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "edge/kex_provider.h"
+
+#define OUR_DESCRIPTION "X25519 keys (libsodium)"
+
+static int setup(void **state)
+{
+    *state = ck_edge_kex_new(NULL);
+    return *state == NULL ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+    ck_edge_kex_free(*state);
+    return 0;
+}
+
+static void hex_to(const char *hex, unsigned char out[32])
+{
+    for (size_t i = 0; i < 32; i++) {
+        unsigned v = 0;
+        assert_int_equal(sscanf(hex + 2 * i, "%2x", &v), 1);
+        out[i] = (unsigned char)v;
+    }
+}
+
+static EVP_PKEY *our_private(ck_edge_kex *k, const unsigned char priv[32])
+{
+    EVP_PKEY *key = EVP_PKEY_new_raw_private_key_ex(ck_edge_kex_libctx(k), "X25519",
+                                                    ck_edge_kex_propq(), priv, 32);
+    assert_non_null(key);
+    assert_string_equal(EVP_PKEY_get0_description(key), OUR_DESCRIPTION);
+    return key;
+}
+
+static EVP_PKEY *our_public(ck_edge_kex *k, const unsigned char pub[32])
+{
+    EVP_PKEY *key = EVP_PKEY_new_raw_public_key_ex(ck_edge_kex_libctx(k), "X25519",
+                                                   ck_edge_kex_propq(), pub, 32);
+    assert_non_null(key);
+    return key;
+}
+
+/* The shared secret of own and peer, computed in own's library context; -1 when refused.
+ * *by_us tells whether this provider did the computation. */
+static int derive(OSSL_LIB_CTX *libctx, const char *propq, EVP_PKEY *own, EVP_PKEY *peer,
+                  unsigned char out[32], bool *by_us)
+{
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(libctx, own, propq);
+    size_t len = 32;
+    int rc = ctx != NULL && EVP_PKEY_derive_init(ctx) == 1 &&
+                     EVP_PKEY_derive_set_peer(ctx, peer) == 1 &&
+                     EVP_PKEY_derive(ctx, out, &len) == 1 && len == 32
+                 ? 0
+                 : -1;
+    if (by_us != NULL && ctx != NULL && EVP_PKEY_CTX_get0_provider(ctx) != NULL)
+        *by_us = strcmp(OSSL_PROVIDER_get0_name(EVP_PKEY_CTX_get0_provider(ctx)),
+                        "certkeep-edge-kex") == 0;
+    EVP_PKEY_CTX_free(ctx);
+    ERR_clear_error();
+    return rc;
+}
+
+/* RFC 7748 section 6.1: both public keys from the private ones, and the shared secret. */
+static void test_rfc7748_vectors(void **state)
+{
+    ck_edge_kex *k = *state;
+    unsigned char alice_priv[32], alice_pub[32], bob_priv[32], bob_pub[32], shared[32];
+    hex_to("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a", alice_priv);
+    hex_to("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a", alice_pub);
+    hex_to("5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb", bob_priv);
+    hex_to("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f", bob_pub);
+    hex_to("4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742", shared);
+
+    EVP_PKEY *alice = our_private(k, alice_priv), *bob = our_private(k, bob_priv);
+    unsigned char pub[32], out[32];
+    size_t len = sizeof(pub);
+    assert_int_equal(EVP_PKEY_get_raw_public_key(alice, pub, &len), 1);
+    assert_memory_equal(pub, alice_pub, 32);
+    len = sizeof(pub);
+    assert_int_equal(EVP_PKEY_get_raw_public_key(bob, pub, &len), 1);
+    assert_memory_equal(pub, bob_pub, 32);
+
+    EVP_PKEY *bob_public = our_public(k, bob_pub), *alice_public = our_public(k, alice_pub);
+    bool by_us = false;
+    assert_int_equal(
+        derive(ck_edge_kex_libctx(k), ck_edge_kex_propq(), alice, bob_public, out, &by_us), 0);
+    assert_true(by_us);
+    assert_memory_equal(out, shared, 32);
+    assert_int_equal(
+        derive(ck_edge_kex_libctx(k), ck_edge_kex_propq(), bob, alice_public, out, NULL), 0);
+    assert_memory_equal(out, shared, 32);
+    EVP_PKEY_free(alice);
+    EVP_PKEY_free(bob);
+    EVP_PKEY_free(alice_public);
+    EVP_PKEY_free(bob_public);
+}
+
+/* A key generated the way libssl does it (by name, group "x25519"). */
+static EVP_PKEY *generate(OSSL_LIB_CTX *libctx, const char *propq)
+{
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(libctx, "X25519", propq);
+    EVP_PKEY *key = NULL;
+    assert_non_null(ctx);
+    assert_int_equal(EVP_PKEY_keygen_init(ctx), 1);
+    assert_int_equal(EVP_PKEY_CTX_set_group_name(ctx, "x25519"), 1);
+    assert_int_equal(EVP_PKEY_keygen(ctx, &key), 1);
+    EVP_PKEY_CTX_free(ctx);
+    return key;
+}
+
+/* Keys made here agree with OpenSSL's own X25519 keys, each side computing in its own library,
+ * and every generated key is new. */
+static void test_agrees_with_openssl(void **state)
+{
+    ck_edge_kex *k = *state;
+    unsigned char previous[32] = {0};
+    for (int i = 0; i < 20; i++) {
+        EVP_PKEY *ours = generate(ck_edge_kex_libctx(k), ck_edge_kex_propq());
+        EVP_PKEY *theirs = generate(NULL, NULL);
+        assert_string_equal(EVP_PKEY_get0_description(ours), OUR_DESCRIPTION);
+        assert_string_not_equal(EVP_PKEY_get0_description(theirs), OUR_DESCRIPTION);
+        unsigned char our_pub[32], their_pub[32], a[32], b[32];
+        size_t len = 32;
+        assert_int_equal(EVP_PKEY_get_raw_public_key(ours, our_pub, &len), 1);
+        len = 32;
+        assert_int_equal(EVP_PKEY_get_raw_public_key(theirs, their_pub, &len), 1);
+        assert_memory_not_equal(our_pub, previous, 32);
+        memcpy(previous, our_pub, 32);
+
+        EVP_PKEY *their_pub_here = our_public(k, their_pub);
+        EVP_PKEY *our_pub_there = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, our_pub, 32);
+        assert_non_null(our_pub_there);
+        bool by_us = false;
+        assert_int_equal(
+            derive(ck_edge_kex_libctx(k), ck_edge_kex_propq(), ours, their_pub_here, a, &by_us), 0);
+        assert_true(by_us);
+        assert_int_equal(derive(NULL, NULL, theirs, our_pub_there, b, NULL), 0);
+        assert_memory_equal(a, b, 32);
+        EVP_PKEY_free(their_pub_here);
+        EVP_PKEY_free(our_pub_there);
+        EVP_PKEY_free(ours);
+        EVP_PKEY_free(theirs);
+    }
+}
+
+/* Peer values of small order make an all-zero secret: refused (RFC 8446 section 7.4.2). So are a
+ * public value of the wrong size and a group other than x25519. */
+static void test_refuses_bad_peers_and_groups(void **state)
+{
+    ck_edge_kex *k = *state;
+    static const char *small_order[] = {
+        "0000000000000000000000000000000000000000000000000000000000000000",
+        "0100000000000000000000000000000000000000000000000000000000000000",
+        "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"};
+    EVP_PKEY *ours = generate(ck_edge_kex_libctx(k), ck_edge_kex_propq());
+    for (size_t i = 0; i < sizeof(small_order) / sizeof(small_order[0]); i++) {
+        unsigned char pub[32], out[32];
+        hex_to(small_order[i], pub);
+        EVP_PKEY *peer = our_public(k, pub);
+        assert_int_equal(derive(ck_edge_kex_libctx(k), ck_edge_kex_propq(), ours, peer, out, NULL),
+                         -1);
+        EVP_PKEY_free(peer);
+    }
+    unsigned char short_value[31] = {9};
+    assert_null(EVP_PKEY_new_raw_public_key_ex(ck_edge_kex_libctx(k), "X25519", ck_edge_kex_propq(),
+                                               short_value, 31));
+    EVP_PKEY_CTX *ctx =
+        EVP_PKEY_CTX_new_from_name(ck_edge_kex_libctx(k), "X25519", ck_edge_kex_propq());
+    assert_non_null(ctx);
+    assert_int_equal(EVP_PKEY_keygen_init(ctx), 1);
+    assert_true(EVP_PKEY_CTX_set_group_name(ctx, "x448") <= 0);
+    EVP_PKEY_CTX_free(ctx);
+    EVP_PKEY_free(ours);
+    ERR_clear_error();
+}
+
+/* A self-signed P-256 certificate and its key, for the handshakes. */
+static X509 *self_signed(EVP_PKEY **key)
+{
+    *key = EVP_EC_gen("P-256");
+    X509 *x = X509_new();
+    assert_non_null(*key);
+    assert_non_null(x);
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), -60);
+    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+                               (const unsigned char *)"kex.test", -1, -1, 0);
+    X509_set_issuer_name(x, X509_get_subject_name(x));
+    X509_set_pubkey(x, *key);
+    assert_true(X509_sign(x, *key, EVP_sha256()) > 0);
+    return x;
+}
+
+/* One handshake through a BIO pair: the server's SSL_CTX in the edge's library context, the
+ * client an ordinary OpenSSL one offering only groups. Returns the description of the server's
+ * key share ("(freed)" once libssl has let it go), or NULL when the handshake failed. */
+static const char *handshake(ck_edge_kex *k, int version, const char *groups, char *description,
+                             size_t size)
+{
+    EVP_PKEY *key = NULL;
+    X509 *cert = self_signed(&key);
+    SSL_CTX *server_ctx =
+        SSL_CTX_new_ex(ck_edge_kex_libctx(k), ck_edge_kex_propq(), TLS_server_method());
+    SSL_CTX *client_ctx = SSL_CTX_new(TLS_client_method());
+    assert_non_null(server_ctx);
+    assert_non_null(client_ctx);
+    assert_int_equal(SSL_CTX_set1_groups_list(server_ctx, "X25519:P-256:P-384"), 1);
+    assert_int_equal(SSL_CTX_set1_groups_list(client_ctx, groups), 1);
+    SSL_CTX_set_min_proto_version(client_ctx, version);
+    SSL_CTX_set_max_proto_version(client_ctx, version);
+    SSL *server = SSL_new(server_ctx), *client = SSL_new(client_ctx);
+    BIO *server_bio = NULL, *client_bio = NULL;
+    assert_int_equal(BIO_new_bio_pair(&server_bio, 0, &client_bio, 0), 1);
+    SSL_set_bio(server, server_bio, server_bio);
+    SSL_set_bio(client, client_bio, client_bio);
+    SSL_set_accept_state(server);
+    SSL_set_connect_state(client);
+    assert_int_equal(SSL_use_certificate(server, cert), 1);
+    assert_int_equal(SSL_use_PrivateKey(server, key), 1);
+    bool client_done = false, server_done = false, failed = false;
+    for (int i = 0; i < 50 && !failed && !(client_done && server_done); i++) {
+        SSL *peers[2] = {client, server};
+        bool *done[2] = {&client_done, &server_done};
+        for (int p = 0; p < 2; p++) {
+            int rc = *done[p] ? 1 : SSL_do_handshake(peers[p]);
+            int why = rc == 1 ? SSL_ERROR_NONE : SSL_get_error(peers[p], rc);
+            *done[p] = rc == 1;
+            failed |=
+                why != SSL_ERROR_NONE && why != SSL_ERROR_WANT_READ && why != SSL_ERROR_WANT_WRITE;
+        }
+    }
+    const char *result = NULL;
+    EVP_PKEY *share = NULL;
+    if (client_done && server_done && SSL_version(client) == version) {
+        bool known = SSL_get_tmp_key(server, &share) == 1;
+        snprintf(description, size, "%s", known ? EVP_PKEY_get0_description(share) : "(freed)");
+        result = description;
+    }
+    EVP_PKEY_free(share);
+    SSL_free(client);
+    SSL_free(server);
+    SSL_CTX_free(client_ctx);
+    SSL_CTX_free(server_ctx);
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    ERR_clear_error();
+    return result;
+}
+
+/* TLS 1.3 and 1.2 with X25519 use this provider (its key share and its derivation); P-256 and
+ * P-384 still work, through OpenSSL's own. */
+static void test_handshakes(void **state)
+{
+    ck_edge_kex *k = *state;
+    char description[128];
+    uint64_t before = ck_edge_kex_derivations(k);
+    assert_string_equal(handshake(k, TLS1_3_VERSION, "X25519", description, sizeof(description)),
+                        OUR_DESCRIPTION);
+    assert_int_equal(ck_edge_kex_derivations(k), before + 1);
+    /* TLS 1.2 frees the server's share before the handshake ends: count the derivation. A TLS
+     * 1.2 client must also list the certificate's curve (RFC 8422 section 5.1). */
+    assert_non_null(handshake(k, TLS1_2_VERSION, "X25519:P-256", description, sizeof(description)));
+    assert_int_equal(ck_edge_kex_derivations(k), before + 2);
+    const char *p256 = handshake(k, TLS1_3_VERSION, "P-256", description, sizeof(description));
+    assert_non_null(p256);
+    assert_string_not_equal(p256, OUR_DESCRIPTION);
+    assert_non_null(handshake(k, TLS1_2_VERSION, "P-384:P-256", description, sizeof(description)));
+    assert_int_equal(ck_edge_kex_derivations(k), before + 2);
+    /* a group the edge does not offer: no handshake */
+    assert_null(handshake(k, TLS1_3_VERSION, "P-521", description, sizeof(description)));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_rfc7748_vectors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_agrees_with_openssl, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refuses_bad_peers_and_groups, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_handshakes, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
