@@ -88,6 +88,12 @@ build_tools() {
     cc $flags -o "$BIN/hsload" "$HERE/hsload.c" -lssl -lcrypto
     # shellcheck disable=SC2086
     cc $flags -o "$BIN/gencerts" "$HERE/gencerts.c" -lssl -lcrypto
+    # hsinproc links certkeep's library (from `make`); without it, that part is skipped
+    if [ -f "$ROOT/build/libcertkeep.a" ]; then
+        # shellcheck disable=SC2046,SC2086
+        cc $flags -I"$ROOT/src" -o "$BIN/hsinproc" "$HERE/hsinproc.c" "$ROOT/build/libcertkeep.a" \
+            $(pkg-config --libs openssl libsodium) -ljemalloc
+    fi
 }
 
 free_port() {
@@ -385,6 +391,10 @@ main() {
         servers+=(certkeep)
     else
         say "certkeep: edge not available in this build"
+    fi
+    if [ -x "$BIN/hsinproc" ]; then
+        say "in-process, server CPU per full TLS 1.3 handshake (hsinproc, best of 4 rounds):"
+        taskset -c "$SERVER_CPU" "$BIN/hsinproc" 2000 4 | tail -n 1 | sed 's/^/  /'
     fi
     one_name "${servers[@]}"
     if [ -n "${ONE_RATE[certkeep]:-}" ]; then

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <openssl/core_names.h>
@@ -128,12 +130,12 @@ static EVP_PKEY *generate(OSSL_LIB_CTX *libctx, const char *propq)
 }
 
 /* Keys made here agree with OpenSSL's own X25519 keys, each side computing in its own library,
- * and every generated key is new. */
+ * and every generated key is new: 150 of them cross two refills of the provider's batch. */
 static void test_agrees_with_openssl(void **state)
 {
     ck_edge_kex *k = *state;
     unsigned char previous[32] = {0};
-    for (int i = 0; i < 20; i++) {
+    for (int i = 0; i < 150; i++) {
         EVP_PKEY *ours = generate(ck_edge_kex_libctx(k), ck_edge_kex_propq());
         EVP_PKEY *theirs = generate(NULL, NULL);
         assert_string_equal(EVP_PKEY_get0_description(ours), OUR_DESCRIPTION);
@@ -160,6 +162,65 @@ static void test_agrees_with_openssl(void **state)
         EVP_PKEY_free(ours);
         EVP_PKEY_free(theirs);
     }
+}
+
+/* Each generated key pair is whole: its private value, given to OpenSSL's own X25519, gives its
+ * public value. */
+static void test_generated_pairs_are_whole(void **state)
+{
+    ck_edge_kex *k = *state;
+    for (int i = 0; i < 70; i++) {
+        EVP_PKEY *ours = generate(ck_edge_kex_libctx(k), ck_edge_kex_propq());
+        OSSL_PARAM *params = NULL;
+        assert_int_equal(EVP_PKEY_todata(ours, EVP_PKEY_KEYPAIR, &params), 1);
+        const OSSL_PARAM *priv = OSSL_PARAM_locate_const(params, OSSL_PKEY_PARAM_PRIV_KEY);
+        const OSSL_PARAM *pub = OSSL_PARAM_locate_const(params, OSSL_PKEY_PARAM_PUB_KEY);
+        assert_non_null(priv);
+        assert_non_null(pub);
+        assert_int_equal(priv->data_size, 32);
+        assert_int_equal(pub->data_size, 32);
+        EVP_PKEY *theirs = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, priv->data, 32);
+        unsigned char expected[32];
+        size_t len = sizeof(expected);
+        assert_non_null(theirs);
+        assert_int_equal(EVP_PKEY_get_raw_public_key(theirs, expected, &len), 1);
+        assert_memory_equal(pub->data, expected, 32);
+        EVP_PKEY_free(theirs);
+        OSSL_PARAM_free(params);
+        EVP_PKEY_free(ours);
+    }
+}
+
+/* A forked child does not hand out the key pairs its parent made ahead: the next share of each
+ * differs. */
+static void test_forked_child_makes_its_own(void **state)
+{
+    ck_edge_kex *k = *state;
+    EVP_PKEY *first = generate(ck_edge_kex_libctx(k), ck_edge_kex_propq());
+    EVP_PKEY_free(first);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        EVP_PKEY *child = generate(ck_edge_kex_libctx(k), ck_edge_kex_propq());
+        unsigned char pub[32];
+        size_t len = sizeof(pub);
+        int ok = EVP_PKEY_get_raw_public_key(child, pub, &len) == 1 && write(fds[1], pub, 32) == 32;
+        _exit(ok ? 0 : 1);
+    }
+    close(fds[1]);
+    unsigned char child_pub[32], parent_pub[32];
+    assert_int_equal(read(fds[0], child_pub, 32), 32);
+    close(fds[0]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    EVP_PKEY *parent = generate(ck_edge_kex_libctx(k), ck_edge_kex_propq());
+    size_t len = sizeof(parent_pub);
+    assert_int_equal(EVP_PKEY_get_raw_public_key(parent, parent_pub, &len), 1);
+    assert_memory_not_equal(child_pub, parent_pub, 32);
+    EVP_PKEY_free(parent);
 }
 
 /* Peer values of small order make an all-zero secret: refused (RFC 8446 section 7.4.2). So are a
@@ -297,6 +358,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_rfc7748_vectors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agrees_with_openssl, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_generated_pairs_are_whole, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forked_child_makes_its_own, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refuses_bad_peers_and_groups, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handshakes, setup, teardown),
     };
