@@ -8,49 +8,36 @@
  * provider and its own when it needs to (EVP_PKEY_copy_parameters, a peer key from elsewhere). */
 #include "edge/kex_provider.h"
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
-#include <openssl/bn.h>
 #include <openssl/core_dispatch.h>
 #include <openssl/core_names.h>
 #include <openssl/params.h>
 #include <openssl/provider.h>
 #include <openssl/prov_ssl.h>
-#include <openssl/rand.h>
 #include <sodium.h>
+
+#include "edge/x25519_shares.h"
 
 #define PROVIDER_NAME "certkeep-edge-kex"
 /* The names OpenSSL's own X25519 goes by, so that both are one algorithm to the library. */
 #define X25519_NAMES "X25519:1.3.101.110"
 #define GROUP_NAME   "x25519"
 #define KEY_BYTES    32
-#define SHARE_BATCH  64 /* ephemeral key pairs made at a time */
 
 struct ck_edge_kex {
     OSSL_LIB_CTX *libctx;
     OSSL_PROVIDER *default_provider, *kex_provider;
 };
 
-/* Ephemeral key pairs made ahead, SHARE_BATCH at a time (see refill_shares). Each is handed out
- * once and its slot wiped; a forked child drops what its parent made. */
-struct share_pool {
-    pthread_mutex_t lock;
-    pid_t pid; /* the process that made them */
-    size_t ready;
-    unsigned char private_values[SHARE_BATCH][KEY_BYTES];
-    unsigned char public_values[SHARE_BATCH][KEY_BYTES];
-};
-
 /* The provider's own context. */
 struct provider_ctx {
     atomic_uint_least64_t derivations;
-    struct share_pool shares;
+    ck_x25519_shares *shares; /* the ephemeral keys */
 };
 
 /* ---- keys ---- */
@@ -110,19 +97,27 @@ static int key_match(const void *keydata1, const void *keydata2, int selection)
            sodium_memcmp(a->public_value, b->public_value, KEY_BYTES) == 0;
 }
 
-/* Any 32 bytes are an X25519 public value (RFC 7748 section 5); a private one is checked at
- * derivation, where a small-order peer shows as an all-zero secret. */
+/* Any 32 bytes are an X25519 public value (RFC 7748 section 5): a small-order peer shows at
+ * derivation, as an all-zero secret. A key pair is checked whole: its public value must be the
+ * one its private value gives. */
 static int key_validate(const void *keydata, int selection, int checktype)
 {
     (void)checktype;
-    return key_has(keydata, selection);
+    const struct x25519_key *key = keydata;
+    unsigned char expected[KEY_BYTES];
+    if (!key_has(keydata, selection))
+        return 0;
+    if ((selection & OSSL_KEYMGMT_SELECT_KEYPAIR) != OSSL_KEYMGMT_SELECT_KEYPAIR)
+        return 1;
+    return crypto_scalarmult_curve25519_base(expected, key->private_value) == 0 &&
+           sodium_memcmp(expected, key->public_value, KEY_BYTES) == 0;
 }
 
 static bool octets_of(const OSSL_PARAM *p, unsigned char out[KEY_BYTES])
 {
     const void *value = NULL;
     size_t len = 0;
-    if (OSSL_PARAM_get_octet_string_ptr(p, &value, &len) != 1 || len != KEY_BYTES)
+    if (OSSL_PARAM_get_octet_string_ptr(p, &value, &len) != 1 || value == NULL || len != KEY_BYTES)
         return false;
     memcpy(out, value, KEY_BYTES);
     return true;
@@ -247,121 +242,6 @@ static const char *key_operation_name(int operation_id)
     return operation_id == OSSL_OP_KEYEXCH ? "X25519" : NULL;
 }
 
-/* ---- ephemeral key pairs ----
- *
- * An X25519 public value is the u-coordinate of [s]B. libsodium's crypto_scalarmult_curve25519_base
- * runs the Montgomery ladder for it (28 µs here); its Edwards fixed-base multiplication, with
- * precomputed tables, takes 17 µs and gives the same point on the birationally equivalent
- * Edwards curve, whose affine y maps to u = (1 + y) / (1 - y) (RFC 7748 section 4.1). That map
- * needs a field inversion, which OpenSSL's BN does in 14 µs; one inversion serves a whole batch
- * (Montgomery's trick: invert the product, then peel each factor off), 1.4 µs a key in all.
- * Only public values go through BN: y is a function of the public u. The scalar is 32 bytes of
- * OpenSSL's DRBG, clamped, and only libsodium's constant-time multiplication sees it. */
-
-static const unsigned char field_prime_le[KEY_BYTES] = {
-    0xed, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f};
-
-/* u[i] = (1 + y[i]) / (1 - y[i]) mod 2^255 - 19 for the Edwards encodings edwards[i] (little
- * endian y, sign of x in the top bit), with one inversion. */
-static bool edwards_to_montgomery(unsigned char u[SHARE_BATCH][KEY_BYTES],
-                                  const unsigned char edwards[SHARE_BATCH][KEY_BYTES])
-{
-    BN_CTX *ctx = BN_CTX_new();
-    BIGNUM *p = NULL, *inverse = NULL, *value = NULL, *num[SHARE_BATCH], *den[SHARE_BATCH],
-           *prefix[SHARE_BATCH];
-    bool ok = false;
-    if (ctx == NULL)
-        return false;
-    BN_CTX_start(ctx);
-    p = BN_CTX_get(ctx);
-    inverse = BN_CTX_get(ctx);
-    value = BN_CTX_get(ctx);
-    for (size_t i = 0; i < SHARE_BATCH; i++) {
-        num[i] = BN_CTX_get(ctx);
-        den[i] = BN_CTX_get(ctx);
-        prefix[i] = BN_CTX_get(ctx);
-    }
-    if (prefix[SHARE_BATCH - 1] == NULL || BN_lebin2bn(field_prime_le, KEY_BYTES, p) == NULL)
-        goto cleanup;
-    for (size_t i = 0; i < SHARE_BATCH; i++) {
-        unsigned char y[KEY_BYTES];
-        memcpy(y, edwards[i], KEY_BYTES);
-        y[KEY_BYTES - 1] &= 0x7f;
-        /* y < p for libsodium's canonical encodings, so 1 - y is p + 1 - y; zero only for y = 1,
-         * the neutral point, which a scalar with bit 254 set cannot give */
-        if (BN_lebin2bn(y, KEY_BYTES, num[i]) == NULL || BN_cmp(num[i], p) >= 0 ||
-            BN_sub(den[i], p, num[i]) != 1 || BN_add_word(den[i], 1) != 1 ||
-            BN_add_word(num[i], 1) != 1 || BN_is_zero(den[i]) ||
-            (i == 0 ? BN_copy(prefix[i], den[i]) == NULL
-                    : BN_mod_mul(prefix[i], prefix[i - 1], den[i], p, ctx) != 1))
-            goto cleanup;
-    }
-    if (BN_mod_inverse(inverse, prefix[SHARE_BATCH - 1], p, ctx) == NULL)
-        goto cleanup;
-    for (size_t i = SHARE_BATCH; i-- > 0;) {
-        /* inverse is 1 / (den[0] ... den[i]); times prefix[i - 1] it is 1 / den[i] */
-        if ((i == 0 ? BN_copy(value, inverse) == NULL
-                    : BN_mod_mul(value, inverse, prefix[i - 1], p, ctx) != 1) ||
-            BN_mod_mul(inverse, inverse, den[i], p, ctx) != 1 ||
-            BN_mod_mul(value, value, num[i], p, ctx) != 1 ||
-            BN_bn2lebinpad(value, u[i], KEY_BYTES) != KEY_BYTES)
-            goto cleanup;
-    }
-    ok = true;
-cleanup:
-    BN_CTX_end(ctx);
-    BN_CTX_free(ctx);
-    return ok;
-}
-
-/* Makes SHARE_BATCH new key pairs. Under the pool's lock. */
-static bool refill_shares(struct share_pool *pool)
-{
-    unsigned char edwards[SHARE_BATCH][KEY_BYTES];
-    if (RAND_priv_bytes(pool->private_values[0], sizeof(pool->private_values)) != 1)
-        goto failed;
-    for (size_t i = 0; i < SHARE_BATCH; i++) {
-        unsigned char *scalar = pool->private_values[i];
-        scalar[0] &= 248; /* RFC 7748 section 5 */
-        scalar[31] &= 127;
-        scalar[31] |= 64;
-        if (crypto_scalarmult_ed25519_base_noclamp(edwards[i], scalar) != 0)
-            goto failed;
-    }
-    if (!edwards_to_montgomery(pool->public_values, edwards))
-        goto failed;
-    pool->ready = SHARE_BATCH;
-    pool->pid = getpid();
-    return true;
-failed:
-    sodium_memzero(pool->private_values, sizeof(pool->private_values));
-    pool->ready = 0;
-    return false;
-}
-
-/* One fresh key pair into key. */
-static bool take_share(struct share_pool *pool, struct x25519_key *key)
-{
-    bool ok = false;
-    if (pthread_mutex_lock(&pool->lock) != 0)
-        return false;
-    if (pool->ready > 0 && pool->pid != getpid()) {
-        sodium_memzero(pool->private_values, sizeof(pool->private_values));
-        pool->ready = 0;
-    }
-    if (pool->ready > 0 || refill_shares(pool)) {
-        size_t i = --pool->ready;
-        memcpy(key->private_value, pool->private_values[i], KEY_BYTES);
-        memcpy(key->public_value, pool->public_values[i], KEY_BYTES);
-        sodium_memzero(pool->private_values[i], KEY_BYTES);
-        key->has_private = key->has_public = true;
-        ok = true;
-    }
-    pthread_mutex_unlock(&pool->lock);
-    return ok;
-}
-
 /* ---- key generation ---- */
 
 struct x25519_gen {
@@ -417,10 +297,11 @@ static void *gen_key(void *genctx, OSSL_CALLBACK *callback, void *cbarg)
     struct x25519_key *key = key_new(NULL);
     if (key == NULL || (gen->selection & OSSL_KEYMGMT_SELECT_KEYPAIR) == 0)
         return key; /* "parameters" only: an empty key for a peer's share */
-    if (!take_share(&gen->provider->shares, key)) {
+    if (ck_x25519_shares_take(gen->provider->shares, key->private_value, key->public_value) != 0) {
         key_free(key);
         return NULL;
     }
+    key->has_private = key->has_public = true;
     return key;
 }
 
@@ -579,8 +460,8 @@ static int provider_capabilities(void *provctx, const char *capability, OSSL_CAL
 static void provider_teardown(void *provctx)
 {
     struct provider_ctx *ctx = provctx;
-    pthread_mutex_destroy(&ctx->shares.lock);
-    OPENSSL_clear_free(ctx, sizeof(*ctx));
+    ck_x25519_shares_free(ctx->shares);
+    free(ctx);
 }
 
 static const OSSL_DISPATCH provider_functions[] = {
@@ -592,13 +473,17 @@ static const OSSL_DISPATCH provider_functions[] = {
 static int provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
                          const OSSL_DISPATCH **out, void **provctx)
 {
-    (void)handle;
-    (void)in;
+    OSSL_FUNC_core_get_libctx_fn *get_libctx = NULL;
+    for (; in->function_id != 0; in++)
+        if (in->function_id == OSSL_FUNC_CORE_GET_LIBCTX)
+            get_libctx = OSSL_FUNC_core_get_libctx(in);
     struct provider_ctx *ctx = NULL;
-    if (sodium_init() < 0 || (ctx = OPENSSL_zalloc(sizeof(*ctx))) == NULL) /* 1: started */
-        return 0;
-    if (pthread_mutex_init(&ctx->shares.lock, NULL) != 0) {
-        OPENSSL_free(ctx);
+    if (get_libctx == NULL || sodium_init() < 0 || (ctx = calloc(1, sizeof(*ctx))) == NULL)
+        return 0; /* sodium_init: 1 means already started */
+    /* A built-in provider's core context is its library context: keys come from its DRBG. */
+    ctx->shares = ck_x25519_shares_new((OSSL_LIB_CTX *)get_libctx(handle));
+    if (ctx->shares == NULL) {
+        free(ctx);
         return 0;
     }
     *out = provider_functions;

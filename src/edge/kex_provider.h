@@ -5,18 +5,21 @@
  * combining it with the client's share. They are the largest part of a handshake's cryptography
  * (the signature is the other), and OpenSSL 3.0 spends more on the first than the arithmetic
  * needs: its key generation runs the Montgomery ladder on the base point and goes through the
- * provider layer twice, about 39 µs here. This provider makes ephemeral keys 64 at a time with
- * libsodium's Edwards fixed-base multiplication and one shared field inversion, about 18 µs
- * each; the derivation is libsodium's ladder, 30 µs against OpenSSL's 34. A whole handshake
- * costs the server about 12-19% less CPU in-process (bench/edge/README.md).
+ * provider layer twice, about 39 µs here. This provider takes its ephemeral keys from
+ * x25519_shares.h (libsodium's Edwards fixed-base multiplication, in batches: about 20 µs each)
+ * and derives with libsodium's ladder (30 µs against OpenSSL's 34). A whole handshake costs the
+ * server 12-15% less CPU in-process (bench/edge/hsinproc.c).
  *
  * The provider has an "X25519" key manager and key exchange, and libssl finds them by name: the
  * context's property query prefers this provider ("?provider=certkeep-edge-kex"), and takes the
  * default provider's implementation of everything else (P-256 and P-384 key shares, the
  * ciphers, digests and KDFs). The private value is 32 random bytes from OpenSSL's DRBG, clamped
- * as RFC 7748 section 5 says; each is handed out once and wiped from the batch, and a forked
- * child drops its parent's batch. A shared secret of all zeros (a peer's share of small order)
- * fails the derivation, which ends the handshake as RFC 8446 section 7.4.2 requires. */
+ * as RFC 7748 section 5 says (see x25519_shares.h for how they are kept). A shared secret of all
+ * zeros (a peer's share of small order) fails the derivation, which ends the handshake as RFC
+ * 8446 section 7.4.2 requires.
+ *
+ * The library context is certkeep's own: it does not read openssl.cnf, so a system-wide provider
+ * configuration (FIPS, default properties) does not apply to the edge's handshakes. */
 #ifndef CK_EDGE_KEX_PROVIDER_H
 #define CK_EDGE_KEX_PROVIDER_H
 
@@ -29,10 +32,13 @@
 typedef struct ck_edge_kex ck_edge_kex;
 
 /* A library context with both providers loaded. Fails with 500 "tls_setup_failed" when libsodium
- * cannot start or OpenSSL cannot load a provider. */
+ * cannot start, OpenSSL cannot load a provider or the key batches' self-check fails
+ * (x25519_shares.h). */
 ck_edge_kex *ck_edge_kex_new(ck_error *err);
 
-/* Every object made in its library context (SSL_CTX, keys) must be freed first. NULL is allowed. */
+/* Every object made in its library context (SSL_CTX, SSL, keys) must be freed first; libevent
+ * frees a closed connection's SSL in a later loop turn, so free this after the loop's last
+ * turn. NULL is allowed. */
 void ck_edge_kex_free(ck_edge_kex *k);
 
 /* For SSL_CTX_new_ex(ck_edge_kex_libctx(k), ck_edge_kex_propq(), method). Valid as long as k. */

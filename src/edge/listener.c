@@ -50,7 +50,6 @@ struct ck_edge_listener {
     uint32_t magic;
     struct event_base *base;
     ck_edge_tables *tables;
-    ck_edge_kex *kex; /* the library context ctx lives in: X25519 by libsodium */
     SSL_CTX *ctx;
     struct evconnlistener *evl;
     struct event *resume_accept; /* after EMFILE and the like, accept again a little later */
@@ -154,10 +153,10 @@ cleanup:
     return rc;
 }
 
-static SSL_CTX *make_ssl_ctx(ck_edge_listener *l, ck_error *err)
+static SSL_CTX *make_ssl_ctx(ck_edge_listener *l, ck_edge_kex *kex, ck_error *err)
 {
-    SSL_CTX *ctx =
-        SSL_CTX_new_ex(ck_edge_kex_libctx(l->kex), ck_edge_kex_propq(), TLS_server_method());
+    SSL_CTX *ctx = SSL_CTX_new_ex(kex != NULL ? ck_edge_kex_libctx(kex) : NULL,
+                                  kex != NULL ? ck_edge_kex_propq() : NULL, TLS_server_method());
     if (ctx == NULL || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
         SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1 ||
         SSL_CTX_set_cipher_list(ctx, tls12_ciphers) != 1 ||
@@ -526,10 +525,7 @@ ck_edge_listener *ck_edge_listener_new(struct event_base *base,
     l->base = base;
     l->tables = opts->tables;
     apply_options(l, opts);
-    l->kex = ck_edge_kex_new(err);
-    if (l->kex == NULL)
-        goto cleanup;
-    l->ctx = make_ssl_ctx(l, err);
+    l->ctx = make_ssl_ctx(l, opts->kex, err);
     if (l->ctx == NULL)
         goto cleanup;
     l->resume_accept = evtimer_new(base, on_resume_accept, l);
@@ -559,7 +555,6 @@ void ck_edge_listener_free(ck_edge_listener *l)
     if (l->resume_accept != NULL)
         event_free(l->resume_accept);
     SSL_CTX_free(l->ctx);
-    ck_edge_kex_free(l->kex);
     l->magic = 0;
     free(l);
 }

@@ -30,6 +30,7 @@
 
 #include "common/error.h"
 #include "edge/edge_tables.h"
+#include "edge/kex_provider.h"
 
 #define CK_EDGE_HANDSHAKE_TIMEOUT_MS 10000
 #define CK_EDGE_IDLE_TIMEOUT_MS      60000
@@ -51,6 +52,10 @@ struct ck_edge_listener_options {
     int idle_timeout_ms;      /* 0: CK_EDGE_IDLE_TIMEOUT_MS */
     size_t max_connections;   /* 0: CK_EDGE_MAX_CONNECTIONS */
     struct ck_edge_conn_budget *budget; /* optional: a limit shared with other listeners */
+    /* The library context the listener's SSL_CTX lives in (kex_provider.h), not owned. It must
+     * outlive the listener and the loop's turn after ck_edge_listener_free, in which libevent
+     * frees the last connections' SSLs. NULL: OpenSSL's default context and its own X25519. */
+    ck_edge_kex *kex;
 };
 
 typedef struct ck_edge_listener ck_edge_listener;

@@ -441,8 +441,11 @@ static int daemon_start(struct ck_daemon *d, const struct serve_options *o, ck_e
     if (add_signal(d, SIGTERM, &d->on_sigterm, err) != 0 ||
         add_signal(d, SIGINT, &d->on_sigint, err) != 0)
         return -1;
-    if (ck_edge_runtime_start(d->base, d->store, &d->master_key, o->edge, o->edge_cache, &d->edge,
-                              err) != 0)
+    if (o->edge[CK_EDGE_STAGING].len + o->edge[CK_EDGE_PRODUCTION].len > 0 &&
+        (d->edge_kex = ck_edge_kex_new(err)) == NULL)
+        return -1;
+    if (ck_edge_runtime_start(d->base, d->store, &d->master_key, o->edge, o->edge_cache,
+                              d->edge_kex, &d->edge, err) != 0)
         return -1;
     ck_edge_runtime_on_tick(d->edge, ck_edge_deploy_due, d);
     if (ck_job_runner_start(db, &d->master_key, d->system_roots, o->workers, o->job_lease,
@@ -505,6 +508,7 @@ static void daemon_stop(struct ck_daemon *d)
         evhttp_free(d->http);
     if (d->base != NULL)
         event_base_free(d->base);
+    ck_edge_kex_free(d->edge_kex); /* after the loop's last turn: it freed the edge's SSLs */
     SSL_CTX_free(d->tls);
     sk_X509_pop_free(d->system_roots, X509_free);
     ck_store_close(d->store);

@@ -44,6 +44,7 @@ struct ck_edge_runtime {
     ck_strv bound[CK_EDGE_KIND_COUNT];
     size_t cache_capacity;             /* parsed certificates kept per environment */
     struct ck_edge_conn_budget budget; /* shared by every TLS listener */
+    ck_edge_kex *kex;                  /* the TLS listeners' library context, not owned */
     struct event *watch;
     void (*on_tick)(void *arg);
     void *on_tick_arg;
@@ -273,8 +274,10 @@ static int start_env(struct ck_edge_runtime *rt, enum ck_environment env, const 
     if (e->tables == NULL || e->listeners == NULL)
         return e->tables == NULL ? -1 : ck_error_set(err, 500, "out_of_memory", "out of memory");
     for (size_t i = 0; i < addresses->len; i++) {
-        const struct ck_edge_listener_options opts = {
-            .address = addresses->items[i], .tables = e->tables, .budget = &rt->budget};
+        const struct ck_edge_listener_options opts = {.address = addresses->items[i],
+                                                      .tables = e->tables,
+                                                      .budget = &rt->budget,
+                                                      .kex = rt->kex};
         e->listeners[i] = ck_edge_listener_new(rt->base, &opts, err);
         if (e->listeners[i] == NULL)
             return -1;
@@ -329,13 +332,14 @@ static int start_watch(struct ck_edge_runtime *rt, ck_error *err)
 
 int ck_edge_runtime_start(struct event_base *base, struct ck_store *st, const ck_master_key *key,
                           const ck_strv addresses[CK_EDGE_KIND_COUNT], size_t cache_capacity,
-                          struct ck_edge_runtime **out, ck_error *err)
+                          ck_edge_kex *kex, struct ck_edge_runtime **out, ck_error *err)
 {
     struct ck_edge_runtime *rt = calloc(1, sizeof(*rt));
     if (rt == NULL)
         return ck_error_set(err, 500, "out_of_memory", "out of memory starting the edge");
     rt->magic = RUNTIME_MAGIC;
     rt->cache_capacity = cache_capacity;
+    rt->kex = kex;
     rt->base = base;
     rt->store = st;
     rt->key = *key;

@@ -18,6 +18,7 @@
 #include "common/util.h"
 #include "crypto/seal.h"
 #include "edge/edge_tables.h"
+#include "edge/kex_provider.h"
 #include "store/store.h"
 
 enum ck_edge_kind { CK_EDGE_STAGING, CK_EDGE_PRODUCTION, CK_EDGE_HTTP, CK_EDGE_KIND_COUNT };
@@ -29,14 +30,16 @@ struct ck_edge_runtime;
 
 /* addresses[kind]: "IP:PORT" each (port 0 picks a free one), possibly empty. cache_capacity:
  * parsed certificates each TLS environment keeps (0: CK_EDGE_CACHE_DEFAULT). base, st and key are
- * not owned and must outlive the runtime. Builds and publishes the first tables before it
- * returns, so the listeners serve from their first connection. With a TLS listener, it raises
- * the process's RLIMIT_NOFILE soft limit to the hard limit and lets the TLS listeners together
- * hold that limit less 256 connections (half of a limit of 512 or less): the rest is the API's,
- * the store's and the jobs'. */
+ * not owned and must outlive the runtime; kex (the TLS listeners' library context,
+ * kex_provider.h; NULL: OpenSSL's own) must also outlive the loop's turn after
+ * ck_edge_runtime_free, in which the last connections are freed. Builds and publishes the first
+ * tables before it returns, so the listeners serve from their first connection. With a TLS
+ * listener, it raises the process's RLIMIT_NOFILE soft limit to the hard limit and lets the TLS
+ * listeners together hold that limit less 256 connections (half of a limit of 512 or less): the
+ * rest is the API's, the store's and the jobs'. */
 int ck_edge_runtime_start(struct event_base *base, struct ck_store *st, const ck_master_key *key,
                           const ck_strv addresses[CK_EDGE_KIND_COUNT], size_t cache_capacity,
-                          struct ck_edge_runtime **out, ck_error *err);
+                          ck_edge_kex *kex, struct ck_edge_runtime **out, ck_error *err);
 
 /* Calls fn(arg) on every tick of the 1 s timer, after the tables are refreshed (the daemon's
  * deferred deploys). */

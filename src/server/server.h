@@ -16,6 +16,7 @@
 #include "core/enrollment_input.h"
 #include "core/model.h"
 #include "crypto/seal.h"
+#include "edge/kex_provider.h"
 #include "server/edge_runtime.h"
 #include "server/jobs.h"
 #include "server/monitor.h"
@@ -37,6 +38,7 @@ struct ck_daemon {
     struct event *on_sigterm, *on_sigint;
     struct ck_job_runner *runner;
     struct ck_edge_runtime *edge; /* edge_runtime.h; NULL without --staging/--production/--http */
+    ck_edge_kex *edge_kex;        /* the edge's TLS library context; freed after the loop */
     struct ck_webhook_worker *webhooks; /* webhook_worker.h */
     struct ck_scheduler *scheduler;     /* scheduler.h; NULL with --no-scheduler */
     struct ck_monitor *monitor;         /* monitor.h: expiry monitoring */

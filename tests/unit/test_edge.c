@@ -849,6 +849,7 @@ struct server {
     struct event_base *base;
     ck_edge_tables *tables;
     ck_edge_listener *listener, *listener2; /* listener2: only with a shared budget */
+    ck_edge_kex *kex; /* the listeners' library context, freed after the loop's last turn */
     pthread_t thread;
     int port, port2;
 };
@@ -868,12 +869,15 @@ static struct server *server_start(struct pki *p, int handshake_timeout_ms, size
     assert_non_null(s->base);
     s->tables = ck_edge_tables_new(0, NULL);
     assert_non_null(s->tables);
+    s->kex = ck_edge_kex_new(NULL);
+    assert_non_null(s->kex);
     ck_edge_tables_publish(s->tables, table_one(p));
     struct ck_edge_listener_options opts = {.address = "127.0.0.1:0",
                                             .tables = s->tables,
                                             .handshake_timeout_ms = handshake_timeout_ms,
                                             .idle_timeout_ms = 5000,
-                                            .max_connections = max_connections};
+                                            .max_connections = max_connections,
+                                            .kex = s->kex};
     ck_error err = {0};
     s->listener = ck_edge_listener_new(s->base, &opts, &err);
     if (s->listener == NULL)
@@ -893,9 +897,11 @@ static struct server *server_start_budget(struct pki *p, struct ck_edge_conn_bud
     assert_non_null(s->base);
     s->tables = ck_edge_tables_new(0, NULL);
     assert_non_null(s->tables);
+    s->kex = ck_edge_kex_new(NULL);
+    assert_non_null(s->kex);
     ck_edge_tables_publish(s->tables, table_one(p));
     struct ck_edge_listener_options opts = {
-        .address = "127.0.0.1:0", .tables = s->tables, .budget = budget};
+        .address = "127.0.0.1:0", .tables = s->tables, .budget = budget, .kex = s->kex};
     ck_error err = {0};
     s->listener = ck_edge_listener_new(s->base, &opts, &err);
     s->listener2 = ck_edge_listener_new(s->base, &opts, &err);
@@ -916,6 +922,7 @@ static void server_stop(struct server *s)
     /* libevent finishes freeing closed connections in the loop: give it one more turn. */
     event_base_loop(s->base, EVLOOP_NONBLOCK);
     event_base_free(s->base);
+    ck_edge_kex_free(s->kex);
     ck_edge_tables_free(s->tables);
     free(s);
 }

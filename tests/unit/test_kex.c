@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -116,7 +117,53 @@ static void test_rfc7748_vectors(void **state)
     EVP_PKEY_free(bob_public);
 }
 
-/* A key generated the way libssl does it (by name, group "x25519"). */
+/* RFC 7748 section 5.2: scalars and u-coordinates as given (unclamped scalar bits, a u with its
+ * top bit set), against their outputs; OpenSSL's own X25519 gives the same. */
+static void test_rfc7748_function_vectors(void **state)
+{
+    ck_edge_kex *k = *state;
+    static const char *vectors[][3] = {
+        {"a546e36bf0527c9d3b16154b82465edd62144c0ac1fc5a18506a2244ba449ac4",
+         "e6db6867583030db3594c1a424b15f7c726624ec26b3353b10a903a6d0ab1c4c",
+         "c3da55379de9c6908e94ea4df28d084f32eccf03491c71f754b4075577a28552"},
+        {"4b66e9d4d1b4673c5ad22691957d6af5c11b6421e0ea01d42ca4169e7918ba0d",
+         "e5210f12786811d3f4b7959d0538ae2c31dbe7106fc03c3efc4cd549c715a493",
+         "95cbde9476e8907d7aade45cb4b873f88b595a68799fa152e6f8f7647aac7957"}};
+    for (size_t i = 0; i < 2; i++) {
+        unsigned char scalar[32], u[32], expected[32], out[32];
+        hex_to(vectors[i][0], scalar);
+        hex_to(vectors[i][1], u);
+        hex_to(vectors[i][2], expected);
+        EVP_PKEY *own = our_private(k, scalar), *peer = our_public(k, u);
+        bool by_us = false;
+        assert_int_equal(derive(ck_edge_kex_libctx(k), ck_edge_kex_propq(), own, peer, out, &by_us),
+                         0);
+        assert_true(by_us);
+        assert_memory_equal(out, expected, 32);
+        EVP_PKEY *theirs = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, scalar, 32);
+        EVP_PKEY *their_peer = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, u, 32);
+        assert_int_equal(derive(NULL, NULL, theirs, their_peer, out, NULL), 0);
+        assert_memory_equal(out, expected, 32);
+        EVP_PKEY_free(theirs);
+        EVP_PKEY_free(their_peer);
+        EVP_PKEY_free(own);
+        EVP_PKEY_free(peer);
+    }
+}
+
+/* A key generated the way libssl does it (by name, group "x25519"); NULL on failure. No cmocka
+ * asserts: a forked child and other threads call it. */
+static EVP_PKEY *try_generate(OSSL_LIB_CTX *libctx, const char *propq)
+{
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(libctx, "X25519", propq);
+    EVP_PKEY *key = NULL;
+    if (ctx == NULL || EVP_PKEY_keygen_init(ctx) != 1 ||
+        EVP_PKEY_CTX_set_group_name(ctx, "x25519") != 1 || EVP_PKEY_keygen(ctx, &key) != 1)
+        key = NULL;
+    EVP_PKEY_CTX_free(ctx);
+    return key;
+}
+
 static EVP_PKEY *generate(OSSL_LIB_CTX *libctx, const char *propq)
 {
     EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(libctx, "X25519", propq);
@@ -134,7 +181,7 @@ static EVP_PKEY *generate(OSSL_LIB_CTX *libctx, const char *propq)
 static void test_agrees_with_openssl(void **state)
 {
     ck_edge_kex *k = *state;
-    unsigned char previous[32] = {0};
+    static unsigned char seen[150][32];
     for (int i = 0; i < 150; i++) {
         EVP_PKEY *ours = generate(ck_edge_kex_libctx(k), ck_edge_kex_propq());
         EVP_PKEY *theirs = generate(NULL, NULL);
@@ -145,8 +192,9 @@ static void test_agrees_with_openssl(void **state)
         assert_int_equal(EVP_PKEY_get_raw_public_key(ours, our_pub, &len), 1);
         len = 32;
         assert_int_equal(EVP_PKEY_get_raw_public_key(theirs, their_pub, &len), 1);
-        assert_memory_not_equal(our_pub, previous, 32);
-        memcpy(previous, our_pub, 32);
+        for (int j = 0; j < i; j++)
+            assert_memory_not_equal(our_pub, seen[j], 32);
+        memcpy(seen[i], our_pub, 32);
 
         EVP_PKEY *their_pub_here = our_public(k, their_pub);
         EVP_PKEY *our_pub_there = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, our_pub, 32);
@@ -162,6 +210,49 @@ static void test_agrees_with_openssl(void **state)
         EVP_PKEY_free(ours);
         EVP_PKEY_free(theirs);
     }
+}
+
+#define KEY_THREADS     4
+#define KEYS_PER_THREAD 64
+
+struct key_thread {
+    ck_edge_kex *kex;
+    unsigned char public_values[KEYS_PER_THREAD][32];
+    int made;
+};
+
+static void *make_keys(void *arg)
+{
+    struct key_thread *t = arg;
+    for (int i = 0; i < KEYS_PER_THREAD; i++) {
+        EVP_PKEY *key = try_generate(ck_edge_kex_libctx(t->kex), ck_edge_kex_propq());
+        size_t len = 32;
+        if (key != NULL && EVP_PKEY_get_raw_public_key(key, t->public_values[i], &len) == 1)
+            t->made++;
+        EVP_PKEY_free(key);
+    }
+    return NULL;
+}
+
+/* Four threads taking keys at once from the same batches: every key is made, none twice. */
+static void test_threads_get_distinct_keys(void **state)
+{
+    static struct key_thread threads[KEY_THREADS];
+    pthread_t ids[KEY_THREADS];
+    for (int i = 0; i < KEY_THREADS; i++) {
+        memset(&threads[i], 0, sizeof(threads[i]));
+        threads[i].kex = *state;
+        assert_int_equal(pthread_create(&ids[i], NULL, make_keys, &threads[i]), 0);
+    }
+    for (int i = 0; i < KEY_THREADS; i++) {
+        assert_int_equal(pthread_join(ids[i], NULL), 0);
+        assert_int_equal(threads[i].made, KEYS_PER_THREAD);
+    }
+    for (int a = 0; a < KEY_THREADS * KEYS_PER_THREAD; a++)
+        for (int b = a + 1; b < KEY_THREADS * KEYS_PER_THREAD; b++)
+            assert_memory_not_equal(threads[a / KEYS_PER_THREAD].public_values[a % KEYS_PER_THREAD],
+                                    threads[b / KEYS_PER_THREAD].public_values[b % KEYS_PER_THREAD],
+                                    32);
 }
 
 /* Each generated key pair is whole: its private value, given to OpenSSL's own X25519, gives its
@@ -203,10 +294,11 @@ static void test_forked_child_makes_its_own(void **state)
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        EVP_PKEY *child = generate(ck_edge_kex_libctx(k), ck_edge_kex_propq());
+        EVP_PKEY *child = try_generate(ck_edge_kex_libctx(k), ck_edge_kex_propq());
         unsigned char pub[32];
         size_t len = sizeof(pub);
-        int ok = EVP_PKEY_get_raw_public_key(child, pub, &len) == 1 && write(fds[1], pub, 32) == 32;
+        int ok = child != NULL && EVP_PKEY_get_raw_public_key(child, pub, &len) == 1 &&
+                 write(fds[1], pub, 32) == 32;
         _exit(ok ? 0 : 1);
     }
     close(fds[1]);
@@ -232,14 +324,21 @@ static void test_refuses_bad_peers_and_groups(void **state)
         "0000000000000000000000000000000000000000000000000000000000000000",
         "0100000000000000000000000000000000000000000000000000000000000000",
         "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
-        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"};
+        "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        /* the same points, not reduced: p, p + 1, and 0 with the top bit set */
+        "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "0000000000000000000000000000000000000000000000000000000000000080"};
     EVP_PKEY *ours = generate(ck_edge_kex_libctx(k), ck_edge_kex_propq());
     for (size_t i = 0; i < sizeof(small_order) / sizeof(small_order[0]); i++) {
         unsigned char pub[32], out[32];
         hex_to(small_order[i], pub);
         EVP_PKEY *peer = our_public(k, pub);
-        assert_int_equal(derive(ck_edge_kex_libctx(k), ck_edge_kex_propq(), ours, peer, out, NULL),
-                         -1);
+        bool by_us = false;
+        assert_int_equal(
+            derive(ck_edge_kex_libctx(k), ck_edge_kex_propq(), ours, peer, out, &by_us), -1);
+        assert_true(by_us); /* refused here, not by a fallback */
         EVP_PKEY_free(peer);
     }
     unsigned char short_value[31] = {9};
@@ -349,6 +448,10 @@ static void test_handshakes(void **state)
     assert_string_not_equal(p256, OUR_DESCRIPTION);
     assert_non_null(handshake(k, TLS1_2_VERSION, "P-384:P-256", description, sizeof(description)));
     assert_int_equal(ck_edge_kex_derivations(k), before + 2);
+    /* a first share on a group the edge does not take: a HelloRetryRequest to X25519 */
+    uint64_t before_retry = ck_edge_kex_derivations(k);
+    assert_non_null(handshake(k, TLS1_3_VERSION, "P-521:X25519", description, sizeof(description)));
+    assert_int_equal(ck_edge_kex_derivations(k), before_retry + 1);
     /* a group the edge does not offer: no handshake */
     assert_null(handshake(k, TLS1_3_VERSION, "P-521", description, sizeof(description)));
 }
@@ -358,6 +461,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_rfc7748_vectors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_agrees_with_openssl, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rfc7748_function_vectors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_threads_get_distinct_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_generated_pairs_are_whole, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forked_child_makes_its_own, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refuses_bad_peers_and_groups, setup, teardown),
