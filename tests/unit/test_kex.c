@@ -21,6 +21,7 @@
 #include <openssl/x509.h>
 
 #include "edge/kex_provider.h"
+#include "tls_pair.h"
 
 #define OUR_DESCRIPTION "X25519 keys (libsodium)"
 
@@ -391,29 +392,14 @@ static const char *handshake(ck_edge_kex *k, int version, const char *groups, ch
     SSL_CTX_set_min_proto_version(client_ctx, version);
     SSL_CTX_set_max_proto_version(client_ctx, version);
     SSL *server = SSL_new(server_ctx), *client = SSL_new(client_ctx);
-    BIO *server_bio = NULL, *client_bio = NULL;
-    assert_int_equal(BIO_new_bio_pair(&server_bio, 0, &client_bio, 0), 1);
-    SSL_set_bio(server, server_bio, server_bio);
-    SSL_set_bio(client, client_bio, client_bio);
-    SSL_set_accept_state(server);
-    SSL_set_connect_state(client);
+    assert_non_null(server);
+    assert_non_null(client);
     assert_int_equal(SSL_use_certificate(server, cert), 1);
     assert_int_equal(SSL_use_PrivateKey(server, key), 1);
-    bool client_done = false, server_done = false, failed = false;
-    for (int i = 0; i < 50 && !failed && !(client_done && server_done); i++) {
-        SSL *peers[2] = {client, server};
-        bool *done[2] = {&client_done, &server_done};
-        for (int p = 0; p < 2; p++) {
-            int rc = *done[p] ? 1 : SSL_do_handshake(peers[p]);
-            int why = rc == 1 ? SSL_ERROR_NONE : SSL_get_error(peers[p], rc);
-            *done[p] = rc == 1;
-            failed |=
-                why != SSL_ERROR_NONE && why != SSL_ERROR_WANT_READ && why != SSL_ERROR_WANT_WRITE;
-        }
-    }
+    bool both_done = tls_pair_handshake(client, server);
     const char *result = NULL;
     EVP_PKEY *share = NULL;
-    if (client_done && server_done && SSL_version(client) == version) {
+    if (both_done && SSL_version(client) == version) {
         bool known = SSL_get_tmp_key(server, &share) == 1;
         snprintf(description, size, "%s", known ? EVP_PKEY_get0_description(share) : "(freed)");
         result = description;
