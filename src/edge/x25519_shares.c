@@ -18,7 +18,7 @@
 
 struct batch {
     size_t ready;         /* private_values[0 .. ready - 1] not handed out yet */
-    pid_t pid;            /* the process that made them */
+    pid_t pid;            /* the process that made them (checked without MADV_WIPEONFORK) */
     struct timespec made; /* CLOCK_MONOTONIC_COARSE */
     uint8_t private_values[BATCH][CK_X25519_BYTES];
     uint8_t public_values[BATCH][CK_X25519_BYTES];
@@ -29,6 +29,7 @@ struct ck_x25519_shares {
     OSSL_LIB_CTX *libctx;
     struct batch *current; /* in a page of its own, mapped_len bytes */
     size_t mapped_len;
+    bool wiped_in_child; /* MADV_WIPEONFORK took: a forked child finds the batch empty */
 };
 
 /* 2^255 - 19, little-endian */
@@ -120,11 +121,15 @@ static bool make_batch(const ck_x25519_shares *s, struct batch *b)
     return true;
 }
 
-static bool usable(const struct batch *b)
+/* getpid() is a system call (glibc no longer caches it): asked only when the kernel does not
+ * empty the batch in a forked child itself. */
+static bool usable(const ck_x25519_shares *s)
 {
+    const struct batch *b = s->current;
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
-    return b->ready > 0 && b->pid == getpid() && now.tv_sec - b->made.tv_sec < MAX_AGE_SEC;
+    return b->ready > 0 && now.tv_sec - b->made.tv_sec < MAX_AGE_SEC &&
+           (s->wiped_in_child || b->pid == getpid());
 }
 
 static void hand_out(struct batch *b, uint8_t private_value[CK_X25519_BYTES],
@@ -142,7 +147,7 @@ int ck_x25519_shares_take(ck_x25519_shares *s, uint8_t private_value[CK_X25519_B
     struct batch fresh;
     bool taken = false;
     pthread_mutex_lock(&s->lock);
-    if (usable(s->current)) {
+    if (usable(s)) {
         hand_out(s->current, private_value, public_value);
         taken = true;
     } else if (s->current->ready > 0) {
@@ -156,7 +161,7 @@ int ck_x25519_shares_take(ck_x25519_shares *s, uint8_t private_value[CK_X25519_B
     if (make_batch(s, &fresh)) {
         hand_out(&fresh, private_value, public_value);
         pthread_mutex_lock(&s->lock);
-        if (!usable(s->current))
+        if (!usable(s))
             memcpy(s->current, &fresh, sizeof(fresh));
         pthread_mutex_unlock(&s->lock);
         rc = 0;
@@ -215,10 +220,10 @@ ck_x25519_shares *ck_x25519_shares_new(OSSL_LIB_CTX *libctx)
     if (mapped == MAP_FAILED)
         goto failed;
     s->current = mapped;
-    /* best effort, each: older kernels lack MADV_WIPEONFORK (the pid check covers it), and
-     * RLIMIT_MEMLOCK may refuse the lock */
+    /* best effort, each: kernels before 4.14 lack MADV_WIPEONFORK (the pid check stands in),
+     * and RLIMIT_MEMLOCK may refuse the lock */
     (void)madvise(mapped, s->mapped_len, MADV_DONTDUMP);
-    (void)madvise(mapped, s->mapped_len, MADV_WIPEONFORK);
+    s->wiped_in_child = madvise(mapped, s->mapped_len, MADV_WIPEONFORK) == 0;
     (void)mlock(mapped, s->mapped_len);
     if (pthread_mutex_init(&s->lock, NULL) != 0) {
         munmap(mapped, s->mapped_len);
