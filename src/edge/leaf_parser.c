@@ -96,10 +96,22 @@ static const struct curve *curve_by_name(const char *name)
 
 /* ---- the keys ---- */
 
-/* The provider's own context: what the core gave it and the signer its keys sign with. */
+/* The digests ECDSA is used with in TLS (SHA-1 only in TLS 1.2, where a client may insist), by
+ * the names libssl asks for them (OBJ_nid2sn) and OpenSSL's own. */
+static const char *const digest_names[][2] = {
+    {"SHA1", "SHA-1"},      {"SHA224", "SHA2-224"}, {"SHA256", "SHA2-256"},
+    {"SHA384", "SHA2-384"}, {"SHA512", "SHA2-512"},
+};
+#define DIGEST_COUNT (sizeof(digest_names) / sizeof(digest_names[0]))
+
+/* The provider's own context: what the core gave it, the signer its keys sign with and the
+ * digests it signs with. The digests are fetched once: a handshake initialises two signatures
+ * (libssl asks whether the key can sign with the digest, then signs), and a fetch is most of an
+ * initialisation's cost. */
 struct provider_ctx {
     OSSL_FUNC_BIO_read_ex_fn *bio_read;
-    ck_ecdsa_signer *signer; /* NULL: private keys are not imported */
+    ck_ecdsa_signer *signer;       /* NULL: private keys are not imported */
+    EVP_MD *digests[DIGEST_COUNT]; /* from the default library context; with signer only */
 };
 
 /* Small on purpose: the edge keeps one per parsed certificate, tens of thousands of them. */
@@ -466,7 +478,7 @@ static const OSSL_DISPATCH decoder_functions[] = {
 struct sign_op {
     const struct provider_ctx *provider;
     const struct edge_key *key; /* the EVP_PKEY the operation was made for holds it */
-    EVP_MD *digest;
+    const EVP_MD *digest;       /* the provider's */
 };
 
 static void *sign_newctx(void *provctx, const char *propq)
@@ -480,20 +492,21 @@ static void *sign_newctx(void *provctx, const char *propq)
 
 static void sign_freectx(void *ctx)
 {
-    struct sign_op *op = ctx;
-    if (op != NULL)
-        EVP_MD_free(op->digest);
-    free(op);
+    free(ctx);
 }
 
-/* The digests ECDSA is used with in TLS (SHA-1 only in TLS 1.2, where a client may insist). */
-static bool digest_allowed(const EVP_MD *md)
+/* One of the provider's digests by any of its names, or NULL for any other digest. */
+static const EVP_MD *digest_by_name(const struct provider_ctx *provider, const char *name)
 {
-    static const char *const allowed[] = {"SHA1", "SHA2-224", "SHA2-256", "SHA2-384", "SHA2-512"};
-    for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
-        if (EVP_MD_is_a(md, allowed[i]))
-            return true;
-    return false;
+    for (size_t i = 0; i < DIGEST_COUNT; i++)
+        if (OPENSSL_strcasecmp(name, digest_names[i][0]) == 0 ||
+            OPENSSL_strcasecmp(name, digest_names[i][1]) == 0)
+            return provider->digests[i];
+    /* Aliases and OIDs: the namemap knows them all. */
+    for (size_t i = 0; i < DIGEST_COUNT; i++)
+        if (EVP_MD_is_a(provider->digests[i], name))
+            return provider->digests[i];
+    return NULL;
 }
 
 static int sign_init(void *ctx, const char *mdname, void *keydata, const OSSL_PARAM params[])
@@ -503,11 +516,9 @@ static int sign_init(void *ctx, const char *mdname, void *keydata, const OSSL_PA
     const struct edge_key *key = keydata;
     if (key == NULL || !key->has_scalar)
         return 0;
-    EVP_MD_free(op->digest);
-    /* From the default library context: this provider has no digests of its own. */
-    op->digest = EVP_MD_fetch(NULL, mdname != NULL ? mdname : key->curve->digest, NULL);
+    op->digest = digest_by_name(op->provider, mdname != NULL ? mdname : key->curve->digest);
     op->key = key;
-    return op->digest != NULL && digest_allowed(op->digest);
+    return op->digest != NULL;
 }
 
 /* EVP_DigestSign: the digest of tbs, signed. With sig NULL, only the largest size. */
@@ -568,6 +579,8 @@ static void provider_teardown(void *provctx)
 {
     struct provider_ctx *ctx = provctx;
     ck_ecdsa_signer_free(ctx->signer);
+    for (size_t i = 0; i < DIGEST_COUNT; i++)
+        EVP_MD_free(ctx->digests[i]);
     free(ctx);
 }
 
@@ -587,7 +600,13 @@ static int provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in
         if (in->function_id == OSSL_FUNC_BIO_READ_EX)
             ctx->bio_read = OSSL_FUNC_BIO_read_ex(in);
     ctx->signer = ck_ecdsa_signer_new(); /* NULL: public keys only */
-    if (ctx->bio_read == NULL || (ck_ecdsa_signer_available() && ctx->signer == NULL)) {
+    bool digests_ok = true;
+    /* From the default library context: this provider has no digests of its own. */
+    for (size_t i = 0; ctx->signer != NULL && i < DIGEST_COUNT; i++)
+        digests_ok =
+            digests_ok && (ctx->digests[i] = EVP_MD_fetch(NULL, digest_names[i][1], NULL)) != NULL;
+    if (ctx->bio_read == NULL || (ck_ecdsa_signer_available() && ctx->signer == NULL) ||
+        !digests_ok) {
         provider_teardown(ctx);
         return 0;
     }
