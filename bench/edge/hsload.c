@@ -16,6 +16,15 @@
  * Prints one line: "hsload: ... handshakes=N errors=E seconds=S client_cpu=P% server_cpu=P%
  * per_server_cpu_second=H rate=R". With --server-pid, server_cpu is what that process (all its
  * threads) used during the window, so a figure taken on a busy machine can still be judged.
+ *
+ * A/B mode compares two loads on the same machine minute: a second target (--connect2 with
+ * --sni2 or --sni-file2, --server-pid2; the same server with other names, or another server on
+ * the same core) is measured in turn with the first, in windows of --alternate S seconds, until
+ * each has had --duration seconds. Between windows the load in flight is drained, and each
+ * window starts after a short settle, so neither load's handshakes are counted or paid for in
+ * the other's window. A slow minute on a shared machine then slows both alike. It prints one line
+ * per target (its totals over its windows) and then "hsload-ab: ratio=R (B/A per server CPU
+ * second) windows=N pair_ratios=min/median/max".
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -55,6 +64,15 @@ struct options {
     int concurrency;
     int check;
     int timeout_ms;
+    int server_pid;
+    double alternate; /* A/B window length in seconds; 0: one target */
+};
+
+/* The second target of A/B mode, as given; the rest of its options are the first target's. */
+struct second_target {
+    const char *target;
+    const char *sni;
+    const char *sni_file;
     int server_pid;
 };
 
@@ -499,10 +517,11 @@ static int conn_step(struct conn *c, int ep, const struct hello_template *t, uin
     return 0;
 }
 
+/* One target's load: its options, its recorded ClientHello and names (owned), its connections. */
 struct load_run {
     const struct options *opt;
-    const struct hello_template *t;
-    const struct name_list *names;
+    struct hello_template *t;
+    struct name_list names;
     struct conn *conns;
     int ep;
     uint64_t rng;
@@ -541,7 +560,7 @@ static void run_phase(struct load_run *run, double end, bool in_window)
     while (now < end) {
         for (int i = 0; i < opt->concurrency; i++) {
             if (run->conns[i].state == CONN_IDLE &&
-                !conn_start(&run->conns[i], run->ep, opt, run->t, run->names, &run->rng, now))
+                !conn_start(&run->conns[i], run->ep, opt, run->t, &run->names, &run->rng, now))
                 count_outcome(run, false, in_window);
         }
         int n = epoll_wait(run->ep, events, 256, 50);
@@ -602,11 +621,45 @@ static int usage(void)
 {
     fprintf(stderr, "usage: hsload --connect IP:PORT [--sni NAME | --sni-file FILE] "
                     "[--duration S] [--warmup S] [--concurrency N] [--check K] "
-                    "[--timeout-ms MS] [--server-pid PID]\n");
+                    "[--timeout-ms MS] [--server-pid PID]\n"
+                    "       [--alternate S --connect2 IP:PORT [--sni2 NAME | --sni-file2 FILE] "
+                    "[--server-pid2 PID]]\n");
     return 2;
 }
 
-static bool parse_options(int argc, char **argv, struct options *opt)
+static bool parse_second(const char *k, const char *v, struct options *opt,
+                         struct second_target *second)
+{
+    if (strcmp(k, "--alternate") == 0)
+        opt->alternate = atof(v);
+    else if (strcmp(k, "--connect2") == 0)
+        second->target = v;
+    else if (strcmp(k, "--sni2") == 0)
+        second->sni = v;
+    else if (strcmp(k, "--sni-file2") == 0)
+        second->sni_file = v;
+    else if (strcmp(k, "--server-pid2") == 0)
+        second->server_pid = atoi(v);
+    else
+        return false;
+    return true;
+}
+
+/* The second target's options: the first's, with its own address, names and server. */
+static bool second_options(const struct options *opt, const struct second_target *second,
+                           struct options *opt2)
+{
+    *opt2 = *opt;
+    opt2->target = second->target;
+    opt2->sni = second->sni != NULL ? second->sni : opt->sni;
+    opt2->sni_file = second->sni_file;
+    opt2->server_pid = second->server_pid;
+    return second->target != NULL && parse_target(second->target, &opt2->addr) &&
+           strlen(opt2->sni) <= NAME_MAX_LEN && opt->alternate >= 0.2 &&
+           opt->alternate <= opt->duration;
+}
+
+static bool parse_options(int argc, char **argv, struct options *opt, struct second_target *second)
 {
     *opt = (struct options){.sni = "localhost",
                             .duration = 10,
@@ -634,7 +687,7 @@ static bool parse_options(int argc, char **argv, struct options *opt)
             opt->timeout_ms = atoi(v);
         else if (strcmp(k, "--server-pid") == 0)
             opt->server_pid = atoi(v);
-        else
+        else if (!parse_second(k, v, opt, second))
             return false;
     }
     return argc % 2 == 1 && opt->target != NULL && parse_target(opt->target, &opt->addr) &&
@@ -643,53 +696,201 @@ static bool parse_options(int argc, char **argv, struct options *opt)
            opt->timeout_ms > 0 && strlen(opt->sni) <= NAME_MAX_LEN;
 }
 
-int main(int argc, char **argv)
+/* Records the target's ClientHello, checks its names and opens its connections' epoll set. */
+static bool run_open(struct load_run *run, const struct options *opt, uint64_t seed)
 {
-    int status = 1;
-    struct options opt;
-    struct name_list names = {0};
-    struct hello_template *t = calloc(1, sizeof *t);
-    struct load_run run = {.opt = &opt, .ep = -1, .rng = (uint64_t)time(NULL) | 1};
-    if (!parse_options(argc, argv, &opt)) {
-        status = usage();
-        goto cleanup;
+    *run = (struct load_run){.opt = opt, .ep = -1, .rng = seed | 1};
+    run->t = calloc(1, sizeof *run->t);
+    if (run->t == NULL || (opt->sni_file != NULL && !load_names(opt->sni_file, &run->names)) ||
+        !prepare(opt, &run->names, run->t))
+        return false;
+    run->conns = calloc((size_t)opt->concurrency, sizeof *run->conns);
+    run->ep = epoll_create1(0);
+    if (run->conns == NULL || run->ep < 0)
+        return false;
+    for (int i = 0; i < opt->concurrency; i++)
+        run->conns[i].fd = -1;
+    return true;
+}
+
+static void run_close(struct load_run *run)
+{
+    if (run->conns != NULL) {
+        for (int i = 0; i < run->opt->concurrency; i++)
+            conn_reset(&run->conns[i]);
     }
-    if (t == NULL || (opt.sni_file != NULL && !load_names(opt.sni_file, &names)) ||
-        !prepare(&opt, &names, t))
-        goto cleanup;
-    run.t = t;
-    run.names = &names;
-    run.conns = calloc((size_t)opt.concurrency, sizeof *run.conns);
-    run.ep = epoll_create1(0);
-    if (run.conns == NULL || run.ep < 0)
-        goto cleanup;
-    for (int i = 0; i < opt.concurrency; i++)
-        run.conns[i].fd = -1;
-    run_phase(&run, now_seconds() + opt.warmup, false);
+    if (run->ep >= 0)
+        close(run->ep);
+    free(run->conns);
+    names_free(&run->names);
+    free(run->t);
+}
+
+static int in_flight(const struct load_run *run)
+{
+    int n = 0;
+    for (int i = 0; i < run->opt->concurrency; i++)
+        n += run->conns[i].state != CONN_IDLE;
+    return n;
+}
+
+/* Lets the handshakes in flight finish without starting new ones (for at most LIMIT seconds),
+ * so that the next window, of either load, finds none of this load's work on the server. */
+static void run_drain(struct load_run *run, double limit)
+{
+    double end = now_seconds() + limit;
+    struct epoll_event events[256];
+    while (in_flight(run) > 0 && now_seconds() < end) {
+        int n = epoll_wait(run->ep, events, 256, 50);
+        for (int i = 0; i < n; i++) {
+            struct conn *c = events[i].data.ptr;
+            int r = conn_step(c, run->ep, run->t, events[i].events);
+            if (r != 0) {
+                conn_reset(c);
+                count_outcome(run, r > 0, false);
+            }
+        }
+    }
+    for (int i = 0; i < run->opt->concurrency; i++) {
+        if (run->conns[i].state != CONN_IDLE) {
+            conn_reset(&run->conns[i]);
+            count_outcome(run, false, false);
+        }
+    }
+}
+
+/* What one target did in its measured time (one window, or the sum of its A/B windows). */
+struct window {
+    uint64_t handshakes;
+    uint64_t errors;
+    double seconds;
+    double client_cpu;
+    double server_cpu; /* 0 without --server-pid */
+};
+
+static double per_server_cpu_second(const struct window *w)
+{
+    return w->server_cpu > 0 ? (double)w->handshakes / w->server_cpu : 0.0;
+}
+
+/* What A/B mode compares: handshakes per server CPU second, or per second without a server pid. */
+static double compared_rate(const struct window *w)
+{
+    if (w->server_cpu > 0)
+        return per_server_cpu_second(w);
+    return w->seconds > 0 ? (double)w->handshakes / w->seconds : 0.0;
+}
+
+/* After SETTLE seconds of uncounted load (the connections filling up), SECONDS of measured load. */
+static struct window run_window(struct load_run *run, double settle, double seconds)
+{
+    run_phase(run, now_seconds() + settle, false);
+    uint64_t done = run->stats.done_window, errors = run->stats.errors_window;
+    int pid = run->opt->server_pid;
     double cpu_start = cpu_seconds(), started = now_seconds();
-    double server_start = opt.server_pid > 0 ? server_cpu_seconds(opt.server_pid) : -1;
-    run_phase(&run, started + opt.duration, true);
-    double seconds = now_seconds() - started, cpu = cpu_seconds() - cpu_start;
-    double server_cpu = server_start >= 0 ? server_cpu_seconds(opt.server_pid) - server_start : 0;
-    double rate = (double)run.stats.done_window / seconds;
+    double server_start = pid > 0 ? server_cpu_seconds(pid) : -1;
+    run_phase(run, started + seconds, true);
+    double server_end = server_start >= 0 ? server_cpu_seconds(pid) : -1;
+    return (struct window){.handshakes = run->stats.done_window - done,
+                           .errors = run->stats.errors_window - errors,
+                           .seconds = now_seconds() - started,
+                           .client_cpu = cpu_seconds() - cpu_start,
+                           .server_cpu = server_end >= 0 ? server_end - server_start : 0};
+}
+
+static void window_add(struct window *sum, const struct window *w)
+{
+    sum->handshakes += w->handshakes;
+    sum->errors += w->errors;
+    sum->seconds += w->seconds;
+    sum->client_cpu += w->client_cpu;
+    sum->server_cpu += w->server_cpu;
+}
+
+static void print_window(const struct load_run *run, const struct window *w)
+{
+    const struct options *opt = run->opt;
     printf("hsload: %s sni=%s names=%zu concurrency=%d flight_records=%d handshakes=%llu "
            "errors=%llu seconds=%.2f client_cpu=%.0f%% server_cpu=%.0f%% "
            "per_server_cpu_second=%.1f rate=%.1f\n",
-           opt.target, opt.sni_file != NULL ? opt.sni_file : opt.sni, names.count, opt.concurrency,
-           t->flight_appdata, (unsigned long long)run.stats.done_window,
-           (unsigned long long)run.stats.errors_window, seconds, 100.0 * cpu / seconds,
-           100.0 * server_cpu / seconds,
-           server_cpu > 0 ? (double)run.stats.done_window / server_cpu : 0.0, rate);
-    status = run.stats.done_window > 0 ? 0 : 1;
-cleanup:
-    if (run.conns != NULL) {
-        for (int i = 0; i < opt.concurrency; i++)
-            conn_reset(&run.conns[i]);
+           opt->target, opt->sni_file != NULL ? opt->sni_file : opt->sni, run->names.count,
+           opt->concurrency, run->t->flight_appdata, (unsigned long long)w->handshakes,
+           (unsigned long long)w->errors, w->seconds, 100.0 * w->client_cpu / w->seconds,
+           100.0 * w->server_cpu / w->seconds, per_server_cpu_second(w),
+           (double)w->handshakes / w->seconds);
+}
+
+static int compare_doubles(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* A/B mode (see the top of this file). Returns the process status. */
+static int run_alternating(struct load_run *a, struct load_run *b)
+{
+    const struct options *opt = a->opt;
+    int pairs = (int)(opt->duration / opt->alternate + 0.5);
+    double settle = opt->alternate / 4 < 0.2 ? opt->alternate / 4 : 0.2;
+    double *ratios = calloc((size_t)pairs, sizeof *ratios);
+    if (ratios == NULL)
+        return 1;
+    struct load_run *runs[2] = {a, b};
+    for (int k = 0; k < 2; k++) {
+        run_phase(runs[k], now_seconds() + opt->warmup, false);
+        run_drain(runs[k], 2.0);
     }
-    if (run.ep >= 0)
-        close(run.ep);
-    free(run.conns);
-    names_free(&names);
-    free(t);
+    struct window sums[2] = {{0}, {0}};
+    for (int i = 0; i < pairs; i++) {
+        struct window w[2];
+        /* A B, then B A: a machine slowing down during a pair does not favour either. */
+        for (int step = 0; step < 2; step++) {
+            int k = (i + step) % 2;
+            w[k] = run_window(runs[k], settle, opt->alternate);
+            run_drain(runs[k], 2.0);
+            window_add(&sums[k], &w[k]);
+        }
+        double rate_a = compared_rate(&w[0]);
+        ratios[i] = rate_a > 0 ? compared_rate(&w[1]) / rate_a : 0;
+        fprintf(stderr, "hsload-ab: pair %d%s: %.1f %.1f ratio %.3f\n", i + 1,
+                i % 2 == 0 ? " (A first)" : " (B first)", rate_a, compared_rate(&w[1]), ratios[i]);
+    }
+    print_window(a, &sums[0]);
+    print_window(b, &sums[1]);
+    double total_a = compared_rate(&sums[0]), total_b = compared_rate(&sums[1]);
+    qsort(ratios, (size_t)pairs, sizeof *ratios, compare_doubles);
+    printf("hsload-ab: ratio=%.3f windows=%d pair_ratios=%.3f/%.3f/%.3f\n",
+           total_a > 0 ? total_b / total_a : 0.0, pairs, ratios[0], ratios[pairs / 2],
+           ratios[pairs - 1]);
+    free(ratios);
+    return sums[0].handshakes > 0 && sums[1].handshakes > 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    int status = 1;
+    struct options opt, opt2;
+    struct second_target second = {0};
+    struct load_run run = {.opt = &opt, .ep = -1}, run2 = {.opt = &opt2, .ep = -1};
+    if (!parse_options(argc, argv, &opt, &second) ||
+        (opt.alternate > 0 && !second_options(&opt, &second, &opt2))) {
+        status = usage();
+        goto cleanup;
+    }
+    uint64_t seed = (uint64_t)time(NULL);
+    if (!run_open(&run, &opt, seed) ||
+        (opt.alternate > 0 && !run_open(&run2, &opt2, seed * 0x9e3779b97f4a7c15ULL)))
+        goto cleanup;
+    if (opt.alternate > 0) {
+        status = run_alternating(&run, &run2);
+        goto cleanup;
+    }
+    struct window w = run_window(&run, opt.warmup, opt.duration);
+    print_window(&run, &w);
+    status = w.handshakes > 0 ? 0 : 1;
+cleanup:
+    run_close(&run);
+    if (opt.alternate > 0)
+        run_close(&run2);
     return status;
 }

@@ -15,7 +15,9 @@
 # even when `certkeep serve --help` does not mention --production), KEEP=1 (keep the temp folder),
 # BENCH_DIR (a folder kept between runs: certificates and certkeep's data are made only once),
 # EDGE_CACHE (certkeep's --edge-cache, 95000), FILL_SECONDS (random names sent to certkeep
-# before its measured rounds, to fill its cache: 120).
+# before its measured rounds, to fill its cache: 120), AB_SECONDS and AB_WINDOW (each ratio is
+# also measured in hsload's A/B mode: both loads in turn in AB_WINDOW-second windows, 2, until
+# each has had AB_SECONDS, 30; 0 skips it).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -36,6 +38,8 @@ EDGE_CACHE=${EDGE_CACHE:-95000}
 # handshakes a second, 60 s of uniformly random names touch only 90% of 100,000 (1 - e^-2.4), so
 # the rounds began with twice the steady miss rate; 120 s touch 99%.
 FILL_SECONDS=${FILL_SECONDS:-120}
+AB_SECONDS=${AB_SECONDS:-30}
+AB_WINDOW=${AB_WINDOW:-2}
 SERVER_CPU=0
 CLIENT_CPU=1
 # BENCH_DIR: a folder kept between runs, so that certkeep's provisioning (minutes for 100,000
@@ -48,7 +52,7 @@ else
     WORK=$(mktemp -d /tmp/certkeep-bench-edge.XXXXXX)
 fi
 BIN=$WORK/bin
-declare -A PID ONE_RATE ONE_CPU_RATE BASE_RSS
+declare -A PID ONE_RATE ONE_CPU_RATE BASE_RSS SERVER_PORT AB_ONE
 
 cleanup() {
     local name
@@ -161,6 +165,27 @@ measure_once() {
     CPU_RATE=$(printf '%s\n' "$line" | sed -n 's/.* per_server_cpu_second=\([0-9.]*\).*/\1/p')
     SERVER_SHARE=$(printf '%s\n' "$line" | sed -n 's/.* server_cpu=\([0-9]*%\).*/\1/p')
     CLIENT_SHARE=$(printf '%s\n' "$line" | sed -n 's/.* client_cpu=\([0-9]*%\).*/\1/p')
+}
+
+# ab NAME_A PORT_A "ARGS_A" NAME_B PORT_B "ARGS_B": hsload's A/B mode (see hsload.c), B's
+# arguments in their second-target form (--sni2, --sni-file2). Both loads take turns in
+# AB_WINDOW-second windows, so a slow minute on a shared machine slows both alike. Sets AB_RATIO
+# (B over A, per server CPU second) and AB_PAIRS (min/median/max of the windows' pair ratios).
+ab() {
+    local out
+    AB_RATIO=0 AB_PAIRS=-
+    [ "$AB_SECONDS" != 0 ] || return 0
+    # shellcheck disable=SC2086
+    out=$(taskset -c $CLIENT_CPU "$BIN/hsload" --connect "127.0.0.1:$2" $3 \
+        --server-pid "${PID[$1]}" --connect2 "127.0.0.1:$5" $6 --server-pid2 "${PID[$4]}" \
+        --alternate "$AB_WINDOW" --duration "$AB_SECONDS" --warmup "$WARMUP" \
+        --concurrency "$CONCURRENCY" --check 0 2>>"$WORK/hsload.log") || {
+        say "A/B $1 and $4: hsload failed (see $WORK/hsload.log)"
+        return 0
+    }
+    printf '%s\n' "$out" >>"$WORK/hsload.log"
+    AB_RATIO=$(printf '%s\n' "$out" | sed -n 's/^hsload-ab: ratio=\([0-9.]*\).*/\1/p')
+    AB_PAIRS=$(printf '%s\n' "$out" | sed -n 's/^hsload-ab: .* pair_ratios=\([0-9./]*\).*/\1/p')
 }
 
 # rounds "LABEL|NAME|PORT|hsload args" ...: measures each in turn ROUNDS times and prints the
@@ -321,6 +346,7 @@ one_name() {
         if "run_$server" "$WORK/one-name.txt" 1; then
             BASE_RSS[$server]=$RSS_KIB
             specs+=("$server, one certificate|$server|$PORT|--sni $ONE_NAME")
+            SERVER_PORT[$server]=$PORT
             [ "$server" = nginx ] && NGINX_PORT=$PORT
         fi
     done
@@ -336,6 +362,14 @@ one_name() {
         taskset -c $CLIENT_CPU openssl s_time -connect "127.0.0.1:$NGINX_PORT" -new -tls1_3 \
             -time "$DURATION" 2>&1 | grep 'connections in .* real' || true
     fi
+    # The same ratios in A/B mode: certkeep and one peer take turns on core 0.
+    local peer
+    for peer in nginx haproxy; do
+        if [ -z "${PID[certkeep]:-}" ] || [ -z "${PID[$peer]:-}" ]; then continue; fi
+        ab "$peer" "${SERVER_PORT[$peer]}" "--sni $ONE_NAME" \
+            certkeep "${SERVER_PORT[certkeep]}" "--sni2 $ONE_NAME"
+        AB_ONE[$peer]="$AB_RATIO (pair ratios min/median/max $AB_PAIRS)"
+    done
     for server in "$@"; do stop_server "$server"; done
 }
 
@@ -364,6 +398,9 @@ many() {
     fi
     rounds "$one|$server|$PORT|--sni $(head -n 1 "$names") --check 0" \
         "$random|$server|$PORT|--sni-file $names --check 0"
+    ab "$server" "$PORT" "--sni $(head -n 1 "$names")" "$server" "$PORT" "--sni-file2 $names"
+    local ab_line="A/B ($AB_WINDOW s windows, $AB_SECONDS s each): $AB_RATIO"
+    ab_line+=" (pair ratios min/median/max $AB_PAIRS)"
     # certkeep's cache of parsed certificates grew during the rounds: the memory that counts is
     # the resident size now.
     local rss_after
@@ -372,7 +409,8 @@ many() {
         "$(awk -v a="$rss_after" -v b="${BASE_RSS[$server]:-0}" -v n="$count" \
             'BEGIN { printf "%.2f", (a - b) / n }') KiB per certificate over the one-certificate server"
     say "$server: random names / one name = $(ratio "${MEDIAN[$random]}" "${MEDIAN[$one]}")" \
-        "(per server CPU second: $(ratio "${CPU_MEDIAN[$random]}" "${CPU_MEDIAN[$one]}"))"
+        "(per server CPU second: $(ratio "${CPU_MEDIAN[$random]}" "${CPU_MEDIAN[$one]}"));" \
+        "$ab_line"
     stop_server "$server"
 }
 
@@ -406,6 +444,9 @@ main() {
             "(targets >= 1.1); per server CPU second:" \
             "$(ratio "${ONE_CPU_RATE[certkeep]}" "${ONE_CPU_RATE[nginx]:-0}")," \
             "$(ratio "${ONE_CPU_RATE[certkeep]}" "${ONE_CPU_RATE[haproxy]:-0}")"
+        [ "$AB_SECONDS" = 0 ] ||
+            say "A/B ($AB_WINDOW s windows, $AB_SECONDS s each, per server CPU second):" \
+                "certkeep/nginx = ${AB_ONE[nginx]:-}, certkeep/haproxy = ${AB_ONE[haproxy]:-}"
     fi
     [ "${SKIP_MANY:-0}" = 1 ] && return 0
     local most=$PEER_COUNT
