@@ -1,6 +1,7 @@
 /* test_kex.c — the edge's X25519 (src/edge/kex_provider.c): RFC 7748's vectors, agreement with
- * OpenSSL's own X25519 both ways, small-order peers refused, and real TLS handshakes whose
- * server key share comes from this provider. */
+ * OpenSSL's own X25519 both ways, small-order peers refused, real TLS handshakes whose server key
+ * share comes from this provider, and ClientHellos with bad X25519 shares refused with an
+ * alert. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -437,6 +438,171 @@ static void test_handshakes(void **state)
     assert_null(handshake(k, TLS1_3_VERSION, "P-521", description, sizeof(description)));
 }
 
+/* An X25519-only TLS 1.3 client's first record (its ClientHello), made by OpenSSL. */
+static size_t client_hello(unsigned char *out, size_t size)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    assert_non_null(ctx);
+    assert_int_equal(SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION), 1);
+    assert_int_equal(SSL_CTX_set1_groups_list(ctx, "X25519"), 1);
+    SSL *client = SSL_new(ctx);
+    BIO *in = BIO_new(BIO_s_mem()), *sent = BIO_new(BIO_s_mem());
+    assert_non_null(client);
+    assert_non_null(in);
+    assert_non_null(sent);
+    SSL_set_bio(client, in, sent);
+    SSL_set_connect_state(client);
+    assert_int_equal(SSL_do_handshake(client), -1); /* waits for the server */
+    int len = BIO_read(sent, out, (int)size);
+    assert_true(len > 9 && out[0] == 22 && out[5] == 1); /* a handshake record, a ClientHello */
+    SSL_free(client);
+    SSL_CTX_free(ctx);
+    return (size_t)len;
+}
+
+static size_t get_u16(const unsigned char *p)
+{
+    return (size_t)p[0] << 8 | p[1];
+}
+
+/* Adds delta to the big-endian length of width bytes at p. */
+static void grow_length(unsigned char *p, int width, long delta)
+{
+    long v = 0;
+    for (int i = 0; i < width; i++)
+        v = v << 8 | p[i];
+    v += delta;
+    for (int i = width - 1; i >= 0; i--, v >>= 8)
+        p[i] = (unsigned char)(v & 0xff);
+}
+
+/* Where a ClientHello record's parts are: the extensions' total length, the key_share extension
+ * and its X25519 entry (group, length, value). */
+struct hello_layout {
+    size_t extensions, key_share, entry;
+};
+
+static struct hello_layout layout_of(const unsigned char *hello, size_t len)
+{
+    struct hello_layout at = {0};
+    size_t p = 9 + 2 + 32;       /* record and handshake headers, version, random */
+    p += 1 + hello[p];           /* session id */
+    p += 2 + get_u16(hello + p); /* cipher suites */
+    p += 1 + hello[p];           /* compression methods */
+    at.extensions = p;
+    for (p += 2; p + 4 <= len; p += 4 + get_u16(hello + p + 2))
+        if (get_u16(hello + p) == 51) /* key_share */
+            at.key_share = p;
+    assert_int_not_equal(at.key_share, 0);
+    for (p = at.key_share + 6; p + 4 <= len; p += 4 + get_u16(hello + p + 2))
+        if (get_u16(hello + p) == 0x001d) /* x25519 */
+            at.entry = p;
+    assert_int_not_equal(at.entry, 0);
+    return at;
+}
+
+/* hello (one record, one ClientHello) with its X25519 key share replaced by share (share_len
+ * bytes, any length) and every enclosing length adjusted, written to out; returns its length. */
+static size_t with_share(const unsigned char *hello, size_t len, const unsigned char *share,
+                         size_t share_len, unsigned char *out)
+{
+    struct hello_layout at = layout_of(hello, len);
+    size_t old_len = get_u16(hello + at.entry + 2), rest = at.entry + 4 + old_len;
+    long delta = (long)share_len - (long)old_len;
+    memcpy(out, hello, at.entry + 2);
+    out[at.entry + 2] = (unsigned char)(share_len >> 8);
+    out[at.entry + 3] = (unsigned char)(share_len & 0xff);
+    memcpy(out + at.entry + 4, share, share_len);
+    memcpy(out + at.entry + 4 + share_len, hello + rest, len - rest);
+    grow_length(out + 3, 2, delta);                /* record */
+    grow_length(out + 6, 3, delta);                /* ClientHello */
+    grow_length(out + at.extensions, 2, delta);    /* all extensions */
+    grow_length(out + at.key_share + 2, 2, delta); /* the key_share extension */
+    grow_length(out + at.key_share + 4, 2, delta); /* its client shares */
+    return (size_t)((long)len + delta);
+}
+
+/* Feeds one ClientHello record to a new server SSL of ctx and returns what it answered (up to
+ * size bytes) and whether its handshake failed. */
+static size_t server_answer(SSL_CTX *ctx, const unsigned char *hello, size_t len,
+                            unsigned char *out, size_t size, bool *failed)
+{
+    SSL *server = SSL_new(ctx);
+    BIO *in = BIO_new(BIO_s_mem()), *sent = BIO_new(BIO_s_mem());
+    assert_non_null(server);
+    assert_non_null(in);
+    assert_non_null(sent);
+    assert_int_equal(BIO_write(in, hello, (int)len), (int)len);
+    SSL_set_bio(server, in, sent);
+    SSL_set_accept_state(server);
+    int rc = SSL_do_handshake(server);
+    *failed = rc <= 0 && SSL_get_error(server, rc) == SSL_ERROR_SSL;
+    int n = BIO_read(sent, out, (int)size);
+    SSL_free(server);
+    ERR_clear_error();
+    return n > 0 ? (size_t)n : 0;
+}
+
+/* What a hostile client can put in a ClientHello's X25519 share: 31 or 33 bytes, or a point of
+ * small order. The edge's server answers each with one fatal alert and nothing more (no
+ * ServerHello, no certificate), derives nothing, and the next ordinary client is served. */
+static void test_refuses_bad_shares_in_client_hellos(void **state)
+{
+    ck_edge_kex *k = *state;
+    EVP_PKEY *key = NULL;
+    X509 *cert = self_signed(&key);
+    SSL_CTX *ctx = SSL_CTX_new_ex(ck_edge_kex_libctx(k), ck_edge_kex_propq(), TLS_server_method());
+    assert_non_null(ctx);
+    assert_int_equal(SSL_CTX_set1_groups_list(ctx, "X25519:P-256"), 1);
+    assert_int_equal(SSL_CTX_use_certificate(ctx, cert), 1);
+    assert_int_equal(SSL_CTX_use_PrivateKey(ctx, key), 1);
+    unsigned char hello[2048], bad[2048], answer[4096];
+    size_t hello_len = client_hello(hello, sizeof(hello));
+    unsigned char base_point[33] = {9}, zero[32] = {0}, one[32] = {1}, order8[32];
+    hex_to("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800", order8);
+    const struct {
+        const unsigned char *share;
+        size_t len;
+    } cases[] = {
+        {base_point, 31}, /* one byte short */
+        {base_point, 33}, /* one byte long */
+        {zero, 32},       /* small order (RFC 8446 section 7.4.2's all-zero secret) */
+        {one, 32},        /* small order */
+        {order8, 32},     /* small order */
+    };
+    bool failed = false;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        uint64_t before = ck_edge_kex_derivations(k);
+        size_t bad_len = with_share(hello, hello_len, cases[i].share, cases[i].len, bad);
+        size_t n = server_answer(ctx, bad, bad_len, answer, sizeof(answer), &failed);
+        assert_true(failed);
+        assert_int_equal(n, 7); /* one record of one alert: nothing else was sent */
+        assert_int_equal(answer[0], 21);
+        assert_int_equal(answer[5], 2);  /* fatal */
+        assert_int_equal(answer[6], 47); /* illegal_parameter, RFC 8446 section 4.2.8.2 */
+        assert_int_equal(ck_edge_kex_derivations(k), before);
+    }
+    /* The untouched ClientHello, on the same context: a ServerHello, derived here. */
+    uint64_t before = ck_edge_kex_derivations(k);
+    size_t n = server_answer(ctx, hello, hello_len, answer, sizeof(answer), &failed);
+    assert_false(failed);
+    assert_true(n > 5 && answer[0] == 22);
+    assert_int_equal(ck_edge_kex_derivations(k), before + 1);
+    /* with_share changes nothing but the share: the client's own share put back gives the
+     * client's bytes, and a 33-byte share taken out again gives them too. */
+    unsigned char own[32], longer[2048];
+    memcpy(own, hello + layout_of(hello, hello_len).entry + 4, 32);
+    assert_int_equal(with_share(hello, hello_len, own, 32, bad), hello_len);
+    assert_memory_equal(bad, hello, hello_len);
+    size_t longer_len = with_share(hello, hello_len, base_point, 33, longer);
+    assert_int_equal(longer_len, hello_len + 1);
+    assert_int_equal(with_share(longer, longer_len, own, 32, bad), hello_len);
+    assert_memory_equal(bad, hello, hello_len);
+    SSL_CTX_free(ctx);
+    X509_free(cert);
+    EVP_PKEY_free(key);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -448,6 +614,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_forked_child_makes_its_own, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refuses_bad_peers_and_groups, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handshakes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refuses_bad_shares_in_client_hellos, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
