@@ -362,8 +362,14 @@ one_name() {
         taskset -c $CLIENT_CPU openssl s_time -connect "127.0.0.1:$NGINX_PORT" -new -tls1_3 \
             -time "$DURATION" 2>&1 | grep 'connections in .* real' || true
     fi
-    # The same ratios in A/B mode: certkeep and one peer take turns on core 0.
+    # The same ratios in A/B mode: certkeep and one peer take turns on core 0. First certkeep
+    # against itself: how far from 1 the method lands on this machine at this hour.
     local peer
+    if [ -n "${PID[certkeep]:-}" ]; then
+        ab certkeep "${SERVER_PORT[certkeep]}" "--sni $ONE_NAME" \
+            certkeep "${SERVER_PORT[certkeep]}" "--sni2 $ONE_NAME"
+        AB_ONE[itself]="$AB_RATIO (pair ratios min/median/max $AB_PAIRS)"
+    fi
     for peer in nginx haproxy; do
         if [ -z "${PID[certkeep]:-}" ] || [ -z "${PID[$peer]:-}" ]; then continue; fi
         ab "$peer" "${SERVER_PORT[$peer]}" "--sni $ONE_NAME" \
@@ -446,7 +452,8 @@ main() {
             "$(ratio "${ONE_CPU_RATE[certkeep]}" "${ONE_CPU_RATE[haproxy]:-0}")"
         [ "$AB_SECONDS" = 0 ] ||
             say "A/B ($AB_WINDOW s windows, $AB_SECONDS s each, per server CPU second):" \
-                "certkeep/nginx = ${AB_ONE[nginx]:-}, certkeep/haproxy = ${AB_ONE[haproxy]:-}"
+                "certkeep/nginx = ${AB_ONE[nginx]:-}, certkeep/haproxy = ${AB_ONE[haproxy]:-};" \
+                "certkeep against itself = ${AB_ONE[itself]:-} (the method's own spread)"
     fi
     [ "${SKIP_MANY:-0}" = 1 ] && return 0
     local most=$PEER_COUNT
