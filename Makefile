@@ -58,6 +58,9 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libcertkeep.a
 	$(CC) $(CFLAGS) $(shell pkg-config --cflags cmocka) -Itests/unit -o $@ $< $(BUILD)/libcertkeep.a \
 	    $(LDFLAGS) $(LDLIBS) $(shell pkg-config --libs cmocka)
 
+# The allocator-arena test needs the daemon's allocator (nothing in the sanitizer build).
+$(BUILD)/tests/test_alloc_arena: LDLIBS += $(DAEMON_LIBS)
+
 tests: $(UNIT_BIN)
 
 unit: $(UNIT_BIN)

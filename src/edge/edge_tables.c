@@ -18,6 +18,7 @@
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
+#include "common/alloc_arena.h"
 #include "common/log.h"
 #include "crypto/der.h"
 #include "edge/leaf_parser.h"
@@ -52,6 +53,9 @@ struct ck_edge_tables {
     uint64_t chain_clock;
     uint64_t hits, misses;       /* under lock */
     ck_leaf_parser *leaf_parser; /* thread-safe; outlives every cached leaf */
+    /* Cached certificates live in an allocator arena of their own (alloc_arena.h): mixed with a
+     * handshake's short-lived objects they spread those over the whole cache's pages. */
+    struct ck_alloc_arena arena;
 };
 
 ck_edge_tables *ck_edge_tables_new(size_t cache_capacity, ck_error *err)
@@ -69,6 +73,7 @@ ck_edge_tables *ck_edge_tables_new(size_t cache_capacity, ck_error *err)
     t->bucket_mask = buckets - 1;
     atomic_init(&t->current, NULL);
     atomic_init(&t->readers, 0);
+    ck_alloc_arena_init(&t->arena);
     t->leaf_parser = ck_leaf_parser_new(err);
     if (t->leaf_parser == NULL)
         goto failed;
@@ -354,6 +359,9 @@ static int material_for(ck_edge_tables *t, const ck_sni_table *table, const ck_s
     if (item != NULL)
         return out->chain == NULL ? -1 : 0;
 
+    /* The parse and the eviction it may cause, in the cache's arena. */
+    struct ck_alloc_scope scope;
+    ck_alloc_arena_enter(&t->arena, &scope);
     fresh = calloc(1, sizeof(*fresh));
     if (fresh == NULL)
         goto cleanup;
@@ -375,6 +383,7 @@ cleanup:
         ck_edge_material_clear(&fresh->material);
         free(fresh);
     }
+    ck_alloc_arena_leave(&scope);
     return rc;
 }
 

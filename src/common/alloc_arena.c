@@ -1,0 +1,36 @@
+/* alloc_arena.c — see alloc_arena.h. jemalloc's control interface is reached through a weak
+ * reference, so the library links without jemalloc (tests, sanitizers) and only the daemon,
+ * which links it, gets the second arena. */
+#include "common/alloc_arena.h"
+
+#include <stddef.h>
+
+/* jemalloc's (Debian builds it without a prefix); NULL when another allocator is linked. */
+extern int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen)
+    __attribute__((weak));
+
+void ck_alloc_arena_init(struct ck_alloc_arena *a)
+{
+    size_t len = sizeof(a->index);
+    a->usable = mallctl != NULL && mallctl("arenas.create", &a->index, &len, NULL, 0) == 0;
+}
+
+static bool use_arena(unsigned index, unsigned *previous)
+{
+    size_t len = sizeof(*previous);
+    return mallctl("thread.tcache.flush", NULL, NULL, NULL, 0) == 0 &&
+           mallctl("thread.arena", previous, &len, &index, sizeof(index)) == 0;
+}
+
+void ck_alloc_arena_enter(const struct ck_alloc_arena *a, struct ck_alloc_scope *scope)
+{
+    scope->entered = a != NULL && a->usable && use_arena(a->index, &scope->previous);
+}
+
+void ck_alloc_arena_leave(struct ck_alloc_scope *scope)
+{
+    unsigned ignored;
+    if (scope->entered)
+        use_arena(scope->previous, &ignored);
+    scope->entered = false;
+}
