@@ -15,11 +15,13 @@ void ck_alloc_arena_init(struct ck_alloc_arena *a)
     a->usable = mallctl != NULL && mallctl("arenas.create", &a->index, &len, NULL, 0) == 0;
 }
 
+/* Switches even when the flush fails (a thread without a cache, MALLOC_CONF=tcache:false), so
+ * that leaving a scope always gives the thread its arena back. */
 static bool use_arena(unsigned index, unsigned *previous)
 {
     size_t len = sizeof(*previous);
-    return mallctl("thread.tcache.flush", NULL, NULL, NULL, 0) == 0 &&
-           mallctl("thread.arena", previous, &len, &index, sizeof(index)) == 0;
+    (void)mallctl("thread.tcache.flush", NULL, NULL, NULL, 0);
+    return mallctl("thread.arena", previous, &len, &index, sizeof(index)) == 0;
 }
 
 void ck_alloc_arena_enter(const struct ck_alloc_arena *a, struct ck_alloc_scope *scope)
