@@ -24,7 +24,7 @@
  * window starts after a short settle, so neither load's handshakes are counted or paid for in
  * the other's window. A slow minute on a shared machine then slows both alike. It prints one line
  * per target (its totals over its windows) and then "hsload-ab: ratio=R (B/A per server CPU
- * second) windows=N pair_ratios=min/median/max".
+ * second) pairs=N pair_ratios=min/median/max".
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -645,6 +645,12 @@ static bool parse_second(const char *k, const char *v, struct options *opt,
     return true;
 }
 
+static bool second_target_given(const struct second_target *second)
+{
+    return second->target != NULL || second->sni != NULL || second->sni_file != NULL ||
+           second->server_pid != 0;
+}
+
 /* The second target's options: the first's, with its own address, names and server. */
 static bool second_options(const struct options *opt, const struct second_target *second,
                            struct options *opt2)
@@ -652,11 +658,14 @@ static bool second_options(const struct options *opt, const struct second_target
     *opt2 = *opt;
     opt2->target = second->target;
     opt2->sni = second->sni != NULL ? second->sni : opt->sni;
-    opt2->sni_file = second->sni_file;
+    if (second->sni != NULL || second->sni_file != NULL)
+        opt2->sni_file = second->sni_file;
     opt2->server_pid = second->server_pid;
+    /* Both server pids or neither: a ratio of one per CPU second to one per second means
+     * nothing. */
     return second->target != NULL && parse_target(second->target, &opt2->addr) &&
            strlen(opt2->sni) <= NAME_MAX_LEN && opt->alternate >= 0.2 &&
-           opt->alternate <= opt->duration;
+           opt->alternate <= opt->duration && (opt->server_pid > 0) == (opt2->server_pid > 0);
 }
 
 static bool parse_options(int argc, char **argv, struct options *opt, struct second_target *second)
@@ -831,6 +840,7 @@ static int run_alternating(struct load_run *a, struct load_run *b)
 {
     const struct options *opt = a->opt;
     int pairs = (int)(opt->duration / opt->alternate + 0.5);
+    pairs += pairs % 2; /* as many pairs with A first as with B first */
     double settle = opt->alternate / 4 < 0.2 ? opt->alternate / 4 : 0.2;
     double *ratios = calloc((size_t)pairs, sizeof *ratios);
     if (ratios == NULL)
@@ -851,7 +861,7 @@ static int run_alternating(struct load_run *a, struct load_run *b)
             window_add(&sums[k], &w[k]);
         }
         double rate_a = compared_rate(&w[0]);
-        ratios[i] = rate_a > 0 ? compared_rate(&w[1]) / rate_a : 0;
+        ratios[i] = rate_a > 0 ? compared_rate(&w[1]) / rate_a : 0; /* 0: left out below */
         fprintf(stderr, "hsload-ab: pair %d%s: %.1f %.1f ratio %.3f\n", i + 1,
                 i % 2 == 0 ? " (A first)" : " (B first)", rate_a, compared_rate(&w[1]), ratios[i]);
     }
@@ -859,9 +869,17 @@ static int run_alternating(struct load_run *a, struct load_run *b)
     print_window(b, &sums[1]);
     double total_a = compared_rate(&sums[0]), total_b = compared_rate(&sums[1]);
     qsort(ratios, (size_t)pairs, sizeof *ratios, compare_doubles);
-    printf("hsload-ab: ratio=%.3f windows=%d pair_ratios=%.3f/%.3f/%.3f\n",
-           total_a > 0 ? total_b / total_a : 0.0, pairs, ratios[0], ratios[pairs / 2],
-           ratios[pairs - 1]);
+    int first = 0; /* pairs without a rate (no handshake, no CPU reading) sort first */
+    while (first < pairs && ratios[first] <= 0)
+        first++;
+    int valid = pairs - first;
+    double median = valid == 0 ? 0.0
+                    : valid % 2 == 1
+                        ? ratios[first + valid / 2]
+                        : (ratios[first + valid / 2 - 1] + ratios[first + valid / 2]) / 2;
+    printf("hsload-ab: ratio=%.3f pairs=%d pair_ratios=%.3f/%.3f/%.3f\n",
+           total_a > 0 ? total_b / total_a : 0.0, valid, valid > 0 ? ratios[first] : 0.0, median,
+           valid > 0 ? ratios[pairs - 1] : 0.0);
     free(ratios);
     return sums[0].handshakes > 0 && sums[1].handshakes > 0 ? 0 : 1;
 }
@@ -873,7 +891,8 @@ int main(int argc, char **argv)
     struct second_target second = {0};
     struct load_run run = {.opt = &opt, .ep = -1}, run2 = {.opt = &opt2, .ep = -1};
     if (!parse_options(argc, argv, &opt, &second) ||
-        (opt.alternate > 0 && !second_options(&opt, &second, &opt2))) {
+        (opt.alternate > 0 && !second_options(&opt, &second, &opt2)) ||
+        (opt.alternate <= 0 && second_target_given(&second))) {
         status = usage();
         goto cleanup;
     }

@@ -4,15 +4,27 @@
 #include "common/alloc_arena.h"
 
 #include <stddef.h>
+#include <string.h>
 
 /* jemalloc's (Debian builds it without a prefix); NULL when another allocator is linked. */
 extern int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen)
     __attribute__((weak));
 
+/* With per-CPU arenas (MALLOC_CONF=percpu_arena:...) jemalloc lets a thread onto a manual arena
+ * but refuses to set it back to an automatic one: scopes are then left unused. */
+static bool arenas_per_thread(void)
+{
+    const char *percpu = NULL;
+    size_t len = sizeof(percpu);
+    return mallctl("opt.percpu_arena", &percpu, &len, NULL, 0) != 0 || percpu == NULL ||
+           strcmp(percpu, "disabled") == 0;
+}
+
 void ck_alloc_arena_init(struct ck_alloc_arena *a)
 {
     size_t len = sizeof(a->index);
-    a->usable = mallctl != NULL && mallctl("arenas.create", &a->index, &len, NULL, 0) == 0;
+    a->usable = mallctl != NULL && arenas_per_thread() &&
+                mallctl("arenas.create", &a->index, &len, NULL, 0) == 0;
 }
 
 /* Switches even when the flush fails (a thread without a cache, MALLOC_CONF=tcache:false), so

@@ -19,9 +19,10 @@ struct ck_alloc_arena {
     bool usable; /* false: not jemalloc, or it could not make the arena */
 };
 
-/* Makes the second arena. Never fails: without one, scopes do nothing. jemalloc keeps an arena
- * for the life of the process, so make one per long-lived owner (the daemon makes two: the
- * staging and the production edge caches), not one per request. */
+/* Makes the second arena. Never fails: without one (not jemalloc, or jemalloc with per-CPU
+ * arenas), scopes do nothing. The arena is kept for the life of the process (jemalloc destroys
+ * only empty ones), so make one per long-lived owner (the daemon makes two: the staging and the
+ * production edge caches), not one per request. */
 void ck_alloc_arena_init(struct ck_alloc_arena *a);
 
 struct ck_alloc_scope {

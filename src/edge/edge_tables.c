@@ -375,6 +375,7 @@ static int material_for(ck_edge_tables *t, const ck_sni_table *table, const ck_s
         item = fresh;
         fresh = NULL;
     }
+    ck_alloc_arena_leave(&scope); /* what the handshake holds is short-lived */
     material_up_ref(&item->material, out);
     pthread_mutex_unlock(&t->lock);
     rc = out->chain == NULL ? -1 : 0;

@@ -494,7 +494,8 @@ static struct hello_layout layout_of(const unsigned char *hello, size_t len)
         if (get_u16(hello + p) == 51) /* key_share */
             at.key_share = p;
     assert_int_not_equal(at.key_share, 0);
-    for (p = at.key_share + 6; p + 4 <= len; p += 4 + get_u16(hello + p + 2))
+    size_t shares_end = at.key_share + 4 + get_u16(hello + at.key_share + 2);
+    for (p = at.key_share + 6; p + 4 <= shares_end; p += 4 + get_u16(hello + p + 2))
         if (get_u16(hello + p) == 0x001d) /* x25519 */
             at.entry = p;
     assert_int_not_equal(at.entry, 0);
