@@ -441,8 +441,7 @@ static int daemon_start(struct ck_daemon *d, const struct serve_options *o, ck_e
     if (add_signal(d, SIGTERM, &d->on_sigterm, err) != 0 ||
         add_signal(d, SIGINT, &d->on_sigint, err) != 0)
         return -1;
-    if (o->edge[CK_EDGE_STAGING].len + o->edge[CK_EDGE_PRODUCTION].len > 0 &&
-        (d->edge_kex = ck_edge_kex_new(err)) == NULL)
+    if (ck_edge_runtime_serves_tls(o->edge) && (d->edge_kex = ck_edge_kex_new(err)) == NULL)
         return -1;
     if (ck_edge_runtime_start(d->base, d->store, &d->master_key, o->edge, o->edge_cache,
                               d->edge_kex, &d->edge, err) != 0)

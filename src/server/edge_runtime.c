@@ -330,6 +330,11 @@ static int start_watch(struct ck_edge_runtime *rt, ck_error *err)
     return 0;
 }
 
+bool ck_edge_runtime_serves_tls(const ck_strv addresses[CK_EDGE_KIND_COUNT])
+{
+    return addresses[CK_EDGE_STAGING].len + addresses[CK_EDGE_PRODUCTION].len > 0;
+}
+
 int ck_edge_runtime_start(struct event_base *base, struct ck_store *st, const ck_master_key *key,
                           const ck_strv addresses[CK_EDGE_KIND_COUNT], size_t cache_capacity,
                           ck_edge_kex *kex, struct ck_edge_runtime **out, ck_error *err)
@@ -343,7 +348,7 @@ int ck_edge_runtime_start(struct event_base *base, struct ck_store *st, const ck
     rt->base = base;
     rt->store = st;
     rt->key = *key;
-    if (addresses[CK_EDGE_STAGING].len + addresses[CK_EDGE_PRODUCTION].len > 0)
+    if (ck_edge_runtime_serves_tls(addresses))
         rt->budget.max = edge_connection_budget(raise_descriptor_limit());
     if (start_env(rt, CK_ENV_STAGING, &addresses[CK_EDGE_STAGING], &rt->bound[CK_EDGE_STAGING],
                   err) != 0 ||

@@ -9,6 +9,7 @@
 #ifndef CK_SERVER_EDGE_RUNTIME_H
 #define CK_SERVER_EDGE_RUNTIME_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,6 +38,10 @@ struct ck_edge_runtime;
  * listener, it raises the process's RLIMIT_NOFILE soft limit to the hard limit and lets the TLS
  * listeners together hold that limit less 256 connections (half of a limit of 512 or less): the
  * rest is the API's, the store's and the jobs'. */
+/* Whether addresses ask for a TLS listener (staging or production): what needs the key-exchange
+ * context and the descriptor budget. */
+bool ck_edge_runtime_serves_tls(const ck_strv addresses[CK_EDGE_KIND_COUNT]);
+
 int ck_edge_runtime_start(struct event_base *base, struct ck_store *st, const ck_master_key *key,
                           const ck_strv addresses[CK_EDGE_KIND_COUNT], size_t cache_capacity,
                           ck_edge_kex *kex, struct ck_edge_runtime **out, ck_error *err);
