@@ -589,6 +589,15 @@ static const OSSL_DISPATCH provider_functions[] = {
     {OSSL_FUNC_PROVIDER_QUERY_OPERATION, (void (*)(void))provider_query},
     {0, NULL}};
 
+/* From the default library context: this provider has no digests of its own. */
+static bool fetch_digests(struct provider_ctx *ctx)
+{
+    for (size_t i = 0; i < DIGEST_COUNT; i++)
+        if ((ctx->digests[i] = EVP_MD_fetch(NULL, digest_names[i][1], NULL)) == NULL)
+            return false;
+    return true;
+}
+
 static int provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
                          const OSSL_DISPATCH **out, void **provctx)
 {
@@ -600,13 +609,8 @@ static int provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in
         if (in->function_id == OSSL_FUNC_BIO_READ_EX)
             ctx->bio_read = OSSL_FUNC_BIO_read_ex(in);
     ctx->signer = ck_ecdsa_signer_new(); /* NULL: public keys only */
-    bool digests_ok = true;
-    /* From the default library context: this provider has no digests of its own. */
-    for (size_t i = 0; ctx->signer != NULL && i < DIGEST_COUNT; i++)
-        digests_ok =
-            digests_ok && (ctx->digests[i] = EVP_MD_fetch(NULL, digest_names[i][1], NULL)) != NULL;
     if (ctx->bio_read == NULL || (ck_ecdsa_signer_available() && ctx->signer == NULL) ||
-        !digests_ok) {
+        (ctx->signer != NULL && !fetch_digests(ctx))) {
         provider_teardown(ctx);
         return 0;
     }

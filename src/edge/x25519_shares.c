@@ -196,8 +196,9 @@ static bool self_check(void)
         b.private_values[i][1] ^= (uint8_t)(i / 2); /* a different key in every slot past 1 */
         clamp(b.private_values[i]);
     }
-    ok = compute_public_values(&b) && memcmp(b.public_values[0], rfc_public[0], 32) == 0 &&
-         memcmp(b.public_values[1], rfc_public[1], 32) == 0;
+    ok = compute_public_values(&b) &&
+         memcmp(b.public_values[0], rfc_public[0], CK_X25519_BYTES) == 0 &&
+         memcmp(b.public_values[1], rfc_public[1], CK_X25519_BYTES) == 0;
     for (size_t i = 2; ok && i < BATCH; i++) {
         uint8_t ladder[CK_X25519_BYTES];
         ok = crypto_scalarmult_curve25519_base(ladder, b.private_values[i]) == 0 &&
