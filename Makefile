@@ -4,7 +4,7 @@
 #   make tests           build the cmocka unit tests; make unit also runs them
 #   make check           the whole test suite (unit, sanitizer unit, integration); see tests/run.sh
 
-PKGS     := openssl libcurl jansson sqlite3 libevent libevent_openssl libevent_pthreads libidn2 ldns libsodium
+PKGS     := openssl libcurl jansson sqlite3 libevent libevent_openssl libevent_pthreads libidn2 ldns libsodium nettle
 CC       ?= cc
 OPT      ?= -O2
 CFLAGS   ?= $(OPT) -g

@@ -4,9 +4,10 @@
 #   scripts/install-deps.sh --test   also what the test suite uses
 set -euo pipefail
 
-# libjemalloc-dev: the daemon's allocator (see the Makefile); libsodium-dev: the edge's X25519
+# libjemalloc-dev: the daemon's allocator (see the Makefile); libsodium-dev: the edge's X25519;
+# nettle-dev: the edge's TLS 1.3 key schedule (HMAC on the CPU's SHA extensions)
 build_pkgs=(build-essential pkg-config libssl-dev libcurl4-openssl-dev libjansson-dev
-            libsqlite3-dev sqlite3 libevent-dev libidn2-dev libldns-dev libjemalloc-dev libsodium-dev openssl
+            libsqlite3-dev sqlite3 libevent-dev libidn2-dev libldns-dev libjemalloc-dev libsodium-dev nettle-dev openssl
             ca-certificates curl)
 # python3: the tests' webhook receiver and ARI front (standard library only)
 test_pkgs=(libcmocka-dev jq clang libclang-rt-dev xxd procps python3 pebble bind9 bind9-utils

@@ -99,7 +99,7 @@ build_tools() {
     if [ -f "$ROOT/build/libcertkeep.a" ]; then
         # shellcheck disable=SC2046,SC2086
         cc $flags -I"$ROOT/src" -o "$BIN/hsinproc" "$HERE/hsinproc.c" "$ROOT/build/libcertkeep.a" \
-            $(pkg-config --libs openssl libsodium) -ljemalloc
+            $(pkg-config --libs openssl libsodium nettle) -ljemalloc
     fi
 }
 

@@ -21,6 +21,7 @@
 #include <openssl/prov_ssl.h>
 #include <sodium.h>
 
+#include "edge/tls13_kdf.h"
 #include "edge/x25519_shares.h"
 
 #define PROVIDER_NAME "certkeep-edge-kex"
@@ -36,7 +37,7 @@ struct ck_edge_kex {
 
 /* The provider's own context. */
 struct provider_ctx {
-    atomic_uint_least64_t derivations;
+    atomic_uint_least64_t derivations, key_schedule_steps;
     ck_x25519_shares *shares; /* the ephemeral keys */
 };
 
@@ -409,6 +410,26 @@ static const OSSL_DISPATCH exchange_functions[] = {
     {OSSL_FUNC_KEYEXCH_DERIVE, (void (*)(void))exchange_derive},
     {0, NULL}};
 
+/* ---- the TLS 1.3 key schedule (tls13_kdf.h) ---- */
+
+static void *kdf_new(void *provctx)
+{
+    struct provider_ctx *ctx = provctx;
+    return ck_tls13_kdf_new(&ctx->key_schedule_steps);
+}
+
+static const OSSL_DISPATCH kdf_functions[] = {
+    {OSSL_FUNC_KDF_NEWCTX, (void (*)(void))kdf_new},
+    {OSSL_FUNC_KDF_DUPCTX, (void (*)(void))ck_tls13_kdf_dup},
+    {OSSL_FUNC_KDF_FREECTX, (void (*)(void))ck_tls13_kdf_free},
+    {OSSL_FUNC_KDF_RESET, (void (*)(void))ck_tls13_kdf_reset},
+    {OSSL_FUNC_KDF_DERIVE, (void (*)(void))ck_tls13_kdf_derive},
+    {OSSL_FUNC_KDF_SETTABLE_CTX_PARAMS, (void (*)(void))ck_tls13_kdf_settable_ctx_params},
+    {OSSL_FUNC_KDF_SET_CTX_PARAMS, (void (*)(void))ck_tls13_kdf_set_ctx_params},
+    {OSSL_FUNC_KDF_GETTABLE_CTX_PARAMS, (void (*)(void))ck_tls13_kdf_gettable_ctx_params},
+    {OSSL_FUNC_KDF_GET_CTX_PARAMS, (void (*)(void))ck_tls13_kdf_get_ctx_params},
+    {0, NULL}};
+
 /* ---- the provider ---- */
 
 static const OSSL_ALGORITHM key_algorithms[] = {
@@ -419,6 +440,10 @@ static const OSSL_ALGORITHM exchange_algorithms[] = {
     {X25519_NAMES, "provider=" PROVIDER_NAME, exchange_functions, "X25519 (libsodium)"},
     {NULL, NULL, NULL, NULL}};
 
+static const OSSL_ALGORITHM kdf_algorithms[] = {
+    {OSSL_KDF_NAME_TLS1_3_KDF, "provider=" PROVIDER_NAME, kdf_functions, "TLS13-KDF (Nettle)"},
+    {NULL, NULL, NULL, NULL}};
+
 static const OSSL_ALGORITHM *provider_query(void *provctx, int operation_id, int *no_cache)
 {
     (void)provctx;
@@ -427,6 +452,8 @@ static const OSSL_ALGORITHM *provider_query(void *provctx, int operation_id, int
         return key_algorithms;
     if (operation_id == OSSL_OP_KEYEXCH)
         return exchange_algorithms;
+    if (operation_id == OSSL_OP_KDF)
+        return kdf_algorithms;
     return NULL;
 }
 
@@ -529,6 +556,12 @@ uint64_t ck_edge_kex_derivations(const ck_edge_kex *k)
 {
     const struct provider_ctx *ctx = OSSL_PROVIDER_get0_provider_ctx(k->kex_provider);
     return atomic_load(&ctx->derivations);
+}
+
+uint64_t ck_edge_kex_key_schedule_steps(const ck_edge_kex *k)
+{
+    const struct provider_ctx *ctx = OSSL_PROVIDER_get0_provider_ctx(k->kex_provider);
+    return atomic_load(&ctx->key_schedule_steps);
 }
 
 const char *ck_edge_kex_propq(void)

@@ -1175,6 +1175,33 @@ static void test_listener_refuses_unknown_names_and_old_tls(void **state)
     server_stop(s);
 }
 
+/* TLS 1.3: a full handshake, then one that resumes with the ticket the server sent after it (a
+ * PSK handshake: its binder and secrets come from the edge's key schedule, tls13_kdf.h). */
+static void test_listener_resumes_tls13_sessions(void **state)
+{
+    struct pki *p = *state;
+    struct server *s = server_start(p, 0, 0);
+    struct client c;
+    uint64_t before = ck_edge_kex_key_schedule_steps(s->kex);
+    assert_true(client_open(&c, s->port, "a.test", 0, NULL));
+    assert_int_equal(SSL_version(c.ssl), TLS1_3_VERSION);
+    assert_get_ok(&c); /* the tickets came after the handshake, before the answer */
+    SSL_SESSION *session = SSL_get1_session(c.ssl);
+    assert_int_equal(SSL_SESSION_is_resumable(session), 1);
+    client_close(&c);
+    uint64_t after_full = ck_edge_kex_key_schedule_steps(s->kex);
+    assert_true(after_full > before + 10);
+
+    assert_true(client_open(&c, s->port, "a.test", 0, session));
+    assert_int_equal(SSL_version(c.ssl), TLS1_3_VERSION);
+    assert_int_equal(SSL_session_reused(c.ssl), 1);
+    assert_get_ok(&c);
+    client_close(&c);
+    assert_true(ck_edge_kex_key_schedule_steps(s->kex) > after_full + 10);
+    SSL_SESSION_free(session);
+    server_stop(s);
+}
+
 /* A TLS 1.2 client that asks for no session ticket, so resumption can only be by session ID;
  * with groups set, it offers only those key exchange groups. */
 static bool client_open_custom(struct client *c, int port, SSL_SESSION *resume, const char *groups)
@@ -1576,6 +1603,7 @@ int main(void)
         cmocka_unit_test(test_listener_pipelining_client_that_reads_late),
         cmocka_unit_test(test_listener_refuses_unknown_names_and_old_tls),
         cmocka_unit_test(test_listener_resumes_by_session_id_and_refuses_ffdhe),
+        cmocka_unit_test(test_listener_resumes_tls13_sessions),
         cmocka_unit_test(test_listener_hot_swap_keeps_open_connections),
         cmocka_unit_test(test_listener_survives_hostile_clients),
         cmocka_unit_test(test_listener_slow_request_head_is_dropped),
