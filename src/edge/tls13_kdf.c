@@ -14,11 +14,14 @@
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/kdf.h>
+#include <openssl/err.h>
 #include <openssl/params.h>
+#include <openssl/proverr.h>
 
-/* An input secret: an (EC)DHE shared secret, a PSK or a previous secret. 512 bytes hold any
- * finite-field share as well, though the edge offers only elliptic-curve groups. */
-#define SECRET_MAX 512
+/* The input secret of an extraction ((EC)DHE shared secret or PSK) or the secret an expansion
+ * starts from. The edge offers elliptic-curve groups only (listener.c); 1024 bytes would still
+ * hold ffdhe8192's shared secret, so adding a finite-field group cannot fail handshakes here. */
+#define SECRET_MAX 1024
 #define VECTOR_MAX 255 /* HkdfLabel's label and context are vectors of at most 255 bytes */
 #define HASH_MAX   SHA384_DIGEST_SIZE
 
@@ -100,7 +103,7 @@ struct tls13_kdf {
     const struct hash_kind *hash; /* NULL until a digest is set */
     int mode;
     struct bytes key_info, salt_info, prefix_info, label_info, data_info;
-    unsigned char key[SECRET_MAX], salt[SECRET_MAX];
+    unsigned char key[SECRET_MAX], salt[HASH_MAX]; /* the salt is a previous secret */
     unsigned char prefix[VECTOR_MAX], label[VECTOR_MAX], data[VECTOR_MAX];
 };
 
@@ -157,12 +160,18 @@ void *ck_tls13_kdf_dup(void *kdf)
 
 /* ---- parameters ---- */
 
+/* An octet string into its buffer. A refused one leaves the parameter unset, never the previous
+ * value's length over wiped bytes. */
 static int take_bytes(const OSSL_PARAM *p, unsigned char *buffer, size_t max, struct bytes *info)
 {
     const void *data = NULL;
     size_t len = 0;
-    if (!OSSL_PARAM_get_octet_string_ptr(p, &data, &len) || len > max)
+    *info = (struct bytes){0, false};
+    if (!OSSL_PARAM_get_octet_string_ptr(p, &data, &len) || len > max) {
+        ERR_raise_data(ERR_LIB_PROV, PROV_R_INVALID_DATA, "TLS13-KDF %s: %zu bytes, at most %zu",
+                       p->key, len, max);
         return 0;
+    }
     if (len > 0)
         memcpy(buffer, data, len);
     *info = (struct bytes){len, true};
@@ -177,15 +186,19 @@ static int take_mode(const OSSL_PARAM *p, int *mode)
         else if (strcasecmp(p->data, "EXPAND_ONLY") == 0)
             *mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY;
         else
-            return 0;
+            goto refused;
         return 1;
     }
     int n;
     if (!OSSL_PARAM_get_int(p, &n) ||
         (n != EVP_KDF_HKDF_MODE_EXTRACT_ONLY && n != EVP_KDF_HKDF_MODE_EXPAND_ONLY))
-        return 0;
+        goto refused;
     *mode = n;
     return 1;
+refused:
+    ERR_raise_data(ERR_LIB_PROV, PROV_R_INVALID_MODE,
+                   "TLS13-KDF takes EXTRACT_ONLY or EXPAND_ONLY");
+    return 0;
 }
 
 static int take_digest(const OSSL_PARAM *p, const struct hash_kind **hash)
@@ -198,6 +211,8 @@ static int take_digest(const OSSL_PARAM *p, const struct hash_kind **hash)
             *hash = digest_names[i].kind;
             return 1;
         }
+    ERR_raise_data(ERR_LIB_PROV, PROV_R_INVALID_DIGEST, "TLS13-KDF: %s is not SHA-256 or SHA-384",
+                   name != NULL ? name : "(none)");
     return 0;
 }
 
@@ -221,6 +236,7 @@ int ck_tls13_kdf_set_ctx_params(void *kdf, const OSSL_PARAM params[])
         } else if (strcmp(p->key, OSSL_KDF_PARAM_SALT) == 0) {
             OPENSSL_cleanse(k->salt, k->salt_info.len);
             ok = take_bytes(p, k->salt, sizeof(k->salt), &k->salt_info);
+            k->salt_info.set = k->salt_info.len > 0; /* an empty salt is none, as in OpenSSL */
         } else if (strcmp(p->key, OSSL_KDF_PARAM_PREFIX) == 0)
             ok = take_bytes(p, k->prefix, sizeof(k->prefix), &k->prefix_info);
         else if (strcmp(p->key, OSSL_KDF_PARAM_LABEL) == 0)
@@ -280,8 +296,12 @@ static int expand_label(const struct hash_kind *hash, const unsigned char *secre
 {
     size_t label_len = k->prefix_info.len + k->label_info.len;
     if (label_len > VECTOR_MAX || context_len > VECTOR_MAX || out_len == 0 ||
-        out_len > 255 * hash->size)
+        out_len > 255 * hash->size) {
+        ERR_raise_data(ERR_LIB_PROV, PROV_R_INVALID_DATA,
+                       "TLS13-KDF: label %zu, context %zu, output %zu bytes", label_len,
+                       context_len, out_len);
         return 0;
+    }
     /* struct { uint16 length; opaque label<7..255>; opaque context<0..255>; } HkdfLabel */
     unsigned char info[2 + 1 + VECTOR_MAX + 1 + VECTOR_MAX];
     size_t n = 0;
@@ -312,8 +332,13 @@ static int extract(const struct tls13_kdf *k, unsigned char *out, size_t out_len
     const struct hash_kind *hash = k->hash;
     static const unsigned char zeros[HASH_MAX];
     unsigned char derived[HASH_MAX], empty_hash[HASH_MAX];
-    if (out_len != hash->size)
+    /* the salt is a previous secret: exactly HashLen, which OpenSSL's own reads regardless */
+    if (out_len != hash->size || (k->salt_info.set && k->salt_info.len != hash->size)) {
+        ERR_raise_data(ERR_LIB_PROV, PROV_R_WRONG_OUTPUT_BUFFER_SIZE,
+                       "TLS13-KDF extract: output %zu and salt %zu bytes, HashLen %zu", out_len,
+                       k->salt_info.len, hash->size);
         return 0;
+    }
     const unsigned char *salt = zeros;
     if (k->salt_info.set) {
         hash->hash_of_nothing(empty_hash);
@@ -336,15 +361,24 @@ static int extract(const struct tls13_kdf *k, unsigned char *out, size_t out_len
 int ck_tls13_kdf_derive(void *kdf, unsigned char *out, size_t out_len, const OSSL_PARAM params[])
 {
     struct tls13_kdf *k = kdf;
-    if (!ck_tls13_kdf_set_ctx_params(k, params) || k->hash == NULL || out == NULL)
+    if (!ck_tls13_kdf_set_ctx_params(k, params))
         return 0;
+    if (k->hash == NULL || out == NULL) {
+        ERR_raise(ERR_LIB_PROV,
+                  k->hash == NULL ? PROV_R_MISSING_MESSAGE_DIGEST : PROV_R_OUTPUT_BUFFER_TOO_SMALL);
+        return 0;
+    }
+    if (k->mode == EVP_KDF_HKDF_MODE_EXPAND_ONLY && !k->key_info.set) {
+        ERR_raise(ERR_LIB_PROV, PROV_R_MISSING_KEY);
+        return 0;
+    }
     int ok = 0;
     if (k->mode == EVP_KDF_HKDF_MODE_EXTRACT_ONLY)
         ok = extract(k, out, out_len);
-    else if (k->mode == EVP_KDF_HKDF_MODE_EXPAND_ONLY && k->key_info.set)
+    else if (k->mode == EVP_KDF_HKDF_MODE_EXPAND_ONLY)
         ok = expand_label(k->hash, k->key, k->key_info.len, k, k->data, k->data_info.len, out,
                           out_len);
     if (ok && k->derivations != NULL)
-        atomic_fetch_add(k->derivations, 1);
+        atomic_fetch_add_explicit(k->derivations, 1, memory_order_relaxed);
     return ok;
 }
