@@ -60,6 +60,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libcertkeep.a
 
 # The allocator-arena test needs the daemon's allocator (nothing in the sanitizer build).
 $(BUILD)/tests/test_alloc_arena: LDLIBS += $(DAEMON_LIBS)
+$(BUILD)/tests/test_alloc_arena_routed: LDLIBS += $(DAEMON_LIBS)
 
 tests: $(UNIT_BIN)
 

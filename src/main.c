@@ -5,6 +5,7 @@
 
 #include <curl/curl.h>
 
+#include "common/alloc_arena.h"
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "cli/edge.h"
@@ -140,6 +141,8 @@ static int dispatch(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    /* before libcurl starts OpenSSL: the edge cache's arena routes OpenSSL's allocations */
+    (void)ck_alloc_arena_route_openssl();
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fputs("certkeep: cannot initialise libcurl\n", stderr);
         return CK_EXIT_FAILED;

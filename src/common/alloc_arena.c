@@ -4,11 +4,75 @@
 #include "common/alloc_arena.h"
 
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <openssl/crypto.h>
 
 /* jemalloc's (Debian builds it without a prefix); NULL when another allocator is linked. */
 extern int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen)
     __attribute__((weak));
+extern void *mallocx(size_t size, int flags) __attribute__((weak));
+extern void *rallocx(void *ptr, size_t size, int flags) __attribute__((weak));
+extern void dallocx(void *ptr, int flags) __attribute__((weak));
+
+/* jemalloc.h's flag encodings (its header is not needed for three constants). */
+#define ARENA_FLAG(index) ((int)(((unsigned)(index) + 1) << 20))
+#define NO_TCACHE_FLAG    ((int)((-1 + 2) << 8))
+
+/* ---- OpenSSL's allocations, routed while a scope is open ---- */
+
+/* mallocx flags for OpenSSL's allocations on this thread, 0 outside a scope. Per thread, as
+ * jemalloc's own thread.arena is: a scope belongs to the thread that opened it. */
+static _Thread_local int openssl_flags;
+
+/* As OpenSSL's own allocator: a size of 0 gets NULL, realloc to 0 frees. */
+static void *route_malloc(size_t size, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    if (size == 0)
+        return NULL;
+    return openssl_flags == 0 ? malloc(size) : mallocx(size, openssl_flags);
+}
+
+static void route_free(void *p, const char *file, int line)
+{
+    (void)file;
+    (void)line;
+    if (p == NULL)
+        return;
+    if (openssl_flags == 0)
+        free(p);
+    else
+        dallocx(p, NO_TCACHE_FLAG); /* to the object's own arena, not the thread's cache */
+}
+
+static void *route_realloc(void *p, size_t size, const char *file, int line)
+{
+    if (p == NULL)
+        return route_malloc(size, file, line);
+    if (size == 0) {
+        route_free(p, file, line);
+        return NULL;
+    }
+    return openssl_flags == 0 ? realloc(p, size) : rallocx(p, size, openssl_flags);
+}
+
+bool ck_alloc_arena_route_openssl(void)
+{
+    return mallocx != NULL && rallocx != NULL && dallocx != NULL &&
+           CRYPTO_set_mem_functions(route_malloc, route_realloc, route_free) == 1;
+}
+
+static bool openssl_is_routed(void)
+{
+    CRYPTO_malloc_fn current = NULL;
+    CRYPTO_get_mem_functions(&current, NULL, NULL);
+    return current == route_malloc;
+}
+
+/* ---- the arena ---- */
 
 /* With per-CPU arenas (MALLOC_CONF=percpu_arena:...) jemalloc lets a thread onto a manual arena
  * but refuses to set it back to an automatic one: scopes are then left unused. */
@@ -38,13 +102,24 @@ static bool use_arena(unsigned index, unsigned *previous)
 
 void ck_alloc_arena_enter(const struct ck_alloc_arena *a, struct ck_alloc_scope *scope)
 {
-    scope->entered = a != NULL && a->usable && use_arena(a->index, &scope->previous);
+    scope->entered = scope->routed = false;
+    if (a == NULL || !a->usable)
+        return;
+    if (openssl_is_routed()) {
+        scope->previous = (unsigned)openssl_flags;
+        openssl_flags = ARENA_FLAG(a->index) | NO_TCACHE_FLAG;
+        scope->entered = scope->routed = true;
+        return;
+    }
+    scope->entered = use_arena(a->index, &scope->previous);
 }
 
 void ck_alloc_arena_leave(struct ck_alloc_scope *scope)
 {
     unsigned ignored;
-    if (scope->entered)
+    if (scope->entered && scope->routed)
+        openssl_flags = (int)scope->previous;
+    else if (scope->entered)
         use_arena(scope->previous, &ignored);
-    scope->entered = false;
+    scope->entered = scope->routed = false;
 }

@@ -25,15 +25,26 @@ struct ck_alloc_arena {
  * production edge caches), not one per request. */
 void ck_alloc_arena_init(struct ck_alloc_arena *a);
 
+/* Sends OpenSSL's allocations through certkeep's hooks (CRYPTO_set_mem_functions), so that a
+ * scope can route them to its arena without touching the thread's cache. Call it first in
+ * main(), before anything makes OpenSSL allocate (libcurl's start does). Outside a scope the
+ * hooks call malloc, realloc and free. False without jemalloc, or when OpenSSL has allocated
+ * already; scopes then take the slower way below. */
+bool ck_alloc_arena_route_openssl(void);
+
 struct ck_alloc_scope {
-    unsigned previous;
-    bool entered;
+    unsigned previous; /* the thread's arena, or its routing flags */
+    bool entered, routed;
 };
 
-/* Until ck_alloc_arena_leave, the calling thread allocates from a. The thread's cache of freed
- * objects is flushed on the way in and out, so that neither arena's objects are handed out for
- * the other's; that flush is why scopes are for rare, slow work (a cache miss), not for every
- * handshake. */
+/* Until ck_alloc_arena_leave, the calling thread's allocations come from a:
+ * - with OpenSSL routed (above), OpenSSL's allocations only, made and freed past the thread's
+ *   cache (jemalloc's mallocx and dallocx with an arena and no tcache), at no cost to enter or
+ *   leave; other allocations stay where they were;
+ * - otherwise all of them: the thread is moved to the arena, and its cache of freed objects is
+ *   flushed on the way in and out so that neither arena's objects are handed out for the
+ *   other's. The flushes cost tens of microseconds, so scopes are for rare, slow work (a cache
+ *   miss), not for every handshake. */
 void ck_alloc_arena_enter(const struct ck_alloc_arena *a, struct ck_alloc_scope *scope);
 void ck_alloc_arena_leave(struct ck_alloc_scope *scope);
 

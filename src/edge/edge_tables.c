@@ -107,7 +107,7 @@ void ck_edge_tables_free(ck_edge_tables *t)
     for (struct cache_item *item = t->mru, *next; item != NULL; item = next) {
         next = item->lru_next;
         ck_edge_material_clear(&item->material);
-        free(item);
+        OPENSSL_free(item);
     }
     for (size_t i = 0; i < CHAIN_CACHE_SIZE; i++)
         sk_X509_pop_free(t->chains[i].chain, X509_free);
@@ -187,7 +187,7 @@ static void cache_evict_lru(ck_edge_tables *t)
     *link = victim->bucket_next;
     lru_unlink(t, victim);
     ck_edge_material_clear(&victim->material);
-    free(victim);
+    OPENSSL_free(victim);
     t->count--;
 }
 
@@ -362,7 +362,7 @@ static int material_for(ck_edge_tables *t, const ck_sni_table *table, const ck_s
     /* The parse and the eviction it may cause, in the cache's arena. */
     struct ck_alloc_scope scope;
     ck_alloc_arena_enter(&t->arena, &scope);
-    fresh = calloc(1, sizeof(*fresh));
+    fresh = OPENSSL_zalloc(sizeof(*fresh)); /* OpenSSL's allocator: routed to the arena too */
     if (fresh == NULL)
         goto cleanup;
     memcpy(fresh->id, ck_sni_cert_id(cert), CK_SNI_ID_LEN);
@@ -382,7 +382,7 @@ static int material_for(ck_edge_tables *t, const ck_sni_table *table, const ck_s
 cleanup:
     if (fresh != NULL) {
         ck_edge_material_clear(&fresh->material);
-        free(fresh);
+        OPENSSL_free(fresh);
     }
     ck_alloc_arena_leave(&scope);
     return rc;
