@@ -4,6 +4,7 @@
 #include "common/alloc_arena.h"
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,7 +17,7 @@ extern void *mallocx(size_t size, int flags) __attribute__((weak));
 extern void *rallocx(void *ptr, size_t size, int flags) __attribute__((weak));
 extern void dallocx(void *ptr, int flags) __attribute__((weak));
 
-/* jemalloc.h's flag encodings (its header is not needed for three constants). */
+/* jemalloc.h's MALLOCX_ARENA and MALLOCX_TCACHE_NONE (its header is not needed for two). */
 #define ARENA_FLAG(index) ((int)(((unsigned)(index) + 1) << 20))
 #define NO_TCACHE_FLAG    ((int)((-1 + 2) << 8))
 
@@ -59,9 +60,25 @@ static void *route_realloc(void *p, size_t size, const char *file, int line)
     return openssl_flags == 0 ? realloc(p, size) : rallocx(p, size, openssl_flags);
 }
 
+/* jemalloc loaded is not enough: under a preloaded allocator, malloc and free are another's, and
+ * what mallocx made inside a scope would be freed by that one outside. jemalloc counts what its
+ * malloc hands this thread. */
+static bool malloc_is_jemalloc(void)
+{
+    uint64_t before = 0, after = 0;
+    size_t len = sizeof(before);
+    if (mallctl == NULL || mallctl("thread.allocated", &before, &len, NULL, 0) != 0)
+        return false;
+    void *probe = malloc(64);
+    len = sizeof(after);
+    int rc = mallctl("thread.allocated", &after, &len, NULL, 0);
+    free(probe);
+    return probe != NULL && rc == 0 && after > before;
+}
+
 bool ck_alloc_arena_route_openssl(void)
 {
-    return mallocx != NULL && rallocx != NULL && dallocx != NULL &&
+    return mallocx != NULL && rallocx != NULL && dallocx != NULL && malloc_is_jemalloc() &&
            CRYPTO_set_mem_functions(route_malloc, route_realloc, route_free) == 1;
 }
 
@@ -106,7 +123,7 @@ void ck_alloc_arena_enter(const struct ck_alloc_arena *a, struct ck_alloc_scope 
     if (a == NULL || !a->usable)
         return;
     if (openssl_is_routed()) {
-        scope->previous = (unsigned)openssl_flags;
+        scope->previous_flags = openssl_flags;
         openssl_flags = ARENA_FLAG(a->index) | NO_TCACHE_FLAG;
         scope->entered = scope->routed = true;
         return;
@@ -118,7 +135,7 @@ void ck_alloc_arena_leave(struct ck_alloc_scope *scope)
 {
     unsigned ignored;
     if (scope->entered && scope->routed)
-        openssl_flags = (int)scope->previous;
+        openssl_flags = scope->previous_flags;
     else if (scope->entered)
         use_arena(scope->previous, &ignored);
     scope->entered = scope->routed = false;

@@ -4,11 +4,15 @@
  * The edge keeps up to a hundred thousand parsed certificates for hours and OpenSSL makes
  * hundreds of short-lived allocations in every handshake. From one arena, the short-lived ones
  * fill the holes between the long-lived ones, so a handshake's own objects end up spread over
- * hundreds of megabytes of pages instead of a few hot ones. A scope moves the calling thread's
- * allocations (and frees) to a second arena while it makes or frees long-lived objects.
+ * hundreds of megabytes of pages instead of a few hot ones. A scope sends the calling thread's
+ * allocations (and frees) to a second arena while it makes or frees long-lived objects: with
+ * OpenSSL routed (ck_alloc_arena_route_openssl, what certkeep's main does), OpenSSL's
+ * allocations only, so long-lived data made in a scope must come from OPENSSL_malloc and
+ * friends; otherwise all of the thread's.
  *
- * Without jemalloc (the unit tests, the sanitizer build) every call does nothing. No lock: each
- * scope changes only the calling thread's arena. */
+ * Without jemalloc (the unit tests, the sanitizer build) every call does nothing. No lock: a
+ * scope changes only the calling thread's state. A scope is left on the thread that entered it,
+ * and nested scopes are left in the reverse order. */
 #ifndef CK_COMMON_ALLOC_ARENA_H
 #define CK_COMMON_ALLOC_ARENA_H
 
@@ -27,13 +31,15 @@ void ck_alloc_arena_init(struct ck_alloc_arena *a);
 
 /* Sends OpenSSL's allocations through certkeep's hooks (CRYPTO_set_mem_functions), so that a
  * scope can route them to its arena without touching the thread's cache. Call it first in
- * main(), before anything makes OpenSSL allocate (libcurl's start does). Outside a scope the
- * hooks call malloc, realloc and free. False without jemalloc, or when OpenSSL has allocated
- * already; scopes then take the slower way below. */
+ * main(), before any other thread starts and before anything makes OpenSSL allocate (libcurl's
+ * start does): it sets OpenSSL's allocator for the whole process. Outside a scope the hooks call
+ * malloc, realloc and free. False without jemalloc as the process's malloc, or when OpenSSL has
+ * allocated already; scopes then take the slower way below. */
 bool ck_alloc_arena_route_openssl(void);
 
 struct ck_alloc_scope {
-    unsigned previous; /* the thread's arena, or its routing flags */
+    unsigned previous;  /* the thread's arena before (not routed) */
+    int previous_flags; /* the thread's routing before (routed) */
     bool entered, routed;
 };
 

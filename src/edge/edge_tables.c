@@ -380,7 +380,9 @@ static int material_for(ck_edge_tables *t, const ck_sni_table *table, const ck_s
     pthread_mutex_unlock(&t->lock);
     rc = out->chain == NULL ? -1 : 0;
 cleanup:
-    if (fresh != NULL) {
+    if (fresh != NULL) { /* made in the cache's arena (another thread won the race): freed there */
+        if (!scope.entered)
+            ck_alloc_arena_enter(&t->arena, &scope);
         ck_edge_material_clear(&fresh->material);
         OPENSSL_free(fresh);
     }

@@ -155,7 +155,8 @@ static bool key_set(struct edge_key *key, const struct curve *c, const unsigned 
 
 static void *key_new(void *provctx)
 {
-    struct edge_key *key = calloc(1, sizeof(*key));
+    /* OpenSSL's allocator, so that a cached certificate's key lands in the cache's arena */
+    struct edge_key *key = OPENSSL_zalloc(sizeof(*key));
     if (key != NULL)
         key->provider = provctx;
     return key;
@@ -171,7 +172,7 @@ static void key_free(void *keydata)
     struct edge_key *key = keydata;
     if (key != NULL && key->material != NULL)
         OPENSSL_clear_free(key->material, material_len(key->curve));
-    free(key);
+    OPENSSL_free(key);
 }
 
 /* The decoder hands a key over by reference; taking it clears the reference, so the decoder
