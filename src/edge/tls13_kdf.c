@@ -160,12 +160,13 @@ void *ck_tls13_kdf_dup(void *kdf)
 
 /* ---- parameters ---- */
 
-/* An octet string into its buffer. A refused one leaves the parameter unset, never the previous
- * value's length over wiped bytes. */
+/* An octet string into its buffer, in place of the previous value, which is wiped first. A
+ * refused one leaves the parameter unset, never the previous value's length over wiped bytes. */
 static int take_bytes(const OSSL_PARAM *p, unsigned char *buffer, size_t max, struct bytes *info)
 {
     const void *data = NULL;
     size_t len = 0;
+    OPENSSL_cleanse(buffer, info->len);
     *info = (struct bytes){0, false};
     if (!OSSL_PARAM_get_octet_string_ptr(p, &data, &len) || len > max) {
         ERR_raise_data(ERR_LIB_PROV, PROV_R_INVALID_DATA, "TLS13-KDF %s: %zu bytes, at most %zu",
@@ -230,11 +231,9 @@ int ck_tls13_kdf_set_ctx_params(void *kdf, const OSSL_PARAM params[])
             ok = take_mode(p, &k->mode);
         else if (strcmp(p->key, OSSL_KDF_PARAM_DIGEST) == 0)
             ok = take_digest(p, &k->hash);
-        else if (strcmp(p->key, OSSL_KDF_PARAM_KEY) == 0) {
-            OPENSSL_cleanse(k->key, k->key_info.len);
+        else if (strcmp(p->key, OSSL_KDF_PARAM_KEY) == 0)
             ok = take_bytes(p, k->key, sizeof(k->key), &k->key_info);
-        } else if (strcmp(p->key, OSSL_KDF_PARAM_SALT) == 0) {
-            OPENSSL_cleanse(k->salt, k->salt_info.len);
+        else if (strcmp(p->key, OSSL_KDF_PARAM_SALT) == 0) {
             ok = take_bytes(p, k->salt, sizeof(k->salt), &k->salt_info);
             k->salt_info.set = k->salt_info.len > 0; /* an empty salt is none, as in OpenSSL */
         } else if (strcmp(p->key, OSSL_KDF_PARAM_PREFIX) == 0)
@@ -289,11 +288,12 @@ const OSSL_PARAM *ck_tls13_kdf_gettable_ctx_params(void *kdf, void *provctx)
 
 /* ---- the derivations ---- */
 
-/* HKDF-Expand-Label (RFC 8446 7.1) with the label already split in prefix and label. */
-static int expand_label(const struct hash_kind *hash, const unsigned char *secret,
-                        size_t secret_len, const struct tls13_kdf *k, const unsigned char *context,
-                        size_t context_len, unsigned char *out, size_t out_len)
+/* HKDF-Expand-Label (RFC 8446 7.1) with k's digest and its label split in prefix and label. */
+static int expand_label(const struct tls13_kdf *k, const unsigned char *secret, size_t secret_len,
+                        const unsigned char *context, size_t context_len, unsigned char *out,
+                        size_t out_len)
 {
+    const struct hash_kind *hash = k->hash;
     size_t label_len = k->prefix_info.len + k->label_info.len;
     if (label_len > VECTOR_MAX || context_len > VECTOR_MAX || out_len == 0 ||
         out_len > 255 * hash->size) {
@@ -342,7 +342,7 @@ static int extract(const struct tls13_kdf *k, unsigned char *out, size_t out_len
     const unsigned char *salt = zeros;
     if (k->salt_info.set) {
         hash->hash_of_nothing(empty_hash);
-        if (!expand_label(hash, k->salt, k->salt_info.len, k, empty_hash, hash->size, derived,
+        if (!expand_label(k, k->salt, k->salt_info.len, empty_hash, hash->size, derived,
                           hash->size))
             return 0;
         salt = derived;
@@ -376,8 +376,9 @@ int ck_tls13_kdf_derive(void *kdf, unsigned char *out, size_t out_len, const OSS
     if (k->mode == EVP_KDF_HKDF_MODE_EXTRACT_ONLY)
         ok = extract(k, out, out_len);
     else if (k->mode == EVP_KDF_HKDF_MODE_EXPAND_ONLY)
-        ok = expand_label(k->hash, k->key, k->key_info.len, k, k->data, k->data_info.len, out,
-                          out_len);
+        ok = expand_label(k, k->key, k->key_info.len, k->data, k->data_info.len, out, out_len);
+    else
+        ERR_raise(ERR_LIB_PROV, PROV_R_INVALID_MODE); /* no mode set yet */
     if (ok && k->derivations != NULL)
         atomic_fetch_add_explicit(k->derivations, 1, memory_order_relaxed);
     return ok;

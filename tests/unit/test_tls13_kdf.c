@@ -355,6 +355,15 @@ static void test_refusals(void **state)
     assert_int_not_equal(EVP_KDF_CTX_set_params(ctx, too_long), 1);
     assert_int_not_equal(EVP_KDF_derive(ctx, out, 16, NULL), 1);
     EVP_KDF_CTX_free(ctx);
+    /* a digest but no mode yet */
+    ctx = new_kdf(k, OURS);
+    OSSL_PARAM digest_only[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, "SHA256", 0),
+        OSSL_PARAM_construct_end()};
+    ERR_clear_error();
+    assert_int_not_equal(EVP_KDF_derive(ctx, out, 32, digest_only), 1);
+    assert_int_equal(ERR_GET_LIB(ERR_peek_error()), ERR_LIB_PROV);
+    EVP_KDF_CTX_free(ctx);
     ERR_clear_error();
     assert_int_equal(ck_edge_kex_key_schedule_steps(k), before);
 }
