@@ -5,7 +5,6 @@
 
 #include <curl/curl.h>
 
-#include "common/alloc_arena.h"
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "cli/edge.h"
@@ -13,6 +12,7 @@
 #include "cli/probe_cmd.h"
 #include "cli/verify_cmd.h"
 #include "cli/webhook_cmd.h"
+#include "common/alloc_arena.h"
 #include "server/daemon.h"
 
 #ifndef CK_VERSION

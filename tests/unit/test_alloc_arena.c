@@ -13,19 +13,9 @@
 #include <cmocka.h>
 
 #include "common/alloc_arena.h"
-
-extern int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen)
-    __attribute__((weak));
+#include "jemalloc_probe.h"
 
 #define COUNT 64
-
-static unsigned arena_of(void *p)
-{
-    unsigned index = 0;
-    size_t len = sizeof(index);
-    assert_int_equal(mallctl("arenas.lookup", &index, &len, &p, sizeof(p)), 0);
-    return index;
-}
 
 /* The sanitizer build: ASan's allocator, no second arena, scopes change nothing. */
 static void check_without_jemalloc(void)
@@ -40,14 +30,6 @@ static void check_without_jemalloc(void)
     void *p = malloc(64);
     assert_non_null(p);
     free(p);
-}
-
-static bool per_cpu_arenas(void)
-{
-    const char *percpu = NULL;
-    size_t len = sizeof(percpu);
-    return mallctl("opt.percpu_arena", &percpu, &len, NULL, 0) == 0 && percpu != NULL &&
-           strcmp(percpu, "disabled") != 0;
 }
 
 static void check_with_jemalloc(void)

@@ -17,27 +17,9 @@
 #include <openssl/x509.h>
 
 #include "common/alloc_arena.h"
-
-extern int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen)
-    __attribute__((weak));
+#include "jemalloc_probe.h"
 
 #define COUNT 48
-
-static unsigned arena_of(void *p)
-{
-    unsigned index = 0;
-    size_t len = sizeof(index);
-    assert_int_equal(mallctl("arenas.lookup", &index, &len, &p, sizeof(p)), 0);
-    return index;
-}
-
-static bool per_cpu_arenas(void)
-{
-    const char *percpu = NULL;
-    size_t len = sizeof(percpu);
-    return mallctl("opt.percpu_arena", &percpu, &len, NULL, 0) == 0 && percpu != NULL &&
-           strcmp(percpu, "disabled") != 0;
-}
 
 static void check_routed(bool routed)
 {

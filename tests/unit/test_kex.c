@@ -350,24 +350,6 @@ static void test_refuses_bad_peers_and_groups(void **state)
 }
 
 /* A self-signed P-256 certificate and its key, for the handshakes. */
-static X509 *self_signed(EVP_PKEY **key)
-{
-    *key = EVP_EC_gen("P-256");
-    X509 *x = X509_new();
-    assert_non_null(*key);
-    assert_non_null(x);
-    X509_set_version(x, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-    X509_gmtime_adj(X509_getm_notBefore(x), -60);
-    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
-    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
-                               (const unsigned char *)"kex.test", -1, -1, 0);
-    X509_set_issuer_name(x, X509_get_subject_name(x));
-    X509_set_pubkey(x, *key);
-    assert_true(X509_sign(x, *key, EVP_sha256()) > 0);
-    return x;
-}
-
 /* One handshake through a BIO pair: the server's SSL_CTX in the edge's library context, the
  * client an ordinary OpenSSL one offering only groups. Returns the description of the server's
  * key share ("(freed)" once libssl has let it go), or NULL when the handshake failed. */
@@ -375,7 +357,8 @@ static const char *handshake(ck_edge_kex *k, int version, const char *groups, ch
                              size_t size)
 {
     EVP_PKEY *key = NULL;
-    X509 *cert = self_signed(&key);
+    X509 *cert = tls_pair_self_signed("kex.test", &key);
+    assert_non_null(cert);
     SSL_CTX *server_ctx =
         SSL_CTX_new_ex(ck_edge_kex_libctx(k), ck_edge_kex_propq(), TLS_server_method());
     SSL_CTX *client_ctx = SSL_CTX_new(TLS_client_method());
@@ -549,7 +532,8 @@ static void test_refuses_bad_shares_in_client_hellos(void **state)
 {
     ck_edge_kex *k = *state;
     EVP_PKEY *key = NULL;
-    X509 *cert = self_signed(&key);
+    X509 *cert = tls_pair_self_signed("kex.test", &key);
+    assert_non_null(cert);
     SSL_CTX *ctx = SSL_CTX_new_ex(ck_edge_kex_libctx(k), ck_edge_kex_propq(), TLS_server_method());
     assert_non_null(ctx);
     assert_int_equal(SSL_CTX_set1_groups_list(ctx, "X25519:P-256"), 1);

@@ -419,24 +419,6 @@ static void test_parameters_as_openssl_reads_them(void **state)
     assert_memory_not_equal(results[0][0], results[0][1], 16);
 }
 
-static X509 *self_signed(EVP_PKEY **key)
-{
-    *key = EVP_EC_gen("P-256");
-    X509 *x = X509_new();
-    assert_non_null(*key);
-    assert_non_null(x);
-    X509_set_version(x, 2);
-    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-    X509_gmtime_adj(X509_getm_notBefore(x), -60);
-    X509_gmtime_adj(X509_getm_notAfter(x), 3600);
-    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
-                               (const unsigned char *)"kdf.test", -1, -1, 0);
-    X509_set_issuer_name(x, X509_get_subject_name(x));
-    X509_set_pubkey(x, *key);
-    assert_true(X509_sign(x, *key, EVP_sha256()) > 0);
-    return x;
-}
-
 /* Client side: counts ServerHellos (a HelloRetryRequest is one too). */
 static void count_server_hellos(int write_p, int version, int content_type, const void *buf,
                                 size_t len, SSL *ssl, void *arg)
@@ -499,7 +481,8 @@ static struct handshake_result handshake(ck_edge_kex *k, int version, const char
                                          const char *groups)
 {
     EVP_PKEY *key = NULL;
-    X509 *cert = self_signed(&key);
+    X509 *cert = tls_pair_self_signed("kdf.test", &key);
+    assert_non_null(cert);
     SSL_CTX *server_ctx =
         SSL_CTX_new_ex(ck_edge_kex_libctx(k), ck_edge_kex_propq(), TLS_server_method());
     SSL_CTX *client_ctx = SSL_CTX_new(TLS_client_method());
