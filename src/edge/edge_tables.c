@@ -17,6 +17,7 @@
 
 #include <openssl/err.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "common/alloc_arena.h"
 #include "common/log.h"
@@ -286,8 +287,8 @@ static int chain_for(ck_edge_tables *t, const ck_sni_cert *cert, STACK_OF(X509) 
     return 0;
 }
 
-static int parse_material(ck_edge_tables *t, const ck_sni_table *table, const ck_sni_cert *cert,
-                          struct ck_edge_material *m, ck_error *err)
+static int parse_pair(ck_edge_tables *t, const ck_sni_table *table, const ck_sni_cert *cert,
+                      struct ck_edge_material *m, ck_error *err)
 {
     const uint8_t *der;
     size_t len;
@@ -328,6 +329,21 @@ static int parse_material(ck_edge_tables *t, const ck_sni_table *table, const ck
     if (X509_check_private_key(m->leaf, m->key) != 1)
         return ck_error_openssl(err, 500, "certificate_unusable",
                                 "an edge certificate does not match its private key");
+    return 0;
+}
+
+/* Parses the certificate, its chain and key, and has OpenSSL cache the leaf's extensions now.
+ * libssl does that on the first handshake anyway (X509_check_purpose, through its security
+ * checks), but there, outside the cache's arena, the ten small objects it keeps for the life of
+ * the certificate would land among the handshake's short-lived ones (alloc_arena.h). */
+static int parse_material(ck_edge_tables *t, const ck_sni_table *table, const ck_sni_cert *cert,
+                          struct ck_edge_material *m, ck_error *err)
+{
+    if (parse_pair(t, table, cert, m, err) != 0)
+        return -1;
+    if (X509_check_purpose(m->leaf, -1, 0) != 1)
+        return ck_error_openssl(err, 500, "certificate_unusable",
+                                "an edge certificate has extensions OpenSSL cannot read");
     return 0;
 }
 

@@ -3,20 +3,29 @@
  * allocations, OpenSSL objects included, come from the second arena and other allocations stay
  * in the thread's; reallocs stay there, frees of either arena's objects work inside and outside,
  * and after the scope everything comes from the thread's arena again. Links jemalloc like the
- * daemon (Makefile); in the sanitizer build there is nothing to route and scopes do nothing. */
+ * daemon (Makefile); in the sanitizer build there is nothing to route and scopes do nothing.
+ * Also: a certificate the edge cache parsed is complete, so its first handshake keeps nothing in
+ * the thread's arena. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "common/alloc_arena.h"
+#include "crypto/seal.h"
+#include "edge/edge_tables.h"
+#include "edge/sni_table.h"
 #include "jemalloc_probe.h"
 
 #define COUNT 48
@@ -90,6 +99,126 @@ static void check_without_jemalloc(bool routed)
     OPENSSL_free(p);
 }
 
+/* ---- the edge cache's certificates and the thread's arena ---- */
+
+/* A P-256 certificate for name signed by itself, with the extensions a served certificate has
+ * (OpenSSL caches its parsed extensions on first use). */
+static X509 *served_certificate(const char *name, EVP_PKEY *key)
+{
+    char san[64];
+    snprintf(san, sizeof(san), "DNS:%s", name);
+    X509 *x = X509_new();
+    assert_non_null(x);
+    assert_int_equal(X509_set_version(x, 2), 1);
+    assert_int_equal(ASN1_INTEGER_set(X509_get_serialNumber(x), 7), 1);
+    assert_non_null(X509_gmtime_adj(X509_getm_notBefore(x), -60));
+    assert_non_null(X509_gmtime_adj(X509_getm_notAfter(x), 3600));
+    assert_int_equal(X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+                                                (const unsigned char *)name, -1, -1, 0),
+                     1);
+    assert_int_equal(X509_set_issuer_name(x, X509_get_subject_name(x)), 1);
+    assert_int_equal(X509_set_pubkey(x, key), 1);
+    X509V3_CTX ctx;
+    X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
+    const struct {
+        int nid;
+        const char *value;
+    } extensions[] = {{NID_basic_constraints, "critical,CA:FALSE"},
+                      {NID_key_usage, "critical,digitalSignature"},
+                      {NID_ext_key_usage, "serverAuth"},
+                      {NID_subject_alt_name, san},
+                      {NID_subject_key_identifier, "hash"},
+                      {NID_authority_key_identifier, "keyid:always"}};
+    for (size_t i = 0; i < sizeof(extensions) / sizeof(extensions[0]); i++) {
+        X509_EXTENSION *ext =
+            X509V3_EXT_conf_nid(NULL, &ctx, extensions[i].nid, extensions[i].value);
+        assert_non_null(ext);
+        assert_int_equal(X509_add_ext(x, ext, -1), 1);
+        X509_EXTENSION_free(ext);
+    }
+    assert_true(X509_sign(x, key, EVP_sha256()) > 0);
+    return x;
+}
+
+static EVP_PKEY *unseal_loader(void *arg, const char *label, const uint8_t *blob, size_t len,
+                               OSSL_LIB_CTX *libctx, ck_error *err)
+{
+    return ck_unseal_private_key_ex(arg, label, blob, len, libctx, err);
+}
+
+static void add_served(ck_sni_builder *b, const ck_master_key *master, const char *name)
+{
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    assert_non_null(key);
+    X509 *x = served_certificate(name, key);
+    unsigned char *der = NULL;
+    int der_len = i2d_X509(x, &der);
+    assert_true(der_len > 0);
+    uint8_t *sealed = NULL;
+    size_t sealed_len = 0;
+    assert_int_equal(ck_seal_private_key(master, name, key, &sealed, &sealed_len, NULL), 0);
+    const char *names[1] = {name};
+    const struct ck_sni_entry entry = {.names = names,
+                                       .name_count = 1,
+                                       .leaf_der = der,
+                                       .leaf_der_len = (size_t)der_len,
+                                       .chain_der = (const uint8_t *)"",
+                                       .key_blob = sealed,
+                                       .key_blob_len = sealed_len,
+                                       .key_label = name};
+    assert_int_equal(ck_sni_builder_add(b, &entry, NULL), 0);
+    OPENSSL_free(sealed);
+    OPENSSL_free(der);
+    X509_free(x);
+    EVP_PKEY_free(key);
+}
+
+/* What the thread's allocations grow by (jemalloc's per-thread counts, all arenas) while name's
+ * certificate is set on a new SSL, as the edge's ClientHello callback does, and the SSL freed. */
+static int64_t kept_by_one_use(ck_edge_tables *tables, SSL_CTX *ctx, const char *name)
+{
+    struct ck_edge_material m;
+    assert_int_equal(ck_edge_tables_select(tables, name, strlen(name), &m, NULL), 0);
+    uint64_t allocated = thread_counter("thread.allocated"),
+             freed = thread_counter("thread.deallocated");
+    SSL *ssl = SSL_new(ctx);
+    assert_non_null(ssl);
+    assert_int_equal(SSL_use_cert_and_key(ssl, m.leaf, m.key, m.chain, 1), 1);
+    SSL_free(ssl);
+    int64_t kept = (int64_t)(thread_counter("thread.allocated") - allocated) -
+                   (int64_t)(thread_counter("thread.deallocated") - freed);
+    ck_edge_material_clear(&m);
+    return kept;
+}
+
+/* A certificate the edge cache parsed is complete: its first handshake keeps nothing more in
+ * the thread's arena (libssl's extension cache was made in the cache's arena at parse time). */
+static void test_cached_certificate_complete_at_parse(void **state)
+{
+    (void)state;
+    if (mallctl == NULL)
+        return; /* the sanitizer build: no per-thread counts to read (check_without_jemalloc) */
+    ck_master_key master;
+    assert_int_equal(RAND_bytes(master.bytes, sizeof(master.bytes)), 1);
+    ck_sni_builder *b = ck_sni_builder_new(unseal_loader, &master, NULL);
+    assert_non_null(b);
+    add_served(b, &master, "first.test");
+    add_served(b, &master, "second.test");
+    ck_sni_table *table = ck_sni_builder_finish(b, NULL);
+    assert_non_null(table);
+    ck_edge_tables *tables = ck_edge_tables_new(4, NULL);
+    assert_non_null(tables);
+    ck_edge_tables_publish(tables, table);
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    assert_non_null(ctx);
+    (void)kept_by_one_use(tables, ctx, "first.test"); /* the context's and libssl's first use */
+    assert_int_equal(kept_by_one_use(tables, ctx, "first.test"), 0);
+    assert_int_equal(kept_by_one_use(tables, ctx, "second.test"), 0); /* a new certificate */
+    SSL_CTX_free(ctx);
+    ck_edge_tables_free(tables);
+    ck_master_key_wipe(&master);
+}
+
 /* state: whether routing was set up at the start of main */
 static void test_routed_scope_moves_openssl_allocations(void **state)
 {
@@ -105,6 +234,7 @@ int main(void)
     bool routed = ck_alloc_arena_route_openssl(); /* first, as in certkeep's main */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_prestate(test_routed_scope_moves_openssl_allocations, &routed),
+        cmocka_unit_test_prestate(test_cached_certificate_complete_at_parse, &routed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

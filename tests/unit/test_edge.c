@@ -829,6 +829,53 @@ static void test_tables_cache_is_bounded_and_refuses_wrong_key(void **state)
     ck_edge_tables_free(tables);
 }
 
+/* A certificate whose extensions OpenSSL cannot read (a truncated subjectAltName) parses, but
+ * libssl would refuse it in every handshake: refused at first use with a clear error instead. */
+static void test_tables_refuse_unreadable_extensions(void **state)
+{
+    struct pki *p = *state;
+    X509 *leaf = make_cert("bad.test", "DNS:bad.test", p->key1, p->inter, p->inter_key, 9);
+    int san = X509_get_ext_by_NID(leaf, NID_subject_alt_name, -1);
+    assert_true(san >= 0);
+    X509_EXTENSION_free(X509_delete_ext(leaf, san));
+    ASN1_OCTET_STRING *truncated = ASN1_OCTET_STRING_new();
+    assert_non_null(truncated);
+    assert_int_equal(ASN1_OCTET_STRING_set(truncated, (const unsigned char *)"\x30\x0a\x82\x08", 4),
+                     1);
+    X509_EXTENSION *ext = X509_EXTENSION_create_by_NID(NULL, NID_subject_alt_name, 0, truncated);
+    assert_non_null(ext);
+    assert_int_equal(X509_add_ext(leaf, ext, -1), 1);
+    assert_true(X509_sign(leaf, p->inter_key, EVP_sha256()) > 0);
+    unsigned char *der = NULL;
+    int der_len = i2d_X509(leaf, &der);
+    assert_true(der_len > 0);
+
+    const char *names[] = {"bad.test"};
+    struct ck_sni_entry e = entry1(p, names, 1);
+    e.leaf_der = der;
+    e.leaf_der_len = (size_t)der_len;
+    ck_sni_builder *b = ck_sni_builder_new(unseal_loader, p, NULL);
+    assert_int_equal(ck_sni_builder_add(b, &e, NULL), 0);
+    ck_edge_tables *tables = ck_edge_tables_new(4, NULL);
+    assert_non_null(tables);
+    ck_edge_tables_publish(tables, ck_sni_builder_finish(b, NULL));
+    struct ck_edge_material m;
+    ck_error err = {0};
+    assert_int_equal(ck_edge_tables_select(tables, "bad.test", 8, &m, &err), -1);
+    assert_int_equal(err.status, 500);
+    assert_string_equal(err.code, "certificate_unusable");
+    assert_non_null(strstr(err.message, "extensions"));
+    assert_null(m.leaf);
+    struct ck_edge_cache_stats stats;
+    ck_edge_tables_cache_stats(tables, &stats);
+    assert_int_equal(stats.cached, 0);
+    ck_edge_tables_free(tables);
+    X509_EXTENSION_free(ext);
+    ASN1_OCTET_STRING_free(truncated);
+    OPENSSL_free(der);
+    X509_free(leaf);
+}
+
 /* ---- the listener, with its event loop in a thread and real TLS clients ---- */
 
 struct server {
@@ -1599,6 +1646,7 @@ int main(void)
         cmocka_unit_test(test_tables_key_with_compressed_point),
         cmocka_unit_test(test_tables_share_one_parsed_chain),
         cmocka_unit_test(test_tables_cache_is_bounded_and_refuses_wrong_key),
+        cmocka_unit_test(test_tables_refuse_unreadable_extensions),
         cmocka_unit_test(test_listener_serves_by_sni_with_full_chain),
         cmocka_unit_test(test_listener_pipelining_client_that_reads_late),
         cmocka_unit_test(test_listener_refuses_unknown_names_and_old_tls),
