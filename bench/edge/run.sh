@@ -17,7 +17,8 @@
 # EDGE_CACHE (certkeep's --edge-cache, 95000), FILL_SECONDS (random names sent to certkeep
 # before its measured rounds, to fill its cache: 120), AB_SECONDS and AB_WINDOW (each ratio is
 # also measured in hsload's A/B mode: both loads in turn in AB_WINDOW-second windows, 2, until
-# each has had AB_SECONDS, 30; 0 skips it).
+# each has had AB_SECONDS, 30; 0 skips it), COLD_COUNT (certificates coldcert caches in-process
+# to time what a cold certificate costs, 30000, at most COUNT; 0 skips it).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -38,6 +39,8 @@ EDGE_CACHE=${EDGE_CACHE:-95000}
 # handshakes a second, 60 s of uniformly random names touch only 90% of 100,000 (1 - e^-2.4), so
 # the rounds began with twice the steady miss rate; 120 s touch 99%.
 FILL_SECONDS=${FILL_SECONDS:-120}
+# coldcert's certificates: 30,000 parsed take about 100 MB, three times the last-level cache here
+COLD_COUNT=${COLD_COUNT:-30000}
 AB_SECONDS=${AB_SECONDS:-30}
 AB_WINDOW=${AB_WINDOW:-2}
 SERVER_CPU=0
@@ -99,6 +102,9 @@ build_tools() {
     if [ -f "$ROOT/build/libcertkeep.a" ]; then
         # shellcheck disable=SC2046,SC2086
         cc $flags -I"$ROOT/src" -o "$BIN/hsinproc" "$HERE/hsinproc.c" "$ROOT/build/libcertkeep.a" \
+            $(pkg-config --libs openssl libsodium nettle) -ljemalloc
+        # shellcheck disable=SC2046,SC2086
+        cc $flags -I"$ROOT/src" -o "$BIN/coldcert" "$HERE/coldcert.c" "$ROOT/build/libcertkeep.a" \
             $(pkg-config --libs openssl libsodium nettle) -ljemalloc
     fi
 }
@@ -466,6 +472,13 @@ main() {
     many nginx "$PEER_COUNT"
     many haproxy "$PEER_COUNT"
     [ -n "${ONE_RATE[certkeep]:-}" ] && many certkeep "$COUNT"
+    if [ -n "${ONE_RATE[certkeep]:-}" ] && [ -x "$BIN/coldcert" ] && [ "$COLD_COUNT" != 0 ]; then
+        local cold=$COLD_COUNT
+        [ "$cold" -le "$COUNT" ] || cold=$COUNT
+        say "in-process, what a cold certificate costs the handshake steps that touch it (coldcert):"
+        taskset -c "$SERVER_CPU" "$BIN/coldcert" "$PKI_DIR" "$cold" 20000 5 | sed 's/^ */  /' ||
+            say "coldcert failed"
+    fi
     [ -n "${ONE_RATE[certkeep]:-}" ] && [ "$COUNT" != "$PEER_COUNT" ] && say "note: nginx and HAProxy load $PEER_COUNT certificates," \
         "certkeep $COUNT (PEER_COUNT and COUNT)"
     return 0
