@@ -213,6 +213,16 @@ void ck_edge_tables_cache_stats(ck_edge_tables *t, struct ck_edge_cache_stats *o
 
 /* ---- parsing on first use ---- */
 
+/* Has OpenSSL cache cert's parsed extensions now, while a miss is in the cache's arena. libssl
+ * does it in the certificate's first handshake otherwise (X509_check_purpose, through its
+ * security checks), outside the arena, where the ten small objects it keeps for the
+ * certificate's life would land among the handshake's short-lived ones (alloc_arena.h). False
+ * when OpenSSL cannot read them. */
+static bool extensions_cached(X509 *cert)
+{
+    return X509_check_purpose(cert, -1, 0) == 1;
+}
+
 static int parse_chain(const uint8_t *der, size_t len, STACK_OF(X509) * *out)
 {
     *out = sk_X509_new_null();
@@ -221,7 +231,7 @@ static int parse_chain(const uint8_t *der, size_t len, STACK_OF(X509) * *out)
     while (len > 0) {
         const unsigned char *p = der;
         X509 *cert = d2i_X509(NULL, &p, (long)len);
-        if (cert == NULL || sk_X509_push(*out, cert) == 0) {
+        if (cert == NULL || !extensions_cached(cert) || sk_X509_push(*out, cert) == 0) {
             X509_free(cert);
             return -1;
         }
@@ -299,7 +309,8 @@ static int parse_pair(ck_edge_tables *t, const ck_sni_table *table, const ck_sni
                                 "an edge certificate is not readable DER");
     if (chain_for(t, cert, &m->chain) != 0)
         return ck_error_openssl(err, 500, "certificate_unusable",
-                                "an edge certificate's chain is not readable DER");
+                                "an edge certificate's chain is not readable DER or has extensions "
+                                "OpenSSL cannot read");
     m->key = ck_sni_cert_load_key(table, cert, ck_leaf_parser_key_libctx(t->leaf_parser), err);
     if (m->key == NULL)
         return -1;
@@ -332,16 +343,13 @@ static int parse_pair(ck_edge_tables *t, const ck_sni_table *table, const ck_sni
     return 0;
 }
 
-/* Parses the certificate, its chain and key, and has OpenSSL cache the leaf's extensions now.
- * libssl does that on the first handshake anyway (X509_check_purpose, through its security
- * checks), but there, outside the cache's arena, the ten small objects it keeps for the life of
- * the certificate would land among the handshake's short-lived ones (alloc_arena.h). */
+/* The certificate, its chain and key, complete: their extensions cached (extensions_cached). */
 static int parse_material(ck_edge_tables *t, const ck_sni_table *table, const ck_sni_cert *cert,
                           struct ck_edge_material *m, ck_error *err)
 {
     if (parse_pair(t, table, cert, m, err) != 0)
         return -1;
-    if (X509_check_purpose(m->leaf, -1, 0) != 1)
+    if (!extensions_cached(m->leaf))
         return ck_error_openssl(err, 500, "certificate_unusable",
                                 "an edge certificate has extensions OpenSSL cannot read");
     return 0;

@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -27,6 +28,7 @@
 #include "edge/edge_tables.h"
 #include "edge/sni_table.h"
 #include "jemalloc_probe.h"
+#include "tls_pair.h"
 
 #define COUNT 48
 
@@ -101,23 +103,14 @@ static void check_without_jemalloc(bool routed)
 
 /* ---- the edge cache's certificates and the thread's arena ---- */
 
-/* A P-256 certificate for name signed by itself, with the extensions a served certificate has
- * (OpenSSL caches its parsed extensions on first use). */
-static X509 *served_certificate(const char *name, EVP_PKEY *key)
+/* A self-signed P-256 certificate for name with the extensions a served certificate has
+ * (OpenSSL caches them parsed on first use), its DER in *der, its key in *key. */
+static X509 *served_certificate(const char *name, EVP_PKEY **key, unsigned char **der)
 {
     char san[64];
     snprintf(san, sizeof(san), "DNS:%s", name);
-    X509 *x = X509_new();
+    X509 *x = tls_pair_self_signed(name, key);
     assert_non_null(x);
-    assert_int_equal(X509_set_version(x, 2), 1);
-    assert_int_equal(ASN1_INTEGER_set(X509_get_serialNumber(x), 7), 1);
-    assert_non_null(X509_gmtime_adj(X509_getm_notBefore(x), -60));
-    assert_non_null(X509_gmtime_adj(X509_getm_notAfter(x), 3600));
-    assert_int_equal(X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
-                                                (const unsigned char *)name, -1, -1, 0),
-                     1);
-    assert_int_equal(X509_set_issuer_name(x, X509_get_subject_name(x)), 1);
-    assert_int_equal(X509_set_pubkey(x, key), 1);
     X509V3_CTX ctx;
     X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
     const struct {
@@ -136,7 +129,9 @@ static X509 *served_certificate(const char *name, EVP_PKEY *key)
         assert_int_equal(X509_add_ext(x, ext, -1), 1);
         X509_EXTENSION_free(ext);
     }
-    assert_true(X509_sign(x, key, EVP_sha256()) > 0);
+    assert_true(X509_sign(x, *key, EVP_sha256()) > 0);
+    *der = NULL;
+    assert_true(i2d_X509(x, der) > 0);
     return x;
 }
 
@@ -146,39 +141,47 @@ static EVP_PKEY *unseal_loader(void *arg, const char *label, const uint8_t *blob
     return ck_unseal_private_key_ex(arg, label, blob, len, libctx, err);
 }
 
-static void add_served(ck_sni_builder *b, const ck_master_key *master, const char *name)
+/* Adds name's certificate, with chain_len bytes of chain_der as its chain; its DER in *leaf_der
+ * (caller frees), its length returned. */
+static size_t add_served(ck_sni_builder *b, const ck_master_key *master, const char *name,
+                         const unsigned char *chain_der, size_t chain_len, unsigned char **leaf_der)
 {
-    EVP_PKEY *key = EVP_EC_gen("P-256");
-    assert_non_null(key);
-    X509 *x = served_certificate(name, key);
-    unsigned char *der = NULL;
-    int der_len = i2d_X509(x, &der);
-    assert_true(der_len > 0);
+    EVP_PKEY *key = NULL;
+    X509 *x = served_certificate(name, &key, leaf_der);
+    size_t leaf_len = (size_t)i2d_X509(x, NULL);
     uint8_t *sealed = NULL;
     size_t sealed_len = 0;
     assert_int_equal(ck_seal_private_key(master, name, key, &sealed, &sealed_len, NULL), 0);
     const char *names[1] = {name};
     const struct ck_sni_entry entry = {.names = names,
                                        .name_count = 1,
-                                       .leaf_der = der,
-                                       .leaf_der_len = (size_t)der_len,
-                                       .chain_der = (const uint8_t *)"",
+                                       .leaf_der = *leaf_der,
+                                       .leaf_der_len = leaf_len,
+                                       .chain_der =
+                                           chain_der != NULL ? chain_der : (const uint8_t *)"",
+                                       .chain_der_len = chain_len,
                                        .key_blob = sealed,
                                        .key_blob_len = sealed_len,
                                        .key_label = name};
     assert_int_equal(ck_sni_builder_add(b, &entry, NULL), 0);
     OPENSSL_free(sealed);
-    OPENSSL_free(der);
     X509_free(x);
     EVP_PKEY_free(key);
+    return leaf_len;
 }
 
 /* What the thread's allocations grow by (jemalloc's per-thread counts, all arenas) while name's
- * certificate is set on a new SSL, as the edge's ClientHello callback does, and the SSL freed. */
-static int64_t kept_by_one_use(ck_edge_tables *tables, SSL_CTX *ctx, const char *name)
+ * certificate and chain are set on a new SSL, as the edge's ClientHello callback does, and the
+ * SSL freed. With arena_index (routed), also checks that the leaf's cached extensions came from
+ * the cache's arena. */
+static int64_t kept_by_one_use(ck_edge_tables *tables, SSL_CTX *ctx, const char *name,
+                               const unsigned *arena_index)
 {
     struct ck_edge_material m;
     assert_int_equal(ck_edge_tables_select(tables, name, strlen(name), &m, NULL), 0);
+    assert_int_equal(ERR_peek_error(), 0); /* parsed and cached without a leftover error */
+    if (arena_index != NULL)
+        assert_int_equal(arena_of((void *)X509_get0_subject_key_id(m.leaf)), *arena_index);
     uint64_t allocated = thread_counter("thread.allocated"),
              freed = thread_counter("thread.deallocated");
     SSL *ssl = SSL_new(ctx);
@@ -191,19 +194,21 @@ static int64_t kept_by_one_use(ck_edge_tables *tables, SSL_CTX *ctx, const char 
     return kept;
 }
 
-/* A certificate the edge cache parsed is complete: its first handshake keeps nothing more in
- * the thread's arena (libssl's extension cache was made in the cache's arena at parse time). */
+/* A certificate the edge cache parsed is complete, its chain's too: the first handshake keeps
+ * nothing more in the thread's allocations (libssl's extension caches were made at parse time,
+ * in the cache's arena when OpenSSL is routed). */
 static void test_cached_certificate_complete_at_parse(void **state)
 {
-    (void)state;
+    bool routed = *(const bool *)*state;
     if (mallctl == NULL)
         return; /* the sanitizer build: no per-thread counts to read (check_without_jemalloc) */
     ck_master_key master;
     assert_int_equal(RAND_bytes(master.bytes, sizeof(master.bytes)), 1);
     ck_sni_builder *b = ck_sni_builder_new(unseal_loader, &master, NULL);
     assert_non_null(b);
-    add_served(b, &master, "first.test");
-    add_served(b, &master, "second.test");
+    unsigned char *first_der = NULL, *second_der = NULL;
+    size_t first_len = add_served(b, &master, "first.test", NULL, 0, &first_der);
+    (void)add_served(b, &master, "second.test", first_der, first_len, &second_der); /* chained */
     ck_sni_table *table = ck_sni_builder_finish(b, NULL);
     assert_non_null(table);
     ck_edge_tables *tables = ck_edge_tables_new(4, NULL);
@@ -211,11 +216,24 @@ static void test_cached_certificate_complete_at_parse(void **state)
     ck_edge_tables_publish(tables, table);
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     assert_non_null(ctx);
-    (void)kept_by_one_use(tables, ctx, "first.test"); /* the context's and libssl's first use */
-    assert_int_equal(kept_by_one_use(tables, ctx, "first.test"), 0);
-    assert_int_equal(kept_by_one_use(tables, ctx, "second.test"), 0); /* a new certificate */
+
+    /* Routed, the cache's arena is the one the first parsed leaf came from. */
+    unsigned cache_arena = 0;
+    const unsigned *arena = NULL;
+    if (routed && !per_cpu_arenas()) {
+        struct ck_edge_material m;
+        assert_int_equal(ck_edge_tables_select(tables, "first.test", 10, &m, NULL), 0);
+        cache_arena = arena_of(m.leaf);
+        ck_edge_material_clear(&m);
+        arena = &cache_arena;
+    }
+    (void)kept_by_one_use(tables, ctx, "first.test", arena); /* the context's first use */
+    assert_int_equal(kept_by_one_use(tables, ctx, "first.test", arena), 0);
+    assert_int_equal(kept_by_one_use(tables, ctx, "second.test", arena), 0); /* new, chained */
     SSL_CTX_free(ctx);
     ck_edge_tables_free(tables);
+    OPENSSL_free(first_der);
+    OPENSSL_free(second_der);
     ck_master_key_wipe(&master);
 }
 
