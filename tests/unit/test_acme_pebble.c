@@ -424,7 +424,15 @@ static void issue_two_names(struct pebble *p, bool expect_bad_nonces)
     print_message("second certificate in %.3f s\n", now_s() - start);
     assert_string_equal(s2.account_url, s.account_url);
     assert_string_not_equal(s2.order_url, s.order_url);
-    /* About 25 requests with 30% of nonces refused: some were retried, none failed the order. */
+    /* About 25 requests with 30% of nonces refused: some were retried, none failed the order.
+     * pebble refuses at random, so a run can see none (0.7^25, once in thousands of runs): then
+     * more orders go through until one is refused, ten at most. */
+    for (int extra = 0; expect_bad_nonces && c->bad_nonce_answers == 0 && extra < 10; extra++) {
+        struct ck_acme_order_state more;
+        order_init(&more, cert_key, "more.example.com", NULL);
+        assert_int_equal(run(c, &more, CK_ACME_STEP_COUNT, &err), CK_ACME_NEXT_DONE);
+        ck_acme_order_state_free(&more);
+    }
     if (expect_bad_nonces)
         assert_true(c->bad_nonce_answers > 0);
     else
