@@ -103,7 +103,7 @@ static void add_certificate(struct bench *b, ck_sni_builder *builder, const char
                                        .key_label = label};
     if (ck_sni_builder_add(builder, &entry, &err) != 0)
         die(path, &err);
-    free(sealed);
+    OPENSSL_free(sealed);
     OPENSSL_free(der);
     EVP_PKEY_free(key);
     X509_free(cert);
@@ -143,11 +143,12 @@ static void select_once(struct bench *b, const char *name, enum step last)
     struct ck_edge_material material = {0};
     ck_error err = {0};
     unsigned char encoded[8192];
-    SSL *ssl = SSL_new(b->ctx);
-    if (ssl == NULL || ck_edge_tables_select(b->tables, name, strlen(name), &material, &err) != 0)
+    SSL *ssl = NULL;
+    if (ck_edge_tables_select(b->tables, name, strlen(name), &material, &err) != 0)
         die("select", &err);
     if (last >= STEP_USE &&
-        SSL_use_cert_and_key(ssl, material.leaf, material.key, material.chain, 1) != 1)
+        ((ssl = SSL_new(b->ctx)) == NULL ||
+         SSL_use_cert_and_key(ssl, material.leaf, material.key, material.chain, 1) != 1))
         die("SSL_use_cert_and_key", NULL);
     if (last >= STEP_ENCODE) {
         unsigned char *p = encoded;

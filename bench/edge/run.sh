@@ -105,7 +105,7 @@ build_tools() {
             $(pkg-config --libs openssl libsodium nettle) -ljemalloc
         # shellcheck disable=SC2046,SC2086
         cc $flags -I"$ROOT/src" -o "$BIN/coldcert" "$HERE/coldcert.c" "$ROOT/build/libcertkeep.a" \
-            $(pkg-config --libs openssl libsodium nettle) -ljemalloc
+            $(pkg-config --libs openssl libsodium nettle) -ljemalloc || say "coldcert not built"
     fi
 }
 
