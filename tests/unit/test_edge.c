@@ -170,32 +170,33 @@ static struct ck_sni_entry entry2(const struct pki *p, const char *const *names,
                                  .key_label = "certkeep/test/2/key"};
 }
 
+/* A table of count entries, added in order, keys opened with p's master key. */
+static ck_sni_table *table_of(struct pki *p, const struct ck_sni_entry *entries, size_t count)
+{
+    ck_sni_builder *b = ck_sni_builder_new(unseal_loader, p, NULL);
+    assert_non_null(b);
+    for (size_t i = 0; i < count; i++)
+        assert_int_equal(ck_sni_builder_add(b, &entries[i], NULL), 0);
+    ck_sni_table *t = ck_sni_builder_finish(b, NULL);
+    assert_non_null(t);
+    return t;
+}
+
 /* Table 1: leaf1 answers a.test and *.wild.test; leaf2 answers b.test (and a.test, but later). */
 static ck_sni_table *table_one(struct pki *p)
 {
     static const char *const names1[] = {"a.test", "*.Wild.test"};
     static const char *const names2[] = {"b.test", "A.TEST"};
-    ck_sni_builder *b = ck_sni_builder_new(unseal_loader, p, NULL);
-    assert_non_null(b);
-    struct ck_sni_entry e1 = entry1(p, names1, 2), e2 = entry2(p, names2, 2);
-    assert_int_equal(ck_sni_builder_add(b, &e1, NULL), 0);
-    assert_int_equal(ck_sni_builder_add(b, &e2, NULL), 0);
-    ck_sni_table *t = ck_sni_builder_finish(b, NULL);
-    assert_non_null(t);
-    return t;
+    const struct ck_sni_entry entries[] = {entry1(p, names1, 2), entry2(p, names2, 2)};
+    return table_of(p, entries, 2);
 }
 
 /* Table 2: leaf2 answers a.test now. */
 static ck_sni_table *table_two(struct pki *p)
 {
     static const char *const names2[] = {"a.test", "b.test"};
-    ck_sni_builder *b = ck_sni_builder_new(unseal_loader, p, NULL);
-    assert_non_null(b);
-    struct ck_sni_entry e2 = entry2(p, names2, 2);
-    assert_int_equal(ck_sni_builder_add(b, &e2, NULL), 0);
-    ck_sni_table *t = ck_sni_builder_finish(b, NULL);
-    assert_non_null(t);
-    return t;
+    const struct ck_sni_entry e2 = entry2(p, names2, 2);
+    return table_of(p, &e2, 1);
 }
 
 /* Which test leaf a lookup found: 1, 2, or 0 for none. */
@@ -760,12 +761,9 @@ static void test_tables_key_with_compressed_point(void **state)
     e.key_blob = sealed;
     e.key_blob_len = sealed_len;
     e.key_label = "certkeep/test/c/key";
-    ck_sni_builder *b = ck_sni_builder_new(unseal_loader, p, NULL);
-    assert_non_null(b);
-    assert_int_equal(ck_sni_builder_add(b, &e, NULL), 0);
     ck_edge_tables *tables = ck_edge_tables_new(0, NULL);
     assert_non_null(tables);
-    ck_edge_tables_publish(tables, ck_sni_builder_finish(b, NULL));
+    ck_edge_tables_publish(tables, table_of(p, &e, 1));
     struct ck_edge_material m;
     ck_error err = {0};
     assert_int_equal(ck_edge_tables_select(tables, "c.test", 6, &m, &err), 0);
@@ -818,9 +816,7 @@ static void test_tables_cache_is_bounded_and_refuses_wrong_key(void **state)
     e.key_blob = p->sealed2;
     e.key_blob_len = p->sealed2_len;
     e.key_label = "certkeep/test/2/key";
-    ck_sni_builder *b = ck_sni_builder_new(unseal_loader, p, NULL);
-    assert_int_equal(ck_sni_builder_add(b, &e, NULL), 0);
-    ck_edge_tables_publish(tables, ck_sni_builder_finish(b, NULL));
+    ck_edge_tables_publish(tables, table_of(p, &e, 1));
     ck_error err = {0};
     assert_int_equal(ck_edge_tables_select(tables, "mismatch.test", 13, &m, &err), -1);
     assert_int_equal(err.status, 500);
@@ -851,17 +847,13 @@ static void test_tables_refuse_unreadable_extensions(void **state)
     assert_true(der_len > 0);
 
     const char *names[] = {"bad.test"};
-    struct ck_sni_entry e = entry1(p, names, 1);
-    e.leaf_der = der;
-    e.leaf_der_len = (size_t)der_len;
     const char *good_names[] = {"good.test"};
-    struct ck_sni_entry good = entry2(p, good_names, 1);
-    ck_sni_builder *b = ck_sni_builder_new(unseal_loader, p, NULL);
-    assert_int_equal(ck_sni_builder_add(b, &e, NULL), 0);
-    assert_int_equal(ck_sni_builder_add(b, &good, NULL), 0);
+    struct ck_sni_entry entries[] = {entry1(p, names, 1), entry2(p, good_names, 1)};
+    entries[0].leaf_der = der;
+    entries[0].leaf_der_len = (size_t)der_len;
     ck_edge_tables *tables = ck_edge_tables_new(4, NULL);
     assert_non_null(tables);
-    ck_edge_tables_publish(tables, ck_sni_builder_finish(b, NULL));
+    ck_edge_tables_publish(tables, table_of(p, entries, 2));
     struct ck_edge_material m;
     ck_error err = {0};
     assert_int_equal(ck_edge_tables_select(tables, "bad.test", 8, &m, &err), -1);

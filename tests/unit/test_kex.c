@@ -349,7 +349,6 @@ static void test_refuses_bad_peers_and_groups(void **state)
     ERR_clear_error();
 }
 
-/* A self-signed P-256 certificate and its key, for the handshakes. */
 /* One handshake through a BIO pair: the server's SSL_CTX in the edge's library context, the
  * client an ordinary OpenSSL one offering only groups. Returns the description of the server's
  * key share ("(freed)" once libssl has let it go), or NULL when the handshake failed. */
