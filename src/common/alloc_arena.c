@@ -10,6 +10,8 @@
 
 #include <openssl/crypto.h>
 
+#include "common/cell_heap.h"
+
 /* jemalloc's (Debian builds it without a prefix); NULL when another allocator is linked. */
 extern int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen)
     __attribute__((weak));
@@ -27,6 +29,13 @@ extern void dallocx(void *ptr, int flags) __attribute__((weak));
  * jemalloc's own thread.arena is: a scope belongs to the thread that opened it. */
 static _Thread_local int openssl_flags;
 
+/* Where a scope's small allocations go (cell_heap.h), for every arena: OpenSSL's hooks take no
+ * argument to find an owner by, and a cell may be freed by any thread, in a scope or not. Set up
+ * once by ck_alloc_arena_route_openssl before the hooks (and any thread) exist, then only read
+ * outside its own lock. 8 GiB of address space: 2.8 million edge certificates. */
+static struct ck_cell_heap openssl_cells;
+#define CELL_RESERVE ((size_t)8 << 30)
+
 /* As OpenSSL's own allocator: a size of 0 gets NULL, realloc to 0 frees. */
 static void *route_malloc(size_t size, const char *file, int line)
 {
@@ -34,7 +43,10 @@ static void *route_malloc(size_t size, const char *file, int line)
     (void)line;
     if (size == 0)
         return NULL;
-    return openssl_flags == 0 ? malloc(size) : mallocx(size, openssl_flags);
+    if (openssl_flags == 0)
+        return malloc(size);
+    void *cell = ck_cell_heap_alloc(&openssl_cells, size);
+    return cell != NULL ? cell : mallocx(size, openssl_flags);
 }
 
 static void route_free(void *p, const char *file, int line)
@@ -43,10 +55,27 @@ static void route_free(void *p, const char *file, int line)
     (void)line;
     if (p == NULL)
         return;
-    if (openssl_flags == 0)
+    if (ck_cell_heap_owns(&openssl_cells, p))
+        ck_cell_heap_free(&openssl_cells, p);
+    else if (openssl_flags == 0)
         free(p);
     else
         dallocx(p, NO_TCACHE_FLAG); /* to the object's own arena, not the thread's cache */
+}
+
+/* A cell grows or shrinks into whatever the thread allocates from now (a cell of the new size
+ * in a scope, malloc's outside); within its size class it stays. */
+static void *realloc_cell(void *p, size_t size, const char *file, int line)
+{
+    size_t have = ck_cell_heap_size(&openssl_cells, p);
+    if (size <= have && size + 8 > have)
+        return p;
+    void *moved = route_malloc(size, file, line);
+    if (moved == NULL)
+        return NULL;
+    memcpy(moved, p, size < have ? size : have);
+    ck_cell_heap_free(&openssl_cells, p);
+    return moved;
 }
 
 static void *route_realloc(void *p, size_t size, const char *file, int line)
@@ -57,6 +86,8 @@ static void *route_realloc(void *p, size_t size, const char *file, int line)
         route_free(p, file, line);
         return NULL;
     }
+    if (ck_cell_heap_owns(&openssl_cells, p))
+        return realloc_cell(p, size, file, line);
     return openssl_flags == 0 ? realloc(p, size) : rallocx(p, size, openssl_flags);
 }
 
@@ -78,8 +109,17 @@ static bool malloc_is_jemalloc(void)
 
 bool ck_alloc_arena_route_openssl(void)
 {
-    return mallocx != NULL && rallocx != NULL && dallocx != NULL && malloc_is_jemalloc() &&
-           CRYPTO_set_mem_functions(route_malloc, route_realloc, route_free) == 1;
+    if (mallocx == NULL || rallocx == NULL || dallocx == NULL || !malloc_is_jemalloc())
+        return false;
+    /* Without the reserve the scopes still work, from their arenas alone. */
+    if (openssl_cells.base == NULL)
+        (void)ck_cell_heap_init(&openssl_cells, CELL_RESERVE);
+    return CRYPTO_set_mem_functions(route_malloc, route_realloc, route_free) == 1;
+}
+
+bool ck_alloc_arena_holds_cell(const void *p)
+{
+    return ck_cell_heap_owns(&openssl_cells, p);
 }
 
 static bool openssl_is_routed(void)

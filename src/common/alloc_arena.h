@@ -37,6 +37,11 @@ void ck_alloc_arena_init(struct ck_alloc_arena *a);
  * allocated already; scopes then take the slower way below. */
 bool ck_alloc_arena_route_openssl(void);
 
+/* Whether p is one of the cells in which a routed scope keeps OpenSSL's small allocations (up to
+ * CK_CELL_MAX bytes, cell_heap.h) instead of its arena: packed 8 bytes apart, where jemalloc
+ * rounds to 16 and more. Shared by every arena. For tests and benchmarks. */
+bool ck_alloc_arena_holds_cell(const void *p);
+
 struct ck_alloc_scope {
     unsigned previous;  /* the thread's arena before (not routed) */
     int previous_flags; /* the thread's routing before (routed) */
@@ -44,9 +49,10 @@ struct ck_alloc_scope {
 };
 
 /* Until ck_alloc_arena_leave, the calling thread's allocations come from a:
- * - with OpenSSL routed (above), OpenSSL's allocations only, made and freed past the thread's
- *   cache (jemalloc's mallocx and dallocx with an arena and no tcache), at no cost to enter or
- *   leave; other allocations stay where they were;
+ * - with OpenSSL routed (above), OpenSSL's allocations only, at no cost to enter or leave:
+ *   the small ones in cells (ck_alloc_arena_holds_cell), the others made and freed past the
+ *   thread's cache (jemalloc's mallocx and dallocx with an arena and no tcache); other
+ *   allocations stay where they were;
  * - otherwise all of them: the thread is moved to the arena, and its cache of freed objects is
  *   flushed on the way in and out so that neither arena's objects are handed out for the
  *   other's. The flushes cost tens of microseconds, so scopes are for rare, slow work (a cache

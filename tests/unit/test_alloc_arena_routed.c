@@ -1,11 +1,11 @@
 /* test_alloc_arena_routed.c — src/common/alloc_arena.c with OpenSSL's allocations routed
  * (ck_alloc_arena_route_openssl, as the daemon's main does): inside a scope OpenSSL's
- * allocations, OpenSSL objects included, come from the second arena and other allocations stay
- * in the thread's; reallocs stay there, frees of either arena's objects work inside and outside,
- * and after the scope everything comes from the thread's arena again. Links jemalloc like the
- * daemon (Makefile); in the sanitizer build there is nothing to route and scopes do nothing.
- * Also: a certificate the edge cache parsed is complete, so its first handshake keeps nothing in
- * the thread's arena. */
+ * allocations, OpenSSL objects included, come from the cells (small ones) or the second arena
+ * and other allocations stay in the thread's; reallocs stay there, frees of every kind work
+ * inside and outside, and after the scope everything comes from the thread's arena again. Links
+ * jemalloc like the daemon (Makefile); in the sanitizer build there is nothing to route and scopes
+ * do nothing. Also: a certificate the edge cache parsed is complete, so its first handshake keeps
+ * nothing in the thread's arena. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -24,6 +24,7 @@
 #include <openssl/x509v3.h>
 
 #include "common/alloc_arena.h"
+#include "common/cell_heap.h"
 #include "crypto/seal.h"
 #include "edge/edge_tables.h"
 #include "edge/sni_table.h"
@@ -31,6 +32,15 @@
 #include "tls_pair.h"
 
 #define COUNT 48
+
+/* Where a scope keeps an OpenSSL allocation: in a cell when it is small, else in its arena. */
+static void assert_kept_long(void *p, size_t size, const struct ck_alloc_arena *a)
+{
+    if (size <= CK_CELL_MAX)
+        assert_true(ck_alloc_arena_holds_cell(p));
+    else
+        assert_int_equal(arena_of(p), a->index);
+}
 
 static void check_routed(bool routed)
 {
@@ -54,15 +64,20 @@ static void check_routed(bool routed)
     for (size_t i = 0; i < COUNT; i++) {
         inside[i] = OPENSSL_malloc(16 + 80 * i);
         assert_non_null(inside[i]);
-        assert_int_equal(arena_of(inside[i]), a.index);
+        assert_kept_long(inside[i], 16 + 80 * i, &a);
     }
-    inside[0] = OPENSSL_realloc(inside[0], 4000); /* grown: still the second arena's */
+    memset(inside[0], 0x5a, 16);
+    inside[0] = OPENSSL_realloc(inside[0], 4000); /* grown out of its cell: the second arena's */
     assert_non_null(inside[0]);
-    assert_int_equal(arena_of(inside[0]), a.index);
+    assert_kept_long(inside[0], 4000, &a);
+    assert_int_equal(((unsigned char *)inside[0])[15], 0x5a);
+    inside[2] = OPENSSL_realloc(inside[2], 176 + 1); /* within its size class: the same cell */
+    assert_kept_long(inside[2], 177, &a);
     X509 *cert = X509_new(); /* an OpenSSL object, all its parts */
     assert_non_null(cert);
-    assert_int_equal(arena_of(cert), a.index);
+    assert_true(ck_alloc_arena_holds_cell(cert));
     void *plain = malloc(48); /* not OpenSSL's: left where it was */
+    assert_false(ck_alloc_arena_holds_cell(plain));
     assert_int_equal(arena_of(plain), home);
     free(plain);
     OPENSSL_free(before); /* the thread's arena's object, freed inside */
@@ -76,8 +91,13 @@ static void check_routed(bool routed)
     for (size_t i = 0; i < COUNT; i++) {
         after[i] = OPENSSL_malloc(16 + 80 * i);
         assert_non_null(after[i]);
+        assert_false(ck_alloc_arena_holds_cell(after[i]));
         assert_int_equal(arena_of(after[i]), home);
     }
+    inside[1] = OPENSSL_realloc(inside[1], 600); /* a cell grown outside: the thread's arena */
+    assert_non_null(inside[1]);
+    assert_false(ck_alloc_arena_holds_cell(inside[1]));
+    assert_int_equal(arena_of(inside[1]), home);
     for (size_t i = 0; i < COUNT; i++) {
         OPENSSL_free(after[i]);
         if (i % 2 == 1)
@@ -172,16 +192,18 @@ static size_t add_served(ck_sni_builder *b, const ck_master_key *master, const c
 
 /* What the thread's allocations grow by (jemalloc's per-thread counts, all arenas) while name's
  * certificate and chain are set on a new SSL, as the edge's ClientHello callback does, and the
- * SSL freed. With arena_index (routed), also checks that the leaf's cached extensions came from
- * the cache's arena. */
+ * SSL freed. With in_cells (routed), also checks that the leaf and its cached extensions were
+ * kept in cells. */
 static int64_t kept_by_one_use(ck_edge_tables *tables, SSL_CTX *ctx, const char *name,
-                               const unsigned *arena_index)
+                               bool in_cells)
 {
     struct ck_edge_material m;
     assert_int_equal(ck_edge_tables_select(tables, name, strlen(name), &m, NULL), 0);
     assert_int_equal(ERR_peek_error(), 0); /* parsed and cached without a leftover error */
-    if (arena_index != NULL)
-        assert_int_equal(arena_of((void *)X509_get0_subject_key_id(m.leaf)), *arena_index);
+    if (in_cells) {
+        assert_true(ck_alloc_arena_holds_cell(m.leaf));
+        assert_true(ck_alloc_arena_holds_cell(X509_get0_subject_key_id(m.leaf)));
+    }
     uint64_t allocated = thread_counter("thread.allocated"),
              freed = thread_counter("thread.deallocated");
     SSL *ssl = SSL_new(ctx);
@@ -217,19 +239,11 @@ static void test_cached_certificate_complete_at_parse(void **state)
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     assert_non_null(ctx);
 
-    /* Routed, the cache's arena is the one the first parsed leaf came from. */
-    unsigned cache_arena = 0;
-    const unsigned *arena = NULL;
-    if (routed && !per_cpu_arenas()) {
-        struct ck_edge_material m;
-        assert_int_equal(ck_edge_tables_select(tables, "first.test", 10, &m, NULL), 0);
-        cache_arena = arena_of(m.leaf);
-        ck_edge_material_clear(&m);
-        arena = &cache_arena;
-    }
-    (void)kept_by_one_use(tables, ctx, "first.test", arena); /* the context's first use */
-    assert_int_equal(kept_by_one_use(tables, ctx, "first.test", arena), 0);
-    assert_int_equal(kept_by_one_use(tables, ctx, "second.test", arena), 0); /* new, chained */
+    /* Routed, the parsed leaf (an X509 is small) and its parts are kept in cells. */
+    bool in_cells = routed && !per_cpu_arenas();
+    (void)kept_by_one_use(tables, ctx, "first.test", in_cells); /* the context's first use */
+    assert_int_equal(kept_by_one_use(tables, ctx, "first.test", in_cells), 0);
+    assert_int_equal(kept_by_one_use(tables, ctx, "second.test", in_cells), 0); /* new, chained */
     SSL_CTX_free(ctx);
     ck_edge_tables_free(tables);
     OPENSSL_free(first_der);
