@@ -112,9 +112,12 @@ bool ck_alloc_arena_route_openssl(void)
     if (mallocx == NULL || rallocx == NULL || dallocx == NULL || !malloc_is_jemalloc())
         return false;
     /* Without the reserve the scopes still work, from their arenas alone. */
-    if (openssl_cells.base == NULL)
-        (void)ck_cell_heap_init(&openssl_cells, CELL_RESERVE);
-    return CRYPTO_set_mem_functions(route_malloc, route_realloc, route_free) == 1;
+    bool made = openssl_cells.base == NULL && ck_cell_heap_init(&openssl_cells, CELL_RESERVE);
+    if (CRYPTO_set_mem_functions(route_malloc, route_realloc, route_free) == 1)
+        return true;
+    if (made) /* OpenSSL has allocated already: nothing will ever be a cell */
+        ck_cell_heap_destroy(&openssl_cells);
+    return false;
 }
 
 bool ck_alloc_arena_holds_cell(const void *p)
