@@ -107,8 +107,17 @@ static bool malloc_is_jemalloc(void)
     return probe != NULL && rc == 0 && after > before;
 }
 
+static bool openssl_is_routed(void)
+{
+    CRYPTO_malloc_fn current = NULL;
+    CRYPTO_get_mem_functions(&current, NULL, NULL);
+    return current == route_malloc;
+}
+
 bool ck_alloc_arena_route_openssl(void)
 {
+    if (openssl_is_routed())
+        return true;
     if (mallocx == NULL || rallocx == NULL || dallocx == NULL || !malloc_is_jemalloc())
         return false;
     /* Without the reserve the scopes still work, from their arenas alone. */
@@ -123,13 +132,6 @@ bool ck_alloc_arena_route_openssl(void)
 bool ck_alloc_arena_holds_cell(const void *p)
 {
     return ck_cell_heap_owns(&openssl_cells, p);
-}
-
-static bool openssl_is_routed(void)
-{
-    CRYPTO_malloc_fn current = NULL;
-    CRYPTO_get_mem_functions(&current, NULL, NULL);
-    return current == route_malloc;
 }
 
 /* ---- the arena ---- */

@@ -10,8 +10,9 @@
  * allocations only, so long-lived data made in a scope must come from OPENSSL_malloc and
  * friends; otherwise all of the thread's.
  *
- * Without jemalloc (the unit tests, the sanitizer build) every call does nothing. No lock: a
- * scope changes only the calling thread's state. A scope is left on the thread that entered it,
+ * Without jemalloc (the unit tests, the sanitizer build) every call does nothing. Entering and
+ * leaving take no lock: a scope changes only the calling thread's state (the cells' allocations
+ * inside one take the cell heap's). A scope is left on the thread that entered it,
  * and nested scopes are left in the reverse order. */
 #ifndef CK_COMMON_ALLOC_ARENA_H
 #define CK_COMMON_ALLOC_ARENA_H
@@ -34,7 +35,8 @@ void ck_alloc_arena_init(struct ck_alloc_arena *a);
  * main(), before any other thread starts and before anything makes OpenSSL allocate (libcurl's
  * start does): it sets OpenSSL's allocator for the whole process. Outside a scope the hooks call
  * malloc, realloc and free. False without jemalloc as the process's malloc, or when OpenSSL has
- * allocated already; scopes then take the slower way below. */
+ * allocated already; scopes then take the slower way below. Once routed, a further call changes
+ * nothing and returns true. */
 bool ck_alloc_arena_route_openssl(void);
 
 /* Whether p is one of the cells in which a routed scope keeps OpenSSL's small allocations (up to

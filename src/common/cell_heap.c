@@ -8,10 +8,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-/* 64 KiB: a slab of 512-byte cells still holds 127, and the few slabs a size class has
+/* 64 KiB: a slab of 512-byte cells still holds 125, and the few slabs a size class has
  * partly free at any time cost little next to a hundred thousand certificates. */
-#define SLAB_SIZE   ((size_t)64 * 1024)
-#define CELLS_START 48 /* the slab's header, rounded up to 16 so cells of 16n are 16-aligned */
+#define SLAB_SIZE ((size_t)64 * 1024)
+#define MAX_CELLS (SLAB_SIZE / 8)
 
 struct ck_cell_slab {
     struct ck_cell_slab *prev, *next; /* in with_room[] for its size, or (next) in empty */
@@ -20,9 +20,13 @@ struct ck_cell_slab {
     uint32_t bump;                    /* offset of the first cell never handed out */
     uint32_t used;                    /* cells handed out */
     bool listed;                      /* in with_room[] */
+    /* A bit per cell in use, 1.6% of the slab: a double free or a stray pointer would otherwise
+     * put a live cell on the free list and hand it out twice. */
+    uint64_t in_use[MAX_CELLS / 64];
 };
 
-_Static_assert(sizeof(struct ck_cell_slab) <= CELLS_START, "the slab header fits before its cells");
+/* The slab's header, rounded up to 16 so that cells of 16n bytes are 16-aligned. */
+#define CELLS_START ((sizeof(struct ck_cell_slab) + 15) & ~(size_t)15)
 
 bool ck_cell_heap_init(struct ck_cell_heap *h, size_t reserve_bytes)
 {
@@ -128,6 +132,8 @@ void *ck_cell_heap_alloc(struct ck_cell_heap *h, size_t size)
         cell = (unsigned char *)s + s->bump;
         s->bump += s->cell_size;
     }
+    size_t index = ((size_t)(cell - (unsigned char *)s) - CELLS_START) / s->cell_size;
+    s->in_use[index / 64] |= (uint64_t)1 << (index % 64);
     s->used++;
     h->cells++;
     if (!has_room(s))
@@ -154,7 +160,10 @@ static void release(struct ck_cell_heap *h, struct ck_cell_slab *s)
 
 static _Noreturn void corrupt(const void *p)
 {
-    fprintf(stderr, "certkeep: freeing %p, which is not a cell in use: memory is corrupt\n", p);
+    fprintf(stderr,
+            "certkeep: freeing %p, which is not a cell in use (a double free or a stray "
+            "pointer): memory is corrupt\n",
+            p);
     abort();
 }
 
@@ -163,9 +172,15 @@ void ck_cell_heap_free(struct ck_cell_heap *h, void *p)
     struct ck_cell_slab *s = slab_of(p);
     size_t offset = (size_t)((unsigned char *)p - (unsigned char *)s);
     pthread_mutex_lock(&h->lock);
-    if (s->cell_size == 0 || offset < CELLS_START || offset >= s->bump ||
-        (offset - CELLS_START) % s->cell_size != 0 || s->used == 0)
+    /* A slab never handed out is not readable: its header is checked only after. */
+    if ((unsigned char *)p >= h->untouched || s->cell_size == 0 || offset < CELLS_START ||
+        offset >= s->bump || (offset - CELLS_START) % s->cell_size != 0)
         corrupt(p);
+    size_t index = (offset - CELLS_START) / s->cell_size;
+    uint64_t bit = (uint64_t)1 << (index % 64);
+    if ((s->in_use[index / 64] & bit) == 0)
+        corrupt(p);
+    s->in_use[index / 64] &= ~bit;
     size_t size_class = s->cell_size / 8 - 1;
     memcpy(p, &s->free_cells, sizeof(s->free_cells));
     s->free_cells = p;
@@ -180,6 +195,11 @@ void ck_cell_heap_free(struct ck_cell_heap *h, void *p)
         release(h, s);
     }
     pthread_mutex_unlock(&h->lock);
+}
+
+size_t ck_cell_heap_slab_capacity(size_t cell_size)
+{
+    return (SLAB_SIZE - CELLS_START) / cell_size;
 }
 
 size_t ck_cell_heap_live_cells(struct ck_cell_heap *h)

@@ -8,17 +8,21 @@
  * slabs whose cells all have one size, a multiple of 8.
  *
  * Alignment: a cell is aligned to 8 bytes, and to 16 when its size is a multiple of 16. C's
- * malloc promises 16 for every request of 16 bytes or more (for long double); the cells serve
- * OpenSSL's certificate and key objects (alloc_arena.h), whose types need 8 on the platforms
- * certkeep builds for, as mimalloc's 24-byte blocks do.
+ * malloc promises 16 for every request of 16 bytes or more (for long double), so a cell heap is
+ * not a general malloc: certkeep gives it only the OpenSSL allocations of an edge cache miss or
+ * eviction (alloc_arena.h), certificate and key objects and the parse's short-lived ones, whose
+ * types need 8 on the platforms certkeep builds for, as mimalloc's 24-byte blocks do.
  *
  * Slabs come from one range of address space reserved at init, so whether a pointer is a cell is
  * two comparisons (ck_cell_heap_owns) and its slab is the pointer rounded down. A slab whose
- * cells are all free gives its pages back to the kernel and can take another size. When the
+ * cells are all free gives its pages but the first back to the kernel and can take another
+ * size, except the one slab of a size that is last with room, kept for the next cells. Each slab
+ * keeps a bit per cell in use, so a free of anything but a live cell stops the process. When the
  * range is used up, alloc returns NULL and the caller falls back to its allocator.
  *
- * Thread-safe: one mutex, since cells are made and freed on a cache miss or eviction, not in
- * every handshake. */
+ * Thread-safe: one mutex, taken by every small OpenSSL allocation and free of a miss or an
+ * eviction (a few hundred a miss) and by a handshake's last reference to an evicted certificate;
+ * never by a handshake's own allocations. */
 #ifndef CK_COMMON_CELL_HEAP_H
 #define CK_COMMON_CELL_HEAP_H
 
@@ -66,6 +70,10 @@ size_t ck_cell_heap_size(const struct ck_cell_heap *h, const void *p);
 /* Frees cell p (ck_cell_heap_owns must hold). A pointer that is not the start of a cell aborts:
  * it can only come from memory corruption. */
 void ck_cell_heap_free(struct ck_cell_heap *h, void *p);
+
+/* How many cells of cell_size bytes (a multiple of 8, at most CK_CELL_MAX) one slab holds (for
+ * tests). */
+size_t ck_cell_heap_slab_capacity(size_t cell_size);
 
 /* Cells handed out and not freed (for tests). */
 size_t ck_cell_heap_live_cells(struct ck_cell_heap *h);

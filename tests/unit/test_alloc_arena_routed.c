@@ -71,8 +71,14 @@ static void check_routed(bool routed)
     assert_non_null(inside[0]);
     assert_kept_long(inside[0], 4000, &a);
     assert_int_equal(((unsigned char *)inside[0])[15], 0x5a);
-    inside[2] = OPENSSL_realloc(inside[2], 176 + 1); /* within its size class: the same cell */
+    void *was = inside[2];                       /* 176 bytes */
+    inside[2] = OPENSSL_realloc(inside[2], 170); /* within its size class: the same cell */
+    assert_ptr_equal(inside[2], was);
+    memset(inside[2], 0x3c, 170);
+    inside[2] = OPENSSL_realloc(inside[2], 177); /* out of it: another cell, contents kept */
+    assert_ptr_not_equal(inside[2], was);
     assert_kept_long(inside[2], 177, &a);
+    assert_int_equal(((unsigned char *)inside[2])[169], 0x3c);
     X509 *cert = X509_new(); /* an OpenSSL object, all its parts */
     assert_non_null(cert);
     assert_true(ck_alloc_arena_holds_cell(cert));

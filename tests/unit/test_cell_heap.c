@@ -1,7 +1,8 @@
 /* test_cell_heap.c — src/common/cell_heap.c: cells of every size up to CK_CELL_MAX, 8 bytes apart
  * and aligned, that never overlap; freed cells reused; an emptied slab taken by another size;
- * ownership by address; a used-up range; a bad free refused; cells made and freed by two threads
- * at once. Runs in the sanitizer build too (the heap needs no jemalloc). */
+ * ownership by address; a used-up range; a double free or stray pointer stops the process; cells
+ * made and freed by two threads at once. Runs in the sanitizer build too (the heap needs no
+ * jemalloc). */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -100,7 +101,7 @@ static void test_cells_packed_and_reused(void **state)
 static void test_emptied_slab_taken_by_another_size(void **state)
 {
     struct ck_cell_heap *h = *state;
-    size_t per_slab = (SLAB - 48) / CK_CELL_MAX, count = 2 * per_slab;
+    size_t per_slab = ck_cell_heap_slab_capacity(CK_CELL_MAX), count = 2 * per_slab;
     unsigned char **cells = calloc(count, sizeof(*cells));
     assert_non_null(cells);
     for (size_t i = 0; i < count; i++) {
@@ -113,13 +114,23 @@ static void test_emptied_slab_taken_by_another_size(void **state)
     assert_int_not_equal(first_slab, second_slab);
     for (size_t i = 0; i < count; i++)
         ck_cell_heap_free(h, cells[i]);
-    unsigned char *other = ck_cell_heap_alloc(h, 40); /* a size no slab holds yet */
-    assert_non_null(other);
-    uintptr_t taken = (uintptr_t)other & ~(uintptr_t)(SLAB - 1);
-    assert_true(taken == first_slab || taken == second_slab);
-    for (size_t i = 0; i < 40; i++) /* given back: the pages come back zeroed or as left */
-        other[i] = (unsigned char)i;
-    ck_cell_heap_free(h, other);
+    /* A size no slab holds yet, enough cells to reach well past the first page, whose pages
+     * were given back (they come back zeroed) and are used again. */
+    enum { OTHER_COUNT = 400 };
+    unsigned char *other[OTHER_COUNT];
+    for (size_t i = 0; i < OTHER_COUNT; i++) {
+        other[i] = ck_cell_heap_alloc(h, 40);
+        assert_non_null(other[i]);
+        uintptr_t taken = (uintptr_t)other[i] & ~(uintptr_t)(SLAB - 1);
+        assert_true(taken == first_slab || taken == second_slab);
+        memset(other[i], (int)(i & 0xff), 40);
+    }
+    assert_true(other[OTHER_COUNT - 1] - other[0] > 3 * 4096);
+    for (size_t i = 0; i < OTHER_COUNT; i++) {
+        for (size_t j = 0; j < 40; j++)
+            assert_int_equal(other[i][j], i & 0xff);
+        ck_cell_heap_free(h, other[i]);
+    }
     free(cells);
 }
 
@@ -130,7 +141,7 @@ static void test_used_up_range_returns_null(void **state)
     (void)state;
     struct ck_cell_heap h;
     assert_true(ck_cell_heap_init(&h, SMALL_SLABS * SLAB));
-    size_t per_slab = (SLAB - 48) / 256, made = 0;
+    size_t per_slab = ck_cell_heap_slab_capacity(256), made = 0;
     unsigned char *last = NULL, *cell;
     while ((cell = ck_cell_heap_alloc(&h, 256)) != NULL && made <= SMALL_SLABS * per_slab) {
         last = cell;
@@ -146,24 +157,38 @@ static void test_used_up_range_returns_null(void **state)
     assert_null(ck_cell_heap_alloc(&h, 8)); /* destroyed: unusable */
 }
 
-/* Freeing a pointer into the middle of a cell means memory is corrupt: the process stops. */
-static void test_bad_free_aborts(void **state)
+/* Frees p in a child process: true when the child stopped with SIGABRT. */
+static bool free_aborts(struct ck_cell_heap *h, void *p, bool free_first)
 {
-    struct ck_cell_heap *h = *state;
-    unsigned char *cell = ck_cell_heap_alloc(h, 64);
-    assert_non_null(cell);
     pid_t child = fork();
     assert_true(child >= 0);
     if (child == 0) {
         close(STDERR_FILENO);
-        ck_cell_heap_free(h, cell + 8);
+        if (free_first)
+            ck_cell_heap_free(h, p);
+        ck_cell_heap_free(h, p);
         _exit(0);
     }
     int status = 0;
     assert_int_equal(waitpid(child, &status, 0), child);
-    assert_true(WIFSIGNALED(status));
-    assert_int_equal(WTERMSIG(status), SIGABRT);
+    return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
+}
+
+/* Freeing anything but a live cell means memory is corrupt: the process stops, before the free
+ * list can hand a cell out twice. */
+static void test_bad_free_aborts(void **state)
+{
+    struct ck_cell_heap *h = *state;
+    unsigned char *cell = ck_cell_heap_alloc(h, 64), *neighbour = ck_cell_heap_alloc(h, 64);
+    assert_non_null(cell);
+    assert_non_null(neighbour);
+    assert_false(free_aborts(h, cell, false));    /* the control: a good free exits normally */
+    assert_true(free_aborts(h, cell + 8, false)); /* inside a cell */
+    assert_true(free_aborts(h, cell, true));      /* twice */
+    assert_true(free_aborts(h, neighbour + 64, false));   /* past the last cell handed out */
+    assert_true(free_aborts(h, cell + 16 * SLAB, false)); /* a slab never handed out */
     ck_cell_heap_free(h, cell);
+    ck_cell_heap_free(h, neighbour);
 }
 
 #define THREAD_ROUNDS 20000
