@@ -67,9 +67,9 @@ static void route_free(void *p, const char *file, int line)
  * in a scope, malloc's outside); within its size class it stays. */
 static void *realloc_cell(void *p, size_t size, const char *file, int line)
 {
-    size_t have = ck_cell_heap_size(&openssl_cells, p);
-    if (size <= have && size + 8 > have)
+    if (ck_cell_heap_fits(&openssl_cells, p, size))
         return p;
+    size_t have = ck_cell_heap_size(&openssl_cells, p);
     void *moved = route_malloc(size, file, line);
     if (moved == NULL)
         return NULL;

@@ -10,7 +10,7 @@
 
 /* 64 KiB: a slab of 512-byte cells still holds 125, and the few slabs a size class has
  * partly free at any time cost little next to a hundred thousand certificates. */
-#define SLAB_SIZE ((size_t)64 * 1024)
+#define SLAB_SIZE CK_CELL_SLAB_SIZE
 #define MAX_CELLS (SLAB_SIZE / 8)
 
 struct ck_cell_slab {
@@ -106,6 +106,22 @@ static struct ck_cell_slab *take_slab(struct ck_cell_heap *h, uint32_t cell_size
     return s;
 }
 
+/* The slot of the cell offset bytes into s in its in_use bitmap (the offset must be a cell's). */
+static size_t cell_index(const struct ck_cell_slab *s, size_t offset)
+{
+    return (offset - CELLS_START) / s->cell_size;
+}
+
+static uint64_t cell_bit(size_t index)
+{
+    return (uint64_t)1 << (index % 64);
+}
+
+static size_t class_of(size_t size)
+{
+    return (size - 1) / 8;
+}
+
 static bool has_room(const struct ck_cell_slab *s)
 {
     return s->free_cells != NULL || s->bump + s->cell_size <= SLAB_SIZE;
@@ -115,7 +131,7 @@ void *ck_cell_heap_alloc(struct ck_cell_heap *h, size_t size)
 {
     if (h->base == NULL || size == 0 || size > CK_CELL_MAX)
         return NULL;
-    size_t size_class = (size - 1) / 8;
+    size_t size_class = class_of(size);
     unsigned char *cell = NULL;
     pthread_mutex_lock(&h->lock);
     struct ck_cell_slab *s = h->with_room[size_class];
@@ -132,8 +148,8 @@ void *ck_cell_heap_alloc(struct ck_cell_heap *h, size_t size)
         cell = (unsigned char *)s + s->bump;
         s->bump += s->cell_size;
     }
-    size_t index = ((size_t)(cell - (unsigned char *)s) - CELLS_START) / s->cell_size;
-    s->in_use[index / 64] |= (uint64_t)1 << (index % 64);
+    size_t index = cell_index(s, (size_t)(cell - (unsigned char *)s));
+    s->in_use[index / 64] |= cell_bit(index);
     s->used++;
     h->cells++;
     if (!has_room(s))
@@ -147,6 +163,11 @@ size_t ck_cell_heap_size(const struct ck_cell_heap *h, const void *p)
 {
     (void)h;
     return slab_of(p)->cell_size;
+}
+
+bool ck_cell_heap_fits(const struct ck_cell_heap *h, const void *p, size_t size)
+{
+    return size > 0 && size <= CK_CELL_MAX && class_of(size) == class_of(ck_cell_heap_size(h, p));
 }
 
 /* Gives an empty slab's pages but the header's back to the kernel; the slab can then take
@@ -176,12 +197,11 @@ void ck_cell_heap_free(struct ck_cell_heap *h, void *p)
     if ((unsigned char *)p >= h->untouched || s->cell_size == 0 || offset < CELLS_START ||
         offset >= s->bump || (offset - CELLS_START) % s->cell_size != 0)
         corrupt(p);
-    size_t index = (offset - CELLS_START) / s->cell_size;
-    uint64_t bit = (uint64_t)1 << (index % 64);
-    if ((s->in_use[index / 64] & bit) == 0)
+    size_t index = cell_index(s, offset);
+    if ((s->in_use[index / 64] & cell_bit(index)) == 0)
         corrupt(p);
-    s->in_use[index / 64] &= ~bit;
-    size_t size_class = s->cell_size / 8 - 1;
+    s->in_use[index / 64] &= ~cell_bit(index);
+    size_t size_class = class_of(s->cell_size);
     memcpy(p, &s->free_cells, sizeof(s->free_cells));
     s->free_cells = p;
     s->used--;

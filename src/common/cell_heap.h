@@ -32,6 +32,7 @@
 
 #define CK_CELL_MAX         512
 #define CK_CELL_CLASS_COUNT (CK_CELL_MAX / 8)
+#define CK_CELL_SLAB_SIZE   ((size_t)64 * 1024) /* slabs are aligned to their size */
 
 struct ck_cell_slab;
 
@@ -67,8 +68,12 @@ static inline bool ck_cell_heap_owns(const struct ck_cell_heap *h, const void *p
 /* The usable size of cell p (its class: the request rounded up to 8). */
 size_t ck_cell_heap_size(const struct ck_cell_heap *h, const void *p);
 
-/* Frees cell p (ck_cell_heap_owns must hold). A pointer that is not the start of a cell aborts:
- * it can only come from memory corruption. */
+/* Whether live cell p is the cell alloc would give for size bytes (the same size class): a
+ * realloc to size can keep it. */
+bool ck_cell_heap_fits(const struct ck_cell_heap *h, const void *p, size_t size);
+
+/* Frees cell p (ck_cell_heap_owns must hold). Anything but a live cell (a double free, a pointer
+ * inside a cell or past the cells handed out) aborts: it can only come from memory corruption. */
 void ck_cell_heap_free(struct ck_cell_heap *h, void *p);
 
 /* How many cells of cell_size bytes (a multiple of 8, at most CK_CELL_MAX) one slab holds (for

@@ -1,8 +1,8 @@
 /* test_cell_heap.c — src/common/cell_heap.c: cells of every size up to CK_CELL_MAX, 8 bytes apart
- * and aligned, that never overlap; freed cells reused; an emptied slab taken by another size;
- * ownership by address; a used-up range; a double free or stray pointer stops the process; cells
- * made and freed by two threads at once. Runs in the sanitizer build too (the heap needs no
- * jemalloc). */
+ * and aligned, that never overlap and know their size class; freed cells reused; an emptied slab
+ * taken by another size; ownership by address; a used-up range; a double free or stray pointer
+ * stops the process; cells made and freed by two threads at once. Runs in the sanitizer build too
+ * (the heap needs no jemalloc). */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -19,7 +19,6 @@
 
 #include "common/cell_heap.h"
 
-#define SLAB        ((size_t)64 * 1024)
 #define RESERVE     ((size_t)64 << 20)
 #define SMALL_SLABS 2
 
@@ -53,6 +52,10 @@ static void test_every_size_gets_its_own_cell(void **state)
         assert_true(ck_cell_heap_owns(h, cells[size]));
         size_t rounded = (size + 7) / 8 * 8;
         assert_int_equal(ck_cell_heap_size(h, cells[size]), rounded);
+        assert_true(ck_cell_heap_fits(h, cells[size], rounded - 7)); /* its size class, */
+        assert_true(ck_cell_heap_fits(h, cells[size], rounded));
+        assert_false(ck_cell_heap_fits(h, cells[size], rounded + 1)); /* and no other */
+        assert_false(ck_cell_heap_fits(h, cells[size], 0));
         assert_int_equal((uintptr_t)cells[size] % (rounded % 16 == 0 ? 16 : 8), 0);
         memset(cells[size], (int)(size & 0xff), rounded);
     }
@@ -109,8 +112,8 @@ static void test_emptied_slab_taken_by_another_size(void **state)
         assert_non_null(cells[i]);
         memset(cells[i], 0xa5, CK_CELL_MAX);
     }
-    uintptr_t first_slab = (uintptr_t)cells[0] & ~(uintptr_t)(SLAB - 1);
-    uintptr_t second_slab = (uintptr_t)cells[count - 1] & ~(uintptr_t)(SLAB - 1);
+    uintptr_t first_slab = (uintptr_t)cells[0] & ~(uintptr_t)(CK_CELL_SLAB_SIZE - 1);
+    uintptr_t second_slab = (uintptr_t)cells[count - 1] & ~(uintptr_t)(CK_CELL_SLAB_SIZE - 1);
     assert_int_not_equal(first_slab, second_slab);
     for (size_t i = 0; i < count; i++)
         ck_cell_heap_free(h, cells[i]);
@@ -121,7 +124,7 @@ static void test_emptied_slab_taken_by_another_size(void **state)
     for (size_t i = 0; i < OTHER_COUNT; i++) {
         other[i] = ck_cell_heap_alloc(h, 40);
         assert_non_null(other[i]);
-        uintptr_t taken = (uintptr_t)other[i] & ~(uintptr_t)(SLAB - 1);
+        uintptr_t taken = (uintptr_t)other[i] & ~(uintptr_t)(CK_CELL_SLAB_SIZE - 1);
         assert_true(taken == first_slab || taken == second_slab);
         memset(other[i], (int)(i & 0xff), 40);
     }
@@ -140,7 +143,7 @@ static void test_used_up_range_returns_null(void **state)
 {
     (void)state;
     struct ck_cell_heap h;
-    assert_true(ck_cell_heap_init(&h, SMALL_SLABS * SLAB));
+    assert_true(ck_cell_heap_init(&h, SMALL_SLABS * CK_CELL_SLAB_SIZE));
     size_t per_slab = ck_cell_heap_slab_capacity(256), made = 0;
     unsigned char *last = NULL, *cell;
     while ((cell = ck_cell_heap_alloc(&h, 256)) != NULL && made <= SMALL_SLABS * per_slab) {
@@ -185,8 +188,8 @@ static void test_bad_free_aborts(void **state)
     assert_false(free_aborts(h, cell, false));    /* the control: a good free exits normally */
     assert_true(free_aborts(h, cell + 8, false)); /* inside a cell */
     assert_true(free_aborts(h, cell, true));      /* twice */
-    assert_true(free_aborts(h, neighbour + 64, false));   /* past the last cell handed out */
-    assert_true(free_aborts(h, cell + 16 * SLAB, false)); /* a slab never handed out */
+    assert_true(free_aborts(h, neighbour + 64, false)); /* past the last cell handed out */
+    assert_true(free_aborts(h, cell + 16 * CK_CELL_SLAB_SIZE, false)); /* a slab never handed out */
     ck_cell_heap_free(h, cell);
     ck_cell_heap_free(h, neighbour);
 }
